@@ -1,0 +1,141 @@
+/// Content-Transfer-Encoding decoding (RFC 2045 §6), for BINARY (RFC 3516), BINARY.SIZE and SEARCH.
+public enum TransferEncoding {
+    /// Undo base64 / quoted-printable; 7bit/8bit/binary are returned unchanged; nil for an unknown encoding
+    /// (the server then answers NO [UNKNOWN-CTE]). Tolerant of bad input (skip garbage in base64, keep bad '='
+    /// sequences).
+    public static func decode(_ bytes: some Collection<UInt8>, encoding: String) -> [UInt8]? {
+        switch Mechanism(encoding) {
+        case .identity: Array(bytes)
+        case .base64: decodeBase64(bytes)
+        case .quotedPrintable: decodeQuotedPrintable(bytes)
+        case nil: nil
+        }
+    }
+
+    /// The decoded size without keeping the decoded bytes around when nothing has to be undone.
+    static func decodedSize(_ bytes: some Collection<UInt8>, encoding: String) -> Int? {
+        Mechanism(encoding) == .identity ? bytes.count : decode(bytes, encoding: encoding)?.count
+    }
+
+    private enum Mechanism {
+        case identity, base64, quotedPrintable
+
+        init?(_ name: String) {
+            switch MessageBytes.lowercasedString(MessageBytes.trimmed(Array(name.utf8))) {
+            case "7bit", "8bit", "binary", "": self = .identity
+            case "base64": self = .base64
+            case "quoted-printable": self = .quotedPrintable
+            default: return nil
+            }
+        }
+    }
+
+    /// RFC 2045 §6.8. Bytes outside the alphabet are skipped (§6.8 says to ignore them); `=` ends a quantum, so
+    /// concatenated padded chunks (`QQ==QQ==`) decode too; a lone trailing sextet is dropped.
+    static func decodeBase64(_ input: some Collection<UInt8>) -> [UInt8] {
+        input.withContiguousStorageIfAvailable(decodeBase64) ?? Array(input).withUnsafeBufferPointer(decodeBase64)
+    }
+
+    private static func decodeBase64(_ buffer: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(buffer.count / 4 * 3 + 3)
+        var quantum: UInt32 = 0
+        var sextets = 0
+        for byte in buffer {
+            let value = base64Values[Int(byte)]
+            if value < 64 {
+                quantum = quantum << 6 | UInt32(value)
+                sextets += 1
+                if sextets == 4 {
+                    out.append(UInt8(truncatingIfNeeded: quantum >> 16))
+                    out.append(UInt8(truncatingIfNeeded: quantum >> 8))
+                    out.append(UInt8(truncatingIfNeeded: quantum))
+                    quantum = 0
+                    sextets = 0
+                }
+            } else if byte == UInt8(ascii: "=") {
+                flush(&quantum, &sextets, into: &out)
+            }
+        }
+        flush(&quantum, &sextets, into: &out)
+        return out
+    }
+
+    private static func flush(_ quantum: inout UInt32, _ sextets: inout Int, into out: inout [UInt8]) {
+        switch sextets {
+        case 2:
+            out.append(UInt8(truncatingIfNeeded: quantum >> 4))
+        case 3:
+            out.append(UInt8(truncatingIfNeeded: quantum >> 10))
+            out.append(UInt8(truncatingIfNeeded: quantum >> 2))
+        default:
+            break
+        }
+        quantum = 0
+        sextets = 0
+    }
+
+    /// The value of each base64 alphabet byte; 0xFF for anything else.
+    private static let base64Values: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (value, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+            table[Int(byte)] = UInt8(value)
+        }
+        return table
+    }()
+
+    /// RFC 2045 §6.7: `=XX` (either case), soft line breaks (`=` then optional white space then CRLF, LF or the
+    /// end), trailing white space on a line removed (rule 3: it was added in transport), anything malformed kept.
+    static func decodeQuotedPrintable(_ input: some Collection<UInt8>) -> [UInt8] {
+        let bytes = Array(input)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var trailingWhitespace: Int?
+        var position = 0
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "=") {
+                if position + 2 < bytes.count, let high = MessageBytes.hexValue(bytes[position + 1]),
+                    let low = MessageBytes.hexValue(bytes[position + 2])
+                {
+                    out.append(high << 4 | low)
+                    trailingWhitespace = nil
+                    position += 3
+                    continue
+                }
+                var next = position + 1
+                while next < bytes.count, MessageBytes.isWhitespace(bytes[next]) { next += 1 }
+                if next == bytes.count {
+                    position = next
+                    continue
+                }
+                if bytes[next] == MessageBytes.lf
+                    || (bytes[next] == MessageBytes.cr && next + 1 < bytes.count && bytes[next + 1] == MessageBytes.lf)
+                {
+                    position = bytes[next] == MessageBytes.lf ? next + 1 : next + 2
+                    trailingWhitespace = nil
+                    continue
+                }
+                out.append(byte)
+                trailingWhitespace = nil
+                position += 1
+            } else if byte == MessageBytes.cr, position + 1 < bytes.count, bytes[position + 1] == MessageBytes.lf {
+                if let start = trailingWhitespace { out.removeSubrange(start...) }
+                trailingWhitespace = nil
+                out.append(MessageBytes.cr)
+                out.append(MessageBytes.lf)
+                position += 2
+            } else {
+                if MessageBytes.isWhitespace(byte) {
+                    if trailingWhitespace == nil { trailingWhitespace = out.count }
+                } else {
+                    trailingWhitespace = nil
+                }
+                out.append(byte)
+                position += 1
+            }
+        }
+        if let start = trailingWhitespace { out.removeSubrange(start...) }
+        return out
+    }
+}

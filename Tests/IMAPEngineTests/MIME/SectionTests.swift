@@ -1,0 +1,255 @@
+import Testing
+
+@testable import IMAPEngine
+
+@Suite struct MIMESectionTests {
+    /// BODY[section] ranges (RFC 9051 §6.4.5), HEADER.FIELDS filtering, BINARY and BINARY.SIZE. Offsets were counted by
+    /// hand on the CRLF-normalised fixtures.
+    struct SectionCase: Sendable, CustomTestStringConvertible {
+        var file: String
+        var part: [Int]
+        var text: SectionText?
+        var range: Range<Int>?
+
+        init(_ file: String, _ part: [Int], _ text: SectionText? = nil, _ range: Range<Int>?) {
+            self.file = file
+            self.part = part
+            self.text = text
+            self.range = range
+        }
+
+        var testDescription: String {
+            let number = part.map(String.init).joined(separator: ".")
+            let suffix = text.map { "\($0)" } ?? ""
+            return "\(file) BODY[\(number)\(number.isEmpty || suffix.isEmpty ? "" : ".")\(suffix)]"
+        }
+
+        static let all: [SectionCase] = [
+            SectionCase("simple.eml", [], nil, 0..<626),
+            SectionCase("simple.eml", [], .header, 0..<574),
+            SectionCase("simple.eml", [], .headerFields(["From"]), 0..<574),
+            SectionCase("simple.eml", [], .text, 574..<626),
+            SectionCase("simple.eml", [], .mime, nil),
+            SectionCase("simple.eml", [1], nil, 574..<626),
+            SectionCase("simple.eml", [1], .mime, 0..<574),
+            SectionCase("simple.eml", [1], .header, nil),
+            SectionCase("simple.eml", [1], .text, nil),
+            SectionCase("simple.eml", [2], nil, nil),
+            SectionCase("simple.eml", [0], nil, nil),
+            SectionCase("simple.eml", [1, 1], nil, nil),
+            SectionCase("alternative.eml", [], .text, 209..<619),
+            SectionCase("alternative.eml", [1], nil, 369..<400),
+            SectionCase("alternative.eml", [1], .mime, 276..<369),
+            SectionCase("alternative.eml", [2], nil, 508..<579),
+            SectionCase("alternative.eml", [2], .mime, 421..<508),
+            SectionCase("alternative.eml", [3], nil, nil),
+            SectionCase("alternative.eml", [1, 1], nil, nil),
+            SectionCase("mixed-related.eml", [1], nil, 325..<727),
+            SectionCase("mixed-related.eml", [1], .mime, 248..<325),
+            SectionCase("mixed-related.eml", [1, 1], nil, 385..<429),
+            SectionCase("mixed-related.eml", [1, 2], nil, 610..<708),
+            SectionCase("mixed-related.eml", [1, 2], .mime, 446..<610),
+            SectionCase("mixed-related.eml", [1, 3], nil, nil),
+            SectionCase("mixed-related.eml", [2], nil, 1047..<1067),
+            SectionCase("mixed-related.eml", [2], .mime, 742..<1047),
+            SectionCase("mixed-related.eml", [2], .header, nil),
+            SectionCase("mixed-related.eml", [2], .text, nil),
+            SectionCase("mixed-related.eml", [2, 1], nil, nil),
+            SectionCase("mixed-related.eml", [3], nil, nil),
+            SectionCase("rfc822-attachment.eml", [1], nil, 227..<253),
+            SectionCase("rfc822-attachment.eml", [1], .header, nil),
+            SectionCase("rfc822-attachment.eml", [2], nil, 334..<712),
+            SectionCase("rfc822-attachment.eml", [2], .mime, 262..<334),
+            SectionCase("rfc822-attachment.eml", [2], .header, 334..<559),
+            SectionCase("rfc822-attachment.eml", [2], .headerFieldsNot(["To"]), 334..<559),
+            SectionCase("rfc822-attachment.eml", [2], .text, 559..<712),
+            SectionCase("rfc822-attachment.eml", [2, 1], nil, 611..<625),
+            SectionCase("rfc822-attachment.eml", [2, 2], nil, 678..<699),
+            SectionCase("rfc822-attachment.eml", [2, 2], .mime, 636..<678),
+            SectionCase("rfc822-attachment.eml", [2, 3], nil, nil),
+            SectionCase("rfc822-attachment.eml", [2, 1], .header, nil),
+            SectionCase("digest.eml", [1], nil, 96..<138),
+            SectionCase("digest.eml", [1], .mime, 94..<96),
+            SectionCase("digest.eml", [1], .header, 96..<135),
+            SectionCase("digest.eml", [1], .text, 135..<138),
+            SectionCase("digest.eml", [1, 1], nil, 135..<138),
+            SectionCase("digest.eml", [1, 1], .mime, 96..<135),
+            SectionCase("digest.eml", [1, 2], nil, nil),
+            SectionCase("digest.eml", [2], nil, 173..<191),
+            SectionCase("broken-boundary.eml", [1], nil, 185..<285),
+            SectionCase("broken-boundary.eml", [1], .mime, 128..<185),
+            SectionCase("broken-boundary.eml", [1, 1], nil, 222..<231),
+            SectionCase("broken-boundary.eml", [1, 2], nil, 269..<285),
+            SectionCase("broken-boundary.eml", [2], nil, 339..<371),
+            SectionCase("broken-boundary.eml", [2], .mime, 296..<339),
+            SectionCase("bare-lf.eml", [1], nil, 197..<215),
+            SectionCase("bare-lf.eml", [2], nil, 314..<327),
+            SectionCase("binary-nul.eml", [1], nil, 209..<220),
+            SectionCase("binary-nul.eml", [2], nil, 292..<312),
+            SectionCase("base64-qp.eml", [1], nil, 197..<311),
+            SectionCase("base64-qp.eml", [2], .mime, 320..<397),
+            SectionCase("rfc2231.eml", [2], nil, 515..<523),
+            SectionCase("rfc2231.eml", [3], nil, 757..<758),
+            SectionCase("rfc2231.eml", [4], nil, 962..<970),
+            SectionCase("rfc2231.eml", [4], .mime, 770..<962),
+            SectionCase("rfc2231.eml", [5], nil, nil),
+        ]
+    }
+
+    @Test(arguments: SectionCase.all)
+    func sectionRange(_ section: SectionCase) {
+        let message = MIMEFixture.parsed(section.file)
+        #expect(message.root.range(part: section.part, text: section.text) == section.range)
+    }
+
+    @Test func sectionContents() {
+        let alternative = MIMEFixture.parsed("alternative.eml")
+        #expect(alternative.sectionString([1]) == "Caf=E9 au lait for =\r\neveryone.")
+        #expect(
+            alternative.sectionString([1], .mime)
+                == "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+
+        let forwarded = MIMEFixture.parsed("rfc822-attachment.eml")
+        let encapsulatedHeader = forwarded.sectionString([2], .header) ?? ""
+        #expect(encapsulatedHeader.hasPrefix("From: Eve <eve@example.com>\r\n"))
+        #expect(encapsulatedHeader.hasSuffix("boundary=\"inner\"\r\n\r\n"))
+        #expect(forwarded.sectionString([2, 1]) == "Plan: ship it.")
+        #expect(forwarded.sectionString([2, 2]) == "<b>Plan:</b> ship it.")
+        #expect(forwarded.sectionString([2], .text)?.hasSuffix("--inner--\r\n") == true)
+
+        let simple = MIMEFixture.parsed("simple.eml")
+        #expect(simple.sectionString([1]) == "Hi Bob,\r\n\r\nShall we have lunch on Friday?\r\n\r\nAlice\r\n")
+        #expect(simple.sectionString([], .header)?.hasSuffix("7bit\r\n\r\n") == true)
+    }
+
+    @Test func treeShape() {
+        let forwarded = MIMEFixture.parsed("rfc822-attachment.eml")
+        let attachment = forwarded.partNode(1)
+        let encapsulated = forwarded.partNode(1, 0)
+        #expect(attachment?.type == "message" && attachment?.subtype == "rfc822")
+        #expect(encapsulated?.headerStart == attachment?.bodyStart)
+        #expect(encapsulated?.bodyEnd == attachment?.bodyEnd)
+        #expect(encapsulated?.type == "multipart" && encapsulated?.subtype == "alternative")
+        #expect(encapsulated?.children.count == 2)
+        #expect(attachment?.decodedSize == nil)
+
+        let digest = MIMEFixture.parsed("digest.eml")
+        #expect(digest.partNode(0)?.type == "message" && digest.partNode(0)?.subtype == "rfc822")
+        #expect(digest.partNode(0, 0)?.type == "text")
+        #expect(digest.partNode(1)?.type == "text")
+
+        let encodings = MIMEFixture.parsed("base64-qp.eml")
+        #expect(encodings.partNode(0)?.encoding == "quoted-printable")
+        #expect(encodings.partNode(1)?.encoding == "base64")
+        #expect(encodings.root.encoding == "7bit")
+    }
+
+    @Test func headerFieldsFilter() {
+        let simple = MIMEFixture.parsed("simple.eml")
+        let header = simple.sectionBytes([], .header) ?? []
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(header, names: ["From", "SUBJECT"], not: false))
+                == "From: Alice Example <alice@example.org>\r\nSubject: Lunch on\r\n Friday?\r\n\r\n")
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(header, names: ["received"], not: false))
+                == "Received: from mail.example.org (mail.example.org [192.0.2.1])\r\n"
+                + "\tby mx.example.net with ESMTP id 4F2A; Mon, 12 Feb 2024 10:00:02 +0000\r\n\r\n"
+        )
+        #expect(
+            MIMEFixture.text(
+                HeaderFilter.filter(
+                    header,
+                    names: [
+                        "Return-Path", "Received", "to", "cc", "Message-ID", "In-Reply-To", "MIME-Version",
+                        "Content-Type",
+                        "Content-Transfer-Encoding",
+                    ], not: true))
+                == "Date: Mon, 12 Feb 2024 10:00:00 +0100\r\nFrom: Alice Example <alice@example.org>\r\n"
+                + "Subject: Lunch on\r\n Friday?\r\n\r\n"
+        )
+        #expect(MIMEFixture.text(HeaderFilter.filter(header, names: ["X-Absent"], not: false)) == "\r\n")
+        #expect(MIMEFixture.text(HeaderFilter.filter(header, names: [], not: true)) == MIMEFixture.text(header))
+
+        let forwarded = MIMEFixture.parsed("rfc822-attachment.eml")
+        let inner = forwarded.sectionBytes([2], .headerFields(["subject"])) ?? []
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(inner, names: ["subject"], not: false)) == "Subject: Planning\r\n\r\n")
+
+        // A header that runs to the end, a junk line without a colon, bare LFs, a field with white space before ":".
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(Array("Subject: x".utf8), names: ["subject"], not: false))
+                == "Subject: x\r\n\r\n")
+        #expect(
+            MIMEFixture.text(
+                HeaderFilter.filter(Array("Junk line\r\nSubject: a\r\n\r\n".utf8), names: ["subject"], not: true))
+                == "Junk line\r\n\r\n")
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(Array("A: 1\nB: 2\n b\n\nbody".utf8), names: ["b"], not: false))
+                == "B: 2\n b\n\r\n")
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(Array("Subject : y\r\n\r\n".utf8), names: ["subject"], not: false))
+                == "Subject : y\r\n\r\n")
+        #expect(MIMEFixture.text(HeaderFilter.filter([], names: ["subject"], not: false)) == "\r\n")
+    }
+
+    @Test func binaryAndDecodedSize() {
+        let alternative = MIMEFixture.parsed("alternative.eml")
+        #expect(alternative.binaryBytes([1]) == Array("Caf".utf8) + [0xE9] + Array(" au lait for everyone.".utf8))
+        #expect(alternative.partNode(0)?.decodedSize == 26)
+        #expect(
+            alternative.binaryBytes([2])
+                == Array("<html><body><p>Café <b>au lait</b> for everyone.</p></body></html>".utf8))
+        #expect(alternative.partNode(1)?.decodedSize == 67)
+        #expect(alternative.root.decodedSize == nil)
+        #expect(alternative.binaryBytes([]) == nil)
+        #expect(alternative.binaryBytes([3]) == nil)
+
+        let related = MIMEFixture.parsed("mixed-related.eml")
+        let png = related.binaryBytes([1, 2]) ?? []
+        #expect(png.count == 70)
+        #expect(Array(png.prefix(4)) == [0x89, 0x50, 0x4E, 0x47])
+        #expect(related.partNode(0, 1)?.decodedSize == 70)
+        #expect(related.binaryBytes([2]) == Array("%PDF-1.4\n%äü".utf8))
+        #expect(related.partNode(1)?.decodedSize == 14)
+        #expect(related.binaryBytes([1]) == nil)
+        #expect(related.root.binaryPart([1]) == nil)
+
+        let forwarded = MIMEFixture.parsed("rfc822-attachment.eml")
+        #expect(forwarded.root.binaryPart([2]) == nil)
+        #expect(forwarded.binaryBytes([2, 1]) == Array("Plan: ship it.".utf8))
+
+        let parameters = MIMEFixture.parsed("rfc2231.eml")
+        #expect(parameters.binaryBytes([2]) == Array("Hallo".utf8))
+        #expect(parameters.binaryBytes([4]) == Array("%PDF-".utf8))
+        #expect(parameters.partNode(3)?.decodedSize == 5)
+
+        let binary = MIMEFixture.parsed("binary-nul.eml")
+        #expect(binary.binaryBytes([1]) == [0x41, 0x42, 0x00, 0x43, 0x44, 0x00, 0xFF, 0x0D, 0x0A, 0x45, 0x46])
+        #expect(binary.partNode(0)?.decodedSize == 11)
+        #expect(binary.binaryBytes([2]) == Array("Hello, world!".utf8))
+        #expect(binary.partNode(1)?.decodedSize == 13)
+
+        let encodings = MIMEFixture.parsed("base64-qp.eml")
+        let quotedPrintable =
+            "Line with trailing spaces\r\nSoftbreak and été = equals, bad =ZZ and =4\r\nTab at end\t\r\nLast line"
+        #expect(encodings.binaryBytes([1]) == Array(quotedPrintable.utf8))
+        #expect(encodings.partNode(0)?.decodedSize == 95)
+        #expect(encodings.binaryBytes([2]) == [0, 1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(encodings.partNode(1)?.decodedSize == 9)
+
+        let bareLF = MIMEFixture.parsed("bare-lf.eml")
+        #expect(bareLF.binaryBytes([2]) == Array("soft break".utf8))
+        #expect(bareLF.partNode(0)?.decodedSize == 18)
+
+        let simple = MIMEFixture.parsed("simple.eml")
+        #expect(simple.root.binaryPart([1]) == simple.root)
+        #expect(simple.root.decodedSize == 52)
+
+        let unknown = ParsedMessage(parsing: Array("Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n".utf8))
+        #expect(unknown.root.encoding == "x-uuencode")
+        #expect(unknown.root.decodedSize == nil)
+        #expect(unknown.binaryBytes([1]) == nil)
+        #expect(unknown.root.binaryPart([1]) != nil)
+    }
+}
