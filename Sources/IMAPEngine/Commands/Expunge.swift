@@ -1,0 +1,19 @@
+import Logging
+
+/// EXPUNGE and UID EXPUNGE (RFC 9051 §6.4.3, RFC 4315 §2.1). The EXPUNGE responses come from the sync point, the
+/// same path as expunges made by other sessions (STYLE.md §4.4).
+extension Session {
+    func handleExpunge(uids set: NumberSet?) async throws -> Completion {
+        let account = try requireAccount
+        let current = try requireView
+        if current.readOnly { throw IMAPError.no(.cannot, "Mailbox is read-only") }
+        var only: [UID]? = nil
+        if let set {
+            only = try current.resolve(.uid(set), saved: savedSearch)
+            if only?.isEmpty == true { return Completion("UID EXPUNGE completed") }
+        }
+        _ = try await store.expunge(account: account, mailbox: current.mailbox, uids: only, logger: logger)
+        viewIsStale = true
+        return Completion(set == nil ? "EXPUNGE completed" : "UID EXPUNGE completed")
+    }
+}

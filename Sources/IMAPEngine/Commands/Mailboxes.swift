@@ -1,0 +1,86 @@
+import Logging
+
+/// CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE and STATUS (RFC 9051 §6.3.4–§6.3.8, §6.3.11).
+extension Session {
+    /// RFC 9051 §6.3.4: creating INBOX is an error; a trailing separator only declares the intent to create
+    /// inferiors; missing superiors are created.
+    func handleCreate(_ argument: MailboxArgument) async throws -> Completion {
+        let account = try requireAccount
+        var name = try mailboxName(argument)
+        if name.name.utf8.count > 1, name.name.hasSuffix("/") {
+            name = MailboxName(normalizing: String(name.name.dropLast()))
+        }
+        if name.isInbox { throw IMAPError.no(.alreadyExists, "INBOX always exists") }
+        if let problem = name.creationProblem { throw IMAPError.no(.cannot, problem) }
+        try await store.createMailbox(account: account, name: name, logger: logger)
+        return Completion("CREATE completed")
+    }
+
+    /// RFC 9051 §6.3.5: INBOX cannot be deleted. Deleting the selected mailbox closes it first (as Dovecot does).
+    func handleDelete(_ argument: MailboxArgument) async throws -> Completion {
+        let account = try requireAccount
+        let name = try mailboxName(argument)
+        if name.isInbox { throw IMAPError.no(.cannot, "INBOX can't be deleted") }
+        if let view, view.name == name {
+            self.view = nil
+            state = .authenticated
+            if rev2 { try await out.sendLine("* OK [CLOSED] Mailbox closed") }
+        }
+        try await store.deleteMailbox(account: account, name: name, logger: logger)
+        return Completion("DELETE completed")
+    }
+
+    /// RFC 9051 §6.3.6: renaming onto an existing name fails; renaming INBOX moves its messages.
+    func handleRename(from: MailboxArgument, to: MailboxArgument) async throws -> Completion {
+        let account = try requireAccount
+        let source = try mailboxName(from)
+        let target = try mailboxName(to)
+        if target.isInbox { throw IMAPError.no(.alreadyExists, "INBOX already exists") }
+        if let problem = target.creationProblem { throw IMAPError.no(.cannot, problem) }
+        if source == target { throw IMAPError.no(.alreadyExists, "Mailbox already exists") }
+        if target.isDescendant(of: source) { throw IMAPError.no(.cannot, "Can't rename a mailbox under itself") }
+        try await store.renameMailbox(account: account, from: source, to: target, logger: logger)
+        return Completion("RENAME completed")
+    }
+
+    /// RFC 9051 §6.3.7–§6.3.8: subscriptions are names; a name need not exist (Dovecot allows it too).
+    func handleSubscribe(_ argument: MailboxArgument, subscribe: Bool) async throws -> Completion {
+        let account = try requireAccount
+        let name = try mailboxName(argument)
+        if subscribe, let problem = name.creationProblem { throw IMAPError.no(.cannot, problem) }
+        try await store.setSubscribed(account: account, name: name, subscribed: subscribe, logger: logger)
+        return Completion(subscribe ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed")
+    }
+
+    /// RFC 9051 §6.3.11.
+    func handleStatus(_ argument: MailboxArgument, items: [StatusAttribute]) async throws -> Completion {
+        let account = try requireAccount
+        let name = try mailboxName(argument)
+        let status = try await store.status(account: account, name: name, logger: logger)
+        var w = responseWriter()
+        w.raw("* STATUS ")
+        w.mailbox(name)
+        w.raw(" (")
+        w.raw(Self.statusItems(status, items: items))
+        w.line(")")
+        try await out.send(w)
+        return Completion("STATUS completed")
+    }
+
+    static func statusItems(_ status: MailboxStatus, items: [StatusAttribute]) -> String {
+        var seen = Set<StatusAttribute>()
+        var parts: [String] = []
+        for item in items where seen.insert(item).inserted {
+            switch item {
+            case .messages: parts.append("MESSAGES \(status.messages)")
+            case .uidNext: parts.append("UIDNEXT \(status.uidNext)")
+            case .uidValidity: parts.append("UIDVALIDITY \(status.uidValidity)")
+            case .unseen: parts.append("UNSEEN \(status.unseen)")
+            case .deleted: parts.append("DELETED \(status.deleted)")
+            case .size: parts.append("SIZE \(status.size)")
+            case .recent: parts.append("RECENT \(status.recent)")
+            }
+        }
+        return parts.joined(separator: " ")
+    }
+}

@@ -1,0 +1,123 @@
+import Logging
+
+/// SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 4731 ESEARCH, RFC 5182 SEARCHRES).
+///
+/// Sequence numbers, `\Recent` and `$` are turned into UIDs here; everything else is answered by the store in one
+/// query (DESIGN.md §4: SEARCH compiled to parameterised SQL).
+extension Session {
+    static let supportedCharsets = ["US-ASCII", "UTF-8"]
+
+    func handleSearch(tag: Tag, isUID: Bool, _ search: SearchCommand) async throws -> Completion {
+        let account = try requireAccount
+        let current = try requireView
+        if let charset = search.charset, !Self.supportedCharsets.contains(charset.uppercased()) {
+            throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
+        }
+        var matches: [UID] = []
+        if let maxUID = current.lastUID {
+            let query = searchQuery(search.key, view: current)
+            let found = try await store.search(
+                account: account, mailbox: current.mailbox, query: query, maxUID: maxUID, logger: logger)
+            // Only messages this client knows of (STYLE.md §4.3).
+            matches = found.filter { current.index(of: $0) != nil }
+        }
+
+        let options = search.returnOptions ?? (rev2 ? .all : nil)
+        if let options, options.contains(.save) {
+            savedSearch = Self.savedResult(matches, options: options)
+        }
+        guard let options else {
+            var w = responseWriter()
+            w.raw("* SEARCH")
+            for uid in matches {
+                if isUID {
+                    w.raw(" \(uid)")
+                } else if let seq = current.sequenceNumber(of: uid) {
+                    w.raw(" \(seq)")
+                }
+                if w.count >= ResponseSink.batchSize {
+                    try await out.send(w)
+                    w.removeAll()
+                }
+            }
+            w.crlf()
+            try await out.send(w)
+            return Completion("SEARCH completed")
+        }
+        // RFC 5182 §2.4: SAVE alone returns no ESEARCH.
+        if options == .save { return Completion("SEARCH completed") }
+
+        let numbers: [UInt32] =
+            isUID ? matches.map(\.rawValue) : matches.compactMap { current.sequenceNumber(of: $0)?.rawValue }
+        var w = responseWriter()
+        w.raw("* ESEARCH (TAG ")
+        w.string(tag)
+        w.raw(")")
+        if isUID { w.raw(" UID") }
+        if let first = numbers.first, let last = numbers.last {
+            if options.contains(.min) { w.raw(" MIN \(first)") }
+            if options.contains(.max) { w.raw(" MAX \(last)") }
+            if options.contains(.all) { w.raw(" ALL " + UIDRanges(numbers.map { UID($0) }).description) }
+        }
+        if options.contains(.count) { w.raw(" COUNT \(numbers.count)") }
+        w.crlf()
+        try await out.send(w)
+        return Completion("SEARCH completed")
+    }
+
+    /// RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, only those messages are saved.
+    static func savedResult(_ matches: [UID], options: SearchReturnOptions) -> [UID] {
+        guard options.isDisjoint(with: [.all, .count]), !options.isDisjoint(with: [.min, .max]) else { return matches }
+        var saved: [UID] = []
+        if options.contains(.min), let first = matches.first { saved.append(first) }
+        if options.contains(.max), let last = matches.last, saved.last != last { saved.append(last) }
+        return saved
+    }
+
+    /// Resolves the session-relative parts of a search program (RFC 9051 §6.4.4).
+    func searchQuery(_ key: SearchKey, view: MailboxView) -> SearchQuery {
+        switch key {
+        case .all: return .all
+        case .answered: return .systemFlag(.answered, present: true)
+        case .deleted: return .systemFlag(.deleted, present: true)
+        case .draft: return .systemFlag(.draft, present: true)
+        case .flagged: return .systemFlag(.flagged, present: true)
+        case .seen: return .systemFlag(.seen, present: true)
+        case .unanswered: return .systemFlag(.answered, present: false)
+        case .undeleted: return .systemFlag(.deleted, present: false)
+        case .undraft: return .systemFlag(.draft, present: false)
+        case .unflagged: return .systemFlag(.flagged, present: false)
+        case .unseen: return .systemFlag(.seen, present: false)
+        case .recent: return .uids(UIDRanges(view.recent))
+        case .new: return .and([.uids(UIDRanges(view.recent)), .systemFlag(.seen, present: false)])
+        case .old: return .not(.uids(UIDRanges(view.recent)))
+        case .keyword(let name): return .keyword(name, present: true)
+        case .unkeyword(let name): return .keyword(name, present: false)
+        case .bcc(let s): return .address(.bcc, s)
+        case .cc(let s): return .address(.cc, s)
+        case .from(let s): return .address(.from, s)
+        case .to(let s): return .address(.to, s)
+        case .subject(let s): return .subject(s)
+        case .body(let s): return .body(s)
+        case .text(let s): return .text(s)
+        case .header(let name, let value): return .header(name: name, value: value)
+        case .before(let d): return .internalDate(.before, d)
+        case .on(let d): return .internalDate(.on, d)
+        case .since(let d): return .internalDate(.since, d)
+        case .sentBefore(let d): return .sentDate(.before, d)
+        case .sentOn(let d): return .sentDate(.on, d)
+        case .sentSince(let d): return .sentDate(.since, d)
+        case .larger(let n): return .larger(n)
+        case .smaller(let n): return .smaller(n)
+        case .uid(let set):
+            if set.isLastSearchResult { return .uids(UIDRanges(savedSearch)) }
+            guard let last = view.lastUID else { return .none }
+            return .uids(UIDRanges(ranges: set.resolved(star: last.rawValue)))
+        case .sequence(let set):
+            return .uids(UIDRanges(view.uidsForSearch(set, saved: savedSearch)))
+        case .not(let inner): return .not(searchQuery(inner, view: view))
+        case .or(let a, let b): return .or(searchQuery(a, view: view), searchQuery(b, view: view))
+        case .and(let keys): return .and(keys.map { searchQuery($0, view: view) })
+        }
+    }
+}

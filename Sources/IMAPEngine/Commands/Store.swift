@@ -1,0 +1,58 @@
+import Logging
+
+/// STORE and UID STORE (RFC 9051 §6.4.6).
+extension Session {
+    func handleStore(_ selector: MessageSelector, action: StoreAction) async throws -> Completion {
+        let account = try requireAccount
+        let current = try requireView
+        let flags = try storableFlags(action.flags)
+        let uids = try current.resolve(selector, saved: savedSearch)
+        if current.readOnly { throw IMAPError.no(.cannot, "Mailbox is read-only") }
+        guard !uids.isEmpty else { return Completion("STORE completed") }
+
+        let kind: FlagUpdate.Kind
+        switch action.kind {
+        case .replace: kind = .replace
+        case .add: kind = .add
+        case .remove: kind = .remove
+        }
+        let results = try await store.updateFlags(
+            account: account, mailbox: current.mailbox, uids: uids, update: FlagUpdate(kind: kind, flags: flags),
+            logger: logger)
+        viewIsStale = true
+        var w = responseWriter()
+        for result in results {
+            reportedFlags[result.uid] = result.flags
+            guard !action.silent, let seq = current.sequenceNumber(of: result.uid) else { continue }
+            w.raw("* \(seq) FETCH (")
+            if case .uid = selector { w.raw("UID \(result.uid) ") }
+            w.raw("FLAGS ")
+            w.flags(result.flags, recent: current.recent.contains(result.uid))
+            w.line(")")
+            if w.count >= ResponseSink.batchSize {
+                try await out.send(w)
+                w.removeAll()
+            }
+        }
+        try await out.send(w)
+        return Completion("STORE completed")
+    }
+
+    /// Flags a client may set (RFC 9051 §2.3.2): system flags and keywords; `\Recent` and unknown `\` flags are
+    /// refused, as Dovecot does.
+    func storableFlags(_ flags: [Flag]) throws(IMAPError) -> MessageFlags {
+        var result = MessageFlags()
+        for flag in flags {
+            switch flag {
+            case .recent: throw IMAPError.bad("\\Recent can't be set")
+            case .extensionFlag(let name): throw IMAPError.bad("Invalid system flag \\\(name.prefix(32))")
+            case .keyword(let name):
+                guard name.utf8.count <= 250 else { throw IMAPError.bad("Keyword too long") }
+                result.insert(flag)
+            default: result.insert(flag)
+            }
+        }
+        guard result.keywords.count <= 100 else { throw IMAPError.no(.limit, "Too many keywords") }
+        return result
+    }
+}

@@ -1,0 +1,112 @@
+/// Builds response text (RFC 9051 §7) into a byte buffer. One instance per response batch.
+struct ResponseWriter {
+    private(set) var bytes: [UInt8] = []
+    /// IMAP4rev2 enabled: no `\Recent`, UTF-8 mailbox names.
+    var utf8Names = false
+
+    init(utf8Names: Bool = false) { self.utf8Names = utf8Names }
+
+    var isEmpty: Bool { bytes.isEmpty }
+    var count: Int { bytes.count }
+
+    mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
+    mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+    mutating func raw(_ data: some Collection<UInt8>) { bytes.append(contentsOf: data) }
+    mutating func crlf() { bytes.append(contentsOf: [0x0D, 0x0A]) }
+
+    /// A complete line: `text` + CRLF. `text` must not contain CR or LF.
+    mutating func line(_ text: String) {
+        raw(text)
+        crlf()
+    }
+
+    mutating func string(_ value: String) { WireString.appendString(value, to: &bytes) }
+    mutating func string(_ value: some Collection<UInt8>) { WireString.appendString(value, to: &bytes) }
+    mutating func nstring(_ value: String?) { WireString.appendNString(value, to: &bytes) }
+    mutating func literal(_ value: some Collection<UInt8>) { WireString.appendLiteral(value, to: &bytes) }
+
+    /// An `astring` (RFC 9051 §9): an atom when every byte allows, otherwise a string.
+    mutating func astring(_ value: String) {
+        if !value.isEmpty, value.utf8.allSatisfy({ isAtomChar($0) || $0 == UInt8(ascii: "]") }) {
+            raw(value)
+        } else {
+            string(value)
+        }
+    }
+
+    /// A mailbox name: modified UTF-7 for IMAP4rev1 clients, UTF-8 after ENABLE IMAP4rev2 (RFC 9051 §5.1, App. A.1).
+    mutating func mailbox(_ name: MailboxName) {
+        if name.isInbox {
+            raw("INBOX")
+            return
+        }
+        if utf8Names {
+            // IMAP4rev2 `quoted` may carry UTF-8 (QUOTED-CHAR includes UTF8-2/3/4).
+            let value = name.name
+            if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) && value.utf8.count <= WireString.maxQuotedLength {
+                bytes.append(UInt8(ascii: "\""))
+                for byte in value.utf8 {
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+                    bytes.append(byte)
+                }
+                bytes.append(UInt8(ascii: "\""))
+            } else {
+                string(value)
+            }
+        } else {
+            astring(ModifiedUTF7.encode(name.name))
+        }
+    }
+
+    mutating func flags(_ flags: MessageFlags, recent: Bool) {
+        raw("(")
+        var first = true
+        for flag in flags.flags {
+            if !first { raw(" ") }
+            first = false
+            raw(flag.wire)
+        }
+        if recent && !utf8Names {
+            if !first { raw(" ") }
+            raw("\\Recent")
+        }
+        raw(")")
+    }
+
+    mutating func untagged(_ response: Untagged) {
+        switch response {
+        case .exists(let n): line("* \(n) EXISTS")
+        case .recent(let n): line("* \(n) RECENT")
+        case .expunge(let seq): line("* \(seq) EXPUNGE")
+        case .fetchFlags(let seq, let uid, let flags, let recent):
+            raw("* \(seq) FETCH (UID \(uid) FLAGS ")
+            self.flags(flags, recent: recent)
+            line(")")
+        case .flags(let keywords):
+            line("* FLAGS (" + (Self.systemFlagNames + keywords).joined(separator: " ") + ")")
+        case .permanentFlags(let keywords):
+            line(
+                "* OK [PERMANENTFLAGS (" + (Self.systemFlagNames + keywords + ["\\*"]).joined(separator: " ")
+                    + ")] Flags permitted")
+        }
+    }
+
+    static let systemFlagNames = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]
+
+    /// `tag OK|NO|BAD [code] text`.
+    mutating func tagged(_ tag: Tag, _ status: String, code: ResponseCode? = nil, _ text: String) {
+        raw(tag)
+        raw(" ")
+        raw(status)
+        raw(" ")
+        if let code { raw("[\(code.wire)] ") }
+        line(Self.sanitize(text))
+    }
+
+    /// Response text may not contain CR or LF (RFC 9051 `text`); keep it printable.
+    static func sanitize(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 }) else { return text }
+        return String(decoding: text.utf8.map { $0 < 0x20 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,212 @@
+import NIOCore
+
+/// What the framing layer hands to the session: complete commands, or facts the session must answer.
+public enum FramedInput: Sendable, Equatable {
+    /// One complete command (or a continuation line such as `DONE` or a SASL response): the line with its literals
+    /// inline (`{n}\r\n` + n bytes), without the final CRLF.
+    case line([UInt8])
+    /// The client sent a synchronizing literal `{n}` that fits: the session must answer `+` before it is sent.
+    case literalRequested(Int)
+    /// A line grew past the limit; everything up to its end was discarded. RFC 9051 §7.1.5 (BAD, [TOOBIG]).
+    case lineTooLong(tag: Tag?)
+    /// A literal over the limit. For a synchronizing literal nothing was sent yet; a non-synchronizing one is
+    /// read and discarded. The command is abandoned either way.
+    case literalTooLarge(tag: Tag?, size: Int64)
+}
+
+/// Frames the byte stream into commands (RFC 9051 §2.2, §4.3): lines ending in CRLF (a bare LF is accepted too),
+/// with `{n}`, `{n+}` and `~{n}` literals inline. Never writes: a synchronizing literal becomes
+/// `.literalRequested`, and the session sends the continuation, so the session stays the single writer.
+///
+/// Memory per connection is bounded: a command may not exceed the line limit plus its literal limits.
+public struct IMAPFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = FramedInput
+
+    private enum State {
+        /// Reading a line of the current command; `scanned` bytes of `buffer`'s readable part have no LF.
+        case line(scanned: Int)
+        case literal(remaining: Int)
+        /// Discarding the rest of an over-long line.
+        case skipLine
+        /// Discarding a rejected non-synchronizing literal, then the rest of its command.
+        case skipLiteral(remaining: Int64)
+    }
+
+    private var state: State = .line(scanned: 0)
+    /// The command accumulated so far (earlier lines and literals).
+    private var command: [UInt8] = []
+    /// Whether the rest of the current command is to be discarded (after a rejected literal).
+    private var discarding = false
+    private let limits: IMAPLimits
+
+    public init(limits: IMAPLimits) { self.limits = limits }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        switch state {
+        case .line(let scanned):
+            return decodeLine(context: context, buffer: &buffer, scanned: scanned)
+        case .literal(let remaining):
+            let count = min(remaining, buffer.readableBytes)
+            guard count > 0 else { return .needMoreData }
+            if let bytes = buffer.readBytes(length: count) { command.append(contentsOf: bytes) }
+            state = remaining - count == 0 ? .line(scanned: 0) : .literal(remaining: remaining - count)
+            return .continue
+        case .skipLine:
+            guard let lf = buffer.readableBytesView.firstIndex(of: 0x0A) else {
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                return .needMoreData
+            }
+            buffer.moveReaderIndex(to: lf + 1)
+            resetCommand()
+            return .continue
+        case .skipLiteral(let remaining):
+            let count = Int(min(remaining, Int64(buffer.readableBytes)))
+            guard count > 0 else { return .needMoreData }
+            buffer.moveReaderIndex(forwardBy: count)
+            state =
+                remaining - Int64(count) == 0 ? .line(scanned: 0) : .skipLiteral(remaining: remaining - Int64(count))
+            return .continue
+        }
+    }
+
+    public mutating func decodeLast(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
+    ) throws -> DecodingState {
+        // A command cut off by EOF is dropped: nothing half-received is ever executed.
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+
+    private mutating func decodeLine(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer, scanned: Int
+    ) -> DecodingState {
+        let view = buffer.readableBytesView
+        let searchStart = view.startIndex + scanned
+        guard let lf = view[searchStart...].firstIndex(of: 0x0A) else {
+            if buffer.readableBytes > limits.maxLineLength {
+                let tag = discarding ? nil : Self.tag(in: command.isEmpty ? Array(view.prefix(64)) : command)
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                let wasDiscarding = discarding
+                state = .skipLine
+                if !wasDiscarding { context.fireChannelRead(NIOAny(FramedInput.lineTooLong(tag: tag))) }
+                return .continue
+            }
+            state = .line(scanned: buffer.readableBytes)
+            return .needMoreData
+        }
+        let lineLength = lf - view.startIndex
+        var line = buffer.readBytes(length: lineLength + 1) ?? []
+        line.removeLast()  // LF
+        if line.last == 0x0D { line.removeLast() }
+        state = .line(scanned: 0)
+
+        if line.count > limits.maxLineLength {
+            let tag = discarding ? nil : Self.tag(in: command.isEmpty ? line : command)
+            let wasDiscarding = discarding
+            resetCommand()
+            if !wasDiscarding { context.fireChannelRead(NIOAny(FramedInput.lineTooLong(tag: tag))) }
+            return .continue
+        }
+
+        guard let literal = Self.literalAtEnd(of: line) else {
+            if line.isEmpty && command.isEmpty && !discarding {
+                return .continue  // a stray CRLF between commands (some clients send one after APPEND)
+            }
+            if discarding {
+                resetCommand()
+            } else {
+                command.append(contentsOf: line)
+                let complete = command
+                resetCommand()
+                context.fireChannelRead(NIOAny(FramedInput.line(complete)))
+            }
+            return .continue
+        }
+
+        if discarding {
+            // The rest of a rejected command: skip non-synchronizing literals; a synchronizing one will not come.
+            if literal.synchronizing {
+                resetCommand()
+            } else {
+                state = .skipLiteral(remaining: literal.size)
+            }
+            return .continue
+        }
+
+        command.append(contentsOf: line)
+        command.append(contentsOf: [0x0D, 0x0A])
+        let limit = Self.isAppend(command) ? limits.maxAppendSize : limits.maxInlineLiteral
+        let total = Int64(command.count) + literal.size
+        if literal.size > Int64(limit) || total > Int64(limits.maxAppendSize + limits.maxLineLength) {
+            let tag = Self.tag(in: command)
+            if literal.synchronizing {
+                resetCommand()
+            } else {
+                command = []
+                discarding = true
+                state = .skipLiteral(remaining: literal.size)
+            }
+            context.fireChannelRead(NIOAny(FramedInput.literalTooLarge(tag: tag, size: literal.size)))
+            return .continue
+        }
+        if literal.size > 0 {
+            state = .literal(remaining: Int(literal.size))
+            command.reserveCapacity(command.count + Int(literal.size))
+        }
+        if literal.synchronizing {
+            context.fireChannelRead(NIOAny(FramedInput.literalRequested(Int(literal.size))))
+        }
+        return .continue
+    }
+
+    private mutating func resetCommand() {
+        command = []
+        discarding = false
+        state = .line(scanned: 0)
+    }
+
+    /// A literal announcement at the end of a line: `{n}`, `{n+}` or `~{n}` (RFC 9051 §4.3, RFC 7888, RFC 3516).
+    static func literalAtEnd(of line: [UInt8]) -> (size: Int64, synchronizing: Bool)? {
+        guard line.last == UInt8(ascii: "}") else { return nil }
+        var i = line.count - 2
+        var synchronizing = true
+        if i >= 0, line[i] == UInt8(ascii: "+") {
+            synchronizing = false
+            i -= 1
+        }
+        let digitsEnd = i + 1
+        while i >= 0, line[i] >= 0x30, line[i] <= 0x39 { i -= 1 }
+        let digitsStart = i + 1
+        guard digitsStart < digitsEnd, i >= 0, line[i] == UInt8(ascii: "{") else { return nil }
+        var size: Int64 = 0
+        for digit in line[digitsStart..<digitsEnd] {
+            let (m, o1) = size.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(digit - 0x30))
+            if o1 || o2 { return (Int64.max, synchronizing) }
+            size = a
+        }
+        return (size, synchronizing)
+    }
+
+    /// The tag at the start of a command, if it looks like one (for `tag BAD`).
+    static func tag(in bytes: [UInt8]) -> Tag? {
+        var end = 0
+        while end < bytes.count, end < 64, isAtomChar(bytes[end]) || bytes[end] == UInt8(ascii: "]"),
+            bytes[end] != UInt8(ascii: "+")
+        {
+            end += 1
+        }
+        guard end > 0, end < bytes.count, bytes[end] == UInt8(ascii: " ") else { return nil }
+        return String(decoding: bytes[0..<end], as: UTF8.self)
+    }
+
+    /// Whether the command is APPEND (its literal may be as large as a message).
+    static func isAppend(_ bytes: [UInt8]) -> Bool {
+        guard let space = bytes.firstIndex(of: UInt8(ascii: " ")) else { return false }
+        let word = Array("APPEND ".utf8)
+        let start = space + 1
+        guard bytes.count >= start + word.count else { return false }
+        for (i, c) in word.enumerated() where asciiUpper(bytes[start + i]) != c { return false }
+        return true
+    }
+}

@@ -1,0 +1,177 @@
+/// A command tag (RFC 9051 `tag`).
+public typealias Tag = String
+
+/// A secret such as a password: never printed.
+public struct Secret: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+}
+
+/// A mailbox argument exactly as the client sent it (an `astring`, before modified UTF-7 decoding).
+public struct MailboxArgument: Hashable, Sendable {
+    public var wire: String
+    public init(_ wire: String) { self.wire = wire }
+}
+
+/// A STATUS data item (RFC 9051 §6.3.11, RFC 3501 §6.3.10 for RECENT, RFC 9208 for SIZE's origin).
+public enum StatusAttribute: String, Hashable, Sendable, CaseIterable {
+    case messages = "MESSAGES"
+    case uidNext = "UIDNEXT"
+    case uidValidity = "UIDVALIDITY"
+    case unseen = "UNSEEN"
+    case deleted = "DELETED"
+    case size = "SIZE"
+    case recent = "RECENT"
+}
+
+/// STORE's action (RFC 9051 §6.4.6).
+public struct StoreAction: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable { case replace, add, remove }
+    public var kind: Kind
+    public var silent: Bool
+    public var flags: [Flag]
+    public init(kind: Kind, silent: Bool, flags: [Flag]) {
+        self.kind = kind
+        self.silent = silent
+        self.flags = flags
+    }
+}
+
+/// LIST with the RFC 5258 extensions that RFC 9051 §6.3.9 made part of the base command.
+public struct ListCommand: Hashable, Sendable {
+    public struct SelectOptions: OptionSet, Hashable, Sendable {
+        public var rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let subscribed = SelectOptions(rawValue: 1)
+        public static let remote = SelectOptions(rawValue: 2)
+        public static let recursiveMatch = SelectOptions(rawValue: 4)
+        public static let specialUse = SelectOptions(rawValue: 8)
+    }
+
+    public struct ReturnOptions: Hashable, Sendable {
+        public var subscribed = false
+        public var children = false
+        public var specialUse = false
+        public var status: [StatusAttribute]? = nil
+        public init() {}
+    }
+
+    public var selectOptions: SelectOptions
+    public var reference: MailboxArgument
+    public var patterns: [MailboxArgument]
+    public var returnOptions: ReturnOptions
+    /// True when the client used any RFC 5258 syntax (selection or return options, or a pattern list).
+    public var isExtended: Bool
+
+    public init(
+        selectOptions: SelectOptions = [], reference: MailboxArgument, patterns: [MailboxArgument],
+        returnOptions: ReturnOptions = ReturnOptions(), isExtended: Bool = false
+    ) {
+        self.selectOptions = selectOptions
+        self.reference = reference
+        self.patterns = patterns
+        self.returnOptions = returnOptions
+        self.isExtended = isExtended
+    }
+}
+
+/// The message APPEND delivers (RFC 9051 §6.3.12).
+public struct AppendCommand: Hashable, Sendable {
+    public var mailbox: MailboxArgument
+    public var flags: [Flag]
+    public var date: InternalDate?
+    public var message: [UInt8]
+    /// `literal8` (`~{n}`, RFC 3516): binary content allowed.
+    public var isBinary: Bool
+
+    public init(mailbox: MailboxArgument, flags: [Flag], date: InternalDate?, message: [UInt8], isBinary: Bool = false)
+    {
+        self.mailbox = mailbox
+        self.flags = flags
+        self.date = date
+        self.message = message
+        self.isBinary = isBinary
+    }
+}
+
+/// Every command of RFC 9051 and RFC 3501 that MailHost understands, UID forms folded in through `MessageSelector`.
+public enum Command: Hashable, Sendable {
+    // Any state (RFC 9051 §6.1)
+    case capability, noop, logout
+    // Not authenticated (§6.2)
+    case starttls
+    case login(user: String, password: Secret)
+    /// `AUTHENTICATE mech [initial-response]`; the response is base64 text ("=" for an empty one), nil when absent.
+    case authenticate(mechanism: String, initialResponse: Secret?)
+    // Authenticated (§6.3)
+    case enable([String])
+    /// ID (RFC 2971): nil for `ID NIL`.
+    case id([IDField]?)
+    case namespace
+    case select(MailboxArgument, readOnly: Bool)
+    case create(MailboxArgument)
+    case delete(MailboxArgument)
+    case rename(from: MailboxArgument, to: MailboxArgument)
+    case subscribe(MailboxArgument)
+    case unsubscribe(MailboxArgument)
+    case list(ListCommand)
+    case lsub(reference: MailboxArgument, pattern: MailboxArgument)
+    case status(MailboxArgument, [StatusAttribute])
+    case append(AppendCommand)
+    case idle
+    // Selected (§6.4)
+    case check, close, unselect
+    /// nil: EXPUNGE; a set: UID EXPUNGE (RFC 4315).
+    case expunge(uids: NumberSet?)
+    case search(isUID: Bool, SearchCommand)
+    case fetch(MessageSelector, [FetchAttribute])
+    case store(MessageSelector, StoreAction)
+    case copy(MessageSelector, MailboxArgument)
+    case move(MessageSelector, MailboxArgument)
+
+    /// The command's name for logs and metrics, e.g. "UID FETCH".
+    public var name: String {
+        switch self {
+        case .capability: "CAPABILITY"
+        case .noop: "NOOP"
+        case .logout: "LOGOUT"
+        case .starttls: "STARTTLS"
+        case .login: "LOGIN"
+        case .authenticate: "AUTHENTICATE"
+        case .enable: "ENABLE"
+        case .id: "ID"
+        case .namespace: "NAMESPACE"
+        case .select(_, let readOnly): readOnly ? "EXAMINE" : "SELECT"
+        case .create: "CREATE"
+        case .delete: "DELETE"
+        case .rename: "RENAME"
+        case .subscribe: "SUBSCRIBE"
+        case .unsubscribe: "UNSUBSCRIBE"
+        case .list: "LIST"
+        case .lsub: "LSUB"
+        case .status: "STATUS"
+        case .append: "APPEND"
+        case .idle: "IDLE"
+        case .check: "CHECK"
+        case .close: "CLOSE"
+        case .unselect: "UNSELECT"
+        case .expunge(let uids): uids == nil ? "EXPUNGE" : "UID EXPUNGE"
+        case .search(let isUID, _): isUID ? "UID SEARCH" : "SEARCH"
+        case .fetch(let s, _): s.isUID ? "UID FETCH" : "FETCH"
+        case .store(let s, _): s.isUID ? "UID STORE" : "STORE"
+        case .copy(let s, _): s.isUID ? "UID COPY" : "COPY"
+        case .move(let s, _): s.isUID ? "UID MOVE" : "MOVE"
+        }
+    }
+}
+
+public struct IDField: Hashable, Sendable {
+    public var key: String
+    public var value: String?
+    public init(key: String, value: String?) {
+        self.key = key
+        self.value = value
+    }
+}

@@ -1,0 +1,43 @@
+/// A SEARCH criterion (RFC 9051 §6.4.4 `search-key`). A parenthesised list becomes `.and`.
+public indirect enum SearchKey: Hashable, Sendable {
+    case all
+    case answered, deleted, draft, flagged, seen, recent, new, old
+    case unanswered, undeleted, undraft, unflagged, unseen
+    case keyword(String), unkeyword(String)
+    case bcc(String), cc(String), from(String), to(String), subject(String), body(String), text(String)
+    case header(String, String)
+    case before(IMAPDate), on(IMAPDate), since(IMAPDate)
+    case sentBefore(IMAPDate), sentOn(IMAPDate), sentSince(IMAPDate)
+    case larger(Int64), smaller(Int64)
+    case uid(NumberSet)
+    case sequence(NumberSet)
+    case not(SearchKey)
+    case or(SearchKey, SearchKey)
+    case and([SearchKey])
+}
+
+/// What ESEARCH should return (RFC 4731, RFC 9051 §6.4.4.1).
+public struct SearchReturnOptions: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let min = SearchReturnOptions(rawValue: 1)
+    public static let max = SearchReturnOptions(rawValue: 2)
+    public static let all = SearchReturnOptions(rawValue: 4)
+    public static let count = SearchReturnOptions(rawValue: 8)
+    /// RFC 5182 SEARCHRES.
+    public static let save = SearchReturnOptions(rawValue: 16)
+}
+
+public struct SearchCommand: Hashable, Sendable {
+    /// nil: plain SEARCH (an untagged SEARCH, or ESEARCH ALL under IMAP4rev2); otherwise `RETURN (…)`, where an empty
+    /// list means ALL (RFC 4731 §3.1).
+    public var returnOptions: SearchReturnOptions?
+    public var charset: String?
+    public var key: SearchKey
+
+    public init(returnOptions: SearchReturnOptions?, charset: String?, key: SearchKey) {
+        self.returnOptions = returnOptions
+        self.charset = charset
+        self.key = key
+    }
+}

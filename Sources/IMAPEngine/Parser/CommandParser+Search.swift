@@ -1,0 +1,125 @@
+extension CommandParser {
+    /// `search = "SEARCH" [search-return-opts] SP search-program` (RFC 9051 §6.4.4, RFC 4731 §3.1).
+    static func parseSearch(_ buffer: inout ParseBuffer, isUID: Bool) throws(ParseError) -> Command {
+        try buffer.space()
+        var returnOptions: SearchReturnOptions? = nil
+        if buffer.takeKeyword("RETURN") {
+            try buffer.space()
+            try buffer.expect(UInt8(ascii: "("))
+            var options: SearchReturnOptions = []
+            var first = true
+            while !buffer.take(UInt8(ascii: ")")) {
+                if !first { try buffer.space() }
+                first = false
+                switch try buffer.keyword() {
+                case "MIN": options.insert(.min)
+                case "MAX": options.insert(.max)
+                case "ALL": options.insert(.all)
+                case "COUNT": options.insert(.count)
+                case "SAVE": options.insert(.save)
+                case let other: throw ParseError("Unsupported SEARCH return option \(other.prefix(32))")
+                }
+            }
+            returnOptions = options.isEmpty ? .all : options  // RFC 4731 §3.1: "()" means ALL
+            try buffer.space()
+        }
+        var charset: String? = nil
+        if buffer.takeKeyword("CHARSET") {
+            try buffer.space()
+            if buffer.peek() == UInt8(ascii: "\"") {
+                charset = try buffer.utf8(buffer.quotedBytes(), "a charset")
+            } else {
+                charset = try buffer.atom("a charset")
+            }
+            try buffer.space()
+        }
+        var keys = [try parseSearchKey(&buffer)]
+        while buffer.take(UInt8(ascii: " ")) {
+            keys.append(try parseSearchKey(&buffer))
+        }
+        let key = keys.count == 1 ? keys[0] : .and(keys)
+        return .search(isUID: isUID, SearchCommand(returnOptions: returnOptions, charset: charset, key: key))
+    }
+
+    /// One `search-key` (RFC 9051 §9, plus RFC 3501's NEW, OLD and RECENT).
+    static func parseSearchKey(_ buffer: inout ParseBuffer) throws(ParseError) -> SearchKey {
+        buffer.depth += 1
+        defer { buffer.depth -= 1 }
+        guard buffer.depth <= ParseBuffer.maxDepth else { throw ParseError("Search program nested too deeply") }
+
+        if buffer.take(UInt8(ascii: "(")) {
+            var keys = [try parseSearchKey(&buffer)]
+            while buffer.take(UInt8(ascii: " ")) {
+                keys.append(try parseSearchKey(&buffer))
+            }
+            try buffer.expect(UInt8(ascii: ")"))
+            return keys.count == 1 ? keys[0] : .and(keys)
+        }
+        if let byte = buffer.peek(), (byte >= 0x30 && byte <= 0x39) || byte == UInt8(ascii: "*") {
+            return .sequence(try parseSequenceSet(&buffer))
+        }
+        if buffer.take(UInt8(ascii: "$")) { return .sequence(.lastSearchResult) }
+        let name = try buffer.keyword()
+        func argument() throws(ParseError) -> String {
+            try buffer.space()
+            return try buffer.astring("a search string")
+        }
+        func date() throws(ParseError) -> IMAPDate {
+            try buffer.space()
+            return try parseDate(&buffer)
+        }
+        switch name {
+        case "ALL": return .all
+        case "ANSWERED": return .answered
+        case "DELETED": return .deleted
+        case "DRAFT": return .draft
+        case "FLAGGED": return .flagged
+        case "SEEN": return .seen
+        case "RECENT": return .recent
+        case "NEW": return .new
+        case "OLD": return .old
+        case "UNANSWERED": return .unanswered
+        case "UNDELETED": return .undeleted
+        case "UNDRAFT": return .undraft
+        case "UNFLAGGED": return .unflagged
+        case "UNSEEN": return .unseen
+        case "KEYWORD", "UNKEYWORD":
+            try buffer.space()
+            let flag = try buffer.atom("a keyword")
+            return name == "KEYWORD" ? .keyword(flag) : .unkeyword(flag)
+        case "BCC": return .bcc(try argument())
+        case "CC": return .cc(try argument())
+        case "FROM": return .from(try argument())
+        case "TO": return .to(try argument())
+        case "SUBJECT": return .subject(try argument())
+        case "BODY": return .body(try argument())
+        case "TEXT": return .text(try argument())
+        case "HEADER":
+            let field = try argument()
+            return .header(field, try argument())
+        case "BEFORE": return .before(try date())
+        case "ON": return .on(try date())
+        case "SINCE": return .since(try date())
+        case "SENTBEFORE": return .sentBefore(try date())
+        case "SENTON": return .sentOn(try date())
+        case "SENTSINCE": return .sentSince(try date())
+        case "LARGER", "SMALLER":
+            try buffer.space()
+            let size = try buffer.number64()
+            return name == "LARGER" ? .larger(size) : .smaller(size)
+        case "UID":
+            try buffer.space()
+            return .uid(try parseSequenceSet(&buffer))
+        case "NOT":
+            try buffer.space()
+            return .not(try parseSearchKey(&buffer))
+        case "OR":
+            try buffer.space()
+            let left = try parseSearchKey(&buffer)
+            try buffer.space()
+            return .or(left, try parseSearchKey(&buffer))
+        default:
+            throw ParseError("Unknown search key \(name.prefix(32))")
+        }
+    }
+}

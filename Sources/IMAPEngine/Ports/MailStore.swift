@@ -1,0 +1,279 @@
+import Logging
+
+/// One mailbox as LIST sees it.
+public struct MailboxListing: Sendable, Equatable {
+    public var id: MailboxID
+    public var name: MailboxName
+    public var specialUse: String?
+    public init(id: MailboxID, name: MailboxName, specialUse: String? = nil) {
+        self.id = id
+        self.name = name
+        self.specialUse = specialUse
+    }
+}
+
+/// STATUS counters of one mailbox (RFC 9051 §6.3.11).
+public struct MailboxStatus: Sendable, Equatable {
+    public var messages: Int
+    public var unseen: Int
+    public var deleted: Int
+    public var size: Int64
+    public var recent: Int
+    public var uidNext: UID
+    public var uidValidity: UIDValidity
+    public var highestModSeq: ModSeq
+    public init(
+        messages: Int, unseen: Int, deleted: Int, size: Int64, recent: Int, uidNext: UID, uidValidity: UIDValidity,
+        highestModSeq: ModSeq
+    ) {
+        self.messages = messages
+        self.unseen = unseen
+        self.deleted = deleted
+        self.size = size
+        self.recent = recent
+        self.uidNext = uidNext
+        self.uidValidity = uidValidity
+        self.highestModSeq = highestModSeq
+    }
+}
+
+/// What SELECT needs, read in one consistent snapshot (STYLE.md §4.5).
+public struct MailboxSnapshot: Sendable {
+    public var id: MailboxID
+    public var name: MailboxName
+    public var uidValidity: UIDValidity
+    public var uidNext: UID
+    public var highestModSeq: ModSeq
+    /// Every UID in the mailbox, ascending.
+    public var uids: [UID]
+    /// The UID of the first message without `\Seen`, if any.
+    public var firstUnseen: UID?
+    /// Keywords in use in the mailbox (for FLAGS and PERMANENTFLAGS).
+    public var keywords: [String]
+    /// UIDs this session owns as `\Recent` (claimed atomically; empty for EXAMINE).
+    public var recent: [UID]
+    public init(
+        id: MailboxID, name: MailboxName, uidValidity: UIDValidity, uidNext: UID, highestModSeq: ModSeq, uids: [UID],
+        firstUnseen: UID?, keywords: [String], recent: [UID]
+    ) {
+        self.id = id
+        self.name = name
+        self.uidValidity = uidValidity
+        self.uidNext = uidNext
+        self.highestModSeq = highestModSeq
+        self.uids = uids
+        self.firstUnseen = firstUnseen
+        self.keywords = keywords
+        self.recent = recent
+    }
+}
+
+/// Changes to a mailbox since a modseq (STYLE.md §4): what a session folds into its view.
+public struct MailboxDelta: Sendable, Equatable {
+    public struct FlagChange: Sendable, Equatable {
+        public var uid: UID
+        public var flags: MessageFlags
+        public var modSeq: ModSeq
+        public init(uid: UID, flags: MessageFlags, modSeq: ModSeq) {
+            self.uid = uid
+            self.flags = flags
+            self.modSeq = modSeq
+        }
+    }
+    /// Messages whose modseq is newer: both new messages and flag changes, ascending by UID.
+    public var changed: [FlagChange]
+    /// UIDs expunged since, ascending.
+    public var expunged: [UID]
+    /// The highest modseq this delta accounts for.
+    public var highestModSeq: ModSeq
+    public init(changed: [FlagChange] = [], expunged: [UID] = [], highestModSeq: ModSeq) {
+        self.changed = changed
+        self.expunged = expunged
+        self.highestModSeq = highestModSeq
+    }
+}
+
+/// Which message data a FETCH needs from the store.
+public struct FetchColumns: OptionSet, Sendable, Hashable {
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    public static let envelope = FetchColumns(rawValue: 1 << 0)
+    public static let body = FetchColumns(rawValue: 1 << 1)
+    public static let bodyStructure = FetchColumns(rawValue: 1 << 2)
+    /// The MIME tree, for sections below the top level and BINARY.
+    public static let parts = FetchColumns(rawValue: 1 << 3)
+    /// The top-level header bytes (BODY[HEADER], HEADER.FIELDS, RFC822.HEADER).
+    public static let header = FetchColumns(rawValue: 1 << 4)
+}
+
+/// One message's row as FETCH reads it. Fields not asked for are empty.
+public struct MessageRecord: Sendable {
+    public var uid: UID
+    public var contentID: Int64
+    public var flags: MessageFlags
+    public var internalDate: InternalDate
+    public var size: Int
+    public var headerLength: Int
+    public var modSeq: ModSeq
+    public var envelope: [UInt8]
+    public var body: [UInt8]
+    public var bodyStructure: [UInt8]
+    public var parts: MessagePart?
+    public var header: [UInt8]
+    /// True when the message was expunged by another session (still in this session's view).
+    public var isExpunged: Bool
+    public init(
+        uid: UID, contentID: Int64, flags: MessageFlags, internalDate: InternalDate, size: Int, headerLength: Int,
+        modSeq: ModSeq, envelope: [UInt8] = [], body: [UInt8] = [], bodyStructure: [UInt8] = [],
+        parts: MessagePart? = nil, header: [UInt8] = [], isExpunged: Bool = false
+    ) {
+        self.uid = uid
+        self.contentID = contentID
+        self.flags = flags
+        self.internalDate = internalDate
+        self.size = size
+        self.headerLength = headerLength
+        self.modSeq = modSeq
+        self.envelope = envelope
+        self.body = body
+        self.bodyStructure = bodyStructure
+        self.parts = parts
+        self.header = header
+        self.isExpunged = isExpunged
+    }
+}
+
+/// A byte range of stored message content.
+public struct ContentSlice: Sendable, Hashable {
+    public var contentID: Int64
+    public var range: Range<Int>
+    public init(contentID: Int64, range: Range<Int>) {
+        self.contentID = contentID
+        self.range = range
+    }
+}
+
+/// A flag update STORE asks of the store, in store terms.
+public struct FlagUpdate: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case replace, add, remove }
+    public var kind: Kind
+    public var flags: MessageFlags
+    public init(kind: Kind, flags: MessageFlags) {
+        self.kind = kind
+        self.flags = flags
+    }
+}
+
+/// A message's flags after STORE.
+public struct StoredFlags: Sendable, Equatable {
+    public var uid: UID
+    public var flags: MessageFlags
+    public var modSeq: ModSeq
+    public var changed: Bool
+    public init(uid: UID, flags: MessageFlags, modSeq: ModSeq, changed: Bool) {
+        self.uid = uid
+        self.flags = flags
+        self.modSeq = modSeq
+        self.changed = changed
+    }
+}
+
+/// The outcome of COPY or MOVE, for `[COPYUID]` (RFC 4315 §3).
+public struct CopyResult: Sendable, Equatable {
+    public var uidValidity: UIDValidity
+    public var sourceUIDs: [UID]
+    public var destinationUIDs: [UID]
+    public init(uidValidity: UIDValidity, sourceUIDs: [UID], destinationUIDs: [UID]) {
+        self.uidValidity = uidValidity
+        self.sourceUIDs = sourceUIDs
+        self.destinationUIDs = destinationUIDs
+    }
+}
+
+/// The outcome of APPEND, for `[APPENDUID]`.
+public struct AppendResult: Sendable, Equatable {
+    public var uidValidity: UIDValidity
+    public var uid: UID
+    public init(uidValidity: UIDValidity, uid: UID) {
+        self.uidValidity = uidValidity
+        self.uid = uid
+    }
+}
+
+/// The storage port (DESIGN.md §1, §3–4). Every method is one short transaction or statement; none waits on a client.
+/// All mailbox names are normalised (`MailboxName`); the engine has validated them.
+public protocol MailStore: Sendable {
+    /// The account for a login name, created with an INBOX when `create` is set and it does not exist.
+    func account(login: String, create: Bool, logger: Logger) async throws(StoreError) -> AccountID
+
+    func listMailboxes(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxListing]
+    func subscriptions(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxName]
+    /// Creates the mailbox and any missing superiors (RFC 9051 §6.3.4).
+    func createMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError)
+    func deleteMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError)
+    /// Renames the mailbox and its inferiors; renaming INBOX moves its messages to a new mailbox (RFC 9051 §6.3.6).
+    func renameMailbox(account: AccountID, from: MailboxName, to: MailboxName, logger: Logger) async throws(StoreError)
+    func setSubscribed(account: AccountID, name: MailboxName, subscribed: Bool, logger: Logger) async throws(StoreError)
+    func status(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) -> MailboxStatus
+
+    /// Reads the mailbox for SELECT/EXAMINE; with `claimRecent`, takes ownership of `\Recent` for the new messages.
+    func select(account: AccountID, name: MailboxName, claimRecent: Bool, logger: Logger) async throws(StoreError)
+        -> MailboxSnapshot
+    /// Claims `\Recent` for UIDs up to `upTo` not yet claimed by any session; returns the UIDs now owned.
+    func claimRecent(account: AccountID, mailbox: MailboxID, upTo: UID, logger: Logger) async throws(StoreError)
+        -> ClosedRange<UInt32>?
+    func changes(account: AccountID, mailbox: MailboxID, since: ModSeq, logger: Logger) async throws(StoreError)
+        -> MailboxDelta
+
+    func append(
+        account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
+        logger: Logger
+    ) async throws(StoreError) -> AppendResult
+
+    /// Rows for `uids` (ascending), including messages expunged by others that still have content.
+    func fetch(account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, logger: Logger)
+        async throws(StoreError) -> [MessageRecord]
+    /// Byte ranges of stored contents, in the order asked.
+    func contentBytes(account: AccountID, slices: [ContentSlice], logger: Logger) async throws(StoreError) -> [[UInt8]]
+
+    /// Applies a flag update; returns every message of `uids` that exists, with its flags after the update and
+    /// whether they changed.
+    func updateFlags(account: AccountID, mailbox: MailboxID, uids: [UID], update: FlagUpdate, logger: Logger)
+        async throws(StoreError) -> [StoredFlags]
+    /// Expunges `\Deleted` messages (only those in `uids` when given); returns the expunged UIDs.
+    func expunge(account: AccountID, mailbox: MailboxID, uids: [UID]?, logger: Logger) async throws(StoreError) -> [UID]
+    func copy(account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, logger: Logger)
+        async throws(StoreError) -> CopyResult
+    /// COPY + EXPUNGE of the originals in one transaction (RFC 6851).
+    func move(account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, logger: Logger)
+        async throws(StoreError) -> CopyResult
+
+    /// UIDs matching `query` among messages with UID ≤ `maxUID`, ascending.
+    func search(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
+        async throws(StoreError) -> [UID]
+}
+
+/// A SEARCH program after the session resolved sequence numbers and `\Recent` into UIDs: only what the store can
+/// answer on its own.
+public indirect enum SearchQuery: Sendable, Hashable {
+    case all
+    case none
+    case systemFlag(SystemFlags, present: Bool)
+    case keyword(String, present: Bool)
+    case uids(UIDRanges)
+    case address(AddressField, String)
+    case subject(String)
+    case header(name: String, value: String)
+    case body(String)
+    case text(String)
+    case internalDate(DateComparison, IMAPDate)
+    case sentDate(DateComparison, IMAPDate)
+    case larger(Int64)
+    case smaller(Int64)
+    case not(SearchQuery)
+    case or(SearchQuery, SearchQuery)
+    case and([SearchQuery])
+
+    public enum AddressField: String, Sendable, Hashable { case from, to, cc, bcc }
+    public enum DateComparison: Sendable, Hashable { case before, on, since }
+}

@@ -1,0 +1,93 @@
+/// An error a command handler throws; `Dispatch` is the only place that turns it into wire text (STYLE.md §6).
+enum IMAPError: Error, Sendable, Equatable {
+    /// Malformed, or not valid in this state: `tag BAD [code] text`.
+    case bad(ResponseCode? = nil, String)
+    /// Valid but refused: `tag NO [code] text`.
+    case no(ResponseCode? = nil, String)
+    /// Unrecoverable for the session: `* BYE text`, then close.
+    case bye(String)
+
+    static func bad(_ text: String) -> IMAPError { .bad(nil, text) }
+    static func no(_ text: String) -> IMAPError { .no(nil, text) }
+
+    /// The one mapping from store errors to IMAP responses (STYLE.md §6).
+    static func from(_ error: StoreError) -> IMAPError {
+        switch error {
+        case .mailboxNotFound: .no(.nonexistent, "Mailbox doesn't exist")
+        case .alreadyExists: .no(.alreadyExists, "Mailbox already exists")
+        case .cannot(let reason): .no(.cannot, reason)
+        case .overQuota: .no(.overQuota, "Quota exceeded")
+        case .accountNotFound: .no(.nonexistent, "Account doesn't exist")
+        case .unavailable: .no(.unavailable, "Mail storage is temporarily unavailable, try again later")
+        case .internal: .no(.serverBug, "Internal error occurred; refer to server log for more information")
+        }
+    }
+}
+
+/// Response codes of RFC 9051 §7.1 (and RFC 4315, RFC 7889) that MailHost sends.
+enum ResponseCode: Sendable, Equatable {
+    case alert, parse, readOnly, readWrite, tryCreate, authenticationFailed, authorizationFailed, unavailable, cannot,
+        limit
+    case overQuota, alreadyExists, nonexistent, serverBug, clientBug, expungeIssued, tooBig, noPerm, inUse, closed
+    case privacyRequired, unknownCTE
+    case capability([String])
+    case permanentFlags([String])
+    case uidNext(UID)
+    case uidValidity(UIDValidity)
+    case unseen(SequenceNumber)
+    case highestModSeq(ModSeq)
+    case appendUID(UIDValidity, UID)
+    case copyUID(UIDValidity, UIDRanges, UIDRanges)
+    case badCharset([String])
+
+    var wire: String {
+        switch self {
+        case .alert: "ALERT"
+        case .parse: "PARSE"
+        case .readOnly: "READ-ONLY"
+        case .readWrite: "READ-WRITE"
+        case .tryCreate: "TRYCREATE"
+        case .authenticationFailed: "AUTHENTICATIONFAILED"
+        case .authorizationFailed: "AUTHORIZATIONFAILED"
+        case .unavailable: "UNAVAILABLE"
+        case .cannot: "CANNOT"
+        case .limit: "LIMIT"
+        case .overQuota: "OVERQUOTA"
+        case .alreadyExists: "ALREADYEXISTS"
+        case .nonexistent: "NONEXISTENT"
+        case .serverBug: "SERVERBUG"
+        case .clientBug: "CLIENTBUG"
+        case .expungeIssued: "EXPUNGEISSUED"
+        case .tooBig: "TOOBIG"
+        case .noPerm: "NOPERM"
+        case .inUse: "INUSE"
+        case .closed: "CLOSED"
+        case .privacyRequired: "PRIVACYREQUIRED"
+        case .unknownCTE: "UNKNOWN-CTE"
+        case .capability(let caps): "CAPABILITY " + caps.joined(separator: " ")
+        case .permanentFlags(let flags): "PERMANENTFLAGS (" + flags.joined(separator: " ") + ")"
+        case .uidNext(let uid): "UIDNEXT \(uid)"
+        case .uidValidity(let v): "UIDVALIDITY \(v)"
+        case .unseen(let seq): "UNSEEN \(seq)"
+        case .highestModSeq(let m): "HIGHESTMODSEQ \(m)"
+        case .appendUID(let v, let uid): "APPENDUID \(v) \(uid)"
+        case .copyUID(let v, let from, let to): "COPYUID \(v) \(from) \(to)"
+        case .badCharset(let names): "BADCHARSET (" + names.joined(separator: " ") + ")"
+        }
+    }
+}
+
+/// Untagged responses the mailbox view produces.
+enum Untagged: Sendable, Equatable {
+    case exists(Int)
+    case recent(Int)
+    case expunge(SequenceNumber)
+    case fetchFlags(SequenceNumber, uid: UID, flags: MessageFlags, recent: Bool)
+    case flags(keywords: [String])
+    case permanentFlags(keywords: [String])
+
+    var isExists: Bool {
+        if case .exists = self { return true }
+        return false
+    }
+}

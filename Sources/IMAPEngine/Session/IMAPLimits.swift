@@ -1,0 +1,20 @@
+/// Every bound the engine enforces, in one place (DESIGN.md §7). Defaults follow RFC 9051 §4 and what Dovecot ships.
+public struct IMAPLimits: Sendable {
+    /// Longest command line, excluding literal contents. RFC 7162 §4 asks servers to accept at least 8192 octets;
+    /// Dovecot's default is 64 KiB.
+    public var maxLineLength: Int = 65_536
+    /// Largest literal outside APPEND (LOGIN passwords, SEARCH strings, …).
+    public var maxInlineLiteral: Int = 65_536
+    /// Largest message APPEND accepts (advertised as APPENDLIMIT in a later issue).
+    public var maxAppendSize: Int = 64 * 1024 * 1024
+    /// Bad commands in a row before the server says BYE.
+    public var maxBadCommands: Int = 20
+    /// Autologout before authentication (RFC 9051 §5.4 allows a shorter timer here).
+    public var unauthenticatedTimeout: Duration = .seconds(60)
+    /// Autologout once authenticated: at least 30 minutes (RFC 9051 §5.4).
+    public var authenticatedTimeout: Duration = .seconds(30 * 60)
+    /// A non-synchronizing literal of LITERAL- (RFC 7888 §5) — the size we promise to always accept.
+    public static let literalMinus = 4096
+
+    public init() {}
+}

@@ -1,0 +1,316 @@
+import Logging
+import NIOCore
+
+/// Everything a session needs from the server, shared by all connections of one process.
+public struct IMAPServerContext: Sendable {
+    public var store: any MailStore
+    public var feed: ChangeFeed
+    public var authenticator: any Authenticator
+    public var limits: IMAPLimits
+    public var logger: Logger
+    /// Accept LOGIN and AUTHENTICATE PLAIN on connections that are neither TLS nor loopback (DESIGN.md §5).
+    public var allowPlaintextAuth: Bool
+    public var greeting: String
+
+    public init(
+        store: any MailStore, feed: ChangeFeed, authenticator: any Authenticator, limits: IMAPLimits = IMAPLimits(),
+        logger: Logger, allowPlaintextAuth: Bool = false, greeting: String = "MailHost ready."
+    ) {
+        self.store = store
+        self.feed = feed
+        self.authenticator = authenticator
+        self.limits = limits
+        self.logger = logger
+        self.allowPlaintextAuth = allowPlaintextAuth
+        self.greeting = greeting
+    }
+}
+
+/// Facts about one client connection.
+public struct ConnectionInfo: Sendable {
+    public var id: String
+    public var remoteAddress: String?
+    public var isLoopback: Bool
+    public var isSecure: Bool
+    public init(id: String, remoteAddress: String?, isLoopback: Bool, isSecure: Bool) {
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.isLoopback = isLoopback
+        self.isSecure = isSecure
+    }
+}
+
+/// Events a session reacts to besides client input.
+enum ControlEvent: Sendable {
+    case change(ChangeEvent)
+    case tick
+    case shutdown
+}
+
+enum SessionEvent: Sendable {
+    case client(FramedInput)
+    case control(ControlEvent)
+}
+
+/// One IMAP session (RFC 9051 §3): one connection, one task, one `Session`.
+///
+/// Invariants:
+/// - Commands run one at a time, in the order received; pipelined commands wait in the inbound stream (mox).
+/// - The session is the connection's only writer (`ResponseSink`), so a `+` continuation never lands inside another
+///   response.
+/// - The selected mailbox's `MailboxView` changes only at a command's sync point or in IDLE (STYLE.md §4).
+/// - No store transaction is open while the session waits for the client.
+/// - Passwords and message bodies never reach a log line.
+final class Session {
+    enum State: Equatable {
+        case notAuthenticated
+        case authenticated
+        case selected
+        case logout
+    }
+
+    /// A command that spans several client lines.
+    enum Continuation {
+        case none
+        case idle(Tag)
+        case sasl(Tag, SASLExchange)
+    }
+
+    let server: IMAPServerContext
+    let info: ConnectionInfo
+    let out: ResponseSink
+    let control: AsyncStream<ControlEvent>.Continuation
+    var logger: Logger
+
+    var state: State = .notAuthenticated
+    var continuation: Continuation = .none
+    var account: AccountID?
+    var login: String?
+    var view: MailboxView?
+    /// IMAP4rev2 enabled (RFC 9051 §6.3.1): ESEARCH replies, UTF-8 names, no `\Recent`.
+    var rev2 = false
+    /// The selected mailbox has changes the session has not pulled yet (a change-feed hint arrived).
+    var viewIsStale = false
+    /// RFC 5182 SEARCHRES: the UIDs saved by `SEARCH RETURN (SAVE)`.
+    var savedSearch: [UID] = []
+    /// Flags this command already reported for messages (STORE, FETCH setting \Seen): the matching pending updates
+    /// from the store are the command's own and are not announced again (STYLE.md §4.4).
+    var reportedFlags: [UID: MessageFlags] = [:]
+    var feedRegistration: ChangeFeed.Registration?
+    var badCommands = 0
+    var lastActivity = ContinuousClock.now
+
+    init(
+        server: IMAPServerContext, info: ConnectionInfo, out: ResponseSink,
+        control: AsyncStream<ControlEvent>.Continuation
+    ) {
+        self.server = server
+        self.info = info
+        self.out = out
+        self.control = control
+        var logger = server.logger
+        logger[metadataKey: "imap.conn"] = "\(info.id)"
+        if let remote = info.remoteAddress { logger[metadataKey: "imap.peer"] = "\(remote)" }
+        self.logger = logger
+    }
+
+    var store: any MailStore { server.store }
+
+    /// Plaintext credentials are acceptable on this connection (DESIGN.md §5).
+    var plaintextAuthAllowed: Bool { info.isSecure || info.isLoopback || server.allowPlaintextAuth }
+
+    func responseWriter() -> ResponseWriter { ResponseWriter(utf8Names: rev2) }
+
+    // MARK: lifecycle
+
+    func greet() async throws {
+        try await out.sendLine("* OK [CAPABILITY \(capabilities.joined(separator: " "))] \(server.greeting)")
+        try await out.flush()
+        logger.info("connect")
+    }
+
+    func cleanup() {
+        if let registration = feedRegistration { server.feed.unregister(registration) }
+        feedRegistration = nil
+        logger.info("disconnect")
+    }
+
+    enum Outcome { case keepGoing, close }
+
+    func handle(_ event: SessionEvent) async throws -> Outcome {
+        switch event {
+        case .client(let input):
+            lastActivity = .now
+            let outcome = try await handleClient(input)
+            try await out.flush()
+            return outcome
+        case .control(.change(let change)):
+            try await handleChange(change)
+            try await out.flush()
+            return .keepGoing
+        case .control(.tick):
+            let timeout =
+                state == .notAuthenticated ? server.limits.unauthenticatedTimeout : server.limits.authenticatedTimeout
+            if ContinuousClock.now - lastActivity > timeout {
+                try await out.sendLine("* BYE Disconnected for inactivity.")
+                try await out.flush()
+                logger.info("autologout")
+                return .close
+            }
+            return .keepGoing
+        case .control(.shutdown):
+            try await out.sendLine("* BYE Server shutting down.")
+            try await out.flush()
+            return .close
+        }
+    }
+
+    private func handleClient(_ input: FramedInput) async throws -> Outcome {
+        switch input {
+        case .literalRequested:
+            try await out.sendLine("+ Ready for literal data")
+            return .keepGoing
+        case .lineTooLong(let tag):
+            return try await badCommand(tag: tag, code: .tooBig, "Command line too long")
+        case .literalTooLarge(let tag, _):
+            if let tag {
+                var w = responseWriter()
+                w.tagged(tag, "NO", code: .tooBig, "Literal too large")
+                try await out.send(w)
+                return .keepGoing
+            }
+            return try await badCommand(tag: nil, code: .tooBig, "Literal too large")
+        case .line(let bytes):
+            switch continuation {
+            case .idle(let tag):
+                return try await finishIdle(tag: tag, line: bytes)
+            case .sasl(let tag, let exchange):
+                return try await continueSASL(tag: tag, exchange: exchange, line: bytes)
+            case .none:
+                switch CommandParser.parse(bytes) {
+                case .failure(let tag, let error):
+                    return try await badCommand(tag: tag, code: nil, error.message)
+                case .command(let tag, let command):
+                    return try await dispatch(tag: tag, command: command)
+                }
+            }
+        }
+    }
+
+    /// Answers a malformed command; too many in a row end the session (DESIGN.md §7).
+    func badCommand(tag: Tag?, code: ResponseCode?, _ text: String) async throws -> Outcome {
+        badCommands += 1
+        var w = responseWriter()
+        w.tagged(tag ?? "*", "BAD", code: code, text)
+        try await out.send(w)
+        if badCommands >= server.limits.maxBadCommands {
+            try await out.sendLine("* BYE Too many invalid commands.")
+            logger.notice("too many bad commands")
+            return .close
+        }
+        return .keepGoing
+    }
+
+    // MARK: change feed
+
+    func handleChange(_ change: ChangeEvent) async throws {
+        guard let view else { return }
+        switch change {
+        case .mailboxChanged(let mailbox, let modSeq):
+            guard mailbox == view.mailbox, modSeq > view.highestModSeq else { return }
+        case .resync:
+            break
+        }
+        viewIsStale = true
+        if case .idle = continuation {
+            try await synchronize(.full)
+        }
+    }
+
+    /// Pulls the selected mailbox's changes from the store into the view.
+    func pullChanges() async throws {
+        guard let current = view, let account else { return }
+        viewIsStale = false
+        let delta: MailboxDelta
+        do {
+            delta = try await store.changes(
+                account: account, mailbox: current.mailbox, since: current.highestModSeq, logger: logger)
+        } catch {
+            if error == .mailboxNotFound { throw IMAPError.bye("Selected mailbox was deleted, have to disconnect.") }
+            throw error
+        }
+        view?.absorb(delta)
+        if !reportedFlags.isEmpty {
+            view?.suppressFlagUpdates(matching: reportedFlags)
+            reportedFlags = [:]
+        }
+        if !current.readOnly, let highest = view?.highestPendingUID {
+            if let claimed = try await store.claimRecent(
+                account: account, mailbox: current.mailbox, upTo: highest, logger: logger)
+            {
+                view?.markRecent(claimed)
+            }
+        }
+    }
+
+    /// A sync point (Dovecot's `cmd_sync`): pull changes when needed, then announce what `policy` allows.
+    func synchronize(_ policy: FlushPolicy, forcePull: Bool = false) async throws {
+        guard view != nil, policy != .none else { return }
+        if forcePull || viewIsStale { try await pullChanges() }
+        guard var current = view else { return }
+        let responses = current.flush(policy, reportRecent: !rev2)
+        view = current
+        guard !responses.isEmpty else { return }
+        var w = responseWriter()
+        for response in responses { w.untagged(response) }
+        try await out.send(w)
+    }
+
+    // MARK: helpers shared by command families
+
+    /// The authenticated account; commands that reach here passed the state gate.
+    var requireAccount: AccountID {
+        get throws(IMAPError) {
+            guard let account else { throw IMAPError.bad("Not logged in") }
+            return account
+        }
+    }
+
+    var requireView: MailboxView {
+        get throws(IMAPError) {
+            guard let view else { throw IMAPError.bad("No mailbox selected") }
+            return view
+        }
+    }
+
+    /// A mailbox argument as a stored name: modified UTF-7 for IMAP4rev1 clients, UTF-8 after ENABLE IMAP4rev2
+    /// (RFC 9051 §5.1, Appendix A.1).
+    func mailboxName(_ argument: MailboxArgument) throws(IMAPError) -> MailboxName {
+        let wire = argument.wire
+        if rev2 || wire.utf8.contains(where: { $0 >= 0x80 }) {
+            return MailboxName(normalizing: wire)
+        }
+        guard let decoded = ModifiedUTF7.decode(wire) else {
+            throw IMAPError.no(.cannot, "Mailbox name is not valid modified UTF-7")
+        }
+        return MailboxName(normalizing: decoded)
+    }
+
+    var capabilities: [String] {
+        var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        switch state {
+        case .notAuthenticated:
+            if plaintextAuthAllowed {
+                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+            } else {
+                caps.append("LOGINDISABLED")
+            }
+        default:
+            caps += [
+                "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED",
+                "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE",
+            ]
+        }
+        return caps
+    }
+}

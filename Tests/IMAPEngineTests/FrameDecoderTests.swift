@@ -1,0 +1,111 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import IMAPEngine
+
+/// The framing layer on an `EmbeddedChannel` (STYLE.md §8.3): lines, literals, limits.
+@Suite struct FrameDecoderTests {
+    func decode(_ input: String..., limits: IMAPLimits = IMAPLimits()) throws -> [FramedInput] {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(IMAPFrameDecoder(limits: limits)))
+        for chunk in input {
+            try channel.writeInbound(ByteBuffer(string: chunk))
+        }
+        var out: [FramedInput] = []
+        while let part = try channel.readInbound(as: FramedInput.self) { out.append(part) }
+        _ = try? channel.finish()
+        return out
+    }
+
+    func line(_ text: String) -> FramedInput { .line(Array(text.utf8)) }
+
+    @Test func pipelinedCommandsAreFramedSeparately() throws {
+        #expect(
+            try decode("a1 NOOP\r\na2 CAPABILITY\r\na3 LOG", "OUT\r\n") == [
+                line("a1 NOOP"), line("a2 CAPABILITY"), line("a3 LOGOUT"),
+            ])
+    }
+
+    @Test func emptyLinesBetweenCommandsAreIgnored() throws {
+        #expect(try decode("\r\n\r\na1 NOOP\r\n\n") == [line("a1 NOOP")])
+    }
+
+    @Test func bareLineFeedIsAccepted() throws {
+        #expect(try decode("a1 NOOP\na2 NOOP\r\n") == [line("a1 NOOP"), line("a2 NOOP")])
+    }
+
+    @Test func synchronizingLiteralAsksForContinuation() throws {
+        #expect(
+            try decode("a LOGIN {3}\r\n", "tim {5}\r\n", "timmy\r\n")
+                == [.literalRequested(3), .literalRequested(5), line("a LOGIN {3}\r\ntim {5}\r\ntimmy")])
+    }
+
+    @Test func nonSynchronizingLiteralNeedsNoContinuation() throws {
+        #expect(try decode("a LOGIN {3+}\r\ntim {5+}\r\ntimmy\r\n") == [line("a LOGIN {3+}\r\ntim {5+}\r\ntimmy")])
+    }
+
+    @Test func literalMayContainLineBreaksAndBraces() throws {
+        #expect(
+            try decode("a APPEND INBOX {12+}\r\nx\r\n{3}\r\nabc}\r\n\r\nb NOOP\r\n")
+                == [line("a APPEND INBOX {12+}\r\nx\r\n{3}\r\nabc}"), line("b NOOP")])
+    }
+
+    @Test func literalSplitAcrossReads() throws {
+        #expect(
+            try decode("a APPEND INBOX {10+}\r\nhel", "lo w", "orld\r\n") == [
+                line("a APPEND INBOX {10+}\r\nhello world")
+            ])
+    }
+
+    @Test func overLongLineIsRejectedAndTheConnectionStaysUsable() throws {
+        var limits = IMAPLimits()
+        limits.maxLineLength = 100
+        let long = "a1 NOOP " + String(repeating: "x", count: 1000)
+        #expect(try decode(long + "\r\na2 NOOP\r\n", limits: limits) == [.lineTooLong(tag: "a1"), line("a2 NOOP")])
+        // The same line arriving in pieces without CRLF for a long while.
+        #expect(
+            try decode(
+                "a1 NOOP ", String(repeating: "y", count: 500), String(repeating: "y", count: 500), "\r\na2 NOOP\r\n",
+                limits: limits)
+                == [.lineTooLong(tag: "a1"), line("a2 NOOP")])
+    }
+
+    @Test func oversizedSynchronizingLiteralIsRefusedBeforeItIsSent() throws {
+        #expect(
+            try decode("a1 LOGIN {99999999999}\r\na2 NOOP\r\n") == [
+                .literalTooLarge(tag: "a1", size: 99_999_999_999), line("a2 NOOP"),
+            ])
+    }
+
+    @Test func oversizedNonSynchronizingLiteralIsSkipped() throws {
+        var limits = IMAPLimits()
+        limits.maxInlineLiteral = 4
+        #expect(
+            try decode("a1 LOGIN {10+}\r\n0123456789 {3+}\r\nabc\r\na2 NOOP\r\n", limits: limits)
+                == [.literalTooLarge(tag: "a1", size: 10), line("a2 NOOP")])
+    }
+
+    @Test func appendMayUseTheLargerLimit() throws {
+        var limits = IMAPLimits()
+        limits.maxInlineLiteral = 4
+        limits.maxAppendSize = 100
+        #expect(
+            try decode("a APPEND INBOX {10}\r\n", "0123456789\r\n", limits: limits) == [
+                .literalRequested(10), line("a APPEND INBOX {10}\r\n0123456789"),
+            ])
+        #expect(try decode("a APPEND INBOX {101}\r\n", limits: limits) == [.literalTooLarge(tag: "a", size: 101)])
+    }
+
+    @Test func commandCutOffByEOFIsDropped() throws {
+        #expect(try decode("a APPEND INBOX {10+}\r\nhalf") == [])
+    }
+
+    @Test func literalMarkers() {
+        #expect(IMAPFrameDecoder.literalAtEnd(of: Array("a {5}".utf8))! == (5, true))
+        #expect(IMAPFrameDecoder.literalAtEnd(of: Array("a {5+}".utf8))! == (5, false))
+        #expect(IMAPFrameDecoder.literalAtEnd(of: Array("a ~{0}".utf8))! == (0, true))
+        #expect(IMAPFrameDecoder.literalAtEnd(of: Array("a {}".utf8)) == nil)
+        #expect(IMAPFrameDecoder.literalAtEnd(of: Array("a \"}\"".utf8)) == nil)
+        #expect(IMAPFrameDecoder.literalAtEnd(of: Array("{99999999999999999999999}".utf8))! == (Int64.max, true))
+    }
+}
