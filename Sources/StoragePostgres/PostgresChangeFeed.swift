@@ -1,0 +1,100 @@
+import IMAPEngine
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL side of the change feed (DESIGN.md §3): one LISTEN connection per instance, fanned out to this
+/// process's sessions through `ChangeFeed`. Every commit's NOTIFY (from this instance or another) arrives here, and
+/// PostgreSQL delivers it only at commit, so a hint never precedes its data.
+public struct PostgresChangeFeed: Sendable {
+    let client: PostgresClient
+    let feed: ChangeFeed
+    let logger: Logger
+
+    public init(client: PostgresClient, feed: ChangeFeed, logger: Logger) {
+        self.client = client
+        self.feed = feed
+        self.logger = logger
+    }
+
+    /// Listens until cancelled, reconnecting after failures; after a reconnect every session re-reads its mailbox,
+    /// since notifications sent meanwhile were lost.
+    public func run() async {
+        var connectedBefore = false
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: PostgresMailStore.notifyChannel) { notifications in
+                        if connectedBefore {
+                            logger.notice("change feed reconnected; sessions resynchronise")
+                            feed.publishResyncToAll()
+                        }
+                        connectedBefore = true
+                        for try await notification in notifications {
+                            guard let (account, mailbox, modSeq) = Self.parse(notification.payload) else {
+                                logger.warning("malformed change notification")
+                                continue
+                            }
+                            feed.publish(account: account, event: .mailboxChanged(mailbox, modSeq))
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { break }
+                logger.warning("change feed lost its connection", metadata: ["error": "\(String(reflecting: error))"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// `account:mailbox:modseq`.
+    static func parse(_ payload: String) -> (AccountID, MailboxID, ModSeq)? {
+        let parts = payload.split(separator: ":")
+        guard parts.count == 3, let account = Int64(parts[0]), let mailbox = Int64(parts[1]),
+            let modSeq = Int64(parts[2])
+        else { return nil }
+        return (AccountID(rawValue: account), MailboxID(rawValue: mailbox), ModSeq(modSeq))
+    }
+}
+
+extension PostgresMailStore {
+    /// Deletes content no message references any more, once tombstones older than `retention` let go of it
+    /// (sessions that still show an expunged message can fetch it until then). Runs under an advisory lock so one
+    /// instance at a time does the work. Returns the number of contents removed.
+    public func collectGarbage(retention: Duration, logger: Logger) async throws(StoreError) -> Int {
+        let client = self.client
+        let seconds = Int64(retention.components.seconds)
+        return try await run(logger) {
+            try await client.withConnection { connection in
+                let lock = try await connection.query(
+                    "SELECT pg_try_advisory_lock(\(PostgresSchema.advisoryLock + 1))", logger: logger
+                ).collect()
+                guard try lock.first?.decode(Bool.self) == true else { return 0 }
+                do {
+                    try await connection.query(
+                        """
+                        UPDATE expunged SET content_id = NULL
+                        WHERE content_id IS NOT NULL AND expunged_at < now() - make_interval(secs => \(seconds))
+                        """, logger: logger)
+                    let deleted = try await connection.query(
+                        """
+                        DELETE FROM contents c
+                        WHERE c.created_at < now() - interval '10 minutes'
+                            AND NOT EXISTS (SELECT 1 FROM messages m
+                                            WHERE m.account_id = c.account_id AND m.content_id = c.content_id)
+                            AND NOT EXISTS (SELECT 1 FROM expunged e
+                                            WHERE e.account_id = c.account_id AND e.content_id = c.content_id)
+                        RETURNING content_id
+                        """, logger: logger
+                    ).collect()
+                    _ = try await connection.query(
+                        "SELECT pg_advisory_unlock(\(PostgresSchema.advisoryLock + 1))", logger: logger)
+                    return deleted.count
+                } catch {
+                    _ = try? await connection.query(
+                        "SELECT pg_advisory_unlock(\(PostgresSchema.advisoryLock + 1))", logger: logger)
+                    throw error
+                }
+            }
+        }
+    }
+}

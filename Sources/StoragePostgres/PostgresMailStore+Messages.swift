@@ -1,0 +1,543 @@
+import Foundation
+import IMAPEngine
+import Logging
+import NIOCore
+import PostgresNIO
+
+extension PostgresMailStore {
+    // MARK: selecting and syncing
+
+    public func select(account: AccountID, name: MailboxName, claimRecent: Bool, logger: Logger)
+        async throws(StoreError) -> MailboxSnapshot
+    {
+        let client = self.client
+        // One statement, one snapshot: the UID list and HIGHESTMODSEQ agree (STYLE.md §4.5).
+        var snapshot = try await run(logger) {
+            let rows = try await client.query(
+                """
+                SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords,
+                    (SELECT min(uid) FROM messages m
+                     WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0),
+                    array(SELECT uid FROM messages m
+                          WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id ORDER BY uid)
+                FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
+                """, logger: logger
+            ).collect()
+            guard let row = rows.first else { throw StoreError.mailboxNotFound }
+            let (id, validity, next, modseq, keywords, firstUnseen, uids) = try row.decode(
+                (Int64, Int64, Int64, Int64, [String], Int64?, [Int64]).self)
+            return MailboxSnapshot(
+                id: MailboxID(rawValue: id), name: name, uidValidity: UInt32(truncatingIfNeeded: validity),
+                uidNext: UID(UInt32(truncatingIfNeeded: next)), highestModSeq: ModSeq(modseq),
+                uids: uids.map { UID(UInt32(truncatingIfNeeded: $0)) },
+                firstUnseen: firstUnseen.map { UID(UInt32(truncatingIfNeeded: $0)) }, keywords: keywords, recent: [])
+        }
+        if claimRecent, let last = snapshot.uids.last,
+            let claimed = try await self.claimRecent(account: account, mailbox: snapshot.id, upTo: last, logger: logger)
+        {
+            let start = snapshot.uids.partitionPoint { $0.rawValue < claimed.lowerBound }
+            snapshot.recent = Array(snapshot.uids[start...].prefix { $0.rawValue <= claimed.upperBound })
+        }
+        return snapshot
+    }
+
+    /// Moves `first_recent_uid` past `upTo` and returns the UIDs that became this session's `\Recent`
+    /// (DESIGN.md §3: exactly one session sees a message as recent, across instances).
+    public func claimRecent(account: AccountID, mailbox: MailboxID, upTo: UID, logger: Logger)
+        async throws(StoreError) -> ClosedRange<UInt32>?
+    {
+        let client = self.client
+        return try await run(logger) {
+            let rows = try await client.query(
+                """
+                UPDATE mailboxes b SET first_recent_uid = \(Int64(upTo.rawValue) + 1)
+                FROM (SELECT first_recent_uid AS old FROM mailboxes
+                      WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE) o
+                WHERE b.account_id = \(account.rawValue) AND b.mailbox_id = \(mailbox.rawValue)
+                    AND o.old <= \(Int64(upTo.rawValue))
+                RETURNING o.old
+                """, logger: logger
+            ).collect()
+            guard let old = try rows.first?.decode(Int64.self) else { return nil }
+            return UInt32(truncatingIfNeeded: old)...upTo.rawValue
+        }
+    }
+
+    public func changes(account: AccountID, mailbox: MailboxID, since: ModSeq, logger: Logger)
+        async throws(StoreError) -> MailboxDelta
+    {
+        let client = self.client
+        return try await run(logger) {
+            // One statement: the mailbox row (existence and HIGHESTMODSEQ), changed messages and tombstones in one
+            // snapshot, so nothing committed in between is skipped.
+            let rows = try await client.query(
+                """
+                SELECT 0 AS kind, 0::bigint, 0::smallint, '{}'::text[], highestmodseq FROM mailboxes
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
+                UNION ALL
+                SELECT 1, uid, flags, keywords, modseq FROM messages
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
+                        AND modseq > \(since.rawValue)
+                UNION ALL
+                SELECT 2, uid, 0::smallint, '{}'::text[], modseq FROM expunged
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
+                        AND modseq > \(since.rawValue)
+                """, logger: logger)
+            var exists = false
+            var delta = MailboxDelta(highestModSeq: since)
+            for try await (kind, uid, flags, keywords, modseq) in rows.decode(
+                (Int32, Int64, Int16, [String], Int64).self)
+            {
+                switch kind {
+                case 0:
+                    exists = true
+                    delta.highestModSeq = max(delta.highestModSeq, ModSeq(modseq))
+                case 1:
+                    delta.changed.append(
+                        .init(
+                            uid: UID(UInt32(truncatingIfNeeded: uid)),
+                            flags: MessageFlags(system: SystemFlags(rawValue: flags), keywords: keywords),
+                            modSeq: ModSeq(modseq)))
+                default:
+                    delta.expunged.append(UID(UInt32(truncatingIfNeeded: uid)))
+                }
+            }
+            guard exists else { throw StoreError.mailboxNotFound }
+            delta.changed.sort { $0.uid < $1.uid }
+            delta.expunged.sort()
+            return delta
+        }
+    }
+
+    // MARK: writing
+
+    public func append(
+        account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
+        logger: Logger
+    ) async throws(StoreError) -> AppendResult {
+        let client = self.client
+        let content = try ContentRow(message, internalDate: date)
+        return try await run(logger) {
+            // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
+            // together or not at all.
+            let rows = try await client.query(
+                """
+                WITH b AS (
+                    UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
+                        keywords = CASE WHEN keywords @> \(flags.keywords)::text[] THEN keywords
+                                   ELSE array(SELECT DISTINCT unnest(keywords || \(flags.keywords)::text[])) END
+                    WHERE account_id = \(account.rawValue) AND name = \(mailbox.name)
+                    RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
+                c AS (
+                    INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
+                        parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
+                        search_body)
+                    SELECT \(account.rawValue), \(content.size), \(content.headerLength), \(content.body),
+                        \(content.envelope), \(content.bodySummary), \(content.bodyStructure), \(content.parts),
+                        \(content.sentDay), \(content.from), \(content.to), \(content.cc), \(content.bcc),
+                        \(content.subject), \(content.headers), \(content.text)
+                    FROM b
+                    RETURNING content_id),
+                m AS (
+                    INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
+                        internal_date, internal_zone, size)
+                    SELECT \(account.rawValue), b.mailbox_id, b.uid, c.content_id, \(flags.system.rawValue),
+                        \(flags.keywords)::text[], b.highestmodseq, \(date.secondsSinceEpoch), \(Int16(date.zoneMinutes)),
+                        \(content.size)
+                    FROM b, c
+                    RETURNING uid)
+                SELECT b.uidvalidity, m.uid, pg_notify(\(Self.notifyChannel),
+                    \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text)::text
+                FROM b, m
+                """, logger: logger
+            ).collect()
+            guard let row = rows.first else { throw StoreError.mailboxNotFound }
+            let (validity, uid, _) = try row.decode((Int64, Int64, String).self)
+            return AppendResult(
+                uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)))
+        }
+    }
+
+    public func updateFlags(account: AccountID, mailbox: MailboxID, uids: [UID], update: FlagUpdate, logger: Logger)
+        async throws(StoreError) -> [StoredFlags]
+    {
+        let client = self.client
+        let uidList = uids.map { Int64($0.rawValue) }
+        return try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection in
+                // The mailbox row lock serialises writers and orders modseqs (STYLE.md §4.8).
+                let locked = try await connection.query(
+                    """
+                    SELECT highestmodseq FROM mailboxes
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE
+                    """, logger: logger
+                ).collect()
+                guard !locked.isEmpty else { throw StoreError.mailboxNotFound }
+                var current: [StoredFlags] = []
+                let rows = try await connection.query(
+                    """
+                    SELECT uid, flags, keywords, modseq FROM messages
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
+                        AND uid = ANY(\(uidList)::bigint[])
+                    ORDER BY uid
+                    """, logger: logger)
+                for try await (uid, flags, keywords, modseq) in rows.decode((Int64, Int16, [String], Int64).self) {
+                    let before = MessageFlags(system: SystemFlags(rawValue: flags), keywords: keywords)
+                    let after = Self.apply(update, to: before)
+                    current.append(
+                        StoredFlags(
+                            uid: UID(UInt32(truncatingIfNeeded: uid)), flags: after, modSeq: ModSeq(modseq),
+                            changed: after != before))
+                }
+                let changed = current.filter(\.changed)
+                guard !changed.isEmpty else { return current }
+                // Messages are grouped by their resulting flags: one UPDATE per distinct result.
+                let groups = Dictionary(grouping: changed, by: \.flags)
+                // The mailbox keeps the keywords in use, for FLAGS and PERMANENTFLAGS at SELECT.
+                let added = update.kind == .remove ? [] : update.flags.keywords
+                let modseqRows = try await connection.query(
+                    """
+                    UPDATE mailboxes SET highestmodseq = highestmodseq + 1,
+                        keywords = CASE WHEN keywords @> \(added)::text[] THEN keywords
+                                   ELSE array(SELECT DISTINCT unnest(keywords || \(added)::text[])) END
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
+                    RETURNING highestmodseq, pg_notify(\(Self.notifyChannel),
+                        \(account.rawValue)::text || ':' || mailbox_id::text || ':' || highestmodseq::text)::text
+                    """, logger: logger
+                ).collect()
+                guard let row = modseqRows.first else { throw StoreError.mailboxNotFound }
+                let (modseq, _) = try row.decode((Int64, String).self)
+                for (flags, members) in groups {
+                    let memberUIDs = members.map { Int64($0.uid.rawValue) }
+                    try await connection.query(
+                        """
+                        UPDATE messages SET flags = \(flags.system.rawValue), keywords = \(flags.keywords)::text[],
+                            modseq = \(modseq)
+                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
+                            AND uid = ANY(\(memberUIDs)::bigint[])
+                        """, logger: logger)
+                }
+                return current.map { entry in
+                    var entry = entry
+                    if entry.changed { entry.modSeq = ModSeq(modseq) }
+                    return entry
+                }
+            }
+        }
+    }
+
+    static func apply(_ update: FlagUpdate, to flags: MessageFlags) -> MessageFlags {
+        switch update.kind {
+        case .replace:
+            return update.flags
+        case .add:
+            var result = flags
+            result.system.formUnion(update.flags.system)
+            for keyword in update.flags.keywords where !result.keywords.contains(keyword) {
+                result.keywords.append(keyword)
+            }
+            return result
+        case .remove:
+            var result = flags
+            result.system.subtract(update.flags.system)
+            result.keywords.removeAll { update.flags.keywords.contains($0) }
+            return result
+        }
+    }
+
+    public func expunge(account: AccountID, mailbox: MailboxID, uids: [UID]?, logger: Logger)
+        async throws(StoreError) -> [UID]
+    {
+        let client = self.client
+        let only = uids.map { $0.map { Int64($0.rawValue) } }
+        return try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection in
+                let locked = try await connection.query(
+                    """
+                    SELECT highestmodseq FROM mailboxes
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE
+                    """, logger: logger
+                ).collect()
+                guard !locked.isEmpty else { throw StoreError.mailboxNotFound }
+                return try await Self.expungeLocked(
+                    connection, account: account, mailbox: mailbox.rawValue, onlyDeleted: true, uids: only,
+                    logger: logger)
+            }
+        }
+    }
+
+    /// Deletes messages into tombstones with one new modseq. The caller holds the mailbox row lock.
+    static func expungeLocked(
+        _ connection: PostgresConnection, account: AccountID, mailbox: Int64, onlyDeleted: Bool, uids: [Int64]?,
+        logger: Logger
+    ) async throws -> [UID] {
+        let rows = try await connection.query(
+            """
+            WITH gone AS (
+                DELETE FROM messages
+                WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox)
+                    AND (NOT \(onlyDeleted) OR flags & 4 <> 0)
+                    AND (\(uids == nil) OR uid = ANY(\(uids ?? [])::bigint[]))
+                RETURNING *),
+            b AS (
+                UPDATE mailboxes SET highestmodseq = highestmodseq + 1
+                WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox) AND EXISTS (SELECT 1 FROM gone)
+                RETURNING highestmodseq),
+            t AS (
+                INSERT INTO expunged (account_id, mailbox_id, uid, modseq, content_id, flags, keywords, internal_date,
+                    internal_zone, size)
+                SELECT gone.account_id, gone.mailbox_id, gone.uid, b.highestmodseq, gone.content_id, gone.flags,
+                    gone.keywords, gone.internal_date, gone.internal_zone, gone.size
+                FROM gone, b
+                RETURNING uid, modseq)
+            SELECT uid, pg_notify(\(Self.notifyChannel),
+                \(account.rawValue)::text || ':' || \(mailbox)::text || ':' || modseq::text)::text
+            FROM t ORDER BY uid
+            """, logger: logger)
+        var expunged: [UID] = []
+        for try await (uid, _) in rows.decode((Int64, String).self) {
+            expunged.append(UID(UInt32(truncatingIfNeeded: uid)))
+        }
+        return expunged
+    }
+
+    public func copy(account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, logger: Logger)
+        async throws(StoreError) -> CopyResult
+    {
+        try await copyOrMove(account: account, from: from, uids: uids, to: to, move: false, logger: logger)
+    }
+
+    public func move(account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, logger: Logger)
+        async throws(StoreError) -> CopyResult
+    {
+        try await copyOrMove(account: account, from: from, uids: uids, to: to, move: true, logger: logger)
+    }
+
+    /// COPY never copies bytes: new rows reference the same content (DESIGN.md §4). MOVE is COPY plus EXPUNGE of the
+    /// originals in the same transaction (RFC 6851 §3.3).
+    private func copyOrMove(
+        account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, move: Bool, logger: Logger
+    ) async throws(StoreError) -> CopyResult {
+        let client = self.client
+        let uidList = uids.map { Int64($0.rawValue) }
+        return try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection in
+                let target = try await connection.query(
+                    "SELECT mailbox_id FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(to.name)",
+                    logger: logger
+                ).collect()
+                guard let destination = try target.first?.decode(Int64.self) else { throw StoreError.mailboxNotFound }
+                // Both rows locked in id order, so concurrent COPYs in opposite directions cannot deadlock.
+                let locked = try await connection.query(
+                    """
+                    SELECT mailbox_id FROM mailboxes
+                    WHERE account_id = \(account.rawValue) AND mailbox_id IN (\(from.rawValue), \(destination))
+                    ORDER BY mailbox_id FOR UPDATE
+                    """, logger: logger
+                ).collect()
+                guard locked.count == (destination == from.rawValue ? 1 : 2) else { throw StoreError.mailboxNotFound }
+
+                let rows = try await connection.query(
+                    """
+                    WITH src AS (
+                        SELECT * FROM messages
+                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(from.rawValue)
+                            AND uid = ANY(\(uidList)::bigint[])),
+                    n AS (SELECT count(*) AS n FROM src),
+                    b AS (
+                        UPDATE mailboxes SET uidnext = uidnext + n.n, highestmodseq = highestmodseq + 1,
+                            keywords = array(SELECT DISTINCT k FROM (
+                                SELECT unnest(keywords) AS k UNION SELECT unnest(keywords) FROM src) x)
+                        FROM n
+                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(destination) AND n.n > 0
+                        RETURNING uidvalidity, uidnext - n.n AS first_uid, highestmodseq),
+                    ins AS (
+                        INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
+                            internal_date, internal_zone, size)
+                        SELECT src.account_id, \(destination), b.first_uid + row_number() OVER (ORDER BY src.uid) - 1,
+                            src.content_id, src.flags, src.keywords, b.highestmodseq, src.internal_date,
+                            src.internal_zone, src.size
+                        FROM src, b
+                        RETURNING uid)
+                    SELECT b.uidvalidity, array(SELECT uid FROM src ORDER BY uid), array(SELECT uid FROM ins ORDER BY uid),
+                        pg_notify(\(Self.notifyChannel),
+                            \(account.rawValue)::text || ':' || \(destination)::text || ':' || b.highestmodseq::text)::text
+                    FROM b
+                    """, logger: logger
+                ).collect()
+                guard let row = rows.first else {
+                    return CopyResult(uidValidity: 0, sourceUIDs: [], destinationUIDs: [])
+                }
+                let (validity, sources, destinations, _) = try row.decode((Int64, [Int64], [Int64], String).self)
+                if move {
+                    _ = try await Self.expungeLocked(
+                        connection, account: account, mailbox: from.rawValue, onlyDeleted: false, uids: sources,
+                        logger: logger)
+                }
+                return CopyResult(
+                    uidValidity: UInt32(truncatingIfNeeded: validity),
+                    sourceUIDs: sources.map { UID(UInt32(truncatingIfNeeded: $0)) },
+                    destinationUIDs: destinations.map { UID(UInt32(truncatingIfNeeded: $0)) })
+            }
+        }
+    }
+
+    // MARK: reading
+
+    public func fetch(account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, logger: Logger)
+        async throws(StoreError) -> [MessageRecord]
+    {
+        let client = self.client
+        let uidList = uids.map { Int64($0.rawValue) }
+        let select = """
+            SELECT x.uid, x.content_id, x.flags, x.keywords, x.internal_date, x.internal_zone, x.size,
+                c.header_length, x.modseq,
+                \(columns.contains(.envelope) ? "c.envelope" : "''::bytea"),
+                \(columns.contains(.body) ? "c.body_summary" : "''::bytea"),
+                \(columns.contains(.bodyStructure) ? "c.body_structure" : "''::bytea"),
+                \(columns.contains(.parts) ? "c.parts" : "''::bytea"),
+                \(columns.contains(.header) ? "substring(c.body FROM 1 FOR c.header_length)" : "''::bytea"),
+                x.expunged
+            """
+        return try await run(logger) {
+            var records: [MessageRecord] = []
+            records.reserveCapacity(uids.count)
+            let live = try await client.query(
+                PostgresQuery(
+                    unsafeSQL: select + """
+                         FROM (SELECT *, false AS expunged FROM messages
+                               WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])) x
+                        JOIN contents c ON c.account_id = x.account_id AND c.content_id = x.content_id
+                        ORDER BY x.uid
+                        """, binds: Self.binds(account.rawValue, mailbox.rawValue, uidList)), logger: logger)
+            for try await row in live { records.append(try Self.record(row)) }
+            if records.count < uids.count {
+                // Messages expunged elsewhere that this session has not been told about: served from the tombstone
+                // while the content exists (STYLE.md §4.6).
+                let found = Set(records.map { Int64($0.uid.rawValue) })
+                let missing = uidList.filter { !found.contains($0) }
+                let gone = try await client.query(
+                    PostgresQuery(
+                        unsafeSQL: select + """
+                             FROM (SELECT account_id, mailbox_id, uid, content_id, flags, keywords, internal_date,
+                                          internal_zone, size, modseq, true AS expunged FROM expunged
+                                   WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
+                                       AND content_id IS NOT NULL) x
+                            JOIN contents c ON c.account_id = x.account_id AND c.content_id = x.content_id
+                            """, binds: Self.binds(account.rawValue, mailbox.rawValue, missing)), logger: logger)
+                for try await row in gone { records.append(try Self.record(row)) }
+                records.sort { $0.uid < $1.uid }
+            }
+            return records
+        }
+    }
+
+    static func binds(_ account: Int64, _ mailbox: Int64, _ uids: [Int64]) -> PostgresBindings {
+        var binds = PostgresBindings(capacity: 3)
+        binds.append(account)
+        binds.append(mailbox)
+        binds.append(uids)
+        return binds
+    }
+
+    static func record(_ row: PostgresRow) throws -> MessageRecord {
+        let (
+            uid, contentID, flags, keywords, date, zone, size, headerLength, modseq, envelope, body, structure, parts,
+            header, expunged
+        ) = try row.decode(
+            (
+                Int64, Int64, Int16, [String], Int64, Int16, Int32, Int32, Int64, ByteBuffer, ByteBuffer, ByteBuffer,
+                ByteBuffer, ByteBuffer, Bool
+            ).self)
+        var tree: MessagePart? = nil
+        if parts.readableBytes > 0 {
+            tree = try JSONDecoder().decode(MessagePart.self, from: Data(parts.readableBytesView))
+        }
+        return MessageRecord(
+            uid: UID(UInt32(truncatingIfNeeded: uid)), contentID: contentID,
+            flags: MessageFlags(system: SystemFlags(rawValue: flags), keywords: keywords),
+            internalDate: InternalDate(secondsSinceEpoch: date, zoneMinutes: Int(zone)), size: Int(size),
+            headerLength: Int(headerLength), modSeq: ModSeq(modseq), envelope: Array(envelope.readableBytesView),
+            body: Array(body.readableBytesView), bodyStructure: Array(structure.readableBytesView), parts: tree,
+            header: Array(header.readableBytesView), isExpunged: expunged)
+    }
+
+    public func contentBytes(account: AccountID, slices: [ContentSlice], logger: Logger) async throws(StoreError)
+        -> [[UInt8]]
+    {
+        guard !slices.isEmpty else { return [] }
+        let client = self.client
+        let ids = slices.map(\.contentID)
+        let offsets = slices.map { Int64($0.range.lowerBound) + 1 }
+        let lengths = slices.map { Int64($0.range.count) }
+        return try await run(logger) {
+            var result = [[UInt8]](repeating: [], count: slices.count)
+            let rows = try await client.query(
+                """
+                SELECT s.i, substring(c.body FROM s.off::int FOR s.len::int)
+                FROM unnest(\(ids)::bigint[], \(offsets)::bigint[], \(lengths)::bigint[]) WITH ORDINALITY
+                    AS s(content_id, off, len, i)
+                JOIN contents c ON c.account_id = \(account.rawValue) AND c.content_id = s.content_id
+                """, logger: logger)
+            for try await (index, bytes) in rows.decode((Int64, ByteBuffer).self) {
+                let i = Int(index) - 1
+                if i >= 0 && i < result.count { result[i] = Array(bytes.readableBytesView) }
+            }
+            return result
+        }
+    }
+}
+
+/// A parsed message in the form the `contents` table keeps it.
+struct ContentRow: Sendable {
+    var size: Int32
+    var headerLength: Int32
+    var body: ByteBuffer
+    var envelope: ByteBuffer
+    var bodySummary: ByteBuffer
+    var bodyStructure: ByteBuffer
+    var parts: ByteBuffer
+    var sentDay: Int32?
+    var from, to, cc, bcc, subject, headers, text: String
+
+    init(_ message: ParsedMessage, internalDate: InternalDate) throws(StoreError) {
+        guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
+        size = Int32(message.bytes.count)
+        headerLength = Int32(message.headerLength)
+        body = ByteBuffer(bytes: message.bytes)
+        envelope = ByteBuffer(bytes: message.envelope)
+        bodySummary = ByteBuffer(bytes: message.body)
+        bodyStructure = ByteBuffer(bytes: message.bodyStructure)
+        do {
+            parts = ByteBuffer(bytes: try JSONEncoder().encode(message.root))
+        } catch {
+            throw StoreError.internal("encoding the MIME tree failed: \(error)")
+        }
+        // SENTBEFORE/ON/SINCE use the Date: header's day; without one, the internal date's (as Dovecot does).
+        let sent =
+            message.sentDate.map { IMAPDate(year: $0.year, month: $0.month, day: $0.day) } ?? internalDate.localDate
+        sentDay = Int32(truncatingIfNeeded: sent.dayNumber)
+        // PostgreSQL text cannot hold NUL.
+        func clean(_ s: String) -> String { s.contains("\0") ? s.replacingOccurrences(of: "\0", with: " ") : s }
+        from = clean(message.search.from)
+        to = clean(message.search.to)
+        cc = clean(message.search.cc)
+        bcc = clean(message.search.bcc)
+        subject = clean(message.search.subject)
+        headers = clean(message.search.headers)
+        text = clean(message.search.body)
+    }
+}
+
+extension Array where Element: Comparable {
+    /// First index whose element fails `belongsBefore` (binary search on a sorted array).
+    func partitionPoint(_ belongsBefore: (Element) -> Bool) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if belongsBefore(self[mid]) { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+}

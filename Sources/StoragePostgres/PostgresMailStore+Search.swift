@@ -1,0 +1,124 @@
+import IMAPEngine
+import Logging
+import PostgresNIO
+
+extension PostgresMailStore {
+    public func search(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
+        async throws(StoreError) -> [UID]
+    {
+        var compiler = SearchCompiler()
+        compiler.binds.append(account.rawValue)
+        compiler.binds.append(mailbox.rawValue)
+        compiler.binds.append(Int64(maxUID.rawValue))
+        let condition = compiler.compile(query)
+        let join =
+            compiler.needsContent
+            ? " JOIN contents c ON c.account_id = m.account_id AND c.content_id = m.content_id" : ""
+        let sql = """
+            SELECT m.uid FROM messages m\(join)
+            WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))
+            ORDER BY m.uid
+            """
+        let statement = PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
+        let client = self.client
+        return try await run(logger) {
+            var result: [UID] = []
+            let rows = try await client.query(statement, logger: logger)
+            for try await uid in rows.decode(Int64.self) { result.append(UID(UInt32(truncatingIfNeeded: uid))) }
+            return result
+        }
+    }
+}
+
+/// Compiles a `SearchQuery` into a parameterised SQL condition over `messages m` (and `contents c` when needed)
+/// (DESIGN.md §4). Every value from the client is a bind; only fixed SQL text is generated.
+///
+/// Text keys compare against the lower-cased decoded text kept at ingest, with LIKE (pg_trgm indexes assist);
+/// dates compare day numbers in the message's own zone (RFC 9051 §6.4.4: "disregarding time and timezone").
+struct SearchCompiler {
+    var binds = PostgresBindings()
+    private(set) var needsContent = false
+
+    private mutating func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
+        binds.append(value)
+        return "$\(binds.count)"
+    }
+
+    private mutating func contains(_ column: String, _ text: String) -> String {
+        needsContent = true
+        return "\(column) LIKE \(bind("%" + PostgresMailStore.likeEscape(text.lowercased()) + "%"))"
+    }
+
+    mutating func compile(_ query: SearchQuery) -> String {
+        switch query {
+        case .all:
+            return "TRUE"
+        case .none:
+            return "FALSE"
+        case .systemFlag(let flag, let present):
+            return "(m.flags & \(flag.rawValue)) \(present ? "<>" : "=") 0"
+        case .keyword(let name, let present):
+            return "\(present ? "" : "NOT ")(\(bind(name))::text = ANY(m.keywords))"
+        case .uids(let ranges):
+            if ranges.isEmpty { return "FALSE" }
+            if ranges.ranges.count == 1, let range = ranges.ranges.first {
+                return "m.uid BETWEEN \(bind(Int64(range.lowerBound))) AND \(bind(Int64(range.upperBound)))"
+            }
+            let lows = bind(ranges.ranges.map { Int64($0.lowerBound) })
+            let highs = bind(ranges.ranges.map { Int64($0.upperBound) })
+            return
+                "EXISTS (SELECT 1 FROM unnest(\(lows)::bigint[], \(highs)::bigint[]) r(lo, hi) WHERE m.uid BETWEEN r.lo AND r.hi)"
+        case .address(let field, let text):
+            return contains("c.search_\(field.rawValue)", text)
+        case .subject(let text):
+            return contains("c.search_subject", text)
+        case .header(let name, let value):
+            needsContent = true
+            // "\nname: …value…" within one line of the decoded header text.
+            let pattern =
+                "\n" + Self.regexEscape(name.lowercased()) + ": [^\n]*" + Self.regexEscape(value.lowercased())
+            return "c.search_headers ~ \(bind(pattern))"
+        case .body(let text):
+            return contains("c.search_body", text)
+        case .text(let text):
+            let headers = contains("c.search_headers", text)
+            let body = contains("c.search_body", text)
+            return "(\(headers) OR \(body))"
+        case .internalDate(let comparison, let date):
+            let day = "floor((m.internal_date + m.internal_zone * 60) / 86400.0)"
+            return "\(day) \(Self.operator(comparison)) \(bind(date.dayNumber))"
+        case .sentDate(let comparison, let date):
+            needsContent = true
+            return "c.sent_day \(Self.operator(comparison)) \(bind(date.dayNumber))"
+        case .larger(let size):
+            return "m.size > \(bind(size))"
+        case .smaller(let size):
+            return "m.size < \(bind(size))"
+        case .not(let inner):
+            return "NOT (\(compile(inner)))"
+        case .or(let a, let b):
+            return "((\(compile(a))) OR (\(compile(b))))"
+        case .and(let keys):
+            if keys.isEmpty { return "TRUE" }
+            return keys.map { "(\(compile($0)))" }.joined(separator: " AND ")
+        }
+    }
+
+    static func `operator`(_ comparison: SearchQuery.DateComparison) -> String {
+        switch comparison {
+        case .before: "<"
+        case .on: "="
+        case .since: ">="
+        }
+    }
+
+    /// Escapes POSIX regular expression metacharacters (PostgreSQL ARE syntax).
+    static func regexEscape(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if "\\^$.|?*+()[]{}".contains(character) { out.append("\\") }
+            out.append(character)
+        }
+        return out
+    }
+}

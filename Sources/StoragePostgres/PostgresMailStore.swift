@@ -1,0 +1,323 @@
+import Foundation
+import IMAPEngine
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// `MailStore` over PostgreSQL (DESIGN.md §3–4).
+///
+/// Every call is bounded by `configuration.operationTimeout` and answers `StoreError.unavailable` when the database
+/// is away; PostgresClient reconnects by itself, so the store recovers when the database returns. No transaction
+/// is held while the engine waits on a client: every method is one statement or one short transaction.
+public final class PostgresMailStore: MailStore {
+    public let client: PostgresClient
+    let timeout: Duration
+    static let notifyChannel = "mailhost_changes"
+
+    public init(client: PostgresClient, operationTimeout: Duration = .seconds(15)) {
+        self.client = client
+        self.timeout = operationTimeout
+    }
+
+    // MARK: running statements
+
+    struct Timeout: Error {}
+
+    /// Runs `operation` with the timeout, retrying serialization failures and deadlocks, and maps every error to
+    /// `StoreError` (the adapter's boundary, STYLE.md §6).
+    func run<T: Sendable>(
+        _ logger: Logger, _ operation: @escaping @Sendable () async throws -> T
+    ) async throws(StoreError) -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await withTimeout(operation)
+            } catch {
+                let mapped = Self.map(error)
+                if case .internal(let detail) = mapped, Self.isRetryable(error), attempt < 4 {
+                    logger.warning("store retry", metadata: ["error": "\(detail)", "attempt": "\(attempt)"])
+                    continue
+                }
+                throw mapped
+            }
+        }
+    }
+
+    private func withTimeout<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = self.timeout
+        return try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw Timeout()
+            }
+            defer { group.cancelAll() }
+            guard let result = try await group.next() else { throw Timeout() }
+            return result
+        }
+    }
+
+    static func sqlState(_ error: any Error) -> String? {
+        if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
+        if let error = error as? PostgresTransactionError {
+            for inner in [error.beginError, error.closureError, error.commitError].compactMap({ $0 }) {
+                if let state = sqlState(inner) { return state }
+            }
+        }
+        return nil
+    }
+
+    static func isRetryable(_ error: any Error) -> Bool {
+        ["40001", "40P01"].contains(sqlState(error) ?? "")
+    }
+
+    static func map(_ error: any Error) -> StoreError {
+        switch error {
+        case let error as StoreError:
+            return error
+        case is Timeout, is CancellationError:
+            return .unavailable("timed out")
+        case let error as PostgresTransactionError:
+            for inner in [error.closureError, error.beginError, error.commitError].compactMap({ $0 }) {
+                return map(inner)
+            }
+            return .internal(String(reflecting: error))
+        case let error as PSQLError:
+            if let state = error.serverInfo?[.sqlState] {
+                // Class 08 (connection), 57P (operator intervention: shutdown, restart), 53 (resources).
+                if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") {
+                    return .unavailable(state)
+                }
+                return .internal("\(state): \(error.serverInfo?[.message] ?? "")")
+            }
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed,
+                .queryCancelled:
+                return .unavailable(String(reflecting: error.code))
+            default:
+                return .internal(String(reflecting: error))
+            }
+        default:
+            return .internal(String(reflecting: error))
+        }
+    }
+
+    /// `NOTIFY` payload: `account:mailbox:modseq`, read by `PostgresChangeFeed`.
+    static func notifyPayload(account: AccountID, mailbox: Int64, modSeq: Int64) -> String {
+        "\(account.rawValue):\(mailbox):\(modSeq)"
+    }
+
+    // MARK: accounts
+
+    public func account(login: String, create: Bool, logger: Logger) async throws(StoreError) -> AccountID {
+        let client = self.client
+        return try await run(logger) {
+            let rows = try await client.query(
+                "SELECT account_id, disabled FROM accounts WHERE login = \(login)", logger: logger
+            ).collect()
+            if let row = rows.first {
+                let (id, disabled) = try row.decode((Int64, Bool).self)
+                if disabled { throw StoreError.cannot("Account is disabled") }
+                return AccountID(rawValue: id)
+            }
+            guard create else { throw StoreError.accountNotFound }
+            return try await client.withTransaction(logger: logger) { connection in
+                let inserted = try await connection.query(
+                    "INSERT INTO accounts (login) VALUES (\(login)) ON CONFLICT (login) DO NOTHING RETURNING account_id",
+                    logger: logger
+                ).collect()
+                guard let row = inserted.first else {
+                    // Created concurrently by another session or instance.
+                    let existing = try await connection.query(
+                        "SELECT account_id FROM accounts WHERE login = \(login)", logger: logger
+                    ).collect()
+                    guard let row = existing.first else { throw StoreError.accountNotFound }
+                    return AccountID(rawValue: try row.decode(Int64.self))
+                }
+                let id = AccountID(rawValue: try row.decode(Int64.self))
+                _ = try await Self.insertMailbox(connection, account: id, name: "INBOX", logger: logger)
+                try await connection.query(
+                    "INSERT INTO subscriptions (account_id, name) VALUES (\(id.rawValue), 'INBOX') ON CONFLICT DO NOTHING",
+                    logger: logger)
+                return id
+            }
+        }
+    }
+
+    /// Inserts one mailbox with a fresh UIDVALIDITY; nil when the name exists. UIDVALIDITY is the larger of the
+    /// current time and the account's last value + 1, so a recreated name never reuses one (RFC 9051 §2.3.1.1).
+    static func insertMailbox(
+        _ connection: PostgresConnection, account: AccountID, name: String, logger: Logger
+    ) async throws -> Int64? {
+        let rows = try await connection.query(
+            """
+            WITH v AS (
+                UPDATE accounts SET last_uidvalidity = greatest(last_uidvalidity + 1, extract(epoch FROM now())::bigint)
+                WHERE account_id = \(account.rawValue) RETURNING last_uidvalidity)
+            INSERT INTO mailboxes (account_id, name, uidvalidity)
+            SELECT \(account.rawValue), \(name), v.last_uidvalidity FROM v
+            ON CONFLICT (account_id, name) DO NOTHING
+            RETURNING mailbox_id
+            """, logger: logger
+        ).collect()
+        return try rows.first?.decode(Int64.self)
+    }
+
+    // MARK: mailboxes
+
+    public func listMailboxes(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxListing] {
+        let client = self.client
+        return try await run(logger) {
+            var result: [MailboxListing] = []
+            let rows = try await client.query(
+                "SELECT mailbox_id, name, special_use FROM mailboxes WHERE account_id = \(account.rawValue)",
+                logger: logger)
+            for try await (id, name, specialUse) in rows.decode((Int64, String, String?).self) {
+                result.append(
+                    MailboxListing(
+                        id: MailboxID(rawValue: id), name: MailboxName(normalizing: name), specialUse: specialUse))
+            }
+            return result
+        }
+    }
+
+    public func subscriptions(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxName] {
+        let client = self.client
+        return try await run(logger) {
+            var result: [MailboxName] = []
+            let rows = try await client.query(
+                "SELECT name FROM subscriptions WHERE account_id = \(account.rawValue)", logger: logger)
+            for try await name in rows.decode(String.self) { result.append(MailboxName(normalizing: name)) }
+            return result
+        }
+    }
+
+    public func createMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) {
+        let client = self.client
+        try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection in
+                for ancestor in name.ancestors {
+                    _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
+                }
+                guard try await Self.insertMailbox(connection, account: account, name: name.name, logger: logger) != nil
+                else { throw StoreError.alreadyExists }
+            }
+        }
+    }
+
+    public func deleteMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) {
+        let client = self.client
+        try await run(logger) {
+            let rows = try await client.query(
+                """
+                WITH gone AS (
+                    DELETE FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(name.name)
+                    RETURNING mailbox_id)
+                SELECT mailbox_id, pg_notify(\(Self.notifyChannel),
+                    \(account.rawValue)::text || ':' || mailbox_id::text || ':' || \(Int64.max)::text)::text
+                FROM gone
+                """, logger: logger
+            ).collect()
+            if rows.isEmpty { throw StoreError.mailboxNotFound }
+        }
+    }
+
+    public func renameMailbox(account: AccountID, from: MailboxName, to: MailboxName, logger: Logger)
+        async throws(StoreError)
+    {
+        if from.isInbox {
+            try await renameInbox(account: account, to: to, logger: logger)
+            return
+        }
+        let client = self.client
+        try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection in
+                let source = try await connection.query(
+                    "SELECT 1 FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(from.name) FOR UPDATE",
+                    logger: logger
+                ).collect()
+                if source.isEmpty { throw StoreError.mailboxNotFound }
+                let prefix = Self.likeEscape(from.name) + "/%"
+                // Renames the mailbox and its inferiors; a clash with an existing name is a unique violation.
+                do {
+                    try await connection.query(
+                        """
+                        UPDATE mailboxes SET name = \(to.name) || substr(name, \(from.name.unicodeScalars.count + 1)::int)
+                        WHERE account_id = \(account.rawValue) AND (name = \(from.name) OR name LIKE \(prefix))
+                        """, logger: logger)
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                    throw StoreError.alreadyExists
+                }
+                for ancestor in to.ancestors {
+                    _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
+                }
+            }
+        }
+    }
+
+    /// RFC 9051 §6.3.6: renaming INBOX moves all its messages to a new mailbox and leaves INBOX empty; its inferiors
+    /// stay where they are.
+    private func renameInbox(account: AccountID, to: MailboxName, logger: Logger) async throws(StoreError) {
+        try await createMailbox(account: account, name: to, logger: logger)
+        let inbox = try await select(account: account, name: .inbox, claimRecent: false, logger: logger)
+        if !inbox.uids.isEmpty {
+            _ = try await move(account: account, from: inbox.id, uids: inbox.uids, to: to, logger: logger)
+        }
+    }
+
+    public func setSubscribed(account: AccountID, name: MailboxName, subscribed: Bool, logger: Logger)
+        async throws(StoreError)
+    {
+        let client = self.client
+        _ = try await run(logger) {
+            if subscribed {
+                try await client.query(
+                    """
+                    INSERT INTO subscriptions (account_id, name) VALUES (\(account.rawValue), \(name.name))
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+            } else {
+                try await client.query(
+                    "DELETE FROM subscriptions WHERE account_id = \(account.rawValue) AND name = \(name.name)",
+                    logger: logger)
+            }
+        }
+    }
+
+    public func status(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) -> MailboxStatus
+    {
+        let client = self.client
+        return try await run(logger) {
+            let rows = try await client.query(
+                """
+                SELECT b.uidvalidity, b.uidnext, b.highestmodseq,
+                    count(m.uid), count(m.uid) FILTER (WHERE m.flags & 8 = 0),
+                    count(m.uid) FILTER (WHERE m.flags & 4 <> 0), coalesce(sum(m.size), 0)::bigint,
+                    count(m.uid) FILTER (WHERE m.uid >= b.first_recent_uid)
+                FROM mailboxes b
+                LEFT JOIN messages m ON m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id
+                WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
+                GROUP BY b.account_id, b.mailbox_id
+                """, logger: logger
+            ).collect()
+            guard let row = rows.first else { throw StoreError.mailboxNotFound }
+            let (validity, next, modseq, messages, unseen, deleted, size, recent) = try row.decode(
+                (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)
+            return MailboxStatus(
+                messages: Int(messages), unseen: Int(unseen), deleted: Int(deleted), size: size, recent: Int(recent),
+                uidNext: UID(UInt32(truncatingIfNeeded: next)), uidValidity: UInt32(truncatingIfNeeded: validity),
+                highestModSeq: ModSeq(modseq))
+        }
+    }
+
+    /// `%`, `_` and `\` escaped for a LIKE pattern.
+    static func likeEscape(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if character == "%" || character == "_" || character == "\\" { out.append("\\") }
+            out.append(character)
+        }
+        return out
+    }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The database schema as numbered migrations (DESIGN.md §4). Never edit a released migration: add the next one.
+///
+/// Rules the schema keeps:
+/// - every table has `account_id` first in its primary key and indexes (shardable by account);
+/// - message content is stored once (`contents`) and referenced by mailbox entries (`messages`);
+/// - `mailboxes.uidnext` and `mailboxes.highestmodseq` are allocated inside the writing transaction, under the
+///   mailbox row lock, so UID and modseq order equal commit order (STYLE.md §4.8);
+/// - expunged messages leave a tombstone (`expunged`) with their modseq, for `changes(since:)`, and keep their content
+///   for a while so sessions that were not told yet can still fetch them.
+public enum PostgresSchema {
+    public static let migrations: [String] = [
+        // 1: the initial schema.
+        """
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+        CREATE SEQUENCE mailbox_ids;
+        CREATE SEQUENCE content_ids;
+
+        CREATE TABLE accounts (
+            account_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            login text NOT NULL UNIQUE,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            disabled boolean NOT NULL DEFAULT false,
+            password_hash text,
+            quota_bytes bigint,
+            quota_messages bigint,
+            last_uidvalidity bigint NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE mailboxes (
+            account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+            mailbox_id bigint NOT NULL DEFAULT nextval('mailbox_ids'),
+            name text NOT NULL,
+            uidvalidity bigint NOT NULL,
+            uidnext bigint NOT NULL DEFAULT 1,
+            highestmodseq bigint NOT NULL DEFAULT 1,
+            first_recent_uid bigint NOT NULL DEFAULT 1,
+            keywords text[] NOT NULL DEFAULT '{}',
+            special_use text,
+            PRIMARY KEY (account_id, mailbox_id),
+            UNIQUE (account_id, name)
+        );
+
+        CREATE TABLE subscriptions (
+            account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+            name text NOT NULL,
+            PRIMARY KEY (account_id, name)
+        );
+
+        CREATE TABLE contents (
+            account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+            content_id bigint NOT NULL DEFAULT nextval('content_ids'),
+            size integer NOT NULL,
+            header_length integer NOT NULL,
+            body bytea NOT NULL,
+            envelope bytea NOT NULL,
+            body_summary bytea NOT NULL,
+            body_structure bytea NOT NULL,
+            parts bytea NOT NULL,
+            sent_day integer,
+            search_from text NOT NULL,
+            search_to text NOT NULL,
+            search_cc text NOT NULL,
+            search_bcc text NOT NULL,
+            search_subject text NOT NULL,
+            search_headers text NOT NULL,
+            search_body text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (account_id, content_id)
+        );
+        CREATE INDEX contents_subject_trgm ON contents USING gin (search_subject gin_trgm_ops);
+        CREATE INDEX contents_from_trgm ON contents USING gin (search_from gin_trgm_ops);
+        CREATE INDEX contents_to_trgm ON contents USING gin (search_to gin_trgm_ops);
+        CREATE INDEX contents_body_trgm ON contents USING gin (search_body gin_trgm_ops);
+
+        CREATE TABLE messages (
+            account_id bigint NOT NULL,
+            mailbox_id bigint NOT NULL,
+            uid bigint NOT NULL,
+            content_id bigint NOT NULL,
+            flags smallint NOT NULL DEFAULT 0,
+            keywords text[] NOT NULL DEFAULT '{}',
+            modseq bigint NOT NULL,
+            internal_date bigint NOT NULL,
+            internal_zone smallint NOT NULL DEFAULT 0,
+            size integer NOT NULL,
+            PRIMARY KEY (account_id, mailbox_id, uid),
+            FOREIGN KEY (account_id, mailbox_id) REFERENCES mailboxes ON DELETE CASCADE,
+            FOREIGN KEY (account_id, content_id) REFERENCES contents
+        );
+        CREATE INDEX messages_modseq ON messages (account_id, mailbox_id, modseq);
+        CREATE INDEX messages_unseen ON messages (account_id, mailbox_id, uid) WHERE flags & 8 = 0;
+        CREATE INDEX messages_content ON messages (account_id, content_id);
+
+        CREATE TABLE expunged (
+            account_id bigint NOT NULL,
+            mailbox_id bigint NOT NULL,
+            uid bigint NOT NULL,
+            modseq bigint NOT NULL,
+            content_id bigint,
+            flags smallint NOT NULL,
+            keywords text[] NOT NULL,
+            internal_date bigint NOT NULL,
+            internal_zone smallint NOT NULL,
+            size integer NOT NULL,
+            expunged_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (account_id, mailbox_id, uid),
+            FOREIGN KEY (account_id, mailbox_id) REFERENCES mailboxes ON DELETE CASCADE
+        );
+        CREATE INDEX expunged_modseq ON expunged (account_id, mailbox_id, modseq);
+        CREATE INDEX expunged_content ON expunged (account_id, content_id) WHERE content_id IS NOT NULL;
+        """
+    ]
+
+    public static var latestVersion: Int { migrations.count }
+
+    /// A migration's statements: it is written as SQL text with one statement per `;` at the end of a line.
+    static func statements(of migration: String) -> [String] {
+        migration.components(separatedBy: ";\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            .map { $0.hasSuffix(";") ? String($0.dropLast()) : $0 }
+            .filter { !$0.isEmpty }
+    }
+
+    /// Serialises concurrent `migrate` runs (two instances starting on an empty database).
+    static let advisoryLock: Int64 = 0x4D61_696C_486F_7374  // "MailHost"
+
+    public enum SchemaState: Equatable, Sendable {
+        case empty
+        case current
+        case behind(current: Int, latest: Int)
+        case ahead(current: Int, latest: Int)
+    }
+
+    /// The schema version of the database: nil when MailHost has never run there (no `schema_migrations` table),
+    /// 0 when the table exists but no migration completed.
+    public static func currentVersion(_ connection: PostgresConnection, logger: Logger) async throws -> Int? {
+        let exists = try await connection.query(
+            "SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger
+        ).collect()
+        guard let row = exists.first, try row.decode(Bool.self) else { return nil }
+        let rows = try await connection.query(
+            "SELECT coalesce(max(version), 0)::bigint FROM schema_migrations", logger: logger
+        ).collect()
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
+    }
+
+    public static func state(_ connection: PostgresConnection, logger: Logger) async throws -> SchemaState {
+        guard let version = try await currentVersion(connection, logger: logger) else { return .empty }
+        if version == latestVersion { return .current }
+        if version < latestVersion { return .behind(current: version, latest: latestVersion) }
+        return .ahead(current: version, latest: latestVersion)
+    }
+
+    /// Applies pending migrations, each in its own transaction, under an advisory lock. Idempotent.
+    /// Returns the versions applied.
+    @discardableResult
+    public static func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> [Int] {
+        try await connection.query("SELECT pg_advisory_lock(\(advisoryLock))", logger: logger)
+        do {
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
+            let current = try await currentVersion(connection, logger: logger) ?? 0
+            guard current <= latestVersion else {
+                throw MigrationError.newerSchema(current: current, latest: latestVersion)
+            }
+            var applied: [Int] = []
+            for version in (current + 1)..<(latestVersion + 1) {
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    // The extended query protocol takes one statement at a time.
+                    for statement in statements(of: migrations[version - 1]) {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO schema_migrations (version) VALUES (\(version))", logger: logger)
+                    try await connection.query("COMMIT", logger: logger)
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+                applied.append(version)
+            }
+            try await connection.query("SELECT pg_advisory_unlock(\(advisoryLock))", logger: logger)
+            return applied
+        } catch {
+            _ = try? await connection.query("SELECT pg_advisory_unlock(\(advisoryLock))", logger: logger)
+            throw error
+        }
+    }
+
+    public enum MigrationError: Error, CustomStringConvertible {
+        case newerSchema(current: Int, latest: Int)
+        public var description: String {
+            switch self {
+            case .newerSchema(let current, let latest):
+                "the database schema is at version \(current), newer than this build knows (\(latest)); upgrade MailHost"
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+import IMAPEngine
+import Logging
+import PostgresNIO
+import StoragePostgres
+import Synchronization
+import Testing
+
+/// The store's obligations (STYLE.md §8.5), against a real PostgreSQL.
+@Suite(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
+struct StoreConformanceTests {
+    @Test func uidsStrictlyIncreaseAndAreNeverReused() async throws {
+        try await StoreFixture.with { f in
+            let a = try await f.append("one")
+            let b = try await f.append("two")
+            #expect(b.uid > a.uid)
+            let inbox = try await f.snapshot()
+            _ = try await f.store.updateFlags(
+                account: f.account, mailbox: inbox.id, uids: [b.uid],
+                update: FlagUpdate(kind: .add, flags: MessageFlags(system: .deleted)), logger: f.logger)
+            #expect(
+                try await f.store.expunge(account: f.account, mailbox: inbox.id, uids: nil, logger: f.logger) == [b.uid]
+            )
+            let c = try await f.append("three")
+            #expect(c.uid > b.uid)  // the expunged UID is not reused
+            #expect(try await f.snapshot().uids == [a.uid, c.uid])
+        }
+    }
+
+    @Test func uidValidityChangesWhenAMailboxIsRecreated() async throws {
+        try await StoreFixture.with { f in
+            let name = MailboxName(normalizing: "Projects")
+            try await f.store.createMailbox(account: f.account, name: name, logger: f.logger)
+            let first = try await f.snapshot("Projects").uidValidity
+            try await f.store.deleteMailbox(account: f.account, name: name, logger: f.logger)
+            try await f.store.createMailbox(account: f.account, name: name, logger: f.logger)
+            let second = try await f.snapshot("Projects").uidValidity
+            #expect(second > first)
+            await #expect(throws: StoreError.alreadyExists) {
+                try await f.store.createMailbox(account: f.account, name: name, logger: f.logger)
+            }
+        }
+    }
+
+    @Test func changesSinceIsExactIncludingTombstones() async throws {
+        try await StoreFixture.with { f in
+            let a = try await f.append("a")
+            let b = try await f.append("b")
+            let start = try await f.snapshot()
+            let c = try await f.append("c")
+            _ = try await f.store.updateFlags(
+                account: f.account, mailbox: start.id, uids: [a.uid, b.uid],
+                update: FlagUpdate(kind: .add, flags: MessageFlags(system: .deleted, keywords: ["$Junk"])),
+                logger: f.logger)
+            _ = try await f.store.expunge(account: f.account, mailbox: start.id, uids: [b.uid], logger: f.logger)
+            let delta = try await f.store.changes(
+                account: f.account, mailbox: start.id, since: start.highestModSeq, logger: f.logger)
+            #expect(delta.changed.map(\.uid) == [a.uid, c.uid])
+            #expect(delta.changed.first?.flags == MessageFlags(system: .deleted, keywords: ["$Junk"]))
+            #expect(delta.expunged == [b.uid])
+            let end = try await f.snapshot()
+            #expect(delta.highestModSeq == end.highestModSeq)
+            let none = try await f.store.changes(
+                account: f.account, mailbox: start.id, since: delta.highestModSeq, logger: f.logger)
+            #expect(none.changed.isEmpty && none.expunged.isEmpty)
+        }
+    }
+
+    /// 50 concurrent writers; a poller on `changes(since:)` must see every committed change, never skipping one
+    /// because a lower modseq committed after a higher one (STYLE.md §4.8).
+    @Test func modSeqOrderEqualsCommitOrder() async throws {
+        try await StoreFixture.with { f in
+            let inbox = try await f.snapshot()
+            let seen = Mutex<Set<UInt32>>([])
+            let done = Mutex(false)
+            let poller = Task {
+                var since = inbox.highestModSeq
+                while true {
+                    let finished = done.withLock { $0 }
+                    let delta = try await f.store.changes(
+                        account: f.account, mailbox: inbox.id, since: since, logger: f.logger)
+                    seen.withLock { $0.formUnion(delta.changed.map(\.uid.rawValue)) }
+                    since = delta.highestModSeq
+                    if finished { return }
+                }
+            }
+            let appended = try await withThrowingTaskGroup(of: UID.self) { group in
+                for i in 0..<50 {
+                    group.addTask { try await f.append("concurrent \(i)").uid }
+                }
+                var uids: [UID] = []
+                for try await uid in group { uids.append(uid) }
+                return uids
+            }
+            done.withLock { $0 = true }
+            try await poller.value
+            #expect(seen.withLock { $0 } == Set(appended.map(\.rawValue)))
+            #expect(Set(appended).count == 50)
+            #expect(try await f.snapshot().uids.count == 50)
+        }
+    }
+
+    @Test func moveIsAtomicAndCopyStoresContentOnce() async throws {
+        try await StoreFixture.with { f in
+            try await f.store.createMailbox(
+                account: f.account, name: MailboxName(normalizing: "Archive"), logger: f.logger)
+            let a = try await f.append("a", flags: MessageFlags(system: .flagged, keywords: ["work"]))
+            let b = try await f.append("b")
+            let inbox = try await f.snapshot()
+            let copied = try await f.store.copy(
+                account: f.account, from: inbox.id, uids: [a.uid, b.uid], to: MailboxName(normalizing: "Archive"),
+                logger: f.logger)
+            #expect(copied.sourceUIDs == [a.uid, b.uid])
+            #expect(copied.destinationUIDs.count == 2)
+            let moved = try await f.store.move(
+                account: f.account, from: inbox.id, uids: [a.uid], to: MailboxName(normalizing: "Archive"),
+                logger: f.logger)
+            #expect(moved.sourceUIDs == [a.uid])
+            #expect(try await f.snapshot().uids == [b.uid])
+            let archive = try await f.snapshot("Archive")
+            #expect(archive.uids.count == 3)
+            #expect(archive.keywords == ["work"])
+            let records = try await f.store.fetch(
+                account: f.account, mailbox: archive.id, uids: archive.uids, columns: [], logger: f.logger)
+            #expect(Set(records.map(\.contentID)).count == 2)  // 3 entries, 2 stored contents
+            #expect(records.first?.flags == MessageFlags(system: .flagged, keywords: ["work"]))
+            // Moving to a mailbox that does not exist changes nothing.
+            await #expect(throws: StoreError.mailboxNotFound) {
+                _ = try await f.store.move(
+                    account: f.account, from: inbox.id, uids: [b.uid], to: MailboxName(normalizing: "Nope"),
+                    logger: f.logger)
+            }
+            #expect(try await f.snapshot().uids == [b.uid])
+        }
+    }
+
+    @Test func recentIsClaimedByExactlyOneSession() async throws {
+        try await StoreFixture.with { f in
+            try await f.append("1")
+            try await f.append("2")
+            let claims = try await withThrowingTaskGroup(of: [UID].self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        try await f.store.select(account: f.account, name: .inbox, claimRecent: true, logger: f.logger)
+                            .recent
+                    }
+                }
+                var all: [[UID]] = []
+                for try await claim in group { all.append(claim) }
+                return all
+            }
+            #expect(claims.filter { !$0.isEmpty }.count == 1)
+            #expect(claims.flatMap { $0 }.count == 2)
+            let status = try await f.store.status(account: f.account, name: .inbox, logger: f.logger)
+            #expect(status.recent == 0)
+            try await f.append("3")
+            #expect(try await f.store.status(account: f.account, name: .inbox, logger: f.logger).recent == 1)
+        }
+    }
+
+    @Test func accountsAreIsolated() async throws {
+        try await StoreFixture.with { f in
+            let bob = try await f.store.account(login: "bob", create: true, logger: f.logger)
+            try await f.append("for alice")
+            try await f.append("for bob", account: bob)
+            try await f.append("for bob too", account: bob)
+            #expect(try await f.snapshot().uids.count == 1)
+            let bobInbox = try await f.store.select(account: bob, name: .inbox, claimRecent: false, logger: f.logger)
+            #expect(bobInbox.uids.count == 2)
+            // Alice cannot read Bob's mailbox by id.
+            let stolen = try await f.store.fetch(
+                account: f.account, mailbox: bobInbox.id, uids: bobInbox.uids, columns: [], logger: f.logger)
+            #expect(stolen.isEmpty)
+            await #expect(throws: StoreError.accountNotFound) {
+                try await f.store.account(login: "carol", create: false, logger: f.logger)
+            }
+        }
+    }
+
+    @Test func renameMovesInferiorsAndRefusesClashes() async throws {
+        try await StoreFixture.with { f in
+            for name in ["a/b/c", "x"] {
+                try await f.store.createMailbox(
+                    account: f.account, name: MailboxName(normalizing: name), logger: f.logger)
+            }
+            try await f.store.renameMailbox(
+                account: f.account, from: MailboxName(normalizing: "a"), to: MailboxName(normalizing: "z/y"),
+                logger: f.logger)
+            let names = try await f.store.listMailboxes(account: f.account, logger: f.logger).map(\.name.name).sorted()
+            #expect(names == ["INBOX", "x", "z", "z/y", "z/y/b", "z/y/b/c"])
+            await #expect(throws: StoreError.alreadyExists) {
+                try await f.store.renameMailbox(
+                    account: f.account, from: MailboxName(normalizing: "x"), to: MailboxName(normalizing: "z"),
+                    logger: f.logger)
+            }
+            await #expect(throws: StoreError.mailboxNotFound) {
+                try await f.store.renameMailbox(
+                    account: f.account, from: MailboxName(normalizing: "nope"), to: MailboxName(normalizing: "n2"),
+                    logger: f.logger)
+            }
+        }
+    }
+
+    @Test func renameInboxMovesItsMessages() async throws {
+        try await StoreFixture.with { f in
+            try await f.append("1")
+            try await f.append("2")
+            try await f.store.createMailbox(
+                account: f.account, name: MailboxName(normalizing: "INBOX/keep"), logger: f.logger)
+            try await f.store.renameMailbox(
+                account: f.account, from: .inbox, to: MailboxName(normalizing: "Old"), logger: f.logger)
+            #expect(try await f.snapshot().uids.isEmpty)
+            #expect(try await f.snapshot("Old").uids.count == 2)
+            #expect(try await f.snapshot("INBOX/keep").uids.isEmpty)
+        }
+    }
+
+    /// A hint from the change feed is only observed after its data is visible (NOTIFY is delivered at commit).
+    @Test func feedHintFollowsItsData() async throws {
+        try await StoreFixture.with { f in
+            let feed = ChangeFeed()
+            let listener = Task { await PostgresChangeFeed(client: f.client, feed: feed, logger: f.logger).run() }
+            defer { listener.cancel() }
+            let inbox = try await f.snapshot()
+            let (events, continuation) = AsyncStream.makeStream(of: ChangeEvent.self)
+            let registration = feed.register(account: f.account) { continuation.yield($0) }
+            defer { feed.unregister(registration) }
+            try await Task.sleep(for: .milliseconds(300))  // LISTEN is established
+            let appended = try await f.append("hinted")
+            for await event in events {
+                guard case .mailboxChanged(let mailbox, let modSeq) = event, mailbox == inbox.id else { continue }
+                let delta = try await f.store.changes(
+                    account: f.account, mailbox: inbox.id, since: inbox.highestModSeq, logger: f.logger)
+                #expect(delta.highestModSeq >= modSeq)
+                #expect(delta.changed.map(\.uid).contains(appended.uid))
+                break
+            }
+        }
+    }
+}

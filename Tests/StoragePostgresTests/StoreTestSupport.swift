@@ -1,0 +1,89 @@
+import Foundation
+import IMAPEngine
+import Logging
+import PostgresNIO
+import StoragePostgres
+import Synchronization
+import Testing
+
+/// A `PostgresMailStore` on a fresh database of the server named by `MAILHOST_TEST_DATABASE_URL` (set by
+/// scripts/test). Without it the suite is skipped, loudly; under `CI=true` it fails instead.
+enum StoreEnvironment {
+    static let url = ProcessInfo.processInfo.environment["MAILHOST_TEST_DATABASE_URL"]
+    static var ready: Bool { url != nil || ProcessInfo.processInfo.environment["CI"] == "true" }
+    static let skipReason: Comment = "MAILHOST_TEST_DATABASE_URL is not set: run the tests with scripts/test"
+    static let logger = Logger(label: "store-test", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+struct StoreFixture: Sendable {
+    let store: PostgresMailStore
+    let client: PostgresClient
+    let configuration: PostgresStoreConfiguration
+    let account: AccountID
+
+    static func with<T: Sendable>(_ body: @Sendable (StoreFixture) async throws -> T) async throws -> T {
+        guard let url = StoreEnvironment.url else {
+            throw StoreTestError("MAILHOST_TEST_DATABASE_URL is not set (run scripts/test)")
+        }
+        let base = try PostgresStoreConfiguration(url: url)
+        let name = "mh_store_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
+        try await base.withConnection(logger: StoreEnvironment.logger) { connection in
+            _ = try await connection.query(
+                PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: StoreEnvironment.logger)
+        }
+        var configuration = base
+        configuration.database = name
+        try await configuration.withConnection(logger: StoreEnvironment.logger) { connection in
+            try await PostgresSchema.migrate(connection, logger: StoreEnvironment.logger)
+        }
+        let client = PostgresClient(
+            configuration: configuration.clientConfiguration, backgroundLogger: StoreEnvironment.logger)
+        let running = Task { await client.run() }
+        defer { running.cancel() }
+        let store = PostgresMailStore(client: client, operationTimeout: .seconds(20))
+        let account = try await store.account(login: "alice", create: true, logger: StoreEnvironment.logger)
+        let fixture = StoreFixture(store: store, client: client, configuration: configuration, account: account)
+        do {
+            let result = try await body(fixture)
+            running.cancel()
+            await dropDatabase(base, name)
+            return result
+        } catch {
+            running.cancel()
+            await dropDatabase(base, name)
+            throw error
+        }
+    }
+
+    static func dropDatabase(_ base: PostgresStoreConfiguration, _ name: String) async {
+        _ = try? await base.withConnection(logger: StoreEnvironment.logger) { connection in
+            _ = try await connection.query(
+                PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"),
+                logger: StoreEnvironment.logger)
+        }
+    }
+
+    var logger: Logger { StoreEnvironment.logger }
+
+    @discardableResult
+    func append(
+        _ subject: String, to mailbox: String = "INBOX", flags: MessageFlags = MessageFlags(),
+        account: AccountID? = nil
+    ) async throws -> AppendResult {
+        let text = "From: a@example.com\r\nSubject: \(subject)\r\n\r\nbody of \(subject)\r\n"
+        return try await store.append(
+            account: account ?? self.account, mailbox: MailboxName(normalizing: mailbox),
+            message: ParsedMessage(parsing: Array(text.utf8)), flags: flags,
+            date: InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0), logger: logger)
+    }
+
+    func snapshot(_ mailbox: String = "INBOX") async throws -> MailboxSnapshot {
+        try await store.select(
+            account: account, name: MailboxName(normalizing: mailbox), claimRecent: false, logger: logger)
+    }
+}
+
+struct StoreTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
