@@ -1,0 +1,115 @@
+import Foundation
+import IMAPEngine
+import PostgresNIO
+import StoragePostgres
+import Testing
+
+/// Two `mailhost` processes on one database (DESIGN.md §6): sessions on different instances see each other's
+/// changes through the store and the change feed.
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+struct MultiInstanceTests {
+    func startInstance(_ database: PostgresStoreConfiguration) throws -> ServerProcess {
+        try ServerProcess([
+            "serve", "--imap", "127.0.0.1:0", "--storage", database.description,
+            "--auth", "pam", "--pam-service", TestEnvironment.pamService ?? "mailhost-test",
+        ])
+    }
+
+    @Test func idleOnOneInstanceIsToldOfAnAppendThroughTheOther() async throws {
+        let database = try await TestDatabase.create()
+        defer { Task { await TestDatabase.drop(database) } }
+        let first = try startInstance(database)
+        let second = try startInstance(database)
+        defer {
+            first.terminate()
+            second.terminate()
+        }
+        let firstPort = try await first.waitUntilListening()
+        let secondPort = try await second.waitUntilListening()
+
+        let idler = try await IMAPTestClient.connect(port: firstPort)
+        _ = try await idler.readLine()
+        try await idler.expectOK("a1", "LOGIN tim timmy")
+        try await idler.expectOK("a2", "SELECT INBOX")
+        try await idler.sendLine("a3 IDLE")
+        #expect(try await idler.readLine() == "+ idling")
+
+        let writer = try await IMAPTestClient.connect(port: secondPort)
+        _ = try await writer.readLine()
+        try await writer.expectOK("b1", "LOGIN tim timmy")
+        let started = ContinuousClock.now
+        try await writer.sendLine("b2 APPEND INBOX {32+}")
+        try await writer.sendLine("Subject: across instances\r\n\r\nhi\r\n")
+        #expect(try await writer.readResponse(tag: "b2").last?.hasPrefix("b2 OK [APPENDUID") == true)
+        #expect(try await idler.readLine(timeout: .seconds(1)) == "* 1 EXISTS")
+        #expect(ContinuousClock.now - started < .seconds(1))
+
+        // Flag changes and expunges cross over too.
+        try await writer.expectOK("b3", "SELECT INBOX")
+        try await writer.expectOK("b4", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+        try await writer.expectOK("b5", "EXPUNGE")
+        var lines: [String] = []
+        while !lines.contains("* 1 EXPUNGE") {
+            lines.append(try await idler.readLine(timeout: .seconds(2)))
+        }
+        #expect(lines.contains { $0.hasPrefix("* 1 FETCH (UID 1 FLAGS (\\Deleted") })
+        try await idler.sendLine("DONE")
+        #expect(try await idler.readLine() == "a3 OK IDLE terminated")
+        #expect(first.log.contains("level=info msg=listening imap=127.0.0.1:\(firstPort)"))
+    }
+
+    @Test func unreachableDatabaseFailsFastWithAReason() async throws {
+        let process = try ServerProcess([
+            "serve", "--imap", "127.0.0.1:0", "--storage", "postgres://mailhost@127.0.0.1:1/mailhost",
+        ])
+        let started = ContinuousClock.now
+        #expect(try await process.waitForExit(timeout: .seconds(15)) != 0)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(process.log.contains("cannot connect to the database"))
+    }
+
+    @Test func olderSchemaIsRefusedWithTheCommandToRun() async throws {
+        guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
+        var database = try PostgresStoreConfiguration(url: url)
+        let name = "mh_old_\(UInt32.random(in: 0...UInt32.max))"
+        try await database.withConnection(logger: TestEnvironment.logger) { connection in
+            _ = try await connection.query(
+                PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: TestEnvironment.logger)
+        }
+        database.database = name
+        let created = database
+        defer { Task { await TestDatabase.drop(created) } }
+        // A database from before the first migration completed.
+        try await database.withConnection(logger: TestEnvironment.logger) { connection in
+            _ = try await connection.query(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz)",
+                logger: TestEnvironment.logger)
+        }
+        let process = try startInstance(database)
+        #expect(try await process.waitForExit() != 0)
+        #expect(process.log.contains("run `mailadmin --storage URL db migrate` first"))
+
+        // mailadmin db migrate brings it up to date, idempotently; then the server starts.
+        let migrate = try ServerProcess(["--storage", database.description, "db", "migrate"], binary: "mailadmin")
+        #expect(try await migrate.waitForExit() == 0)
+        let again = try ServerProcess(
+            ["db", "migrate"], environment: ["MAILHOST_STORAGE": database.description], binary: "mailadmin")
+        #expect(try await again.waitForExit() == 0)
+        let server = try startInstance(database)
+        defer { server.terminate() }
+        _ = try await server.waitUntilListening()
+    }
+
+    @Test func sigtermStopsTheServerCleanly() async throws {
+        let database = try await TestDatabase.create()
+        defer { Task { await TestDatabase.drop(database) } }
+        let server = try startInstance(database)
+        let port = try await server.waitUntilListening()
+        let client = try await IMAPTestClient.connect(port: port)
+        _ = try await client.readLine()
+        try await client.expectOK("a1", "LOGIN tim timmy")
+        server.process.terminate()  // SIGTERM
+        #expect(try await client.readLine() == "* BYE Server shutting down.")
+        #expect(try await server.waitForExit() == 0)
+    }
+}

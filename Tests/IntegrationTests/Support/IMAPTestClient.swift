@@ -1,0 +1,133 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A raw IMAP client over a real TCP connection, for tests: sends lines, reads lines (CRLF stripped). Literal
+/// contents arrive as the lines they contain; `readResponse` gathers everything up to a tagged line.
+final class IMAPTestClient: Sendable {
+    private let channel: any Channel
+    private let inbox: Inbox
+
+    final class Inbox: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        struct State {
+            var bytes: [UInt8] = []
+            var closed = false
+        }
+        let state = Mutex(State())
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            state.withLock { $0.bytes.append(contentsOf: buffer.readableBytesView) }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            state.withLock { $0.closed = true }
+        }
+    }
+
+    private init(channel: any Channel, inbox: Inbox) {
+        self.channel = channel
+        self.inbox = inbox
+    }
+
+    static func connect(host: String = "127.0.0.1", port: Int) async throws -> IMAPTestClient {
+        let inbox = Inbox()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox) }
+            }
+            .connect(host: host, port: port).get()
+        return IMAPTestClient(channel: channel, inbox: inbox)
+    }
+
+    func send(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    func send(_ text: String) async throws { try await send(Array(text.utf8)) }
+
+    func sendLine(_ line: String) async throws { try await send(line + "\r\n") }
+
+    /// The next line, without CRLF. Throws on timeout or when the server closed the connection first.
+    func readLine(timeout: Duration = .seconds(10)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let (line, closed) = inbox.state.withLock { state -> (String?, Bool) in
+                if let lf = state.bytes.firstIndex(of: 0x0A) {
+                    var line = Array(state.bytes[..<lf])
+                    if line.last == 0x0D { line.removeLast() }
+                    state.bytes.removeFirst(lf + 1)
+                    return (String(decoding: line, as: UTF8.self), false)
+                }
+                return (nil, state.closed)
+            }
+            if let line { return line }
+            if closed { throw TestFailure("connection closed by the server") }
+            guard ContinuousClock.now < deadline else { throw TestFailure("timed out waiting for a line") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// Exactly `count` bytes (for literals whose content is not line-shaped).
+    func readBytes(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [UInt8] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let bytes = inbox.state.withLock { state -> [UInt8]? in
+                guard state.bytes.count >= count else { return nil }
+                defer { state.bytes.removeFirst(count) }
+                return Array(state.bytes[..<count])
+            }
+            if let bytes { return bytes }
+            guard ContinuousClock.now < deadline else { throw TestFailure("timed out waiting for \(count) bytes") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// Whether the server has closed the connection (after reading everything it sent).
+    func isClosed(within timeout: Duration = .seconds(5)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if inbox.state.withLock({ $0.closed }) { return true }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return false
+    }
+
+    /// True when nothing arrives within `duration`.
+    func isSilent(for duration: Duration) async -> Bool {
+        try? await Task.sleep(for: duration)
+        return inbox.state.withLock { $0.bytes.isEmpty }
+    }
+
+    /// Lines up to and including the one starting with `tag `.
+    func readResponse(tag: String, timeout: Duration = .seconds(10)) async throws -> [String] {
+        var lines: [String] = []
+        while true {
+            let line = try await readLine(timeout: timeout)
+            lines.append(line)
+            if line.hasPrefix(tag + " ") { return lines }
+        }
+    }
+
+    /// Sends `tag command` and returns all lines up to the tagged reply.
+    func command(_ tag: String, _ command: String) async throws -> [String] {
+        try await sendLine("\(tag) \(command)")
+        return try await readResponse(tag: tag)
+    }
+
+    /// Sends a command and requires a tagged OK; returns the untagged lines.
+    @discardableResult
+    func expectOK(_ tag: String, _ command: String) async throws -> [String] {
+        let lines = try await self.command(tag, command)
+        guard let last = lines.last, last.hasPrefix("\(tag) OK") else {
+            throw TestFailure("\(tag) \(command) failed: \(lines.joined(separator: " | "))")
+        }
+        return Array(lines.dropLast())
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// A built `mailhost` binary running as a child process, its standard error captured to a file.
+final class ServerProcess {
+    let process = Process()
+    let logURL: URL
+    private(set) var port: Int = 0
+
+    /// The directory holding the built executables: beside the test bundle, or `.build/debug` of the package.
+    static var binaryDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["MAILHOST_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if FileManager.default.isExecutableFile(atPath: bundleDirectory.appendingPathComponent("mailhost").path) {
+            return bundleDirectory
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug")
+    }
+
+    static func executable(_ name: String) -> URL { binaryDirectory.appendingPathComponent(name) }
+
+    init(_ arguments: [String], environment: [String: String] = [:], binary: String = "mailhost") throws {
+        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("mailhost-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        process.executableURL = Self.executable(binary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        process.standardError = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    /// Waits for `listening imap=HOST:PORT` and returns the port.
+    func waitUntilListening(timeout: Duration = .seconds(30)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let range = log.range(of: "listening imap=") {
+                let rest = log[range.upperBound...]
+                let address = rest.prefix { !$0.isWhitespace }
+                if let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) {
+                    self.port = port
+                    return port
+                }
+            }
+            if !process.isRunning { throw TestFailure("mailhost exited early: \(log)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("mailhost did not start listening: \(log)")
+    }
+
+    /// Waits for the process to exit and returns its status.
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else { throw TestFailure("mailhost did not exit: \(log)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    func terminate() {
+        if process.isRunning { process.terminate() }
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(at: logURL)
+    }
+}

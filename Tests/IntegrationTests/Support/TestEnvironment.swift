@@ -1,0 +1,116 @@
+import Foundation
+import IMAPEngine
+import Logging
+import PostgresNIO
+import StoragePostgres
+import Synchronization
+import Testing
+
+/// What the integration tests need from the machine, set by `scripts/test` (and so by `.ci/run`):
+/// - `MAILHOST_TEST_DATABASE_URL`: a PostgreSQL server where the tests may create databases;
+/// - `MAILHOST_TEST_PAM_SERVICE`: a PAM service (pam_unix) under /etc/pam.d, with the system users
+///   `tim` / `timmy`, `mhtest2` / `secret two`, and `mhlocked` (expired).
+/// Without them the tests are skipped, loudly; with `CI=true` they fail instead, so CI can never pass by skipping.
+enum TestEnvironment {
+    static let databaseURL = ProcessInfo.processInfo.environment["MAILHOST_TEST_DATABASE_URL"]
+    static let pamService = ProcessInfo.processInfo.environment["MAILHOST_TEST_PAM_SERVICE"]
+    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+
+    static var ready: Bool {
+        if databaseURL != nil && pamService != nil { return true }
+        if isCI {
+            // Under CI a missing server is a failure, never a silent skip.
+            return true
+        }
+        return false
+    }
+
+    static let skipReason: Comment =
+        "MAILHOST_TEST_DATABASE_URL and MAILHOST_TEST_PAM_SERVICE are not set: run the tests with scripts/test"
+
+    static var logger: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["MAILHOST_TEST_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+        return logger
+    }
+
+    struct Missing: Error, CustomStringConvertible {
+        var description: String { "set MAILHOST_TEST_DATABASE_URL and MAILHOST_TEST_PAM_SERVICE (see scripts/test)" }
+    }
+}
+
+/// A fresh, migrated database per test, cloned from a template migrated once per test process.
+enum TestDatabase {
+    private static let template = Mutex<Task<String, any Error>?>(nil)
+    private static let creation = CreationQueue()
+
+    /// Creates an empty MailHost database and returns its configuration.
+    static func create() async throws -> PostgresStoreConfiguration {
+        guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
+        let base = try PostgresStoreConfiguration(url: url)
+        let templateName = try await templateDatabase(base)
+        let name = "mh_test_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
+        try await creation.run {
+            try await base.withConnection(logger: TestEnvironment.logger) { connection in
+                _ = try await connection.query(
+                    PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(templateName)"),
+                    logger: TestEnvironment.logger)
+            }
+        }
+        var configuration = base
+        configuration.database = name
+        return configuration
+    }
+
+    static func drop(_ configuration: PostgresStoreConfiguration) async {
+        guard let url = TestEnvironment.databaseURL, let base = try? PostgresStoreConfiguration(url: url) else {
+            return
+        }
+        _ = try? await base.withConnection(logger: TestEnvironment.logger) { connection in
+            _ = try await connection.query(
+                PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(configuration.database) WITH (FORCE)"),
+                logger: TestEnvironment.logger)
+        }
+    }
+
+    private static func templateDatabase(_ base: PostgresStoreConfiguration) async throws -> String {
+        let task = template.withLock { task in
+            if let task { return task }
+            let created = Task<String, any Error> {
+                let name = "mh_template_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+                try await base.withConnection(logger: TestEnvironment.logger) { connection in
+                    _ = try await connection.query(
+                        PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: TestEnvironment.logger)
+                }
+                var configuration = base
+                configuration.database = name
+                try await configuration.withConnection(logger: TestEnvironment.logger) { connection in
+                    try await PostgresSchema.migrate(connection, logger: TestEnvironment.logger)
+                }
+                return name
+            }
+            task = created
+            return created
+        }
+        return try await task.value
+    }
+}
+
+/// PostgreSQL refuses concurrent CREATE DATABASE from one template; this runs them one at a time.
+actor CreationQueue {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func run(_ operation: @Sendable () async throws -> Void) async throws {
+        while busy {
+            await withCheckedContinuation { waiters.append($0) }
+        }
+        busy = true
+        defer {
+            busy = false
+            if !waiters.isEmpty { waiters.removeFirst().resume() }
+        }
+        try await operation()
+    }
+}
