@@ -15,7 +15,7 @@ extension PostgresMailStore {
         var snapshot = try await run(logger) {
             let rows = try await client.query(
                 """
-                SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords,
+                SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,
                     (SELECT min(uid) FROM messages m
                      WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0),
                     array(SELECT uid FROM messages m
@@ -24,19 +24,26 @@ extension PostgresMailStore {
                 """, logger: logger
             ).collect()
             guard let row = rows.first else { throw StoreError.mailboxNotFound }
-            let (id, validity, next, modseq, keywords, firstUnseen, uids) = try row.decode(
-                (Int64, Int64, Int64, Int64, [String], Int64?, [Int64]).self)
+            let (id, validity, next, modseq, keywords, firstRecent, firstUnseen, uids) = try row.decode(
+                (Int64, Int64, Int64, Int64, [String], Int64, Int64?, [Int64]).self)
+            // Without a claim (EXAMINE) the session shows what is recent without taking it (as Dovecot does).
+            let recent = uids.drop { $0 < firstRecent }.map { UID(UInt32(truncatingIfNeeded: $0)) }
             return MailboxSnapshot(
                 id: MailboxID(rawValue: id), name: name, uidValidity: UInt32(truncatingIfNeeded: validity),
                 uidNext: UID(UInt32(truncatingIfNeeded: next)), highestModSeq: ModSeq(modseq),
                 uids: uids.map { UID(UInt32(truncatingIfNeeded: $0)) },
-                firstUnseen: firstUnseen.map { UID(UInt32(truncatingIfNeeded: $0)) }, keywords: keywords, recent: [])
+                firstUnseen: firstUnseen.map { UID(UInt32(truncatingIfNeeded: $0)) }, keywords: keywords, recent: recent
+            )
         }
-        if claimRecent, let last = snapshot.uids.last,
-            let claimed = try await self.claimRecent(account: account, mailbox: snapshot.id, upTo: last, logger: logger)
-        {
-            let start = snapshot.uids.partitionPoint { $0.rawValue < claimed.lowerBound }
-            snapshot.recent = Array(snapshot.uids[start...].prefix { $0.rawValue <= claimed.upperBound })
+        if claimRecent {
+            snapshot.recent = []
+            if let last = snapshot.uids.last,
+                let claimed = try await self.claimRecent(
+                    account: account, mailbox: snapshot.id, upTo: last, logger: logger)
+            {
+                let start = snapshot.uids.partitionPoint { $0.rawValue < claimed.lowerBound }
+                snapshot.recent = Array(snapshot.uids[start...].prefix { $0.rawValue <= claimed.upperBound })
+            }
         }
         return snapshot
     }

@@ -11,7 +11,7 @@ extension Session {
         let date =
             append.date
             ?? InternalDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), zoneMinutes: 0)
-        let parsed = ParsedMessage(parsing: append.message)
+        let parsed = ParsedMessage(parsing: append.message, binary: append.isBinary)
         let result = try await withTryCreate(name) { () async throws(StoreError) in
             try await store.append(
                 account: account, mailbox: name, message: parsed, flags: flags, date: date, logger: logger)

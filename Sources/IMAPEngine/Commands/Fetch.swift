@@ -87,6 +87,14 @@ extension Session {
         }
         try await readGroup()
 
+        if plan.items.contains(.flags) || !seenSet.isEmpty {
+            let announcements = self.view?.announceKeywords(of: records.map(\.flags)) ?? []
+            if !announcements.isEmpty {
+                var w = responseWriter()
+                for response in announcements { w.untagged(response) }
+                try await out.send(w)
+            }
+        }
         for (m, record) in records.enumerated() {
             guard let seq = view.sequenceNumber(of: record.uid) else { continue }
             var w = responseWriter()
@@ -157,7 +165,7 @@ extension Session {
                         let chunk = try await store.contentBytes(
                             account: account, slices: [ContentSlice(contentID: slice.contentID, range: offset..<end)],
                             logger: logger)
-                        try await out.send(chunk.first ?? [])
+                        try await out.send((chunk.first ?? []).map { $0 == 0 ? 0x80 : $0 })
                         offset = end
                     }
                 }
@@ -181,10 +189,14 @@ extension Session {
         }
     }
 
-    /// `{n}` literal, or `~{n}` (RFC 3516 literal8) when a BINARY value contains NUL.
+    /// `{n}` literal, or `~{n}` (RFC 3516 literal8) when a BINARY value contains NUL. A literal cannot carry NUL
+    /// (RFC 9051 `CHAR8`), so NUL in a BODY[] value is sent as 0x80, as Dovecot does.
     private func writeLiteral(_ bytes: [UInt8], binary: Bool, into w: inout ResponseWriter) {
         if binary && bytes.contains(0) {
             w.raw("~")
+        } else if !binary && bytes.contains(0) {
+            w.literal(bytes.map { $0 == 0 ? 0x80 : $0 })
+            return
         }
         w.literal(bytes)
     }
@@ -284,7 +296,7 @@ struct FetchPlan {
             guard let leaf = record.parts?.binaryPart(part) else { return .missing }
             let slice = ContentSlice(contentID: record.contentID, range: leaf.bodyStart..<leaf.bodyEnd)
             switch leaf.encoding {
-            case "7bit", "8bit", "binary":
+            case _ where Self.identityEncodings.contains(leaf.encoding):
                 return .slice(
                     ContentSlice(contentID: record.contentID, range: Self.clamp(slice.range, partial)),
                     transform: .decode(encoding: leaf.encoding, partial: nil))
@@ -294,10 +306,11 @@ struct FetchPlan {
         case .binarySize(let part):
             if part.isEmpty { return .size(record.size) }
             guard let leaf = record.parts?.binaryPart(part) else { return .missing }
-            guard let size = leaf.decodedSize else {
+            if let size = leaf.decodedSize { return .size(size) }
+            guard Self.identityEncodings.contains(leaf.encoding) else {
                 throw IMAPError.no(.unknownCTE, "Unknown Content-Transfer-Encoding")
             }
-            return .size(size)
+            return .size(leaf.bodyEnd - leaf.bodyStart)
         default:
             return .missing
         }
@@ -331,13 +344,22 @@ struct FetchPlan {
             return .missing
         }
         switch section.text {
-        case .headerFields, .headerFieldsNot:
-            // The part's header is small; it is read whole and filtered when written.
-            return .slice(ContentSlice(contentID: id, range: range), transform: nil)
+        case .headerFields(let names):
+            // The part's header is small: it is read whole and filtered when written.
+            return .slice(
+                ContentSlice(contentID: id, range: range),
+                transform: .filterHeader(names: names, not: false, partial: partial))
+        case .headerFieldsNot(let names):
+            return .slice(
+                ContentSlice(contentID: id, range: range),
+                transform: .filterHeader(names: names, not: true, partial: partial))
         default:
             return .slice(ContentSlice(contentID: id, range: Self.clamp(range, partial)), transform: nil)
         }
     }
+
+    /// Transfer encodings whose decoded form is the stored form.
+    static let identityEncodings: Set<String> = ["7bit", "8bit", "binary"]
 
     /// `<origin.length>` applied to a range: an origin past the end gives an empty range (RFC 9051 §6.4.5).
     static func clamp(_ range: Range<Int>, _ partial: Partial?) -> Range<Int> {

@@ -10,9 +10,7 @@ extension Session {
             try await out.sendLine("* LIST (\\Noselect) \"/\" \"\"")
             return Completion("LIST completed")
         }
-        let patterns = try list.patterns.map { pattern throws(IMAPError) in
-            ListPattern(try patternText(reference: list.reference, pattern: pattern))
-        }
+        let patterns = list.patterns.map { ListPattern(patternText(reference: list.reference, pattern: $0)) }
         let tree = MailboxTree(
             listings: try await store.listMailboxes(account: account, logger: logger),
             subscriptions: try await store.subscriptions(account: account, logger: logger))
@@ -27,7 +25,12 @@ extension Session {
             var attributes: [String] = []
             var childInfo = false
             if subscribedOnly && !entry.isSubscribed {
-                guard recursive, entry.hasSubscribedDescendant else { continue }
+                // RFC 5258 §3.5: CHILDINFO when a subscribed descendant does not match the patterns itself.
+                guard recursive,
+                    tree.subscribedDescendants(of: entry.name).contains(where: { name in
+                        !patterns.contains { $0.matches(name) }
+                    })
+                else { continue }
                 childInfo = true
             }
             if specialUseOnly && entry.specialUse == nil {
@@ -70,7 +73,7 @@ extension Session {
     /// name is returned with `\Noselect`.
     func handleLsub(reference: MailboxArgument, pattern: MailboxArgument) async throws -> Completion {
         let account = try requireAccount
-        let matcher = ListPattern(try patternText(reference: reference, pattern: pattern))
+        let matcher = ListPattern(patternText(reference: reference, pattern: pattern))
         let tree = MailboxTree(
             listings: try await store.listMailboxes(account: account, logger: logger),
             subscriptions: try await store.subscriptions(account: account, logger: logger))
@@ -90,12 +93,13 @@ extension Session {
         return Completion("LSUB completed")
     }
 
-    /// The reference and pattern joined and decoded like a mailbox name (RFC 9051 §6.3.9).
-    private func patternText(reference: MailboxArgument, pattern: MailboxArgument) throws(IMAPError) -> String {
+    /// The reference and pattern joined and decoded like a mailbox name (RFC 9051 §6.3.9). A pattern that is not
+    /// valid modified UTF-7 cannot match a stored name: it is kept as it is and simply matches nothing.
+    private func patternText(reference: MailboxArgument, pattern: MailboxArgument) -> String {
         var joined = reference.wire
         if !joined.isEmpty, !joined.hasSuffix("/"), !pattern.wire.hasPrefix("/") { joined += "/" }
         joined += pattern.wire
-        return try mailboxName(MailboxArgument(joined)).name
+        return (try? mailboxName(MailboxArgument(joined)).name) ?? joined
     }
 }
 
@@ -111,8 +115,14 @@ struct MailboxTree {
     }
 
     private(set) var entries: [Entry]
+    private let subscriptions: [MailboxName]
+
+    func subscribedDescendants(of name: MailboxName) -> [MailboxName] {
+        subscriptions.filter { $0.isDescendant(of: name) }
+    }
 
     init(listings: [MailboxListing], subscriptions: [MailboxName]) {
+        self.subscriptions = subscriptions
         var byName: [MailboxName: Entry] = [:]
         for listing in listings {
             byName[listing.name, default: Entry(name: listing.name)].exists = true

@@ -21,6 +21,9 @@ extension Session {
             logger: logger)
         viewIsStale = true
         var w = responseWriter()
+        if !action.silent {
+            for response in view?.announceKeywords(of: results.map(\.flags)) ?? [] { w.untagged(response) }
+        }
         for result in results {
             reportedFlags[result.uid] = result.flags
             guard !action.silent, let seq = current.sequenceNumber(of: result.uid) else { continue }

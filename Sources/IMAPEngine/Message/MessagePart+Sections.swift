@@ -33,15 +33,12 @@ extension MessagePart {
         }
     }
 
-    /// The leaf for BINARY[part] (RFC 9051 §6.4.5, RFC 3516): nil when it does not exist; BINARY of a multipart or
-    /// message/rfc822 part is not allowed (return nil). `BINARY[]` (no part) is nil too: the whole message is not a
-    /// leaf, and the server serves it as BODY[].
+    /// The part for BINARY[part] (RFC 9051 §6.4.5, RFC 3516): nil when it does not exist or is a multipart.
+    /// RFC 9051 asks for leaf parts only; a message/rfc822 part is served with its encapsulated message as the
+    /// content, as Dovecot does. `BINARY[]` (no part) is nil too: the server serves the whole message as BODY[].
     public func binaryPart(_ part: [Int]) -> MessagePart? {
         guard !part.isEmpty, let target = resolve(part), !target.isMessage else { return nil }
-        guard target.node.children.isEmpty, target.node.type != "multipart" else { return nil }
-        if target.node.type == "message", target.node.subtype == "rfc822" || target.node.subtype == "global" {
-            return nil
-        }
+        guard !target.node.isMultipart, target.node.type != "multipart" else { return nil }
         return target.node
     }
 

@@ -24,8 +24,10 @@ public struct ParsedMessage: Sendable {
     /// Date of the Date: header in the header's own zone; nil when missing/unparseable.
     public var sentDate: SentDate?
 
-    public init(parsing raw: [UInt8]) {
-        let bytes = LineEndings.normalized(raw)
+    /// Parses a message. `binary` marks content that arrived as `literal8` (RFC 3516): its binary parts are stored
+    /// base64-encoded (`BinaryContent`).
+    public init(parsing raw: [UInt8], binary: Bool = false) {
+        let bytes = LineEndings.normalized(binary ? BinaryContent.encodingBinaryParts(raw) : raw)
         let root = MIMETreeParser.parse(bytes)
         let header = HeaderBlock(bytes: bytes, range: root.headerRange)
         let envelope = MessageEnvelope(header)

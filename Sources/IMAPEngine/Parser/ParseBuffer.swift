@@ -180,7 +180,10 @@ struct ParseBuffer {
     }
 
     mutating func astringBytes(_ what: String = "a string") throws(ParseError) -> ArraySlice<UInt8> {
-        if let byte = peek(), byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "{") || byte == UInt8(ascii: "~") {
+        if let byte = peek(),
+            byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "{")
+                || (byte == UInt8(ascii: "~") && peek(1) == UInt8(ascii: "{"))
+        {
             return try stringBytes()
         }
         let start = index

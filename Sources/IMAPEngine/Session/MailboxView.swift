@@ -122,7 +122,8 @@ struct MailboxView: Sendable {
             } else if change.uid > horizon {
                 if pendingAdded.last.map({ change.uid > $0 }) ?? true { pendingAdded.append(change.uid) }
             }
-            for keyword in change.flags.keywords where !keywords.contains(keyword) && !pendingKeywords.contains(keyword) {
+            for keyword in change.flags.keywords where !keywords.contains(keyword) && !pendingKeywords.contains(keyword)
+            {
                 pendingKeywords.append(keyword)
             }
         }
@@ -135,6 +136,22 @@ struct MailboxView: Sendable {
             }
         }
         highestModSeq = max(highestModSeq, delta.highestModSeq)
+    }
+
+    /// Keywords of `flags` the client has not been told of join FLAGS now; the returned FLAGS and PERMANENTFLAGS
+    /// responses must be sent before the response that uses them (RFC 9051 §7.3.5; imaptest checks this).
+    mutating func announceKeywords(of flags: some Sequence<MessageFlags>) -> [Untagged] {
+        var added = false
+        for message in flags {
+            for keyword in message.keywords where !keywords.contains(keyword) {
+                keywords.append(keyword)
+                pendingKeywords.removeAll { $0 == keyword }
+                added = true
+            }
+        }
+        guard added else { return [] }
+        return readOnly
+            ? [.flags(keywords: keywords)] : [.flags(keywords: keywords), .permanentFlags(keywords: keywords)]
     }
 
     /// Marks UIDs as this session's `\Recent`.

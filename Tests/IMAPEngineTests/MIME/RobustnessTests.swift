@@ -306,7 +306,7 @@ import Testing
                     }
                 }
                 if let leaf = message.root.binaryPart(path) {
-                    ok = ok && leaf.children.isEmpty
+                    ok = ok && leaf.type != "multipart"
                     _ = TransferEncoding.decode(message.bytes[leaf.bodyStart..<leaf.bodyEnd], encoding: leaf.encoding)
                 }
             }

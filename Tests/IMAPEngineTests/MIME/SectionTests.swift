@@ -216,7 +216,9 @@ import Testing
         #expect(related.root.binaryPart([1]) == nil)
 
         let forwarded = MIMEFixture.parsed("rfc822-attachment.eml")
-        #expect(forwarded.root.binaryPart([2]) == nil)
+        // A message/rfc822 part is served whole (as Dovecot does); a multipart is not.
+        #expect(forwarded.root.binaryPart([2])?.subtype == "rfc822")
+        #expect(forwarded.root.binaryPart([2, 1])?.subtype == "plain")
         #expect(forwarded.binaryBytes([2, 1]) == Array("Plan: ship it.".utf8))
 
         let parameters = MIMEFixture.parsed("rfc2231.eml")
@@ -251,5 +253,35 @@ import Testing
         #expect(unknown.root.decodedSize == nil)
         #expect(unknown.binaryBytes([1]) == nil)
         #expect(unknown.root.binaryPart([1]) != nil)
+    }
+}
+
+@Suite struct BinaryContentTests {
+    /// literal8 APPENDs store binary parts base64-encoded; BINARY[] gives the original bytes back.
+    @Test func binaryPartsAreStoredAsBase64() {
+        let raw =
+            Array(
+                "From: a@b.c\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                    .utf8)
+            + [0x00, 0x2D, 0xE4, 0x0A, 0x0D, 0x0A, 0x0A]
+        let message = ParsedMessage(parsing: raw, binary: true)
+        let text = String(decoding: message.bytes, as: UTF8.self)
+        #expect(text.contains("Content-Transfer-Encoding: base64\r\n\r\n"))
+        #expect(!text.contains("binary"))
+        #expect(!message.bytes.contains(0))
+        let leaf = message.root.binaryPart([1])
+        #expect(leaf?.encoding == "base64")
+        #expect(leaf?.decodedSize == 7)
+        if let leaf {
+            #expect(
+                TransferEncoding.decode(message.bytes[leaf.bodyStart..<leaf.bodyEnd], encoding: leaf.encoding)
+                    == [0x00, 0x2D, 0xE4, 0x0A, 0x0D, 0x0A, 0x0A])
+        }
+    }
+
+    @Test func textPartsOfABinaryAppendAreLeftAlone() {
+        let raw = Array("Subject: plain\r\n\r\nhello\nworld\n".utf8)
+        #expect(
+            ParsedMessage(parsing: raw, binary: true).bytes == Array("Subject: plain\r\n\r\nhello\r\nworld\r\n".utf8))
     }
 }
