@@ -80,7 +80,8 @@ struct PAMConversationTests {
         let (code, replies) = converse(password: "p", styles: styles)
         #expect(code == PAM_SUCCESS)
         #expect(replies?.count == Int(PAM_MAX_NUM_MSG))
-        #expect(replies?.allSatisfy { $0 == "p" } == true)
+        let allPasswords = replies?.allSatisfy { $0 == "p" }
+        #expect(allPasswords == true)
     }
 
     @Test(arguments: [0, -1, Int32.min, PAM_MAX_NUM_MSG + 1, Int32.max])
@@ -173,6 +174,7 @@ struct PAMConversationTests {
         let elapsed = ContinuousClock.now - started
         #expect(outcome == .failure(.badCredentials))
         #expect(elapsed >= minimum)
-        #expect(pamCalls.withLock { $0 } == 0)
+        let calls = pamCalls.withLock { $0 }
+        #expect(calls == 0)
     }
 }

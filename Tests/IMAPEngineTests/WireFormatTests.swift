@@ -13,7 +13,7 @@ import Testing
         #expect(ModifiedUTF7.decode(wire) == utf8)
     }
 
-    @Test(arguments: ["&", "&Jjo", "&AGE-", "&Jjo!-", "a\u{7F}", "&-&-&", "é"])
+    @Test(arguments: ["&", "&Jjo", "&AGE-", "&Jjo!-", "a\u{7F}", "&-&-&", "é", "&U,BTFw-&ZeVnLIqe-", "&AMk-&AMk-"])
     func invalidModifiedUTF7(_ wire: String) {
         #expect(ModifiedUTF7.decode(wire) == nil)
     }

@@ -31,7 +31,8 @@ struct SlideSessionTests {
             #expect(select.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)"))
             #expect(select.contains("* 2 RECENT"))
             #expect(select.contains("* OK [UNSEEN 17] Message 17 is the first unseen message"))
-            #expect(select.contains { $0.hasPrefix("* OK [UIDVALIDITY ") })
+            let hasUIDValidity = select.contains { $0.hasPrefix("* OK [UIDVALIDITY ") }
+            #expect(hasUIDValidity)
             #expect(select.last == "a002 OK [READ-WRITE] SELECT completed")
 
             try await c.sendLine("a003 fetch 12 body[header]")

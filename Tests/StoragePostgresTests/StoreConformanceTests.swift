@@ -93,7 +93,8 @@ struct StoreConformanceTests {
             }
             done.withLock { $0 = true }
             try await poller.value
-            #expect(seen.withLock { $0 } == Set(appended.map(\.rawValue)))
+            let seenUIDs = seen.withLock { $0 }
+            #expect(seenUIDs == Set(appended.map(\.rawValue)))
             #expect(Set(appended).count == 50)
             #expect(try await f.snapshot().uids.count == 50)
         }
@@ -148,8 +149,10 @@ struct StoreConformanceTests {
                 for try await claim in group { all.append(claim) }
                 return all
             }
-            #expect(claims.filter { !$0.isEmpty }.count == 1)
-            #expect(claims.flatMap { $0 }.count == 2)
+            let claimers = claims.filter { !$0.isEmpty }.count
+            let claimed = claims.flatMap { $0 }.count
+            #expect(claimers == 1)
+            #expect(claimed == 2)
             let status = try await f.store.status(account: f.account, name: .inbox, logger: f.logger)
             #expect(status.recent == 0)
             try await f.append("3")

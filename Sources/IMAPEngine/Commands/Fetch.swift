@@ -15,7 +15,7 @@ extension Session {
     func handleFetch(_ selector: MessageSelector, items requested: [FetchAttribute]) async throws -> Completion {
         let account = try requireAccount
         let current = try requireView
-        let uids = try current.resolve(selector)
+        let uids = try current.resolve(selector, saved: savedSearch)
         var items = requested
         if case .uid = selector, !items.contains(.uid) { items.insert(.uid, at: 0) }
         guard !uids.isEmpty else { return Completion("FETCH completed") }
@@ -28,6 +28,8 @@ extension Session {
                 update: FlagUpdate(kind: .add, flags: MessageFlags(system: .seen)), logger: logger)
             for result in results where result.changed { seenSet[result.uid] = result.flags }
             for (uid, flags) in seenSet { reportedFlags[uid] = flags }
+            // Pull at the sync point so these own changes are recognised and not announced again.
+            if !seenSet.isEmpty { viewIsStale = true }
         }
 
         let plan = FetchPlan(items: items)
@@ -305,7 +307,10 @@ struct FetchPlan {
             }
         case .binarySize(let part):
             if part.isEmpty { return .size(record.size) }
-            guard let leaf = record.parts?.binaryPart(part) else { return .missing }
+            // RFC 9051 §9: BINARY.SIZE is always a number, so a part that does not exist is an error, not NIL.
+            guard let leaf = record.parts?.binaryPart(part) else {
+                throw IMAPError.no(.nonexistent, "No such body part for BINARY.SIZE")
+            }
             if let size = leaf.decodedSize { return .size(size) }
             guard Self.identityEncodings.contains(leaf.encoding) else {
                 throw IMAPError.no(.unknownCTE, "Unknown Content-Transfer-Encoding")

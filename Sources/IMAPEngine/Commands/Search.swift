@@ -10,6 +10,8 @@ extension Session {
     func handleSearch(tag: Tag, isUID: Bool, _ search: SearchCommand) async throws -> Completion {
         let account = try requireAccount
         let current = try requireView
+        // RFC 9051 §6.4.4.1: a SEARCH with SAVE that fails leaves the saved result empty.
+        if search.returnOptions?.contains(.save) == true { savedSearch = [] }
         if let charset = search.charset, !Self.supportedCharsets.contains(charset.uppercased()) {
             throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
         }

@@ -110,6 +110,7 @@ enum ModifiedUTF7 {
         let bytes = Array(wire.utf8)
         var scalars = String.UnicodeScalarView()
         var i = 0
+        var endedShift = -1
         while i < bytes.count {
             let byte = bytes[i]
             if byte >= 0x80 || byte < 0x20 || byte == 0x7F { return nil }
@@ -117,6 +118,13 @@ enum ModifiedUTF7 {
                 scalars.append(Unicode.Scalar(byte))
                 i += 1
                 continue
+            }
+            // "-&" right after a shifted run is a superfluous shift: RFC 9051 Appendix A.1 forbids it, and accepting
+            // it would change the name the client created.
+            if i > 0, bytes[i - 1] == UInt8(ascii: "-"), endedShift == i - 1, i + 1 < bytes.count,
+                bytes[i + 1] != UInt8(ascii: "-")
+            {
+                return nil
             }
             i += 1
             guard i < bytes.count else { return nil }
@@ -141,6 +149,7 @@ enum ModifiedUTF7 {
             }
             guard i < bytes.count, !units.isEmpty else { return nil }  // unterminated, or "&-"-less empty shift
             if bits >= 6 || (buffer & ((1 << UInt32(bits)) - 1)) != 0 { return nil }  // leftover non-zero bits
+            endedShift = i
             i += 1  // "-"
             var decoded = String.UnicodeScalarView()
             var iterator = units.makeIterator()
@@ -155,7 +164,6 @@ enum ModifiedUTF7 {
                 }
             }
             scalars.append(contentsOf: decoded)
-            // Two adjacent shifts ("&…--&…-") would be a null shift; RFC forbids it but it decodes the same.
         }
         return String(scalars)
     }

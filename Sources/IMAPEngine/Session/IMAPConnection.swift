@@ -1,6 +1,7 @@
 import AsyncAlgorithms
 import Logging
 import NIOCore
+import Synchronization
 
 /// Runs one IMAP connection to its end (DESIGN.md §2): one task, one `Session`, client input and control events
 /// (change feed, timers, shutdown) merged into one ordered stream.
@@ -55,19 +56,37 @@ public enum IMAPConnection {
 
 /// Lets the server tell every live session to say BYE and end (graceful shutdown, DESIGN.md §2).
 public final class ShutdownSignal: Sendable {
-    private let registry = ChangeFeed()
-    private static let key = AccountID(rawValue: 0)
+    private struct State {
+        var nextID = 0
+        var signalled = false
+        var actions: [Int: @Sendable () -> Void] = [:]
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
-    func register(_ action: @escaping @Sendable () -> Void) -> ChangeFeed.Registration {
-        registry.register(account: Self.key) { _ in action() }
+    /// Registers a session's BYE action; it runs at once when the signal was already given.
+    func register(_ action: @escaping @Sendable () -> Void) -> Int {
+        let (id, signalled) = state.withLock { state in
+            state.nextID += 1
+            state.actions[state.nextID] = action
+            return (state.nextID, state.signalled)
+        }
+        if signalled { action() }
+        return id
     }
 
-    func unregister(_ registration: ChangeFeed.Registration) { registry.unregister(registration) }
+    func unregister(_ id: Int) { state.withLock { _ = $0.actions.removeValue(forKey: id) } }
 
     /// Asks every registered session to finish its current command, send BYE and close.
-    public func signal() { registry.publishResyncToAll() }
+    public func signal() {
+        let actions = state.withLock { state in
+            state.signalled = true
+            return Array(state.actions.values)
+        }
+        for action in actions { action() }
+    }
 
-    public var sessionCount: Int { registry.registrationCount }
+    public var sessionCount: Int { state.withLock { $0.actions.count } }
 }

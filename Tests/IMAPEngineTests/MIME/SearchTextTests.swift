@@ -234,7 +234,7 @@ import Testing
         #expect(body("text/plain; charset=us-ascii", utf8) == "grüße")
         #expect(body("text/plain; charset=us-ascii", latin1) == "café “q”")
         #expect(body("text/plain; charset=x-unknown-charset", latin1) == "café “q”")
-        #expect(body("text/plain; charset=latin1", latin1.prefix(4).map { $0 }) == "café")
+        #expect(body("text/plain; charset=latin1", Array(latin1.prefix(4))) == "café")
         #expect(body("text/plain; charset=cp1252", latin1) == "café “q”")
         #expect(body("text/plain; charset=utf8", utf8) == "grüße")
         #expect(body("text/plain; charset=utf-8", [0x61, 0xFF, 0x62]) == "a\u{FFFD}b")
@@ -281,6 +281,7 @@ import Testing
             parsing: Array("Content-Type: text/plain; charset=utf-8\r\n\r\n".utf8)
                 + Array(String(repeating: "ж", count: 3_000_000).utf8))
         #expect(multibyte.search.body.utf8.count <= SearchText.maxBodyBytes)
-        #expect(multibyte.search.body.unicodeScalars.allSatisfy { $0 == "ж" })
+        let onlyZhe = multibyte.search.body.unicodeScalars.allSatisfy { $0 == "ж" }
+        #expect(onlyZhe)
     }
 }

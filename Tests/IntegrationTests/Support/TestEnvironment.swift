@@ -6,6 +6,10 @@ import StoragePostgres
 import Synchronization
 import Testing
 
+/// Note for test authors: Swift 6.3.1 miscompiles a closure literal inside `#expect(…)` when the enclosing closure
+/// (every `withTestServer { … }` body) holds another closure literal after it: the second runs the first one's code.
+/// Compute such values with `let` before the `#expect` (e.g. `let found = lines.contains { … }; #expect(found)`).
+///
 /// What the integration tests need from the machine, set by `scripts/test` (and so by `.ci/run`):
 /// - `MAILHOST_TEST_DATABASE_URL`: a PostgreSQL server where the tests may create databases;
 /// - `MAILHOST_TEST_PAM_SERVICE`: a PAM service (pam_unix) under /etc/pam.d, with the system users

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Memory per authenticated IDLE connection: opens N connections, logs each in, SELECTs INBOX and starts IDLE,
+then reports the server's RSS growth divided by N (sampled from /proc/PID/status).
+
+    benchmarks/idle_connections.py --port 1143 --pid $(pgrep -f 'mailhost serve') --connections 1000
+"""
+import argparse
+import socket
+import time
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def read_until(s, marker):
+    buf = b""
+    while marker not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise RuntimeError(f"closed while waiting for {marker!r}: {buf!r}")
+        buf += chunk
+    return buf
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1143)
+    p.add_argument("--user", default="tim")
+    p.add_argument("--password", default="timmy")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--connections", type=int, default=1000)
+    args = p.parse_args()
+
+    # Warm up: one full session so one-time allocations are not counted.
+    warm = socket.create_connection((args.host, args.port))
+    read_until(warm, b"\r\n")
+    warm.sendall(f"a LOGIN {args.user} \"{args.password}\"\r\nb SELECT INBOX\r\nc LOGOUT\r\n".encode())
+    read_until(warm, b"c OK")
+    warm.close()
+    time.sleep(1)
+    before = rss_kib(args.pid)
+    sockets = []
+    start = time.perf_counter()
+    for i in range(args.connections):
+        s = socket.create_connection((args.host, args.port))
+        read_until(s, b"\r\n")
+        s.sendall(f"a LOGIN {args.user} \"{args.password}\"\r\nb SELECT INBOX\r\nc IDLE\r\n".encode())
+        read_until(s, b"+ ")
+        sockets.append(s)
+    setup = time.perf_counter() - start
+    time.sleep(2)
+    after = rss_kib(args.pid)
+    print(f"connections={len(sockets)} setup={setup:.1f}s rss_before={before}KiB rss_after={after}KiB "
+          f"per_connection={(after - before) / len(sockets):.1f}KiB")
+    for s in sockets:
+        s.sendall(b"DONE\r\nd LOGOUT\r\n")
+    for s in sockets:
+        s.close()
+
+
+if __name__ == "__main__":
+    main()
