@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.9.0"..<"6.0.0"),
     ],
     targets: [
         .target(
@@ -34,13 +35,16 @@ let package = Package(
         .target(
             name: "StoragePostgres",
             dependencies: [
-                "IMAPEngine",
+                "IMAPEngine", "CCrypt",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
         .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .target(
             name: "AuthPAM",
             dependencies: [
@@ -87,6 +91,11 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AdminCLITests",
+            dependencies: ["AdminCLI", "IMAPEngine"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -29,7 +29,7 @@ struct DatabaseCommand: AsyncParsableCommand {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show the schema version and pending migrations.")
 
-        @Flag(help: "Print JSON.") var json = false
+        @ArgumentParser.Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let current = try await withDatabase { connection in

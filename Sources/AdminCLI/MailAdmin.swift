@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PostgresNIO
+import IMAPEngine
 import StoragePostgres
 
 /// `mailadmin`: manages MailHost's store directly, as doveadm does (DESIGN.md §1), so it works with every server
@@ -15,7 +16,10 @@ struct MailAdmin: AsyncParsableCommand {
         commandName: "mailadmin",
         abstract: "Manage MailHost accounts, mailboxes and the database.",
         discussion: "Every command takes --storage URL (or the MAILHOST_STORAGE environment variable).",
-        subcommands: [DatabaseCommand.self, UserCommand.self])
+        subcommands: [
+            DatabaseCommand.self, UserCommand.self, MailboxCommand.self, QuotaCommand.self, ImportCommand.self,
+            ExportCommand.self, StatsCommand.self,
+        ])
 
     static func main() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
@@ -92,4 +96,54 @@ func withDatabase<T: Sendable>(_ body: (PostgresConnection) async throws -> T) a
     } catch let error as PostgresStoreConfiguration.StartupError {
         throw AdminFailure(error.description)
     }
+}
+
+/// Runs `body` with a store on the configured database: checks the connection and the schema first (fast, clear
+/// errors), then runs a connection pool for the duration.
+func withStore<T: Sendable>(
+    _ body: @Sendable (PostgresMailStore, PostgresAdministration) async throws -> T
+) async throws -> T {
+    let configuration = try StorageOption.configuration()
+    try await withDatabase { connection in try await requireSchema(connection) }
+    let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: adminLogger)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            await client.run()
+            return nil
+        }
+        defer { group.cancelAll() }
+        let store = PostgresMailStore(client: client, operationTimeout: configuration.operationTimeout)
+        do {
+            return try await body(store, PostgresAdministration(store: store))
+        } catch let error as StoreError {
+            throw AdminFailure(error.description)
+        } catch let error as PostgresAdministration.AdminError {
+            throw AdminFailure(error.description)
+        }
+    }
+}
+
+/// Prints `value` as JSON on one line (keys sorted, so output is stable for scripts).
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Writes a line to standard error (progress, prompts, warnings).
+func printError(_ text: String, terminator: String = "\n") {
+    FileHandle.standardError.write(Data((text + terminator).utf8))
+}
+
+var standardInputIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
+var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+
+/// A mailbox name given on the command line, checked like CREATE checks it.
+func mailboxName(_ text: String, forCreation: Bool = false) throws -> MailboxName {
+    var name = MailboxName(normalizing: text)
+    if forCreation, name.name.count > 1, name.name.hasSuffix("/") {
+        name = MailboxName(normalizing: String(name.name.dropLast()))
+    }
+    if forCreation, let problem = name.creationProblem { throw AdminFailure("\(text): \(problem.lowercased())") }
+    return name
 }

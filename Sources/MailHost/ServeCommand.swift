@@ -20,7 +20,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Store URL, e.g. postgres://mailhost@127.0.0.1:5432/mailhost (default: $MAILHOST_STORAGE).")
     var storage: String?
 
-    @Option(help: "Authentication backend: pam.")
+    @Option(help: "Authentication backends, tried in order: pam, db, or a list such as db,pam.")
     var auth: String = "pam"
 
     @Option(name: .customLong("pam-service"), help: "PAM service name (a file in /etc/pam.d).")
@@ -45,7 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let storeConfiguration = try PostgresStoreConfiguration(url: url)
         let addresses = try (imap.isEmpty ? ["127.0.0.1:1143"] : imap).map(ListenAddress.init(parsing:))
-        guard auth == "pam" else { throw ValidationError("unknown --auth backend \(auth); supported: pam") }
+        let backendNames = auth.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard !backendNames.isEmpty, backendNames.allSatisfy({ ["pam", "db"].contains($0) }) else {
+            throw ValidationError("unknown --auth \(auth); use pam, db, or a list such as db,pam")
+        }
 
         // Fail fast with a clear message when the database is unreachable or its schema is not ours.
         do {
@@ -64,7 +67,8 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: storeConfiguration.clientConfiguration, backgroundLogger: postgresLogger)
         let store = PostgresMailStore(client: client, operationTimeout: storeConfiguration.operationTimeout)
         let feed = ChangeFeed()
-        let authenticator = PAMAuthentication(pam: PAMAuthenticator(service: pamService), logger: logger)
+        let authenticator = Self.authenticator(
+            backendNames, store: store, pamService: pamService, logger: logger)
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, logger: logger,
             allowPlaintextAuth: allowPlaintextAuth)
@@ -82,6 +86,18 @@ struct ServeCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+
+    /// The `--auth` chain with one uniform failure time for all backends.
+    static func authenticator(
+        _ names: [String], store: PostgresMailStore, pamService: String, logger: Logger
+    ) -> AuthenticatorChain {
+        let backends: [any Authenticator] = names.map { name -> any Authenticator in
+            if name == "db" { return PostgresPasswordAuthenticator(store: store, logger: logger) }
+            return PAMAuthentication(
+                pam: PAMAuthenticator(service: pamService, minimumFailureTime: .zero), logger: logger)
+        }
+        return AuthenticatorChain(backends: backends, minimumFailureTime: .seconds(1))
     }
 
     static func prepareSchema(_ configuration: PostgresStoreConfiguration, logger: Logger) async throws {

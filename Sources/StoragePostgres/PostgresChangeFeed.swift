@@ -30,11 +30,11 @@ public struct PostgresChangeFeed: Sendable {
                         }
                         connectedBefore = true
                         for try await notification in notifications {
-                            guard let (account, mailbox, modSeq) = Self.parse(notification.payload) else {
+                            guard let (account, event) = Self.parse(notification.payload) else {
                                 logger.warning("malformed change notification")
                                 continue
                             }
-                            feed.publish(account: account, event: .mailboxChanged(mailbox, modSeq))
+                            feed.publish(account: account, event: event)
                         }
                     }
                 }
@@ -46,13 +46,13 @@ public struct PostgresChangeFeed: Sendable {
         }
     }
 
-    /// `account:mailbox:modseq`.
-    static func parse(_ payload: String) -> (AccountID, MailboxID, ModSeq)? {
+    /// `account:mailbox:modseq` for a change, `account:disabled` for an account disabled or deleted.
+    static func parse(_ payload: String) -> (AccountID, ChangeEvent)? {
         let parts = payload.split(separator: ":")
-        guard parts.count == 3, let account = Int64(parts[0]), let mailbox = Int64(parts[1]),
-            let modSeq = Int64(parts[2])
-        else { return nil }
-        return (AccountID(rawValue: account), MailboxID(rawValue: mailbox), ModSeq(modSeq))
+        guard let account = parts.first.flatMap({ Int64($0) }) else { return nil }
+        if parts.count == 2, parts[1] == "disabled" { return (AccountID(rawValue: account), .accountDisabled) }
+        guard parts.count == 3, let mailbox = Int64(parts[1]), let modSeq = Int64(parts[2]) else { return nil }
+        return (AccountID(rawValue: account), .mailboxChanged(MailboxID(rawValue: mailbox), ModSeq(modSeq)))
     }
 }
 

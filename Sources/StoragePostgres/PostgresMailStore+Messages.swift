@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import IMAPEngine
 import Logging
@@ -138,11 +139,11 @@ extension PostgresMailStore {
                 c AS (
                     INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
                         parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
-                        search_body)
+                        search_body, sha256)
                     SELECT \(account.rawValue), \(content.size), \(content.headerLength), \(content.body),
                         \(content.envelope), \(content.bodySummary), \(content.bodyStructure), \(content.parts),
                         \(content.sentDay), \(content.from), \(content.to), \(content.cc), \(content.bcc),
-                        \(content.subject), \(content.headers), \(content.text)
+                        \(content.subject), \(content.headers), \(content.text), \(content.sha256)
                     FROM b
                     RETURNING content_id),
                 m AS (
@@ -334,6 +335,10 @@ extension PostgresMailStore {
                     logger: logger
                 ).collect()
                 guard let destination = try target.first?.decode(Int64.self) else { throw StoreError.mailboxNotFound }
+                if move {
+                    // A move adds and removes the same messages: the quota trigger must not count the copy alone.
+                    try await connection.query("SET LOCAL mailhost.skip_quota = 'on'", logger: logger)
+                }
                 // Both rows locked in id order, so concurrent COPYs in opposite directions cannot deadlock.
                 let locked = try await connection.query(
                     """
@@ -506,6 +511,8 @@ struct ContentRow: Sendable {
     var parts: ByteBuffer
     var sentDay: Int32?
     var from, to, cc, bcc, subject, headers, text: String
+    /// SHA-256 of the stored bytes: lets an import recognise a message it already stored.
+    var sha256: ByteBuffer
 
     init(_ message: ParsedMessage, internalDate: InternalDate) throws(StoreError) {
         guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
@@ -533,6 +540,7 @@ struct ContentRow: Sendable {
         subject = clean(message.search.subject)
         headers = clean(message.search.headers)
         text = clean(message.search.body)
+        sha256 = ByteBuffer(bytes: Array(SHA256.hash(data: message.bytes)))
     }
 }
 
@@ -546,5 +554,44 @@ extension Array where Element: Comparable {
             if belongsBefore(self[mid]) { low = mid + 1 } else { high = mid }
         }
         return low
+    }
+}
+
+extension PostgresMailStore {
+    /// Quota use and limits of an account (RFC 9208): counters kept by triggers, limits set by the administrator.
+    public func quota(account: AccountID, logger: Logger) async throws(StoreError) -> QuotaUsage {
+        let client = self.client
+        return try await run(logger) {
+            let rows = try await client.query(
+                """
+                SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM accounts
+                WHERE account_id = \(account.rawValue)
+                """, logger: logger
+            ).collect()
+            guard let row = rows.first else { throw StoreError.accountNotFound }
+            let (bytes, messages, byteLimit, messageLimit) = try row.decode((Int64, Int64, Int64?, Int64?).self)
+            return QuotaUsage(
+                usedBytes: bytes, usedMessages: messages, byteLimit: byteLimit, messageLimit: messageLimit)
+        }
+    }
+
+    /// Whether `mailbox` already holds a message with these exact bytes (imports skip it on a re-run).
+    public func containsMessage(account: AccountID, mailbox: MailboxName, bytes: [UInt8], logger: Logger)
+        async throws(StoreError) -> Bool
+    {
+        let client = self.client
+        let digest = ByteBuffer(bytes: Array(SHA256.hash(data: bytes)))
+        return try await run(logger) {
+            let rows = try await client.query(
+                """
+                SELECT 1 FROM contents c
+                JOIN messages m ON m.account_id = c.account_id AND m.content_id = c.content_id
+                JOIN mailboxes b ON b.account_id = m.account_id AND b.mailbox_id = m.mailbox_id
+                WHERE c.account_id = \(account.rawValue) AND c.sha256 = \(digest) AND b.name = \(mailbox.name)
+                LIMIT 1
+                """, logger: logger
+            ).collect()
+            return !rows.isEmpty
+        }
     }
 }

@@ -85,6 +85,7 @@ public final class PostgresMailStore: MailStore {
             return .internal(String(reflecting: error))
         case let error as PSQLError:
             if let state = error.serverInfo?[.sqlState] {
+                if state == "MH001" { return .overQuota }  // raised by the quota trigger (schema migration 2)
                 // Class 08 (connection), 57P (operator intervention: shutdown, restart), 53 (resources).
                 if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") {
                     return .unavailable(state)

@@ -113,16 +113,77 @@ public enum PostgresSchema {
         );
         CREATE INDEX expunged_modseq ON expunged (account_id, mailbox_id, modseq);
         CREATE INDEX expunged_content ON expunged (account_id, content_id) WHERE content_id IS NOT NULL;
+        """,
+        // 2: quota usage counters kept by triggers, and content digests so imports can skip what they already stored.
         """
+        ALTER TABLE accounts ADD COLUMN used_bytes bigint NOT NULL DEFAULT 0,
+            ADD COLUMN used_messages bigint NOT NULL DEFAULT 0;
+
+        UPDATE accounts a SET used_bytes = s.bytes, used_messages = s.messages
+        FROM (SELECT account_id, sum(size)::bigint AS bytes, count(*) AS messages FROM messages GROUP BY account_id) s
+        WHERE a.account_id = s.account_id;
+
+        ALTER TABLE contents ADD COLUMN sha256 bytea;
+
+        CREATE INDEX contents_sha256 ON contents (account_id, sha256) WHERE sha256 IS NOT NULL;
+
+        CREATE FUNCTION mailhost_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE accounts a SET used_bytes = a.used_bytes + d.bytes, used_messages = a.used_messages + d.messages
+            FROM (SELECT account_id, sum(size)::bigint AS bytes, count(*) AS messages FROM added GROUP BY account_id) d
+            WHERE a.account_id = d.account_id;
+            -- Quota (RFC 9208): a write that takes an account past its limits fails as a whole. MOVE within an
+            -- account sets mailhost.skip_quota, since it adds and removes the same messages.
+            IF current_setting('mailhost.skip_quota', true) IS DISTINCT FROM 'on' AND EXISTS (
+                SELECT 1 FROM accounts a JOIN (SELECT DISTINCT account_id FROM added) d USING (account_id)
+                WHERE (a.quota_bytes IS NOT NULL AND a.used_bytes > a.quota_bytes)
+                    OR (a.quota_messages IS NOT NULL AND a.used_messages > a.quota_messages))
+            THEN
+                RAISE EXCEPTION 'quota exceeded' USING ERRCODE = 'MH001';
+            END IF;
+            RETURN NULL;
+        END
+        $$;
+
+        CREATE FUNCTION mailhost_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE accounts a SET used_bytes = a.used_bytes - d.bytes, used_messages = a.used_messages - d.messages
+            FROM (SELECT account_id, sum(size)::bigint AS bytes, count(*) AS messages FROM removed GROUP BY account_id) d
+            WHERE a.account_id = d.account_id;
+            RETURN NULL;
+        END
+        $$;
+
+        CREATE TRIGGER messages_count_added AFTER INSERT ON messages REFERENCING NEW TABLE AS added
+            FOR EACH STATEMENT EXECUTE FUNCTION mailhost_count_added();
+
+        CREATE TRIGGER messages_count_removed AFTER DELETE ON messages REFERENCING OLD TABLE AS removed
+            FOR EACH STATEMENT EXECUTE FUNCTION mailhost_count_removed();
+        """,
     ]
 
     public static var latestVersion: Int { migrations.count }
 
-    /// A migration's statements: it is written as SQL text with one statement per `;` at the end of a line.
+    /// A migration's statements: SQL text with one statement per `;` at the end of a line; a `$$ … $$` function
+    /// body stays whole.
     static func statements(of migration: String) -> [String] {
-        migration.components(separatedBy: ";\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-            .map { $0.hasSuffix(";") ? String($0.dropLast()) : $0 }
-            .filter { !$0.isEmpty }
+        var statements: [String] = []
+        var current: [Substring] = []
+        var insideBody = false
+        for line in migration.split(separator: "\n", omittingEmptySubsequences: false) {
+            current.append(line)
+            if line.components(separatedBy: "$$").count % 2 == 0 { insideBody.toggle() }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if !insideBody, trimmed.hasSuffix(";") {
+                var statement = current.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+                statement.removeLast()
+                statements.append(statement)
+                current = []
+            }
+        }
+        let rest = current.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        if !rest.isEmpty { statements.append(rest) }
+        return statements
     }
 
     /// Serialises concurrent `migrate` runs (two instances starting on an empty database).

@@ -121,6 +121,10 @@ public enum Command: Hashable, Sendable {
     case status(MailboxArgument, [StatusAttribute])
     case append(AppendCommand)
     case idle
+    // QUOTA (RFC 9208)
+    case getQuota(root: String)
+    case getQuotaRoot(MailboxArgument)
+    case setQuota(root: String)
     // Selected (§6.4)
     case check, close, unselect
     /// nil: EXPUNGE; a set: UID EXPUNGE (RFC 4315).
@@ -154,6 +158,9 @@ public enum Command: Hashable, Sendable {
         case .status: "STATUS"
         case .append: "APPEND"
         case .idle: "IDLE"
+        case .getQuota: "GETQUOTA"
+        case .getQuotaRoot: "GETQUOTAROOT"
+        case .setQuota: "SETQUOTA"
         case .check: "CHECK"
         case .close: "CLOSE"
         case .unselect: "UNSELECT"

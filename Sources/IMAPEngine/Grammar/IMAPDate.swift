@@ -54,7 +54,7 @@ public struct InternalDate: Hashable, Sendable {
     }
 
     /// From calendar fields in the given zone; nil when a field is out of range.
-    init?(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, zoneMinutes: Int) {
+    public init?(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, zoneMinutes: Int) {
         let date = IMAPDate(year: year, month: month, day: day)
         guard date.isValid, (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second),
             abs(zoneMinutes) < 24 * 60, (1...9999).contains(year)

@@ -168,3 +168,11 @@ enum ModifiedUTF7 {
         return String(scalars)
     }
 }
+
+extension MailboxName {
+    /// Modified UTF-7 of a UTF-8 name (for archive formats that store names as Dovecot does).
+    public static func modifiedUTF7(_ name: String) -> String { ModifiedUTF7.encode(name) }
+
+    /// UTF-8 from modified UTF-7, or nil when the text is not valid modified UTF-7.
+    public static func fromModifiedUTF7(_ text: String) -> String? { ModifiedUTF7.decode(text) }
+}

@@ -112,6 +112,27 @@ enum CommandParser {
         case "STATUS": return try parseStatus(&buffer)
         case "APPEND": return try parseAppend(&buffer)
         case "IDLE": return .idle
+        case "GETQUOTA":
+            try buffer.space()
+            return .getQuota(root: try buffer.astring("a quota root"))
+        case "GETQUOTAROOT":
+            try buffer.space()
+            return .getQuotaRoot(try parseMailbox(&buffer))
+        case "SETQUOTA":
+            // RFC 9208 §4.3: `SETQUOTA root (resource limit …)`; parsed so it can be refused clearly.
+            try buffer.space()
+            let root = try buffer.astring("a quota root")
+            try buffer.space()
+            try buffer.expect(UInt8(ascii: "("))
+            var first = true
+            while !buffer.take(UInt8(ascii: ")")) {
+                if !first { try buffer.space() }
+                first = false
+                _ = try buffer.atom("a quota resource")
+                try buffer.space()
+                _ = try buffer.number64()
+            }
+            return .setQuota(root: root)
         case "CHECK": return .check
         case "CLOSE": return .close
         case "UNSELECT": return .unselect

@@ -6,6 +6,8 @@ public enum ChangeEvent: Sendable, Equatable {
     case mailboxChanged(MailboxID, ModSeq)
     /// The feed lost notifications (a reconnect): every session re-reads what it watches.
     case resync
+    /// The account was disabled or deleted by an administrator: its sessions end with BYE.
+    case accountDisabled
 }
 
 /// Fans store change notifications out to the sessions of this process that watch an account.

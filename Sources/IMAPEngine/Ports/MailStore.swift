@@ -248,9 +248,26 @@ public protocol MailStore: Sendable {
     func move(account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, logger: Logger)
         async throws(StoreError) -> CopyResult
 
+    /// Storage use and limits of the account (RFC 9208 quota root "").
+    func quota(account: AccountID, logger: Logger) async throws(StoreError) -> QuotaUsage
+
     /// UIDs matching `query` among messages with UID ≤ `maxUID`, ascending.
     func search(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
         async throws(StoreError) -> [UID]
+}
+
+/// An account's quota use (RFC 9208 STORAGE in bytes here, MESSAGE in messages); a nil limit means none.
+public struct QuotaUsage: Sendable, Equatable {
+    public var usedBytes: Int64
+    public var usedMessages: Int64
+    public var byteLimit: Int64?
+    public var messageLimit: Int64?
+    public init(usedBytes: Int64, usedMessages: Int64, byteLimit: Int64?, messageLimit: Int64?) {
+        self.usedBytes = usedBytes
+        self.usedMessages = usedMessages
+        self.byteLimit = byteLimit
+        self.messageLimit = messageLimit
+    }
 }
 
 /// A SEARCH program after the session resolved sequence numbers and `\Recent` into UIDs: only what the store can

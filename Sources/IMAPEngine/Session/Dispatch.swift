@@ -28,7 +28,7 @@ extension Command {
         case .capability, .noop, .logout, .id: .any
         case .starttls, .login, .authenticate: .notAuthenticated
         case .enable, .namespace, .select, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status,
-            .append, .idle:
+            .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             .authenticated
         case .check, .close, .unselect, .expunge, .search, .fetch, .store, .copy, .move: .selected
         }
@@ -161,6 +161,9 @@ extension Session {
         case .status(let mailbox, let items): return try await handleStatus(mailbox, items: items)
         case .append(let append): return try await handleAppend(append)
         case .idle: return try await handleIdle(tag: tag)
+        case .getQuota(let root): return try await handleGetQuota(root: root)
+        case .getQuotaRoot(let mailbox): return try await handleGetQuotaRoot(mailbox)
+        case .setQuota: throw IMAPError.no(.noPerm, "Quotas are set by the administrator (mailadmin quota set)")
         case .check: return Completion("CHECK completed")
         case .close: return try await handleClose(expunge: true)
         case .unselect: return try await handleClose(expunge: false)

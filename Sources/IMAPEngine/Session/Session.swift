@@ -144,6 +144,11 @@ final class Session {
             let outcome = try await handleClient(input)
             try await out.flush()
             return outcome
+        case .control(.change(.accountDisabled)):
+            try await out.sendLine("* BYE Account disabled by the administrator.")
+            try await out.flush()
+            logger.notice("account disabled; session closed")
+            return .close
         case .control(.change(let change)):
             try await handleChange(change)
             try await out.flush()
@@ -220,6 +225,8 @@ final class Session {
             guard mailbox == view.mailbox, modSeq > view.highestModSeq else { return }
         case .resync:
             break
+        case .accountDisabled:
+            return
         }
         viewIsStale = true
         if case .idle = continuation {
@@ -308,7 +315,8 @@ final class Session {
         default:
             caps += [
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED",
-                "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE",
+                "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
             ]
         }
         return caps

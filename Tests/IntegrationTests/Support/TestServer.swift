@@ -49,7 +49,8 @@ final class TestServer: Sendable {
         let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
         let store = PostgresMailStore(client: client, operationTimeout: operationTimeout)
         let feed = ChangeFeed()
-        let authenticator = PAMAuthentication(pam: PAMAuthenticator(service: pamService), logger: logger)
+        let authenticator = ServeCommand.authenticator(
+            ["db", "pam"], store: store, pamService: pamService, logger: logger)
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, limits: limits, logger: logger)
         let bound = Mutex<Int?>(nil)

@@ -1,0 +1,242 @@
+import IMAPEngine
+import Logging
+import PostgresNIO
+
+/// What `mailadmin` does to accounts beyond the IMAP `MailStore` port: create, list, disable, rename, delete,
+/// passwords and quotas. Changes that affect running sessions (disabling, deleting) are announced on the change
+/// feed, so servers close those sessions with BYE.
+public struct PostgresAdministration: Sendable {
+    public let store: PostgresMailStore
+    var client: PostgresClient { store.client }
+
+    public init(store: PostgresMailStore) { self.store = store }
+
+    public struct AccountSummary: Sendable, Encodable {
+        public var login: String
+        public var disabled: Bool
+        public var created: String
+        public var mailboxes: Int64
+        public var messages: Int64
+        public var bytes: Int64
+        public var quotaBytes: Int64?
+        public var quotaMessages: Int64?
+        public var hasPassword: Bool
+    }
+
+    public enum AdminError: Error, CustomStringConvertible, Equatable {
+        case noSuchUser(String)
+        case userExists(String)
+        case store(StoreError)
+        public var description: String {
+            switch self {
+            case .noSuchUser(let login): "no such user: \(login)"
+            case .userExists(let login): "a user named \(login) already exists"
+            case .store(let error): String(describing: error)
+            }
+        }
+    }
+
+    private func run<T: Sendable>(_ logger: Logger, _ body: @escaping @Sendable () async throws -> T)
+        async throws(AdminError) -> T
+    {
+        do {
+            return try await store.run(logger, body)
+        } catch {
+            throw .store(error)
+        }
+    }
+
+    /// Accounts with their usage, one login or all.
+    public func accounts(login: String? = nil, logger: Logger) async throws(AdminError) -> [AccountSummary] {
+        let client = self.client
+        let result = try await run(logger) {
+            var result: [AccountSummary] = []
+            let rows = try await client.query(
+                """
+                SELECT a.login, a.disabled,
+                    to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                    (SELECT count(*) FROM mailboxes b WHERE b.account_id = a.account_id),
+                    a.used_messages, a.used_bytes, a.quota_bytes, a.quota_messages, a.password_hash IS NOT NULL
+                FROM accounts a WHERE \(login == nil) OR a.login = \(login ?? "")
+                ORDER BY a.login
+                """, logger: logger)
+            for try await (name, disabled, created, mailboxes, messages, bytes, quotaBytes, quotaMessages, password)
+                in rows.decode((String, Bool, String, Int64, Int64, Int64, Int64?, Int64?, Bool).self)
+            {
+                result.append(
+                    AccountSummary(
+                        login: name, disabled: disabled, created: created, mailboxes: mailboxes, messages: messages,
+                        bytes: bytes, quotaBytes: quotaBytes, quotaMessages: quotaMessages, hasPassword: password))
+            }
+            return result
+        }
+        if let login, result.isEmpty { throw .noSuchUser(login) }
+        return result
+    }
+
+    /// Creates a store account with its INBOX.
+    public func addAccount(
+        login: String, passwordHash: String?, quotaBytes: Int64?, quotaMessages: Int64?, logger: Logger
+    ) async throws(AdminError) {
+        let client = self.client
+        let created = try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection -> Bool in
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO accounts (login, password_hash, quota_bytes, quota_messages)
+                    VALUES (\(login), \(passwordHash), \(quotaBytes), \(quotaMessages))
+                    ON CONFLICT (login) DO NOTHING RETURNING account_id
+                    """, logger: logger
+                ).collect()
+                guard let row = rows.first else { return false }
+                let id = AccountID(rawValue: try row.decode(Int64.self))
+                _ = try await PostgresMailStore.insertMailbox(connection, account: id, name: "INBOX", logger: logger)
+                try await connection.query(
+                    "INSERT INTO subscriptions (account_id, name) VALUES (\(id.rawValue), 'INBOX')", logger: logger)
+                return true
+            }
+        }
+        if !created { throw .userExists(login) }
+    }
+
+    /// The account of a login, or `.noSuchUser`.
+    public func accountID(_ login: String, logger: Logger) async throws(AdminError) -> AccountID {
+        let failure: StoreError
+        do {
+            return try await store.account(login: login, create: false, logger: logger)
+        } catch {
+            failure = error
+        }
+        switch failure {
+        case .accountNotFound:
+            throw .noSuchUser(login)
+        case .cannot:
+            // A disabled account is still administered.
+            let client = self.client
+            let id = try await run(logger) { () -> Int64? in
+                let rows = try await client.query(
+                    "SELECT account_id FROM accounts WHERE login = \(login)", logger: logger
+                ).collect()
+                return try rows.first?.decode(Int64.self)
+            }
+            guard let id else { throw .noSuchUser(login) }
+            return AccountID(rawValue: id)
+        default:
+            throw .store(failure)
+        }
+    }
+
+    public func setPassword(login: String, hash: String, logger: Logger) async throws(AdminError) {
+        try await updateOne(login, logger) { client in
+            try await client.query(
+                "UPDATE accounts SET password_hash = \(hash) WHERE login = \(login) RETURNING account_id",
+                logger: logger
+            ).collect()
+        }
+    }
+
+    /// Disabling closes the account's open sessions: every server listening on the change feed says BYE.
+    public func setDisabled(login: String, disabled: Bool, logger: Logger) async throws(AdminError) {
+        try await updateOne(login, logger) { client in
+            try await client.query(
+                """
+                WITH a AS (UPDATE accounts SET disabled = \(disabled) WHERE login = \(login) RETURNING account_id)
+                SELECT account_id, pg_notify(\(PostgresMailStore.notifyChannel), account_id::text || ':disabled')::text
+                FROM a WHERE \(disabled)
+                UNION ALL SELECT account_id, '' FROM a WHERE NOT \(disabled)
+                """, logger: logger
+            ).collect()
+        }
+    }
+
+    public func rename(login: String, to newLogin: String, logger: Logger) async throws(AdminError) {
+        let client = self.client
+        let outcome = try await run(logger) { () -> Int in
+            do {
+                let rows = try await client.query(
+                    "UPDATE accounts SET login = \(newLogin) WHERE login = \(login) RETURNING account_id",
+                    logger: logger
+                ).collect()
+                return rows.isEmpty ? 0 : 1
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                return -1
+            }
+        }
+        if outcome == 0 { throw .noSuchUser(login) }
+        if outcome < 0 { throw .userExists(newLogin) }
+    }
+
+    /// Removes the account and all its mail (content goes with it: every table cascades from `accounts`).
+    public func delete(login: String, logger: Logger) async throws(AdminError) {
+        try await updateOne(login, logger) { client in
+            try await client.withTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    "SELECT account_id FROM accounts WHERE login = \(login) FOR UPDATE", logger: logger
+                ).collect()
+                guard let id = try rows.first?.decode(Int64.self) else { return [] }
+                // Entries first (their triggers update the account row), then the account and its contents.
+                try await connection.query("DELETE FROM messages WHERE account_id = \(id)", logger: logger)
+                try await connection.query("DELETE FROM expunged WHERE account_id = \(id)", logger: logger)
+                try await connection.query("DELETE FROM mailboxes WHERE account_id = \(id)", logger: logger)
+                try await connection.query("DELETE FROM contents WHERE account_id = \(id)", logger: logger)
+                return try await connection.query(
+                    """
+                    WITH a AS (DELETE FROM accounts WHERE account_id = \(id) RETURNING account_id)
+                    SELECT account_id, pg_notify(\(PostgresMailStore.notifyChannel), account_id::text || ':disabled')::text
+                    FROM a
+                    """, logger: logger
+                ).collect()
+            }
+        }
+    }
+
+    /// Sets or clears (nil) the limits; usage may exceed a lowered limit, after which only deletions succeed.
+    public func setQuota(login: String, bytes: Int64?, messages: Int64?, logger: Logger) async throws(AdminError) {
+        try await updateOne(login, logger) { client in
+            try await client.query(
+                """
+                UPDATE accounts SET quota_bytes = \(bytes), quota_messages = \(messages)
+                WHERE login = \(login) RETURNING account_id
+                """, logger: logger
+            ).collect()
+        }
+    }
+
+    private func updateOne(
+        _ login: String, _ logger: Logger,
+        _ body: @escaping @Sendable (PostgresClient) async throws -> [PostgresRow]
+    ) async throws(AdminError) {
+        let client = self.client
+        let rows = try await run(logger) { try await body(client).count }
+        if rows == 0 { throw .noSuchUser(login) }
+    }
+
+    public struct Statistics: Sendable, Encodable {
+        public var accounts: Int64
+        public var mailboxes: Int64
+        public var messages: Int64
+        public var bytes: Int64
+        public var storedContents: Int64
+        public var storedBytes: Int64
+    }
+
+    public func statistics(logger: Logger) async throws(AdminError) -> Statistics {
+        let client = self.client
+        return try await run(logger) {
+            let rows = try await client.query(
+                """
+                SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM mailboxes),
+                    (SELECT coalesce(sum(used_messages), 0)::bigint FROM accounts),
+                    (SELECT coalesce(sum(used_bytes), 0)::bigint FROM accounts),
+                    (SELECT count(*) FROM contents), (SELECT coalesce(sum(size), 0)::bigint FROM contents)
+                """, logger: logger
+            ).collect()
+            guard let row = rows.first else { throw StoreError.internal("no statistics row") }
+            let (accounts, mailboxes, messages, bytes, contents, contentBytes) = try row.decode(
+                (Int64, Int64, Int64, Int64, Int64, Int64).self)
+            return Statistics(
+                accounts: accounts, mailboxes: mailboxes, messages: messages, bytes: bytes,
+                storedContents: contents, storedBytes: contentBytes)
+        }
+    }
+}
