@@ -130,11 +130,14 @@ func importBatches(_ batches: [ImportBatch], into login: String, subscribe: [Mai
             } catch let error as StoreError where error == .alreadyExists {
                 // imported into an existing mailbox
             }
+            // Copies already in the mailbox, by content: a re-run skips them, and duplicates within one archive
+            // are kept as duplicates.
+            var present = try await store.contentDigests(account: account, mailbox: batch.mailbox, logger: adminLogger)
             for message in batch.messages {
                 let parsed = ParsedMessage(parsing: message.bytes)
-                if try await store.containsMessage(
-                    account: account, mailbox: batch.mailbox, bytes: parsed.bytes, logger: adminLogger)
-                {
+                let digest = PostgresMailStore.digest(of: parsed)
+                if let copies = present[digest], copies > 0 {
+                    present[digest] = copies - 1
                     skipped += 1
                 } else {
                     let date =

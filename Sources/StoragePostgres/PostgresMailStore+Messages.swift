@@ -173,14 +173,7 @@ extension PostgresMailStore {
         let uidList = uids.map { Int64($0.rawValue) }
         return try await run(logger) {
             try await client.withTransaction(logger: logger) { connection in
-                // The mailbox row lock serialises writers and orders modseqs (STYLE.md §4.8).
-                let locked = try await connection.query(
-                    """
-                    SELECT highestmodseq FROM mailboxes
-                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE
-                    """, logger: logger
-                ).collect()
-                guard !locked.isEmpty else { throw StoreError.mailboxNotFound }
+                try await Self.lockMailbox(connection, account: account, mailbox: mailbox, logger: logger)
                 var current: [StoredFlags] = []
                 let rows = try await connection.query(
                     """
@@ -260,18 +253,25 @@ extension PostgresMailStore {
         let only = uids.map { $0.map { Int64($0.rawValue) } }
         return try await run(logger) {
             try await client.withTransaction(logger: logger) { connection in
-                let locked = try await connection.query(
-                    """
-                    SELECT highestmodseq FROM mailboxes
-                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE
-                    """, logger: logger
-                ).collect()
-                guard !locked.isEmpty else { throw StoreError.mailboxNotFound }
+                try await Self.lockMailbox(connection, account: account, mailbox: mailbox, logger: logger)
                 return try await Self.expungeLocked(
                     connection, account: account, mailbox: mailbox.rawValue, onlyDeleted: true, uids: only,
                     logger: logger)
             }
         }
+    }
+
+    /// Takes the mailbox row lock that serialises its writers and orders modseqs (STYLE.md §4.8).
+    static func lockMailbox(_ connection: PostgresConnection, account: AccountID, mailbox: MailboxID, logger: Logger)
+        async throws
+    {
+        let locked = try await connection.query(
+            """
+            SELECT highestmodseq FROM mailboxes
+            WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE
+            """, logger: logger
+        ).collect()
+        guard !locked.isEmpty else { throw StoreError.mailboxNotFound }
     }
 
     /// Deletes messages into tombstones with one new modseq. The caller holds the mailbox row lock.
@@ -528,8 +528,7 @@ struct ContentRow: Sendable {
             throw StoreError.internal("encoding the MIME tree failed: \(error)")
         }
         // SENTBEFORE/ON/SINCE use the Date: header's day; without one, the internal date's (as Dovecot does).
-        let sent =
-            message.sentDate.map { IMAPDate(year: $0.year, month: $0.month, day: $0.day) } ?? internalDate.localDate
+        let sent = message.sentDate ?? internalDate.localDate
         sentDay = Int32(truncatingIfNeeded: sent.dayNumber)
         // PostgreSQL text cannot hold NUL.
         func clean(_ s: String) -> String { s.contains("\0") ? s.replacingOccurrences(of: "\0", with: " ") : s }
@@ -575,23 +574,27 @@ extension PostgresMailStore {
         }
     }
 
-    /// Whether `mailbox` already holds a message with these exact bytes (imports skip it on a re-run).
-    public func containsMessage(account: AccountID, mailbox: MailboxName, bytes: [UInt8], logger: Logger)
-        async throws(StoreError) -> Bool
+    /// How many messages of `mailbox` have each SHA-256 digest (an import skips bytes it already stored).
+    public func contentDigests(account: AccountID, mailbox: MailboxName, logger: Logger) async throws(StoreError)
+        -> [[UInt8]: Int]
     {
         let client = self.client
-        let digest = ByteBuffer(bytes: Array(SHA256.hash(data: bytes)))
         return try await run(logger) {
+            var digests: [[UInt8]: Int] = [:]
             let rows = try await client.query(
                 """
-                SELECT 1 FROM contents c
+                SELECT c.sha256 FROM contents c
                 JOIN messages m ON m.account_id = c.account_id AND m.content_id = c.content_id
                 JOIN mailboxes b ON b.account_id = m.account_id AND b.mailbox_id = m.mailbox_id
-                WHERE c.account_id = \(account.rawValue) AND c.sha256 = \(digest) AND b.name = \(mailbox.name)
-                LIMIT 1
-                """, logger: logger
-            ).collect()
-            return !rows.isEmpty
+                WHERE c.account_id = \(account.rawValue) AND b.name = \(mailbox.name) AND c.sha256 IS NOT NULL
+                """, logger: logger)
+            for try await digest in rows.decode(ByteBuffer.self) {
+                digests[Array(digest.readableBytesView), default: 0] += 1
+            }
+            return digests
         }
     }
+
+    /// The digest `contentDigests` reports for a parsed message.
+    public static func digest(of message: ParsedMessage) -> [UInt8] { Array(SHA256.hash(data: message.bytes)) }
 }

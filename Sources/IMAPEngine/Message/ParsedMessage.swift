@@ -22,7 +22,7 @@ public struct ParsedMessage: Sendable {
     /// Decoded text for SEARCH.
     public var search: SearchText
     /// Date of the Date: header in the header's own zone; nil when missing/unparseable.
-    public var sentDate: SentDate?
+    public var sentDate: IMAPDate?
 
     /// Parses a message. `binary` marks content that arrived as `literal8` (RFC 3516): its binary parts are stored
     /// base64-encoded (`BinaryContent`).
@@ -44,6 +44,6 @@ public struct ParsedMessage: Sendable {
         self.bodyStructure = bodyStructure
         self.root = root
         self.search = SearchText(bytes: bytes, root: root, header: header, envelope: envelope)
-        self.sentDate = envelope.date.flatMap { SentDate(parsing: $0) }
+        self.sentDate = envelope.date.flatMap { IMAPDate(parsing: $0) }
     }
 }

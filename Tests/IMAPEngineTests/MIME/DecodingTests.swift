@@ -169,24 +169,24 @@ import Testing
     }
 
     @Test(arguments: [
-        ("Mon, 12 Feb 2024 10:00:00 +0000", SentDate(year: 2024, month: 2, day: 12)),
-        ("12 Feb 2024 10:00 -0500", SentDate(year: 2024, month: 2, day: 12)),
-        ("Thu, 1 Jan 1970 00:00:00 GMT", SentDate(year: 1970, month: 1, day: 1)),
-        ("Sat, 31 Dec 2022 23:59:59 +1400", SentDate(year: 2022, month: 12, day: 31)),
-        ("Sun, 1 Jan 2023 00:00:01 -1200", SentDate(year: 2023, month: 1, day: 1)),
-        ("21 Nov 97 09:55:06 GMT", SentDate(year: 1997, month: 11, day: 21)),
-        ("Fri, 21 Nov 1997 09(comment):   55  :  06 -0600", SentDate(year: 1997, month: 11, day: 21)),
-        ("5 Mar 03 1:02:03 +0000", SentDate(year: 2003, month: 3, day: 5)),
-        ("5 Mar 103 1:02:03 +0000", SentDate(year: 2003, month: 3, day: 5)),
-        ("Tue,  5 march 2024", SentDate(year: 2024, month: 3, day: 5)),
-        ("29 Feb 2024 12:00 +0000", SentDate(year: 2024, month: 2, day: 29)),
-        ("12-Feb-2024 10:00:00 +0000", SentDate(year: 2024, month: 2, day: 12)),
-        ("Mon Feb 12 10:00:00 2024", SentDate(year: 2024, month: 2, day: 12)),
-        ("2024-02-12T10:00:00Z", SentDate(year: 2024, month: 2, day: 12)),
-        ("2024-02-12", SentDate(year: 2024, month: 2, day: 12)),
+        ("Mon, 12 Feb 2024 10:00:00 +0000", IMAPDate(year: 2024, month: 2, day: 12)),
+        ("12 Feb 2024 10:00 -0500", IMAPDate(year: 2024, month: 2, day: 12)),
+        ("Thu, 1 Jan 1970 00:00:00 GMT", IMAPDate(year: 1970, month: 1, day: 1)),
+        ("Sat, 31 Dec 2022 23:59:59 +1400", IMAPDate(year: 2022, month: 12, day: 31)),
+        ("Sun, 1 Jan 2023 00:00:01 -1200", IMAPDate(year: 2023, month: 1, day: 1)),
+        ("21 Nov 97 09:55:06 GMT", IMAPDate(year: 1997, month: 11, day: 21)),
+        ("Fri, 21 Nov 1997 09(comment):   55  :  06 -0600", IMAPDate(year: 1997, month: 11, day: 21)),
+        ("5 Mar 03 1:02:03 +0000", IMAPDate(year: 2003, month: 3, day: 5)),
+        ("5 Mar 103 1:02:03 +0000", IMAPDate(year: 2003, month: 3, day: 5)),
+        ("Tue,  5 march 2024", IMAPDate(year: 2024, month: 3, day: 5)),
+        ("29 Feb 2024 12:00 +0000", IMAPDate(year: 2024, month: 2, day: 29)),
+        ("12-Feb-2024 10:00:00 +0000", IMAPDate(year: 2024, month: 2, day: 12)),
+        ("Mon Feb 12 10:00:00 2024", IMAPDate(year: 2024, month: 2, day: 12)),
+        ("2024-02-12T10:00:00Z", IMAPDate(year: 2024, month: 2, day: 12)),
+        ("2024-02-12", IMAPDate(year: 2024, month: 2, day: 12)),
     ])
-    func sentDates(_ value: String, _ expected: SentDate) {
-        #expect(SentDate(parsing: Array(value.utf8)) == expected)
+    func sentDates(_ value: String, _ expected: IMAPDate) {
+        #expect(IMAPDate(parsing: Array(value.utf8)) == expected)
     }
 
     @Test(arguments: [
@@ -194,6 +194,6 @@ import Testing
         "99 Feb 2024", "12 Feb 20245", "Mon", "2024-13-01", "2024-02-30",
     ])
     func unparseableSentDates(_ value: String) {
-        #expect(SentDate(parsing: Array(value.utf8)) == nil)
+        #expect(IMAPDate(parsing: Array(value.utf8)) == nil)
     }
 }

@@ -12,7 +12,7 @@ import Testing
         var envelope: String
         var body: String
         var bodyStructure: String
-        var sentDate: SentDate?
+        var sentDate: IMAPDate?
 
         var testDescription: String { file }
 
@@ -47,7 +47,7 @@ import Testing
                     #"""
                     ("text" "plain" ("charset" "UTF-8" "format" "flowed") NIL NIL "7bit" 52 5 NIL NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 2, day: 12)),
+                sentDate: IMAPDate(year: 2024, month: 2, day: 12)),
             FixtureExpectation(
                 file: "alternative.eml", size: 619, headerLength: 209,
                 envelope: unwrapped(
@@ -68,7 +68,7 @@ import Testing
                     ("text" "html" ("charset" "utf-8") NIL NIL "quoted-printable" 71 0 NIL NIL NIL NIL) "alternative"
                      ("boundary" "alt-boundary-42") NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 3, day: 1)),
+                sentDate: IMAPDate(year: 2024, month: 3, day: 1)),
             FixtureExpectation(
                 file: "mixed-related.eml", size: 1084, headerLength: 235,
                 envelope: unwrapped(
@@ -93,7 +93,7 @@ import Testing
                      ("filename" "report.pdf" "size" "12")) ("en" "de") "http://example.net/report.pdf") "mixed"
                      ("boundary" "==outer==") NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 3, day: 5)),
+                sentDate: IMAPDate(year: 2024, month: 3, day: 5)),
             FixtureExpectation(
                 file: "rfc822-attachment.eml", size: 723, headerLength: 192,
                 envelope: unwrapped(
@@ -123,7 +123,7 @@ import Testing
                      ("charset" "utf-8") NIL NIL "7bit" 21 0 NIL NIL NIL NIL) "alternative"
                      ("boundary" "inner") NIL NIL NIL) 17 NIL NIL NIL NIL) "mixed" ("boundary" "fwd") NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 3, day: 6)),
+                sentDate: IMAPDate(year: 2024, month: 3, day: 6)),
             FixtureExpectation(
                 file: "rfc2231.eml", size: 984, headerLength: 223,
                 envelope: unwrapped(
@@ -153,7 +153,7 @@ import Testing
                      ("attachment" ("filename*" "utf-8''%C3%9Cbersicht%20%E2%80%93%20Q1.pdf")) NIL NIL) "mixed"
                      ("boundary" "simple") NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 3, day: 7)),
+                sentDate: IMAPDate(year: 2024, month: 3, day: 7)),
             FixtureExpectation(
                 file: "encoded-words.eml", size: 427, headerLength: 420,
                 envelope: unwrapped(
@@ -175,7 +175,7 @@ import Testing
                     #"""
                     ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 7 1 NIL NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 3, day: 8)),
+                sentDate: IMAPDate(year: 2024, month: 3, day: 8)),
             FixtureExpectation(
                 file: "groups.eml", size: 466, headerLength: 463,
                 envelope: unwrapped(
@@ -196,7 +196,7 @@ import Testing
                     #"""
                     ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 3 1 NIL NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 3, day: 9)),
+                sentDate: IMAPDate(year: 2024, month: 3, day: 9)),
             FixtureExpectation(
                 file: "obsolete-addresses.eml", size: 526, headerLength: 516,
                 envelope: unwrapped(
@@ -218,7 +218,7 @@ import Testing
                     #"""
                     ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 1 NIL NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 1997, month: 11, day: 21)),
+                sentDate: IMAPDate(year: 1997, month: 11, day: 21)),
             FixtureExpectation(
                 file: "missing-headers.eml", size: 85, headerLength: 51,
                 envelope: unwrapped(
@@ -274,7 +274,7 @@ import Testing
                      ("charset" "us-ascii") NIL NIL "quoted-printable" 13 1 NIL NIL NIL NIL) "mixed"
                      ("boundary" "lf") NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 3, day: 10)),
+                sentDate: IMAPDate(year: 2024, month: 3, day: 10)),
             FixtureExpectation(
                 file: "8bit-utf8.eml", size: 296, headerLength: 269,
                 envelope: unwrapped(
@@ -293,7 +293,7 @@ import Testing
                     #"""
                     ("text" "plain" ("charset" "utf-8") NIL NIL "8bit" 27 2 NIL NIL NIL NIL)
                     """#),
-                sentDate: SentDate(year: 2024, month: 3, day: 11)),
+                sentDate: IMAPDate(year: 2024, month: 3, day: 11)),
             FixtureExpectation(
                 file: "binary-nul.eml", size: 323, headerLength: 125,
                 envelope: unwrapped(

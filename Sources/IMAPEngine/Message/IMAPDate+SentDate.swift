@@ -1,16 +1,6 @@
 /// The calendar date of a message's Date: field, in the field's own time zone (RFC 9051 §6.4.4 SENTBEFORE, SENTON,
 /// SENTSINCE compare it "disregarding time and timezone").
-public struct SentDate: Sendable, Equatable, Codable {
-    public var year: Int
-    public var month: Int
-    public var day: Int
-
-    public init(year: Int, month: Int, day: Int) {
-        self.year = year
-        self.month = month
-        self.day = day
-    }
-
+extension IMAPDate {
     /// RFC 5322 §3.3 `date-time`, with the obsolete forms of §4.3 (two- and three-digit years, comments, no day of
     /// week) and common deviations (`12-Feb-2024`, asctime's `Mon Feb 12 10:00:00 2024`, ISO `2024-02-12`). Only
     /// the date is read: time and zone do not matter here. Nil when no valid date is found.
@@ -22,8 +12,8 @@ public struct SentDate: Sendable, Equatable, Codable {
             return
         }
         let words = Self.words(value)
-        guard let monthIndex = words.firstIndex(where: { Self.month($0) != nil }),
-            let month = Self.month(words[monthIndex])
+        guard let monthIndex = words.firstIndex(where: { Self.monthNumber($0) != nil }),
+            let month = Self.monthNumber(words[monthIndex])
         else { return nil }
         var day: Int?
         var yearSearchStart = monthIndex + 1
@@ -79,15 +69,11 @@ public struct SentDate: Sendable, Equatable, Codable {
         return words
     }
 
-    private static let monthNames = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ]
-
     /// 1…12 for a month name (`Feb`, `february`, `Sept`).
-    private static func month(_ word: [UInt8]) -> Int? {
+    private static func monthNumber(_ word: [UInt8]) -> Int? {
         guard word.count >= 3, word.count <= 9, word.allSatisfy(MessageBytes.isLetter) else { return nil }
         let prefix = MessageBytes.lowercasedString(word.prefix(3))
-        return monthNames.firstIndex(of: prefix).map { $0 + 1 }
+        return monthNames.firstIndex { $0.lowercased() == prefix }.map { $0 + 1 }
     }
 
     /// A decimal number of at most 4 digits (no overflow possible).
@@ -97,13 +83,13 @@ public struct SentDate: Sendable, Equatable, Codable {
     }
 
     /// `YYYY-MM-DD`, possibly followed by `T…`.
-    private static func isoDate(_ word: [UInt8]) -> SentDate? {
+    private static func isoDate(_ word: [UInt8]) -> IMAPDate? {
         guard word.count >= 10, word[4] == UInt8(ascii: "-"), word[7] == UInt8(ascii: "-"),
             let year = number(Array(word[0..<4])), let month = number(Array(word[5..<7])),
             let day = number(Array(word[8..<10])), word.count == 10 || word[10] == UInt8(ascii: "T"),
             isValid(year: year, month: month, day: day)
         else { return nil }
-        return SentDate(year: year, month: month, day: day)
+        return IMAPDate(year: year, month: month, day: day)
     }
 
     private static func isValid(year: Int, month: Int, day: Int) -> Bool {
