@@ -1,4 +1,6 @@
+import Foundation
 import IMAPEngine
+import Metrics
 import Logging
 import PostgresNIO
 
@@ -46,14 +48,21 @@ public struct PostgresChangeFeed: Sendable {
         }
     }
 
-    /// `account:mailbox:modseq` for a change, `account:disabled` for an account disabled or deleted.
+    /// `account:mailbox:modseq:milliseconds` for a change, `account:disabled` for an account disabled or deleted.
     static func parse(_ payload: String) -> (AccountID, ChangeEvent)? {
         let parts = payload.split(separator: ":")
         guard let account = parts.first.flatMap({ Int64($0) }) else { return nil }
         if parts.count == 2, parts[1] == "disabled" { return (AccountID(rawValue: account), .accountDisabled) }
-        guard parts.count == 3, let mailbox = Int64(parts[1]), let modSeq = Int64(parts[2]) else { return nil }
+        guard parts.count >= 3, let mailbox = Int64(parts[1]), let modSeq = Int64(parts[2]) else { return nil }
+        if parts.count == 4, let sent = Int64(parts[3]) {
+            // Change-feed lag: from the writing transaction to this instance (clocks of one host or NTP-synced).
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            lag.recordMilliseconds(max(0, now - sent))
+        }
         return (AccountID(rawValue: account), .mailboxChanged(MailboxID(rawValue: mailbox), ModSeq(modSeq)))
     }
+
+    static let lag = Metrics.Timer(label: "mailhost_change_feed_lag_seconds")
 }
 
 extension PostgresMailStore {

@@ -155,7 +155,7 @@ extension PostgresMailStore {
                     FROM b, c
                     RETURNING uid)
                 SELECT b.uidvalidity, m.uid, pg_notify(\(Self.notifyChannel),
-                    \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text)::text
+                    \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
                 FROM b, m
                 """, logger: logger
             ).collect()
@@ -203,7 +203,7 @@ extension PostgresMailStore {
                                    ELSE array(SELECT DISTINCT unnest(keywords || \(added)::text[])) END
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
                     RETURNING highestmodseq, pg_notify(\(Self.notifyChannel),
-                        \(account.rawValue)::text || ':' || mailbox_id::text || ':' || highestmodseq::text)::text
+                        \(account.rawValue)::text || ':' || mailbox_id::text || ':' || highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
                     """, logger: logger
                 ).collect()
                 guard let row = modseqRows.first else { throw StoreError.mailboxNotFound }
@@ -299,7 +299,7 @@ extension PostgresMailStore {
                 FROM gone, b
                 RETURNING uid, modseq)
             SELECT uid, pg_notify(\(Self.notifyChannel),
-                \(account.rawValue)::text || ':' || \(mailbox)::text || ':' || modseq::text)::text
+                \(account.rawValue)::text || ':' || \(mailbox)::text || ':' || modseq::text || ':' || \(unescaped: Self.notifyTime))::text
             FROM t ORDER BY uid
             """, logger: logger)
         var expunged: [UID] = []
@@ -373,7 +373,7 @@ extension PostgresMailStore {
                         RETURNING uid)
                     SELECT b.uidvalidity, array(SELECT uid FROM src ORDER BY uid), array(SELECT uid FROM ins ORDER BY uid),
                         pg_notify(\(Self.notifyChannel),
-                            \(account.rawValue)::text || ':' || \(destination)::text || ':' || b.highestmodseq::text)::text
+                            \(account.rawValue)::text || ':' || \(destination)::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
                     FROM b
                     """, logger: logger
                 ).collect()

@@ -1,6 +1,7 @@
 import Foundation
 import IMAPEngine
 import Logging
+import Metrics
 import NIOCore
 import PostgresNIO
 
@@ -13,6 +14,10 @@ public final class PostgresMailStore: MailStore {
     public let client: PostgresClient
     let timeout: Duration
     static let notifyChannel = "mailhost_changes"
+    /// The commit's transaction time in epoch milliseconds, last in every change notification: the change feed
+    /// measures its lag from it. `now()` is constant within a transaction, so PostgreSQL still folds identical
+    /// notifications of one transaction into one.
+    static let notifyTime = "(extract(epoch FROM now()) * 1000)::bigint::text"
 
     public init(client: PostgresClient, operationTimeout: Duration = .seconds(15)) {
         self.client = client
@@ -26,15 +31,19 @@ public final class PostgresMailStore: MailStore {
     /// Runs `operation` with the timeout, retrying serialization failures and deadlocks, and maps every error to
     /// `StoreError` (the adapter's boundary, STYLE.md §6).
     func run<T: Sendable>(
-        _ logger: Logger, _ operation: @escaping @Sendable () async throws -> T
+        _ logger: Logger, name: String = #function, _ operation: @escaping @Sendable () async throws -> T
     ) async throws(StoreError) -> T {
         var attempt = 0
+        let started = ContinuousClock.now
         while true {
             attempt += 1
             do {
-                return try await withTimeout(operation)
+                let result = try await withTimeout(operation)
+                Self.latency(name, "ok").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
+                return result
             } catch {
                 let mapped = Self.map(error)
+                Self.latency(name, "error").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
                 if case .internal(let detail) = mapped, Self.isRetryable(error), attempt < 4 {
                     logger.warning("store retry", metadata: ["error": "\(detail)", "attempt": "\(attempt)"])
                     continue
@@ -42,6 +51,13 @@ public final class PostgresMailStore: MailStore {
                 throw mapped
             }
         }
+    }
+
+    /// Store latency by operation (DESIGN.md §8): `mailhost_store_duration_seconds{operation,result}`.
+    static func latency(_ function: String, _ result: String) -> Metrics.Timer {
+        let operation = String(function.prefix { $0 != "(" })
+        return Metrics.Timer(
+            label: "mailhost_store_duration_seconds", dimensions: [("operation", operation), ("result", result)])
     }
 
     private func withTimeout<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
@@ -216,7 +232,7 @@ public final class PostgresMailStore: MailStore {
                     DELETE FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(name.name)
                     RETURNING mailbox_id)
                 SELECT mailbox_id, pg_notify(\(Self.notifyChannel),
-                    \(account.rawValue)::text || ':' || mailbox_id::text || ':' || \(Int64.max)::text)::text
+                    \(account.rawValue)::text || ':' || mailbox_id::text || ':' || \(Int64.max)::text || ':' || \(unescaped: Self.notifyTime))::text
                 FROM gone
                 """, logger: logger
             ).collect()
@@ -320,5 +336,12 @@ public final class PostgresMailStore: MailStore {
             out.append(character)
         }
         return out
+    }
+}
+
+extension Duration {
+    var nanosecondsForMetrics: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

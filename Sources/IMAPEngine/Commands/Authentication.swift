@@ -112,15 +112,34 @@ extension Session {
             user: user, password: password, remote: info.remoteAddress)
         switch result {
         case .failure:
+            SessionMetrics.login("failure")
+            // One line per failure with user and address, for fail2ban (deploy/fail2ban).
             logger.notice(
                 "authentication failed",
-                metadata: ["imap.user": "\(user.prefix(64))", "imap.peer": "\(info.remoteAddress ?? "-")"])
+                metadata: ["imap.user": "\(user.prefix(64))", "imap.peer": "\(address)"])
+            let penalty = server.penalty.recordFailure(address: address)
+            if penalty > .zero { try await Task.sleep(for: penalty) }
             throw IMAPError.no(.authenticationFailed, "Authentication failed.")
         case .unavailable(let reason):
+            SessionMetrics.login("unavailable")
             logger.warning("authentication unavailable", metadata: ["error": "\(reason)"])
             throw IMAPError.no(.unavailable, "Authentication service is temporarily unavailable")
         case .success(let login, let provision):
-            let accountID = try await store.account(login: login, create: provision, logger: logger)
+            server.penalty.recordSuccess(address: address)
+            guard server.connections.authenticate(address: address, user: login) else {
+                SessionMetrics.login("limit")
+                logger.notice("connection limit", metadata: ["imap.user": "\(login)", "imap.peer": "\(address)"])
+                throw IMAPError.no(.limit, "Too many connections for this user from your address")
+            }
+            SessionMetrics.login("success")
+            let accountID: AccountID
+            do {
+                accountID = try await store.account(login: login, create: provision, logger: logger)
+            } catch {
+                // Still not logged in: the connection counts as unauthenticated again.
+                server.connections.unauthenticate(address: address, user: login)
+                throw error
+            }
             account = accountID
             self.login = login
             state = .authenticated
@@ -182,5 +201,32 @@ enum Base64 {
             out.append(c == nil ? UInt8(ascii: "=") : alphabet[Int(n & 63)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension Session {
+    /// STARTTLS (RFC 9051 §6.2.1): the tagged OK, then TLS. The framing decoder has already stopped reading
+    /// plaintext (`StartTLSGate`); whatever the client pipelined after STARTTLS is discarded, never executed.
+    func handleStartTLS(tag: Tag) async throws -> Outcome {
+        guard let tls, !secure else {
+            tls?.refuse()
+            var w = responseWriter()
+            w.tagged(tag, "BAD", secure ? "TLS is already active" : "STARTTLS is not available on this connection")
+            try await out.send(w)
+            return .keepGoing
+        }
+        var w = responseWriter()
+        w.tagged(tag, "OK", "Begin TLS negotiation now")
+        try await out.send(w)
+        try await out.flush()
+        do {
+            try await tls.start()
+        } catch {
+            logger.notice("STARTTLS failed", metadata: ["error": "\(error)"])
+            return .close
+        }
+        secure = true
+        logger.debug("STARTTLS done")
+        return .keepGoing
     }
 }

@@ -38,10 +38,20 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
     /// Whether the rest of the current command is to be discarded (after a rejected literal).
     private var discarding = false
     private let limits: IMAPLimits
+    private let startTLS: StartTLSGate?
 
-    public init(limits: IMAPLimits) { self.limits = limits }
+    /// `startTLS`: the gate of a connection that offers STARTTLS (nil when it cannot).
+    public init(limits: IMAPLimits, startTLS: StartTLSGate? = nil) {
+        self.limits = limits
+        self.startTLS = startTLS
+    }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if let startTLS, startTLS.isClosed {
+            // Plaintext after STARTTLS is never executed (see StartTLSGate).
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return .needMoreData
+        }
         switch state {
         case .line(let scanned):
             return decodeLine(context: context, buffer: &buffer, scanned: scanned)
@@ -118,6 +128,7 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
                 command.append(contentsOf: line)
                 let complete = command
                 resetCommand()
+                if let startTLS, Self.isStartTLS(complete) { startTLS.close() }
                 context.fireChannelRead(NIOAny(FramedInput.line(complete)))
             }
             return .continue
@@ -198,6 +209,14 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
         }
         guard end > 0, end < bytes.count, bytes[end] == UInt8(ascii: " ") else { return nil }
         return String(decoding: bytes[0..<end], as: UTF8.self)
+    }
+
+    /// Whether the line is `tag STARTTLS` (case-insensitive).
+    static func isStartTLS(_ bytes: [UInt8]) -> Bool {
+        guard let space = bytes.firstIndex(of: UInt8(ascii: " ")) else { return false }
+        let word = Array("STARTTLS".utf8)
+        let rest = bytes[(space + 1)...]
+        return rest.count == word.count && zip(rest, word).allSatisfy { asciiUpper($0) == $1 }
     }
 
     /// Whether the command is APPEND (its literal may be as large as a message).

@@ -64,6 +64,7 @@ extension Session {
         if let refusal = stateRefusal(for: command) {
             return try await badCommand(tag: tag, code: nil, refusal)
         }
+        if case .starttls = command { return try await handleStartTLS(tag: tag) }
         badCommands = 0
         reportedFlags = [:]
 
@@ -96,6 +97,7 @@ extension Session {
         var w = responseWriter()
         w.tagged(tag, reply.status, code: reply.code, reply.text)
         try await out.send(w)
+        SessionMetrics.command(command.name, result: reply.status, duration: ContinuousClock.now - started)
         commandLogger.debug(
             "command done",
             metadata: ["imap.result": "\(reply.status)", "imap.ms": "\((ContinuousClock.now - started).milliseconds)"])
@@ -145,7 +147,7 @@ extension Session {
         case .logout: return try await handleLogout()
         case .id(let fields): return try await handleID(fields)
         case .enable(let names): return try await handleEnable(names)
-        case .starttls: throw IMAPError.bad("STARTTLS is not available on this listener")
+        case .starttls: throw IMAPError.bad("STARTTLS is handled before dispatch")
         case .login(let user, let password): return try await handleLogin(user: user, password: password)
         case .authenticate(let mechanism, let initial):
             return try await handleAuthenticate(tag: tag, mechanism: mechanism, initialResponse: initial)

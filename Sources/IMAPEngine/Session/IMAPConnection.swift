@@ -9,23 +9,45 @@ public enum IMAPConnection {
     /// How often the autologout timer looks at the session.
     static let tickInterval: Duration = .seconds(10)
 
-    /// The channel handlers an IMAP connection needs in front of `run` (the caller adds TLS before them).
-    public static func makeFrameDecoder(limits: IMAPLimits) -> ByteToMessageHandler<IMAPFrameDecoder> {
-        ByteToMessageHandler(IMAPFrameDecoder(limits: limits))
+    /// The framing decoder an IMAP connection needs in front of `run` (TLS, when used, goes before it). Pass the
+    /// gate of a connection that offers STARTTLS.
+    public static func makeFrameDecoder(limits: IMAPLimits, startTLS: StartTLSGate? = nil)
+        -> ByteToMessageHandler<IMAPFrameDecoder>
+    {
+        ByteToMessageHandler(IMAPFrameDecoder(limits: limits, startTLS: startTLS))
     }
 
-    /// Serves the connection until LOGOUT, autologout, a fatal error, the client leaving, or `shutdown` being
-    /// signalled through the returned handle.
+    /// Serves the connection until LOGOUT, autologout, a fatal error, the client leaving, or `shutdown`.
+    ///
+    /// A connection over a limit, or arriving during shutdown, gets a `* BYE` greeting with the reason and is
+    /// closed: the "reject connection" edge of RFC 9051 §3.
     public static func run(
         channel: NIOAsyncChannel<FramedInput, ByteBuffer>, server: IMAPServerContext, info: ConnectionInfo,
-        shutdown: ShutdownSignal? = nil
+        shutdown: ShutdownSignal? = nil, tls: (any TLSUpgrade)? = nil
     ) async {
+        SessionMetrics.connectionOpened()
+        defer { SessionMetrics.connectionClosed() }
+        let address = info.remoteAddress ?? "unknown"
+        var refusal = server.connections.admit(address: address)
+        if refusal == nil, shutdown?.isSignalled == true {
+            server.connections.release(address: address, user: nil)
+            refusal = "Server shutting down"
+        }
+        if let refusal {
+            server.logger.notice(
+                "connection refused",
+                metadata: ["imap.conn": "\(info.id)", "imap.peer": "\(address)", "reason": "\(refusal)"])
+            try? await channel.executeThenClose { _, outbound in
+                try await outbound.write(ByteBuffer(string: "* BYE [UNAVAILABLE] \(refusal).\r\n"))
+            }
+            return
+        }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 let (control, continuation) = AsyncStream.makeStream(
                     of: ControlEvent.self, bufferingPolicy: .bufferingNewest(32))
                 let sink = ResponseSink(writer: outbound)
-                let session = Session(server: server, info: info, out: sink, control: continuation)
+                let session = Session(server: server, info: info, out: sink, control: continuation, tls: tls)
                 defer { session.cleanup() }
                 let shutdownToken = shutdown?.register { continuation.yield(.shutdown) }
                 defer { if let shutdownToken { shutdown?.unregister(shutdownToken) } }
@@ -89,4 +111,6 @@ public final class ShutdownSignal: Sendable {
     }
 
     public var sessionCount: Int { state.withLock { $0.actions.count } }
+
+    public var isSignalled: Bool { state.withLock { $0.signalled } }
 }

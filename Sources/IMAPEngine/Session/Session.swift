@@ -11,10 +11,13 @@ public struct IMAPServerContext: Sendable {
     /// Accept LOGIN and AUTHENTICATE PLAIN on connections that are neither TLS nor loopback (DESIGN.md §5).
     public var allowPlaintextAuth: Bool
     public var greeting: String
+    public var connections: ConnectionRegistry
+    public var penalty: LoginPenalty
 
     public init(
         store: any MailStore, feed: ChangeFeed, authenticator: any Authenticator, limits: IMAPLimits = IMAPLimits(),
-        logger: Logger, allowPlaintextAuth: Bool = false, greeting: String = "MailHost ready."
+        logger: Logger, allowPlaintextAuth: Bool = false, greeting: String = "MailHost ready.",
+        connections: ConnectionRegistry = ConnectionRegistry(), penalty: LoginPenalty = LoginPenalty()
     ) {
         self.store = store
         self.feed = feed
@@ -23,6 +26,8 @@ public struct IMAPServerContext: Sendable {
         self.logger = logger
         self.allowPlaintextAuth = allowPlaintextAuth
         self.greeting = greeting
+        self.connections = connections
+        self.penalty = penalty
     }
 }
 
@@ -79,10 +84,18 @@ final class Session {
     let server: IMAPServerContext
     let info: ConnectionInfo
     let out: ResponseSink
+    /// How STARTTLS turns this connection into TLS; nil when it cannot (already TLS, or no certificate).
+    let tls: (any TLSUpgrade)?
+    /// TLS is in place (implicit TLS, or after STARTTLS).
+    var secure: Bool
+    /// The address limits and penalties count (the real client's, through the PROXY protocol).
+    var address: String { info.remoteAddress ?? "unknown" }
     let control: AsyncStream<ControlEvent>.Continuation
     var logger: Logger
 
-    var state: State = .notAuthenticated
+    var state: State = .notAuthenticated {
+        didSet { if state != oldValue { SessionMetrics.move(from: oldValue, to: state) } }
+    }
     var continuation: Continuation = .none
     var account: AccountID?
     var login: String?
@@ -102,12 +115,15 @@ final class Session {
 
     init(
         server: IMAPServerContext, info: ConnectionInfo, out: ResponseSink,
-        control: AsyncStream<ControlEvent>.Continuation
+        control: AsyncStream<ControlEvent>.Continuation, tls: (any TLSUpgrade)? = nil
     ) {
         self.server = server
         self.info = info
         self.out = out
         self.control = control
+        self.tls = info.isSecure ? nil : tls
+        self.secure = info.isSecure
+        SessionMetrics.enter(.notAuthenticated)
         var logger = server.logger
         logger[metadataKey: "imap.conn"] = "\(info.id)"
         if let remote = info.remoteAddress { logger[metadataKey: "imap.peer"] = "\(remote)" }
@@ -117,7 +133,7 @@ final class Session {
     var store: any MailStore { server.store }
 
     /// Plaintext credentials are acceptable on this connection (DESIGN.md §5).
-    var plaintextAuthAllowed: Bool { info.isSecure || info.isLoopback || server.allowPlaintextAuth }
+    var plaintextAuthAllowed: Bool { secure || info.isLoopback || server.allowPlaintextAuth }
 
     func responseWriter() -> ResponseWriter { ResponseWriter(utf8Names: rev2) }
 
@@ -132,6 +148,8 @@ final class Session {
     func cleanup() {
         if let registration = feedRegistration { server.feed.unregister(registration) }
         feedRegistration = nil
+        server.connections.release(address: address, user: login)
+        SessionMetrics.leave(state)
         logger.info("disconnect")
     }
 
@@ -307,6 +325,7 @@ final class Session {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
         switch state {
         case .notAuthenticated:
+            if tls != nil && !secure { caps.append("STARTTLS") }
             if plaintextAuthAllowed {
                 caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
             } else {
@@ -316,7 +335,7 @@ final class Session {
             caps += [
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED",
                 "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
-                "QUOTA=RES-MESSAGE",
+                "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)",
             ]
         }
         return caps

@@ -1,0 +1,31 @@
+import Synchronization
+
+/// Closes the connection's input between a framed STARTTLS command and the moment TLS is in place.
+///
+/// The STARTTLS command-injection class of bug (CVE-2011-0411 and its IMAP cousins): plaintext the client sent after
+/// STARTTLS — already in the read buffer, or arriving before the TLS handler is installed — must never be executed
+/// as if it came over TLS. The framing decoder closes the gate itself when it frames STARTTLS and discards every
+/// byte while it is closed; the session opens it again on the event loop right after installing TLS, or when it
+/// refuses the command.
+public final class StartTLSGate: Sendable {
+    private let closed = Mutex(false)
+
+    public init() {}
+
+    public var isClosed: Bool { closed.withLock { $0 } }
+
+    func close() { closed.withLock { $0 = true } }
+
+    /// Lets input through again (call on the channel's event loop once TLS is installed, or after a refusal).
+    public func open() { closed.withLock { $0 = false } }
+}
+
+/// What a session needs to turn its connection into TLS (RFC 9051 §6.2.1). Provided by the listener, which knows
+/// the channel and the certificate; IMAPEngine stays free of NIOSSL.
+public protocol TLSUpgrade: Sendable {
+    /// Installs TLS in front of the connection and opens the gate, atomically on the event loop. The caller has
+    /// already sent the tagged OK.
+    func start() async throws
+    /// STARTTLS was refused: plaintext flows again.
+    func refuse()
+}
