@@ -2,6 +2,7 @@ import IMAPEngine
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -35,54 +36,118 @@ struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 /// Accepts IMAP connections on one address and runs each as an `IMAPConnection` (DESIGN.md §2: NIO's epoll event
-/// loops for I/O, one task per connection). On graceful shutdown it stops accepting and asks every session to say BYE.
+/// loops for I/O, one task per connection). On graceful shutdown it stops accepting and asks every session to say
+/// BYE; it returns once they have all ended.
 struct IMAPListener: Service {
+    enum Kind: String, Sendable {
+        /// Plain IMAP; STARTTLS when a certificate is configured.
+        case imap
+        /// Implicit TLS (RFC 8314).
+        case imaps
+        /// Plain IMAP behind a load balancer: a PROXY v1/v2 header first, from a trusted network only.
+        case imapProxy = "imap-proxy"
+    }
+
+    let kind: Kind
     let address: ListenAddress
     let server: IMAPServerContext
     let logger: Logger
+    let certificates: TLSCertificates?
+    let proxyTrusted: [NetworkRange]
     let shutdown = ShutdownSignal()
     /// Reports the bound address once listening (port 0 resolves to the real port).
     let onListening: @Sendable (ListenAddress) -> Void
 
     private static let connectionCounter = Atomic<Int>(0)
 
+    /// What the child channel initializer hands to the accept loop.
+    struct Accepted: Sendable {
+        var channel: NIOAsyncChannel<FramedInput, ByteBuffer>
+        var proxied: EventLoopFuture<ProxyProtocolHandler.Client>?
+        var gate: StartTLSGate?
+    }
+
     func run() async throws {
         let limits = server.limits
+        let kind = self.kind
+        let certificates = self.certificates
+        let trusted = proxyTrusted
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IMAPConnection.makeFrameDecoder(limits: limits))
-                    return try NIOAsyncChannel<FramedInput, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    let pipeline = channel.pipeline.syncOperations
+                    var proxied: EventLoopFuture<ProxyProtocolHandler.Client>?
+                    var gate: StartTLSGate?
+                    switch kind {
+                    case .imaps:
+                        if let certificates {
+                            try pipeline.addHandler(NIOSSLServerHandler(context: certificates.current))
+                        }
+                    case .imapProxy:
+                        let promise = channel.eventLoop.makePromise(of: ProxyProtocolHandler.Client.self)
+                        try pipeline.addHandler(ProxyProtocolHandler(address: promise, trusted: trusted))
+                        proxied = promise.futureResult
+                        if certificates != nil { gate = StartTLSGate() }
+                    case .imap:
+                        if certificates != nil { gate = StartTLSGate() }
+                    }
+                    try pipeline.addHandler(IMAPConnection.makeFrameDecoder(limits: limits, startTLS: gate))
+                    let wrapped = try NIOAsyncChannel<FramedInput, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    return Accepted(channel: wrapped, proxied: proxied, gate: gate)
                 }
             }
         let bound = ListenAddress(host: address.host, port: channel.channel.localAddress?.port ?? address.port)
-        logger.info("listening", metadata: ["imap": "\(bound)"])
+        logger.info("listening", metadata: [kind.rawValue: "\(bound)"])
         onListening(bound)
 
         try await withGracefulShutdownHandler {
             try await channel.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
-                    for try await connection in inbound {
-                        let id = Self.connectionCounter.wrappingAdd(1, ordering: .relaxed).newValue
-                        let remote = connection.channel.remoteAddress
-                        let info = ConnectionInfo(
-                            id: String(id), remoteAddress: remote?.ipAddress, isLoopback: Self.isLoopback(remote),
-                            isSecure: false)
-                        group.addTask {
-                            await IMAPConnection.run(
-                                channel: connection, server: server, info: info, shutdown: shutdown)
-                        }
+                    for try await accepted in inbound {
+                        group.addTask { await serve(accepted) }
                     }
                 }
             }
         } onGracefulShutdown: {
-            logger.info("stopping listener", metadata: ["imap": "\(bound)"])
+            logger.info("stopping listener", metadata: [kind.rawValue: "\(bound)"])
             channel.channel.close(promise: nil)
             shutdown.signal()
         }
+    }
+
+    private func serve(_ accepted: Accepted) async {
+        let id = Self.connectionCounter.wrappingAdd(1, ordering: .relaxed).newValue
+        let peer = accepted.channel.channel.remoteAddress
+        var remote = peer?.ipAddress
+        var loopback = Self.isLoopback(peer)
+        var secure = kind == .imaps
+        if let proxied = accepted.proxied {
+            do {
+                let client = try await proxied.get()
+                if let address = client.address {
+                    remote = address
+                    loopback = address.hasPrefix("127.") || address == "::1"
+                }
+                secure = client.tls
+            } catch {
+                logger.notice(
+                    "PROXY header refused",
+                    metadata: ["imap.conn": "\(id)", "imap.peer": "\(remote ?? "-")", "error": "\(error)"])
+                try? await accepted.channel.channel.close()
+                return
+            }
+        }
+        var upgrade: (any TLSUpgrade)?
+        if let gate = accepted.gate, let certificates {
+            upgrade = StartTLSUpgrade(channel: accepted.channel.channel, gate: gate, certificates: certificates)
+        }
+        let info = ConnectionInfo(
+            id: String(id), remoteAddress: remote, isLoopback: loopback, isSecure: secure)
+        await IMAPConnection.run(
+            channel: accepted.channel, server: server, info: info, shutdown: shutdown, tls: upgrade)
     }
 
     static func isLoopback(_ address: SocketAddress?) -> Bool {

@@ -8,58 +8,154 @@ import NIOPosix
 import PostgresNIO
 import ServiceLifecycle
 import StoragePostgres
+import Metrics
+import Prometheus
 import UnixSignals
+
+/// The options of `mailhost serve` and `mailhost config check`: every key of `ServerConfiguration`, plus `--config`.
+/// Options left out fall back to the environment, then the configuration file, then the defaults.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Configuration file (key = value lines; every option below is a key).")
+    var config: String?
+    @Option(name: .customLong("imap"), help: "IMAP listener HOST:PORT (repeatable; port 0 picks a free port).")
+    var imap: [String] = []
+    @Option(name: .customLong("imaps"), help: "Implicit-TLS IMAP listener HOST:PORT (repeatable).")
+    var imaps: [String] = []
+    @Option(name: .customLong("imap-proxy"), help: "IMAP listener that requires a PROXY v1/v2 header first.")
+    var imapProxy: [String] = []
+    @Option(help: "Store URL, e.g. postgres://mailhost@127.0.0.1:5432/mailhost.")
+    var storage: String?
+    @Option(help: "Password checks, tried in order: pam, db, or a list such as db,pam.")
+    var auth: String?
+    @Option(name: .customLong("pam-service"), help: "PAM service name (a file in /etc/pam.d).")
+    var pamService: String?
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for IMAPS and STARTTLS.")
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key of the certificate.")
+    var tlsKey: String?
+    @Option(name: .customLong("proxy-trusted"), help: "Network (CIDR) allowed to send PROXY headers (repeatable).")
+    var proxyTrusted: [String] = []
+    @Option(help: "Prometheus /metrics listener HOST:PORT.")
+    var metrics: String?
+    @ArgumentParser.Flag(
+        name: .customLong("allow-plaintext-auth"), inversion: .prefixedNo,
+        help: "Accept LOGIN and AUTHENTICATE PLAIN without TLS from non-loopback addresses.")
+    var allowPlaintextAuth: Bool?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+    @Option(name: .customLong("log-format"), help: "logfmt or json.")
+    var logFormat: String?
+    @Option(name: .customLong("max-connections")) var maxConnections: String?
+    @Option(name: .customLong("max-connections-per-address")) var maxConnectionsPerAddress: String?
+    @Option(name: .customLong("max-connections-per-user")) var maxConnectionsPerUser: String?
+    @Option(name: .customLong("max-line-length")) var maxLineLength: String?
+    @Option(name: .customLong("max-literal-size")) var maxLiteralSize: String?
+    @Option(name: .customLong("max-append-size")) var maxAppendSize: String?
+    @Option(name: .customLong("max-bad-commands")) var maxBadCommands: String?
+    @Option(name: .customLong("idle-timeout")) var idleTimeout: String?
+    @Option(name: .customLong("login-timeout")) var loginTimeout: String?
+    @Option(name: .customLong("login-penalty-cap")) var loginPenaltyCap: String?
+    @Option(name: .customLong("shutdown-timeout")) var shutdownTimeout: String?
+    @Option(name: .customLong("store-timeout")) var storeTimeout: String?
+
+    /// What was given on the command line, by configuration key.
+    var commandLine: [String: [String]] {
+        var values: [String: [String]] = [
+            "imap": imap, "imaps": imaps, "imap-proxy": imapProxy, "proxy-trusted": proxyTrusted,
+        ]
+        let singles: [String: String?] = [
+            "storage": storage, "auth": auth, "pam-service": pamService, "tls-cert": tlsCert, "tls-key": tlsKey,
+            "metrics": metrics, "log-level": logLevel, "log-format": logFormat,
+            "allow-plaintext-auth": allowPlaintextAuth.map { $0 ? "true" : "false" },
+            "max-connections": maxConnections, "max-connections-per-address": maxConnectionsPerAddress,
+            "max-connections-per-user": maxConnectionsPerUser, "max-line-length": maxLineLength,
+            "max-literal-size": maxLiteralSize, "max-append-size": maxAppendSize, "max-bad-commands": maxBadCommands,
+            "idle-timeout": idleTimeout, "login-timeout": loginTimeout, "login-penalty-cap": loginPenaltyCap,
+            "shutdown-timeout": shutdownTimeout, "store-timeout": storeTimeout,
+        ]
+        for (key, value) in singles { if let value { values[key] = [value] } }
+        return values
+    }
+
+    func load() throws -> ServerConfiguration {
+        try ServerConfiguration.load(
+            commandLine: commandLine, environment: ProcessInfo.processInfo.environment,
+            file: config ?? ProcessInfo.processInfo.environment["MAILHOST_CONFIG"])
+    }
+}
+
+/// `mailhost config check`: prints the effective configuration, or what is wrong with it.
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Configuration.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the effective configuration (command line > environment > file > defaults).")
+        @OptionGroup var options: ServerOptions
+
+        func run() async throws {
+            let configuration: ServerConfiguration
+            do {
+                configuration = try options.load()
+                if let certificate = configuration.tlsCertificate, let key = configuration.tlsKey {
+                    _ = try TLSCertificates(certificatePath: certificate, keyPath: key)
+                }
+            } catch let problem as ServerConfiguration.Problem {
+                FileHandle.standardError.write(Data("configuration error: \(problem.description)\n".utf8))
+                throw ExitCode(1)
+            }
+            print(configuration.description)
+            if configuration.storage == nil {
+                FileHandle.standardError.write(Data("configuration error: storage is not set\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+}
 
 /// `mailhost serve`: runs the IMAP listeners on a PostgreSQL store (README "Command lines").
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the IMAP server.")
 
-    @Option(name: .customLong("imap"), help: "IMAP listener address HOST:PORT (repeatable; port 0 picks a free port).")
-    var imap: [String] = []
-
-    @Option(help: "Store URL, e.g. postgres://mailhost@127.0.0.1:5432/mailhost (default: $MAILHOST_STORAGE).")
-    var storage: String?
-
-    @Option(help: "Authentication backends, tried in order: pam, db, or a list such as db,pam.")
-    var auth: String = "pam"
-
-    @Option(name: .customLong("pam-service"), help: "PAM service name (a file in /etc/pam.d).")
-    var pamService: String = "mailhost"
-
-    @ArgumentParser.Flag(
-        name: .customLong("allow-plaintext-auth"), help: "Accept plaintext LOGIN on non-loopback, non-TLS connections.")
-    var allowPlaintextAuth = false
-
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @OptionGroup var options: ServerOptions
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("unknown log level \(logLevel)")
-        }
-        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
-        let logger = Logger(label: "mailhost")
-
-        guard let url = storage ?? ProcessInfo.processInfo.environment["MAILHOST_STORAGE"] else {
-            throw ValidationError("no store configured: pass --storage postgres://… or set MAILHOST_STORAGE")
-        }
-        let storeConfiguration = try PostgresStoreConfiguration(url: url)
-        let addresses = try (imap.isEmpty ? ["127.0.0.1:1143"] : imap).map(ListenAddress.init(parsing:))
-        let backendNames = auth.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        guard !backendNames.isEmpty, backendNames.allSatisfy({ ["pam", "db"].contains($0) }) else {
-            throw ValidationError("unknown --auth \(auth); use pam, db, or a list such as db,pam")
-        }
-
-        // Fail fast with a clear message when the database is unreachable or its schema is not ours.
+        let settings: ServerConfiguration
         do {
-            try await Self.prepareSchema(storeConfiguration, logger: logger)
-        } catch let error as ServeError {
-            logger.critical("\(error.description)")
+            settings = try options.load()
+        } catch let problem as ServerConfiguration.Problem {
+            FileHandle.standardError.write(Data("configuration error: \(problem.description)\n".utf8))
             throw ExitCode(2)
+        }
+        let level = settings.logLevel
+        let json = settings.logFormat == "json"
+        LoggingSystem.bootstrap { label -> any LogHandler in
+            if json { return JSONLogHandler(label: label, level: level) }
+            return LogfmtLogHandler(label: label, level: level)
+        }
+        let logger = Logger(label: "mailhost")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        guard let url = settings.storage else {
+            logger.critical("no store configured: set storage (--storage postgres://…, MAILHOST_STORAGE or the file)")
+            throw ExitCode(2)
+        }
+        var storeConfiguration: PostgresStoreConfiguration
+        var certificates: TLSCertificates?
+        do {
+            storeConfiguration = try PostgresStoreConfiguration(url: url)
+            if let certificate = settings.tlsCertificate, let key = settings.tlsKey {
+                certificates = try TLSCertificates(certificatePath: certificate, keyPath: key)
+            }
+            // Fail fast with a clear message when the database is unreachable or its schema is not ours.
+            try await Self.prepareSchema(storeConfiguration, logger: logger)
         } catch {
             logger.critical("\(String(describing: error))")
             throw ExitCode(2)
         }
+        storeConfiguration.operationTimeout = settings.storeTimeout
 
         var postgresLogger = logger
         postgresLogger.logLevel = max(level, .notice)
@@ -68,24 +164,37 @@ struct ServeCommand: AsyncParsableCommand {
         let store = PostgresMailStore(client: client, operationTimeout: storeConfiguration.operationTimeout)
         let feed = ChangeFeed()
         let authenticator = Self.authenticator(
-            backendNames, store: store, pamService: pamService, logger: logger)
+            settings.auth, store: store, pamService: settings.pamService, logger: logger)
         let server = IMAPServerContext(
-            store: store, feed: feed, authenticator: authenticator, logger: logger,
-            allowPlaintextAuth: allowPlaintextAuth)
+            store: store, feed: feed, authenticator: authenticator, limits: settings.limits, logger: logger,
+            allowPlaintextAuth: settings.allowPlaintextAuth,
+            connections: ConnectionRegistry(limits: settings.connectionLimits),
+            penalty: LoginPenalty(cap: settings.loginPenaltyCap))
 
         var services: [any Service] = [
             client, ChangeFeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger)),
+            GarbageCollector(store: store, logger: logger),
         ]
-        services.append(GarbageCollector(store: store, logger: logger))
-        for address in addresses {
-            services.append(IMAPListener(address: address, server: server, logger: logger, onListening: { _ in }))
+        if let certificates { services.append(CertificateReloader(certificates: certificates, logger: logger)) }
+        if let metrics = settings.metrics {
+            services.append(MetricsServer(address: metrics, registry: registry, logger: logger, onListening: { _ in }))
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
+        let listeners: [(IMAPListener.Kind, [ListenAddress])] = [
+            (.imap, settings.imap), (.imaps, settings.imaps), (.imapProxy, settings.imapProxy),
+        ]
+        for (kind, addresses) in listeners {
+            for address in addresses {
+                services.append(
+                    IMAPListener(
+                        kind: kind, address: address, server: server, logger: logger, certificates: certificates,
+                        proxyTrusted: settings.proxyTrusted, onListening: { _ in }))
+            }
+        }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = settings.shutdownTimeout
+        try await ServiceGroup(configuration: groupConfiguration).run()
     }
 
     /// The `--auth` chain with one uniform failure time for all backends.
@@ -156,6 +265,19 @@ struct GarbageCollector: Service {
                     logger.warning("garbage collection failed", metadata: ["error": "\(error)"])
                 }
             }
+        }
+    }
+}
+
+/// Reloads the TLS certificate on SIGHUP without touching established connections.
+struct CertificateReloader: Service {
+    let certificates: TLSCertificates
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals { certificates.reload(logger: logger) }
         }
     }
 }

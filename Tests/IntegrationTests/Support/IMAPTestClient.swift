@@ -32,13 +32,16 @@ final class IMAPTestClient: Sendable {
         self.inbox = inbox
     }
 
-    static func connect(host: String = "127.0.0.1", port: Int) async throws -> IMAPTestClient {
+    /// Connects, from `localHost` when given (any 127.x address works on Linux loopback).
+    static func connect(host: String = "127.0.0.1", port: Int, localHost: String? = nil) async throws -> IMAPTestClient
+    {
         let inbox = Inbox()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox) }
             }
-            .connect(host: host, port: port).get()
+        if let localHost { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: localHost, port: 0)) }
+        let channel = try await bootstrap.connect(host: host, port: port).get()
         return IMAPTestClient(channel: channel, inbox: inbox)
     }
 

@@ -17,7 +17,10 @@ final class ServerProcess {
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(".build/debug")
     }
 
-    static func executable(_ name: String) -> URL { binaryDirectory.appendingPathComponent(name) }
+    /// A built executable by name, or any program by absolute path.
+    static func executable(_ name: String) -> URL {
+        name.hasPrefix("/") ? URL(fileURLWithPath: name) : binaryDirectory.appendingPathComponent(name)
+    }
 
     init(_ arguments: [String], environment: [String: String] = [:], binary: String = "mailhost") throws {
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("mailhost-\(UUID().uuidString).log")
@@ -32,23 +35,26 @@ final class ServerProcess {
 
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
-    /// Waits for `listening imap=HOST:PORT` and returns the port.
-    func waitUntilListening(timeout: Duration = .seconds(30)) async throws -> Int {
+    /// Waits for `listening KIND=HOST:PORT` (kind `imap`, `imaps`, `imap-proxy` or `metrics`) and returns the port.
+    func waitUntilListening(_ kind: String = "imap", timeout: Duration = .seconds(30)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let range = log.range(of: "listening imap=") {
+            if let range = log.range(of: "listening \(kind)=") {
                 let rest = log[range.upperBound...]
                 let address = rest.prefix { !$0.isWhitespace }
                 if let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) {
-                    self.port = port
+                    if kind == "imap" { self.port = port }
                     return port
                 }
             }
             if !process.isRunning { throw TestFailure("mailhost exited early: \(log)") }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw TestFailure("mailhost did not start listening: \(log)")
+        throw TestFailure("mailhost did not start listening (\(kind)): \(log)")
     }
+
+    /// Sends a signal (SIGTERM, SIGHUP).
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
     /// Waits for the process to exit and returns its status.
     func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {

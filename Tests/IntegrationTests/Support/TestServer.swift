@@ -55,8 +55,8 @@ final class TestServer: Sendable {
             store: store, feed: feed, authenticator: authenticator, limits: limits, logger: logger)
         let bound = Mutex<Int?>(nil)
         let listener = IMAPListener(
-            address: ListenAddress(host: "127.0.0.1", port: 0), server: server, logger: logger,
-            onListening: { address in bound.withLock { $0 = address.port } })
+            kind: .imap, address: ListenAddress(host: "127.0.0.1", port: 0), server: server, logger: logger,
+            certificates: nil, proxyTrusted: [], onListening: { address in bound.withLock { $0 = address.port } })
         let group = ServiceGroup(
             configuration: .init(
                 services: [
