@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import IMAPEngine
 import Logging
 import PostgresNIO

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import NIOCore
 
 /// Reads the PROXY protocol header (v1 text or v2 binary, shared/rfc/proxy-protocol.txt) that a load balancer puts

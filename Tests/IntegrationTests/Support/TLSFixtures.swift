@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// A self-signed certificate for localhost and 127.0.0.1, made with openssl(1) in a temporary directory.
 struct TestCertificate {
