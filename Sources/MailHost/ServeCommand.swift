@@ -57,11 +57,24 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("login-penalty-cap")) var loginPenaltyCap: String?
     @Option(name: .customLong("shutdown-timeout")) var shutdownTimeout: String?
     @Option(name: .customLong("store-timeout")) var storeTimeout: String?
+    @Option(name: .customLong("lmtp"), help: "LMTP listener HOST:PORT or unix:/path (repeatable).")
+    var lmtp: [String] = []
+    @Option(name: .customLong("lmtp-domain"), help: "Domain delivered locally (repeatable; none: any domain).")
+    var lmtpDomain: [String] = []
+    @Option(name: .customLong("lmtp-hostname")) var lmtpHostname: String?
+    @Option(name: .customLong("lmtp-max-recipients")) var lmtpMaxRecipients: String?
+    @Option(name: .customLong("lmtp-max-connections")) var lmtpMaxConnections: String?
+    @Option(name: .customLong("lmtp-timeout")) var lmtpTimeout: String?
+    @ArgumentParser.Flag(
+        name: .customLong("lmtp-quota-temporary"), inversion: .prefixedNo,
+        help: "Answer over-quota with 452 4.2.2 instead of 552 5.2.2.")
+    var lmtpQuotaTemporary: Bool?
 
     /// What was given on the command line, by configuration key.
     var commandLine: [String: [String]] {
         var values: [String: [String]] = [
-            "imap": imap, "imaps": imaps, "imap-proxy": imapProxy, "proxy-trusted": proxyTrusted,
+            "imap": imap, "imaps": imaps, "imap-proxy": imapProxy, "proxy-trusted": proxyTrusted, "lmtp": lmtp,
+            "lmtp-domain": lmtpDomain,
         ]
         let singles: [String: String?] = [
             "storage": storage, "auth": auth, "pam-service": pamService, "tls-cert": tlsCert, "tls-key": tlsKey,
@@ -71,7 +84,10 @@ struct ServerOptions: ParsableArguments {
             "max-connections-per-user": maxConnectionsPerUser, "max-line-length": maxLineLength,
             "max-literal-size": maxLiteralSize, "max-append-size": maxAppendSize, "max-bad-commands": maxBadCommands,
             "idle-timeout": idleTimeout, "login-timeout": loginTimeout, "login-penalty-cap": loginPenaltyCap,
-            "shutdown-timeout": shutdownTimeout, "store-timeout": storeTimeout,
+            "shutdown-timeout": shutdownTimeout, "store-timeout": storeTimeout, "lmtp-hostname": lmtpHostname,
+            "lmtp-max-recipients": lmtpMaxRecipients, "lmtp-max-connections": lmtpMaxConnections,
+            "lmtp-timeout": lmtpTimeout,
+            "lmtp-quota-temporary": lmtpQuotaTemporary.map { $0 ? "true" : "false" },
         ]
         for (key, value) in singles { if let value { values[key] = [value] } }
         return values
@@ -189,6 +205,18 @@ struct ServeCommand: AsyncParsableCommand {
                         kind: kind, address: address, server: server, logger: logger, certificates: certificates,
                         proxyTrusted: settings.proxyTrusted, onListening: { _ in }))
             }
+        }
+        let delivery = LocalDelivery(
+            store: store, domains: settings.lmtpDomains, provisionSystemUsers: settings.auth.contains("pam"),
+            quotaTemporary: settings.lmtpQuotaTemporary, logger: logger)
+        for address in settings.lmtp {
+            services.append(
+                LMTPListener(
+                    address: address, delivery: delivery,
+                    settings: LMTPSession.Settings(
+                        hostname: settings.lmtpHostname, maxMessageSize: settings.limits.maxAppendSize,
+                        maxRecipients: settings.lmtpMaxRecipients, timeout: settings.lmtpTimeout),
+                    maxConnections: settings.lmtpMaxConnections, logger: logger, onListening: { _ in }))
         }
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],

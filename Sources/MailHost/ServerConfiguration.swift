@@ -25,6 +25,20 @@ struct ServerConfiguration: Sendable {
     var loginPenaltyCap: Duration = .seconds(15)
     var shutdownTimeout: Duration = .seconds(30)
     var storeTimeout: Duration = .seconds(15)
+    var lmtp: [LMTPAddress] = []
+    var lmtpDomains: [String] = []
+    var lmtpHostname: String = ServerConfiguration.systemHostname
+    var lmtpMaxRecipients = 100
+    var lmtpMaxConnections = 100
+    var lmtpTimeout: Duration = .seconds(300)
+    var lmtpQuotaTemporary = false
+
+    static var systemHostname: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }
 
     /// Each key with its help text, in the order `config check` prints them.
     static let keys: [(name: String, list: Bool, help: String)] = [
@@ -53,6 +67,13 @@ struct ServerConfiguration: Sendable {
         ("login-penalty-cap", false, "longest extra delay for repeated failed logins from one address, in seconds"),
         ("shutdown-timeout", false, "seconds running commands get to finish after SIGTERM"),
         ("store-timeout", false, "seconds after which a database call fails with UNAVAILABLE"),
+        ("lmtp", true, "LMTP listener HOST:PORT or unix:/path (repeatable)"),
+        ("lmtp-domain", true, "domain delivered locally (repeatable; none: any domain)"),
+        ("lmtp-hostname", false, "name in LMTP greetings and Received: headers; default the host name"),
+        ("lmtp-max-recipients", false, "recipients per LMTP transaction"),
+        ("lmtp-max-connections", false, "LMTP connections at once"),
+        ("lmtp-timeout", false, "seconds an LMTP client may stay silent before 421 and close (RFC 5321: 300)"),
+        ("lmtp-quota-temporary", false, "answer over-quota with 452 4.2.2 (retry) instead of 552 5.2.2 (bounce)"),
     ]
 
     struct Problem: Error, CustomStringConvertible {
@@ -87,7 +108,9 @@ struct ServerConfiguration: Sendable {
             }
             configuration.sources[key] = entry.source
         }
-        if configuration.imap.isEmpty && configuration.imaps.isEmpty && configuration.imapProxy.isEmpty {
+        if configuration.imap.isEmpty && configuration.imaps.isEmpty && configuration.imapProxy.isEmpty
+            && configuration.lmtp.isEmpty
+        {
             configuration.imap = [ListenAddress(host: "127.0.0.1", port: 1143)]
         }
         if (configuration.tlsCertificate == nil) != (configuration.tlsKey == nil) {
@@ -145,6 +168,13 @@ struct ServerConfiguration: Sendable {
             }
             return value
         }
+        func boolean() throws -> Bool {
+            switch try single().lowercased() {
+            case "true", "yes", "on", "1": return true
+            case "false", "no", "off", "0": return false
+            case let other: throw Problem(description: "\(other) is not true or false")
+            }
+        }
         func addresses() throws -> [ListenAddress] {
             try list.map { text in
                 do { return try ListenAddress(parsing: text) } catch { throw Problem(description: "\(error)") }
@@ -175,12 +205,7 @@ struct ServerConfiguration: Sendable {
             }
         case "metrics":
             metrics = try addresses().first
-        case "allow-plaintext-auth":
-            switch try single().lowercased() {
-            case "true", "yes", "on", "1": allowPlaintextAuth = true
-            case "false", "no", "off", "0": allowPlaintextAuth = false
-            case let other: throw Problem(description: "\(other) is not true or false")
-            }
+        case "allow-plaintext-auth": allowPlaintextAuth = try boolean()
         case "log-level":
             guard let level = Logger.Level(rawValue: try single().lowercased()) else {
                 throw Problem(description: "use trace, debug, info, notice, warning, error or critical")
@@ -202,6 +227,17 @@ struct ServerConfiguration: Sendable {
         case "login-penalty-cap": loginPenaltyCap = .seconds(try number(0...3600))
         case "shutdown-timeout": shutdownTimeout = .seconds(try number(0...3600))
         case "store-timeout": storeTimeout = .seconds(try number(1...3600))
+        case "lmtp":
+            lmtp = try list.map { text in
+                do { return try LMTPAddress(parsing: text) } catch { throw Problem(description: "\(error)") }
+            }
+        case "lmtp-domain":
+            lmtpDomains = list.map { $0.lowercased() }.filter { !$0.isEmpty }
+        case "lmtp-hostname": lmtpHostname = try single()
+        case "lmtp-max-recipients": lmtpMaxRecipients = try number(1...10_000)
+        case "lmtp-max-connections": lmtpMaxConnections = try number(1...100_000)
+        case "lmtp-timeout": lmtpTimeout = .seconds(try number(1...86_400))
+        case "lmtp-quota-temporary": lmtpQuotaTemporary = try boolean()
         default: throw Problem(description: "unknown key")
         }
     }
@@ -235,6 +271,13 @@ struct ServerConfiguration: Sendable {
             case "login-penalty-cap": "\(loginPenaltyCap.components.seconds)"
             case "shutdown-timeout": "\(shutdownTimeout.components.seconds)"
             case "store-timeout": "\(storeTimeout.components.seconds)"
+            case "lmtp": lmtp.map(\.description).joined(separator: ", ")
+            case "lmtp-domain": lmtpDomains.joined(separator: ", ")
+            case "lmtp-hostname": lmtpHostname
+            case "lmtp-max-recipients": "\(lmtpMaxRecipients)"
+            case "lmtp-max-connections": "\(lmtpMaxConnections)"
+            case "lmtp-timeout": "\(lmtpTimeout.components.seconds)"
+            case "lmtp-quota-temporary": lmtpQuotaTemporary ? "true" : "false"
             default: ""
             }
         }

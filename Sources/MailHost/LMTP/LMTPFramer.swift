@@ -1,0 +1,182 @@
+import NIOCore
+
+/// What the LMTP framer hands to the session.
+enum LMTPInput: Sendable, Equatable {
+    /// A command line without its CRLF.
+    case command([UInt8])
+    /// A command line over the limit (discarded up to its end).
+    case commandTooLong
+    /// The message after DATA: dot-unstuffed, CRLF line ends kept as sent; `tooLarge` when it passed the size limit
+    /// (the excess was discarded, so memory stays bounded).
+    case data([UInt8], tooLarge: Bool)
+    /// One BDAT chunk (RFC 3030), with its LAST marker; `tooLarge` as for DATA.
+    case chunk([UInt8], last: Bool, tooLarge: Bool)
+}
+
+/// Frames LMTP (RFC 2033, RFC 5321 §4.1): command lines, the DATA body up to `.`, and BDAT chunks.
+///
+/// After a `DATA` line the framer pauses (pipelined bytes stay buffered) until the session says whether it sent 354
+/// (`resume(expectingData: true)`) or refused DATA: a client sends the message only after 354, and bytes after a
+/// refused DATA are commands again. BDAT chunks are read whatever the session will answer, as RFC 3030 requires.
+final class LMTPFramer: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = LMTPInput
+
+    static let maxCommandLength = 4096
+    /// In DATA, a line is taken in pieces of this size, so a line without LF cannot grow the buffer unbounded.
+    static let maxPartialLine = 64 * 1024
+
+    private enum Mode {
+        case commands
+        case paused
+        /// `midLine`: part of the current line was already taken (a line longer than `maxPartialLine`).
+        case data(body: [UInt8], size: Int, tooLarge: Bool, midLine: Bool)
+        case chunk(remaining: Int, body: [UInt8], last: Bool, tooLarge: Bool)
+        case skipLine
+    }
+
+    private var mode: Mode = .commands
+    private var buffer = ByteBuffer()
+    private let maxMessageSize: Int
+    private var context: ChannelHandlerContext?
+
+    init(maxMessageSize: Int) { self.maxMessageSize = maxMessageSize }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// A client silent for the timeout (the IdleStateHandler before this one) is told and closed; whatever it had
+    /// not finished is not stored.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        let bye = context.channel.allocator.buffer(string: "421 4.4.2 Timeout, closing connection\r\n")
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(bye)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        buffer.writeBuffer(&incoming)
+        process(context)
+    }
+
+    /// Called on the event loop by the session after it answered DATA.
+    func resume(expectingData: Bool) {
+        guard case .paused = mode else { return }
+        mode = expectingData ? .data(body: [], size: 0, tooLarge: false, midLine: false) : .commands
+        guard let context, buffer.readableBytes > 0 else { return }
+        process(context)
+        // Outside a read cycle: NIOAsyncChannel hands reads to the session only on read-complete, so without this the
+        // last pipelined command or a message that arrived before the 354 would wait for the client's next bytes.
+        context.fireChannelReadComplete()
+    }
+
+    private func process(_ context: ChannelHandlerContext) {
+        while buffer.readableBytes > 0 {
+            switch mode {
+            case .paused:
+                return
+            case .commands:
+                guard let line = readLine() else {
+                    if buffer.readableBytes > Self.maxCommandLength {
+                        buffer.clear()
+                        mode = .skipLine
+                        context.fireChannelRead(wrapInboundOut(.commandTooLong))
+                    }
+                    return
+                }
+                if line.count > Self.maxCommandLength {
+                    context.fireChannelRead(wrapInboundOut(.commandTooLong))
+                    continue
+                }
+                let verb = line.prefix { $0 != UInt8(ascii: " ") }.map { $0 & ~0x20 }
+                if verb == Array("DATA".utf8) && line.count == 4 {
+                    mode = .paused
+                } else if verb == Array("BDAT".utf8), let (size, last) = Self.bdat(line) {
+                    mode = .chunk(remaining: size, body: [], last: last, tooLarge: false)
+                }
+                context.fireChannelRead(wrapInboundOut(.command(line)))
+            case .skipLine:
+                guard let lf = buffer.readableBytesView.firstIndex(of: 0x0A) else {
+                    buffer.clear()
+                    return
+                }
+                buffer.moveReaderIndex(to: lf + 1)
+                mode = .commands
+            case .data(var body, var size, var tooLarge, var midLine):
+                mode = .commands  // avoid copying `body` while it is mutated below
+                var finished = false
+                func take(_ content: ArraySlice<UInt8>) {
+                    size += content.count
+                    if size > maxMessageSize { tooLarge = true } else { body.append(contentsOf: content) }
+                }
+                while let line = readLine(keepingEnd: true) {
+                    if !midLine, line == [UInt8(ascii: "."), 0x0D, 0x0A] || line == [UInt8(ascii: "."), 0x0A] {
+                        context.fireChannelRead(wrapInboundOut(.data(body, tooLarge: tooLarge)))
+                        finished = true
+                        break
+                    }
+                    // RFC 5321 §4.5.2: a leading dot was doubled by the client.
+                    take(!midLine && line.first == UInt8(ascii: ".") ? line.dropFirst() : line[...])
+                    midLine = false
+                }
+                if finished { continue }
+                if buffer.readableBytes > Self.maxPartialLine,
+                    let piece = buffer.readBytes(length: buffer.readableBytes)
+                {
+                    take(!midLine && piece.first == UInt8(ascii: ".") ? piece.dropFirst() : piece[...])
+                    midLine = true
+                }
+                mode = .data(body: body, size: size, tooLarge: tooLarge, midLine: midLine)
+                return
+            case .chunk(let remaining, var body, let last, var tooLarge):
+                let count = min(remaining, buffer.readableBytes)
+                if let bytes = buffer.readBytes(length: count) {
+                    if body.count + count > maxMessageSize { tooLarge = true } else { body.append(contentsOf: bytes) }
+                }
+                if remaining - count == 0 {
+                    mode = .commands
+                    context.fireChannelRead(wrapInboundOut(.chunk(body, last: last, tooLarge: tooLarge)))
+                } else {
+                    mode = .chunk(remaining: remaining - count, body: body, last: last, tooLarge: tooLarge)
+                    return
+                }
+            }
+        }
+    }
+
+    /// The next line: without its end for commands, with it (CRLF or LF) in DATA.
+    private func readLine(keepingEnd: Bool = false) -> [UInt8]? {
+        guard let lf = buffer.readableBytesView.firstIndex(of: 0x0A) else { return nil }
+        let length = lf - buffer.readerIndex + 1
+        guard var line = buffer.readBytes(length: length) else { return nil }
+        if !keepingEnd {
+            line.removeLast()
+            if line.last == 0x0D { line.removeLast() }
+        }
+        return line
+    }
+
+    /// `BDAT <size> [LAST]` (RFC 3030 §2).
+    static func bdat(_ line: [UInt8]) -> (Int, Bool)? {
+        let words = String(decoding: line, as: UTF8.self).split(separator: " ")
+        guard words.count == 2 || words.count == 3, let size = Int(words[1]), size >= 0, size <= Int(Int32.max) else {
+            return nil
+        }
+        if words.count == 3 { guard words[2].uppercased() == "LAST" else { return nil } }
+        return (size, words.count == 3)
+    }
+}
+
+/// Lets the session (on another thread) resume the framer on its event loop.
+struct LMTPFramerControl: Sendable {
+    let framer: NIOLoopBound<LMTPFramer>
+
+    func resume(expectingData: Bool) {
+        framer.eventLoop.execute { framer.value.resume(expectingData: expectingData) }
+    }
+}
