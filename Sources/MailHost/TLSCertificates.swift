@@ -65,9 +65,12 @@ struct StartTLSUpgrade: TLSUpgrade {
     let gate: StartTLSGate
     let certificates: TLSCertificates
 
-    func start() async throws {
+    func start(reply: [UInt8]) async throws {
         let context = certificates.current
         try await channel.eventLoop.submit {
+            // The write has passed the whole pipeline when writeAndFlush returns, so TLS placed first from here on
+            // does not touch it but sees every byte read after it.
+            channel.writeAndFlush(ByteBuffer(bytes: reply), promise: nil)
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context), position: .first)
             gate.open()
         }.get()

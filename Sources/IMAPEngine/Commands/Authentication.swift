@@ -217,10 +217,9 @@ extension Session {
         }
         var w = responseWriter()
         w.tagged(tag, "OK", "Begin TLS negotiation now")
-        try await out.send(w)
         try await out.flush()
         do {
-            try await tls.start()
+            try await tls.start(reply: w.bytes)
         } catch {
             logger.notice("STARTTLS failed", metadata: ["error": "\(error)"])
             return .close

@@ -23,9 +23,11 @@ public final class StartTLSGate: Sendable {
 /// What a session needs to turn its connection into TLS (RFC 9051 §6.2.1). Provided by the listener, which knows
 /// the channel and the certificate; IMAPEngine stays free of NIOSSL.
 public protocol TLSUpgrade: Sendable {
-    /// Installs TLS in front of the connection and opens the gate, atomically on the event loop. The caller has
-    /// already sent the tagged OK.
-    func start() async throws
+    /// Writes `reply` (the tagged OK) in plaintext, installs TLS in front of the connection and opens the gate, in
+    /// one turn of the event loop. They cannot be separate steps: a client sends its ClientHello as soon as it reads
+    /// the OK, and a read handled between the two would be taken for injected plaintext and thrown away, leaving the
+    /// handshake hanging. Earlier responses must already have been handed to the channel.
+    func start(reply: [UInt8]) async throws
     /// STARTTLS was refused: plaintext flows again.
     func refuse()
 }
