@@ -2,6 +2,7 @@ import Foundation
 import IMAPEngine
 import PostgresNIO
 import StoragePostgres
+import Synchronization
 import Testing
 
 /// Running MailHost in production (issue #4): a real HAProxy in front of two instances, SIGTERM under load,
@@ -98,6 +99,8 @@ struct OperationsTests {
         defer { Task { await TestDatabase.drop(database) } }
         let server = try mailhost(database, ["--imap", "127.0.0.1:0"])
         let port = try await server.waitUntilListening()
+        final class Count: Sendable { let value = Atomic<Int>(0) }
+        let answeredSoFar = Count()
         let results = try await withThrowingTaskGroup(of: (uids: [UInt32], bye: Bool).self) { group in
             for client in 0..<6 {
                 group.addTask {
@@ -122,6 +125,7 @@ struct OperationsTests {
                                     })
                                 {
                                     uids.append(uid)
+                                    answeredSoFar.value.add(1, ordering: .relaxed)
                                 }
                                 if line.hasPrefix("t\(n) ") || bye { break }
                             }
@@ -136,7 +140,14 @@ struct OperationsTests {
                     return (uids, bye)
                 }
             }
-            try await Task.sleep(for: .seconds(1))
+            // SIGTERM once the load is really running (a fixed sleep raced a slow machine).
+            let deadline = ContinuousClock.now + .seconds(60)
+            while answeredSoFar.value.load(ordering: .relaxed) < 12 {
+                guard ContinuousClock.now < deadline else {
+                    throw TestFailure("the clients' APPENDs did not get going")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
             server.signal(SIGTERM)
             var all: [(uids: [UInt32], bye: Bool)] = []
             for try await result in group { all.append(result) }
@@ -147,7 +158,7 @@ struct OperationsTests {
         let everyoneGotBye = results.allSatisfy { $0.bye }
         #expect(everyoneGotBye)
         let answered = Set(results.flatMap(\.uids))
-        #expect(answered.count > 10)
+        #expect(answered.count >= 12)
         // Everything answered OK is in the store.
         let check = try await TestServer.start(database: database)
         let account = try await check.account("tim")
