@@ -90,7 +90,7 @@ struct OperationsTests {
         let client = try await IMAPTestClient.connect(port: port)
         try? await client.send("PROXY TCP4 198.51.100.1 127.0.0.1 40000 143\r\n")  // may already be closed
         #expect(await client.isClosed())
-        #expect(server.log.contains("PROXY header refused"))
+        #expect(await server.logEventuallyContains("PROXY header refused"))
     }
 
     /// SIGTERM while clients append: every client gets BYE, every APPEND answered OK is stored, exit status 0.

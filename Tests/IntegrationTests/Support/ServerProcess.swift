@@ -35,6 +35,17 @@ final class ServerProcess {
 
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
+    /// Whether the log comes to contain `text` within `timeout`: for lines written by a task that may run after the
+    /// client has already seen the effect (a connection closed on the event loop, logged by the connection's task).
+    func logEventuallyContains(_ text: String, timeout: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if log.contains(text) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return log.contains(text)
+    }
+
     /// Waits for `listening KIND=HOST:PORT` (kind `imap`, `imaps`, `imap-proxy` or `metrics`) and returns the port.
     func waitUntilListening(_ kind: String = "imap", timeout: Duration = .seconds(30)) async throws -> Int {
         let deadline = ContinuousClock.now + timeout
