@@ -1,6 +1,5 @@
 import Foundation
 import IMAPEngine
-import PostgresNIO
 import StoragePostgres
 import Testing
 
@@ -378,27 +377,14 @@ struct LMTPTests {
         let running = try await Self.start(["--store-timeout", "2"])
         defer { running.stop() }
         #expect(try await running.admin("user", "add", "dave", "--password-stdin", stdin: "pw\n").status == 0)
-        guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
-        let admin = try PostgresStoreConfiguration(url: url)
-        try await admin.withConnection(logger: TestEnvironment.logger) { connection in
-            _ = try await connection.query(
-                PostgresQuery(unsafeSQL: "ALTER DATABASE \(running.database.database) ALLOW_CONNECTIONS false"),
-                logger: TestEnvironment.logger)
-            _ = try await connection.query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(running.database.database)",
-                logger: TestEnvironment.logger)
-        }
+        try await TestDatabase.setAvailable(false, running.database)
         let c = try await IMAPTestClient.connect(port: running.lmtp)
         _ = try await c.readLine()
         try await c.sendLine("LHLO x")
         while try await c.readLine().hasPrefix("250-") {}
         #expect(try await c.command2("MAIL FROM:<s@example.org>") == "250 2.1.0 Sender OK")
         #expect(try await c.command2("RCPT TO:<dave@example.com>") == "451 4.3.0 Temporary failure, try again later")
-        try await admin.withConnection(logger: TestEnvironment.logger) { connection in
-            _ = try await connection.query(
-                PostgresQuery(unsafeSQL: "ALTER DATABASE \(running.database.database) ALLOW_CONNECTIONS true"),
-                logger: TestEnvironment.logger)
-        }
+        try await TestDatabase.setAvailable(true, running.database)
     }
 }
 

@@ -1,6 +1,5 @@
 import Foundation
 import IMAPEngine
-import PostgresNIO
 import StoragePostgres
 import Testing
 
@@ -8,23 +7,6 @@ import Testing
 /// timeout instead of hanging, other connections are not affected, and the server recovers by itself.
 @Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct OutageTests {
-    /// Makes the test database refuse connections and drops the existing ones (what a restart or a network cut
-    /// does to the server's connections), or allows them again.
-    func setAvailable(_ available: Bool, _ database: PostgresStoreConfiguration) async throws {
-        guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
-        let admin = try PostgresStoreConfiguration(url: url)
-        try await admin.withConnection(logger: TestEnvironment.logger) { connection in
-            _ = try await connection.query(
-                PostgresQuery(unsafeSQL: "ALTER DATABASE \(database.database) ALLOW_CONNECTIONS \(available)"),
-                logger: TestEnvironment.logger)
-            if !available {
-                _ = try await connection.query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(database.database)",
-                    logger: TestEnvironment.logger)
-            }
-        }
-    }
-
     @Test func unavailableWhileTheDatabaseIsAwayAndRecoveredAfter() async throws {
         let server = try await TestServer.start(operationTimeout: .seconds(2))
         defer { Task { await server.stopAndDrop() } }
@@ -32,7 +14,7 @@ struct OutageTests {
         let c = try await server.login()
         try await c.expectOK("a1", "SELECT INBOX")
 
-        try await setAvailable(false, server.configuration)
+        try await TestDatabase.setAvailable(false, server.configuration)
         let started = ContinuousClock.now
         let failed = try await c.command("a2", "FETCH 1 (FLAGS)")
         #expect(failed.last?.hasPrefix("a2 NO [UNAVAILABLE]") == true)
@@ -42,7 +24,7 @@ struct OutageTests {
         // A command that needs no database still works.
         #expect(try await c.command("a5", "CAPABILITY").last == "a5 OK CAPABILITY completed")
 
-        try await setAvailable(true, server.configuration)
+        try await TestDatabase.setAvailable(true, server.configuration)
         var recovered = false
         for attempt in 0..<40 where !recovered {
             let lines = try await c.command("r\(attempt)", "FETCH 1 (FLAGS)")

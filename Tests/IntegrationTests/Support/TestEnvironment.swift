@@ -67,6 +67,23 @@ enum TestDatabase {
         return configuration
     }
 
+    /// Makes the test database refuse connections and drops the existing ones (what a restart or a network cut
+    /// does to the server's connections), or allows them again.
+    static func setAvailable(_ available: Bool, _ database: PostgresStoreConfiguration) async throws {
+        guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
+        let admin = try PostgresStoreConfiguration(url: url)
+        try await admin.withConnection(logger: TestEnvironment.logger) { connection in
+            _ = try await connection.query(
+                PostgresQuery(unsafeSQL: "ALTER DATABASE \(database.database) ALLOW_CONNECTIONS \(available)"),
+                logger: TestEnvironment.logger)
+            if !available {
+                _ = try await connection.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(database.database)",
+                    logger: TestEnvironment.logger)
+            }
+        }
+    }
+
     static func drop(_ configuration: PostgresStoreConfiguration) async {
         guard let url = TestEnvironment.databaseURL, let base = try? PostgresStoreConfiguration(url: url) else {
             return
