@@ -123,9 +123,27 @@ extension PostgresMailStore {
         account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
         logger: Logger
     ) async throws(StoreError) -> AppendResult {
+        try await append(
+            account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: nil,
+            logger: logger
+        ).result
+    }
+
+    /// APPEND that can reuse content this account already stores: `sharing` is the `contentID` of an earlier append
+    /// of the same `message` to the same account (one LMTP transaction's recipients `user` and `user+folder`), so the
+    /// bytes are stored once per account (DESIGN.md §4: content never crosses accounts). When that content is gone,
+    /// the message is stored anew. The garbage collector leaves contents younger than ten minutes alone, and the
+    /// foreign key stops it from removing one that a message row references.
+    public func append(
+        account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
+        sharing: Int64?, logger: Logger
+    ) async throws(StoreError) -> (result: AppendResult, contentID: Int64) {
         let client = self.client
-        let content = try ContentRow(message, internalDate: date)
-        return try await run(logger) {
+        guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
+        let size = Int32(message.bytes.count)
+        // With shared content the content columns are bound as NULL and the INSERT into contents does not run.
+        let content = sharing == nil ? try ContentRow(message, internalDate: date) : nil
+        let stored = try await run(logger) { () -> (AppendResult, Int64)? in
             // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
             // together or not at all.
             let rows = try await client.query(
@@ -135,35 +153,47 @@ extension PostgresMailStore {
                         keywords = CASE WHEN keywords @> \(flags.keywords)::text[] THEN keywords
                                    ELSE array(SELECT DISTINCT unnest(keywords || \(flags.keywords)::text[])) END
                     WHERE account_id = \(account.rawValue) AND name = \(mailbox.name)
+                        AND (\(sharing)::bigint IS NULL OR EXISTS (SELECT 1 FROM contents
+                             WHERE account_id = \(account.rawValue) AND content_id = \(sharing)::bigint))
                     RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
-                c AS (
+                fresh AS (
                     INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
                         parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
                         search_body, sha256)
-                    SELECT \(account.rawValue), \(content.size), \(content.headerLength), \(content.body),
-                        \(content.envelope), \(content.bodySummary), \(content.bodyStructure), \(content.parts),
-                        \(content.sentDay), \(content.from), \(content.to), \(content.cc), \(content.bcc),
-                        \(content.subject), \(content.headers), \(content.text), \(content.sha256)
-                    FROM b
+                    SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
+                        \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
+                        \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
+                        \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256)
+                    FROM b WHERE \(sharing)::bigint IS NULL
                     RETURNING content_id),
+                c AS (
+                    SELECT content_id FROM fresh
+                    UNION ALL SELECT \(sharing)::bigint FROM b WHERE \(sharing)::bigint IS NOT NULL),
                 m AS (
                     INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
                         internal_date, internal_zone, size)
                     SELECT \(account.rawValue), b.mailbox_id, b.uid, c.content_id, \(flags.system.rawValue),
                         \(flags.keywords)::text[], b.highestmodseq, \(date.secondsSinceEpoch), \(Int16(date.zoneMinutes)),
-                        \(content.size)
+                        \(size)
                     FROM b, c
-                    RETURNING uid)
-                SELECT b.uidvalidity, m.uid, pg_notify(\(Self.notifyChannel),
+                    RETURNING uid, content_id)
+                SELECT b.uidvalidity, m.uid, m.content_id, pg_notify(\(Self.notifyChannel),
                     \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
                 FROM b, m
                 """, logger: logger
             ).collect()
-            guard let row = rows.first else { throw StoreError.mailboxNotFound }
-            let (validity, uid, _) = try row.decode((Int64, Int64, String).self)
-            return AppendResult(
+            guard let row = rows.first else { return nil }
+            let (validity, uid, contentID, _) = try row.decode((Int64, Int64, Int64, String).self)
+            let result = AppendResult(
                 uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)))
+            return (result, contentID)
         }
+        if let stored { return (result: stored.0, contentID: stored.1) }
+        // No row: the mailbox does not exist, or the shared content is gone (then store it anew).
+        guard sharing != nil else { throw StoreError.mailboxNotFound }
+        return try await append(
+            account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: nil,
+            logger: logger)
     }
 
     public func updateFlags(account: AccountID, mailbox: MailboxID, uids: [UID], update: FlagUpdate, logger: Logger)

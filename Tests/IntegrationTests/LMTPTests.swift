@@ -1,5 +1,6 @@
 import Foundation
 import IMAPEngine
+import PostgresNIO
 import StoragePostgres
 import Testing
 
@@ -66,6 +67,32 @@ struct LMTPTests {
         #expect(alice.stdout.contains("\"messages\":1"))
         let full = try await running.admin("mailbox", "list", "full", "--json")
         #expect(full.stdout.contains("\"messages\":0"))
+    }
+
+    @Test func recipientsOfOneAccountShareStoredContent() async throws {
+        let running = try await Self.start()
+        defer { running.stop() }
+        for user in ["alice", "bob"] {
+            #expect(try await running.admin("user", "add", user, "--password-stdin", stdin: "pw\n").status == 0)
+        }
+        #expect(try await running.admin("mailbox", "create", "alice", "Archive").status == 0)
+        let result = try await swaks(
+            running, ["--to", "alice@example.com,alice+Archive@example.com,bob@example.com", "--body", "shared"])
+        #expect(result.status == 0, "\(result.stdout)")
+        // alice: two messages (INBOX, Archive) on one stored content; bob: his own content (DESIGN.md §4).
+        let rows = try await running.database.withConnection(logger: TestEnvironment.logger) { connection in
+            try await connection.query(
+                """
+                SELECT a.login, count(*), count(DISTINCT m.content_id),
+                    (SELECT count(*) FROM contents c WHERE c.account_id = a.account_id)
+                FROM accounts a JOIN messages m USING (account_id) GROUP BY a.account_id, a.login ORDER BY a.login
+                """, logger: TestEnvironment.logger
+            ).collect().map { try $0.decode((String, Int, Int, Int).self) }
+        }
+        #expect(rows.map(\.0) == ["alice", "bob"])
+        #expect(rows.map(\.1) == [2, 1])
+        #expect(rows.map(\.2) == [1, 1])
+        #expect(rows.map(\.3) == [1, 1])
     }
 
     @Test func postfixDeliversThroughLMTPAndIdleIsTold() async throws {

@@ -160,6 +160,43 @@ struct StoreConformanceTests {
         }
     }
 
+    @Test func appendSharesContentOnlyWithinAnAccount() async throws {
+        try await StoreFixture.with { f in
+            let bob = try await f.store.account(login: "bob", create: true, logger: f.logger)
+            try await f.store.createMailbox(
+                account: f.account, name: MailboxName(normalizing: "Archive"), logger: f.logger)
+            let message = ParsedMessage(parsing: Array("Subject: shared\r\n\r\nonce\r\n".utf8))
+            let date = InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0)
+            func append(_ account: AccountID, _ mailbox: String, sharing: Int64?) async throws -> Int64 {
+                try await f.store.append(
+                    account: account, mailbox: MailboxName(normalizing: mailbox), message: message,
+                    flags: MessageFlags(), date: date, sharing: sharing, logger: f.logger
+                ).contentID
+            }
+            let first = try await append(f.account, "INBOX", sharing: nil)
+            #expect(try await append(f.account, "Archive", sharing: first) == first)
+            // A content id that does not exist (or another account's) is not used: the message is stored anew.
+            let fresh = try await append(f.account, "Archive", sharing: Int64.max)
+            #expect(fresh != first)
+            let bobs = try await append(bob, "INBOX", sharing: first)
+            #expect(bobs != first && bobs != fresh)
+            let archive = try await f.snapshot("Archive")
+            let records = try await f.store.fetch(
+                account: f.account, mailbox: archive.id, uids: archive.uids, columns: [], logger: f.logger)
+            #expect(records.map(\.contentID) == [first, fresh])
+            #expect(archive.uids.count == 2)
+            let bytes = try await f.store.contentBytes(
+                account: f.account, slices: records.map { ContentSlice(contentID: $0.contentID, range: 0..<$0.size) },
+                logger: f.logger)
+            #expect(bytes == [message.bytes, message.bytes])
+            // A missing mailbox is still an error with shared content (last: see the note in IntegrationTests/Support/TestEnvironment.swift
+            // about closures inside #expect).
+            await #expect(throws: StoreError.mailboxNotFound) {
+                _ = try await append(f.account, "Nope", sharing: first)
+            }
+        }
+    }
+
     @Test func accountsAreIsolated() async throws {
         try await StoreFixture.with { f in
             let bob = try await f.store.account(login: "bob", create: true, logger: f.logger)

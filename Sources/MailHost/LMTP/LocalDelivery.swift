@@ -128,14 +128,23 @@ struct LocalDelivery: Sendable {
     }
 
     /// Stores `message` for each recipient, each in its own transaction: an `.stored` outcome means committed.
+    /// Recipients in one account (`user`, `user+folder`) share the stored content; accounts never share it.
     func deliver(_ message: ParsedMessage, to recipients: [Recipient]) async -> [Outcome] {
+        var shared: [AccountID: Int64] = [:]
+        return await deliver(message, to: recipients, sharing: &shared)
+    }
+
+    private func deliver(_ message: ParsedMessage, to recipients: [Recipient], sharing shared: inout [AccountID: Int64])
+        async -> [Outcome]
+    {
         let date = InternalDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), zoneMinutes: 0)
         var outcomes: [Outcome] = []
         for recipient in recipients {
             do {
-                let result = try await store.append(
+                let (result, contentID) = try await store.append(
                     account: recipient.account, mailbox: recipient.mailbox, message: message, flags: MessageFlags(),
-                    date: date, logger: logger)
+                    date: date, sharing: shared[recipient.account], logger: logger)
+                shared[recipient.account] = contentID
                 outcomes.append(.stored(result.uid))
                 logger.info(
                     "delivered",
@@ -152,7 +161,7 @@ struct LocalDelivery: Sendable {
                 if recipient.mailbox != .inbox {
                     var fallback = recipient
                     fallback.mailbox = .inbox
-                    outcomes.append(contentsOf: await deliver(message, to: [fallback]))
+                    outcomes.append(contentsOf: await deliver(message, to: [fallback], sharing: &shared))
                 } else {
                     outcomes.append(.failed("mailbox vanished"))
                 }
