@@ -2,7 +2,7 @@ import Logging
 
 /// FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2; RFC 3516 BINARY).
 ///
-/// Streams: UIDs are read from the store in batches, each batch's responses are written (with backpressure) before
+/// Streams: UIDs are read from the store in batches, each batch's responses are written (with backpressure) while
 /// the next batch is read, and large literals are read and written in chunks. Memory stays flat however large the
 /// mailbox or the message (DESIGN.md §2).
 extension Session {
@@ -34,14 +34,25 @@ extension Session {
 
         let plan = FetchPlan(items: items)
         let batchSize = plan.needsContent ? Self.fetchBatchWithBodies : Self.fetchBatchMetadata
+        // The next batch is read while this one is written, so the store and the client side overlap; at most two
+        // batches are in memory.
+        let (store, logger, mailbox, columns) = (self.store, self.logger, current.mailbox, plan.columns)
+        func read(_ batch: ArraySlice<UID>) -> Task<[MessageRecord], any Error> {
+            let batch = Array(batch)
+            return Task {
+                try await store.fetch(account: account, mailbox: mailbox, uids: batch, columns: columns, logger: logger)
+            }
+        }
         var missing = false
         var start = 0
-        while start < uids.count {
-            let batch = Array(uids[start..<min(start + batchSize, uids.count)])
-            start += batch.count
-            let records = try await store.fetch(
-                account: account, mailbox: current.mailbox, uids: batch, columns: plan.columns, logger: logger)
-            if records.count < batch.count { missing = true }
+        var next: Task<[MessageRecord], any Error>? = read(uids[0..<min(batchSize, uids.count)])
+        defer { next?.cancel() }
+        while let reading = next {
+            let count = min(batchSize, uids.count - start)
+            start += count
+            next = start < uids.count ? read(uids[start..<min(start + batchSize, uids.count)]) : nil
+            let records = try await reading.value
+            if records.count < count { missing = true }
             try await writeFetchResponses(records, plan: plan, seenSet: seenSet, account: account)
         }
         if missing {
@@ -258,6 +269,7 @@ struct FetchPlan {
             case .flags, .internalDate, .rfc822Size, .uid: break
             }
         }
+        if needsContent { columns.insert(.layout) }
         self.columns = columns
         self.needsContent = needsContent
     }

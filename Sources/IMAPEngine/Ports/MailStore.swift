@@ -104,6 +104,9 @@ public struct FetchColumns: OptionSet, Sendable, Hashable {
     public static let parts = FetchColumns(rawValue: 1 << 3)
     /// The top-level header bytes (BODY[HEADER], HEADER.FIELDS, RFC822.HEADER).
     public static let header = FetchColumns(rawValue: 1 << 4)
+    /// The header length, to map sections onto stored bytes. Without any column the store reads only the message
+    /// rows (UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ), never the contents.
+    public static let layout = FetchColumns(rawValue: 1 << 5)
 }
 
 /// One message's row as FETCH reads it. Fields not asked for are empty.
