@@ -2,8 +2,9 @@
 """Large-mailbox benchmark: SELECT latency and streaming FETCH memory on an N-message INBOX.
 
 Runs against a server that is already listening (mailhost or, for comparison, Dovecot). For mailhost, the messages
-are seeded straight into PostgreSQL (one stored content referenced by N mailbox entries, as COPY would do), so the
-seeding takes seconds instead of N APPENDs. For other servers, use --append to seed over IMAP.
+are seeded straight into PostgreSQL (N copies of one small message, each its own stored content, as N deliveries
+would leave them), so the seeding takes seconds instead of N APPENDs. For other servers, use --append to seed over
+IMAP (or write the Maildir files directly).
 
     benchmarks/large_mailbox.py --port 1143 --user tim --password timmy \
         --pid $(pgrep -f 'mailhost serve') --seed-sql 'postgres://postgres@127.0.0.1:5432/bench' --messages 100000
@@ -41,21 +42,32 @@ class PeakSampler(threading.Thread):
 
 
 def seed_sql(url, login, count):
-    """Creates the account through a login first, then fills INBOX with `count` entries of one content."""
+    """Creates the account through a login first, then fills INBOX with `count` messages, each with its own copy of
+    the first message's content (as `count` deliveries would store them)."""
+    cols = ("size, header_length, body, envelope, body_summary, body_structure, parts, sent_day, search_from, "
+            "search_to, search_cc, search_bcc, search_subject, search_headers, search_body, sha256")
     sql = f"""
     WITH a AS (SELECT account_id FROM accounts WHERE login = '{login}'),
     b AS (SELECT b.account_id, b.mailbox_id FROM mailboxes b, a WHERE b.account_id = a.account_id AND b.name = 'INBOX'),
-    c AS (SELECT m.content_id FROM messages m, b WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id LIMIT 1),
+    src AS (SELECT c.* FROM contents c, messages m, b
+            WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id
+              AND c.account_id = m.account_id AND c.content_id = m.content_id LIMIT 1),
+    cs AS (INSERT INTO contents (account_id, {cols})
+           SELECT src.account_id, {', '.join('src.' + c.strip() for c in cols.split(','))}
+           FROM src, generate_series(1, {count}) g
+           RETURNING content_id),
+    numbered AS (SELECT content_id, row_number() OVER (ORDER BY content_id) AS g FROM cs),
     ins AS (
       INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq, internal_date, internal_zone, size)
-      SELECT b.account_id, b.mailbox_id, 1 + g, c.content_id, CASE WHEN g % 3 = 0 THEN 8 ELSE 0 END, '{{}}', 2,
-             1700000000 + g, 0, 100
-      FROM b, c, generate_series(1, {count}) g
+      SELECT b.account_id, b.mailbox_id, 1 + n.g, n.content_id, CASE WHEN n.g % 3 = 0 THEN 8 ELSE 0 END, '{{}}', 2,
+             1700000000 + n.g, 0, 100
+      FROM b, numbered n
       RETURNING uid)
     UPDATE mailboxes SET uidnext = (SELECT max(uid) + 1 FROM ins), highestmodseq = 3
     WHERE (account_id, mailbox_id) IN (SELECT account_id, mailbox_id FROM b)
     """
     subprocess.run(["psql", url, "-q", "-c", sql], check=True)
+    subprocess.run(["psql", url, "-q", "-c", "ANALYZE"], check=True)
 
 
 def raw_fetch(host, port, user, password, command):
