@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Memory per authenticated IDLE connection: opens N connections, logs each in, SELECTs INBOX and starts IDLE,
-then reports the server's RSS growth divided by N (sampled from /proc/PID/status).
+then reports the server's RSS growth divided by N (sampled from /proc/PID/status), or with --tree the growth of the
+PSS of PID and its descendants (for Dovecot, whose master forks a process per session).
 
     benchmarks/idle_connections.py --port 1143 --pid $(pgrep -f 'mailhost serve') --connections 1000
 """
 import argparse
+import os
 import socket
 import time
 
@@ -15,6 +17,32 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def pss_kib(pid):
+    """Proportional set size of `pid` and all its descendants: for multi-process servers such as Dovecot (one imap
+    process per session), shared pages counted once across the processes."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
 
 
 def read_until(s, marker):
@@ -35,7 +63,10 @@ def main():
     p.add_argument("--password", default="timmy")
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--connections", type=int, default=1000)
+    p.add_argument("--tree", action="store_true",
+                   help="measure PSS of --pid and its descendants (Dovecot's master) instead of RSS of --pid")
     args = p.parse_args()
+    memory = (lambda: pss_kib(args.pid)) if args.tree else (lambda: rss_kib(args.pid))
 
     # Warm up: one full session so one-time allocations are not counted.
     warm = socket.create_connection((args.host, args.port))
@@ -44,7 +75,7 @@ def main():
     read_until(warm, b"c OK")
     warm.close()
     time.sleep(1)
-    before = rss_kib(args.pid)
+    before = memory()
     sockets = []
     start = time.perf_counter()
     for i in range(args.connections):
@@ -55,8 +86,9 @@ def main():
         sockets.append(s)
     setup = time.perf_counter() - start
     time.sleep(2)
-    after = rss_kib(args.pid)
-    print(f"connections={len(sockets)} setup={setup:.1f}s rss_before={before}KiB rss_after={after}KiB "
+    after = memory()
+    print(f"connections={len(sockets)} setup={setup:.1f}s {'pss' if args.tree else 'rss'}_before={before}KiB "
+          f"after={after}KiB "
           f"per_connection={(after - before) / len(sockets):.1f}KiB")
     for s in sockets:
         s.sendall(b"DONE\r\nd LOGOUT\r\n")

@@ -11,7 +11,18 @@ final class ResponseSink {
 
     init(writer: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
         self.writer = writer
-        pending.reserveCapacity(4096)
+        pending.reserveCapacity(Self.idleCapacity)
+    }
+
+    /// What an idle session's buffer keeps.
+    static let idleCapacity = 4096
+
+    /// Between commands: gives back the capacity a large response grew the buffer to, so a session that has
+    /// streamed a big FETCH and then idles holds a few KiB, not the 128 KiB or more of a full batch.
+    func shrink() {
+        guard pending.isEmpty, pending.capacity > Self.idleCapacity else { return }
+        pending = []
+        pending.reserveCapacity(Self.idleCapacity)
     }
 
     /// Appends the writer's bytes; writes when the batch is full.

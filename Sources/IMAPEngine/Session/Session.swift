@@ -161,6 +161,7 @@ final class Session {
             lastActivity = .now
             let outcome = try await handleClient(input)
             try await out.flush()
+            out.shrink()
             return outcome
         case .control(.change(.accountDisabled)):
             try await out.sendLine("* BYE Account disabled by the administrator.")
