@@ -56,11 +56,16 @@ extension PostgresMailStore {
     {
         let client = self.client
         return try await run(logger) {
+            // Every session told of new mail asks; only the first gets them. The condition inside the locking
+            // subquery lets the others return at once when the UIDs are already claimed, instead of queueing for
+            // the mailbox row lock (re-checked on the latest row version when they do wait).
             let rows = try await client.query(
                 """
                 UPDATE mailboxes b SET first_recent_uid = \(Int64(upTo.rawValue) + 1)
                 FROM (SELECT first_recent_uid AS old FROM mailboxes
-                      WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE) o
+                      WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
+                          AND first_recent_uid <= \(Int64(upTo.rawValue))
+                      FOR UPDATE) o
                 WHERE b.account_id = \(account.rawValue) AND b.mailbox_id = \(mailbox.rawValue)
                     AND o.old <= \(Int64(upTo.rawValue))
                 RETURNING o.old
@@ -201,77 +206,79 @@ extension PostgresMailStore {
     {
         let client = self.client
         let uidList = uids.map { Int64($0.rawValue) }
+        var unique: [String] = []
+        for keyword in update.flags.keywords where !unique.contains(keyword) { unique.append(keyword) }
+        let keywords = unique
+        // The new flags of a message row `m`, from the update's flags `p.f` and keywords `p.k`; keywords keep the
+        // order they were set in.
+        let (newFlags, newKeywords): (String, String) =
+            switch update.kind {
+            case .replace: ("p.f", "p.k")
+            case .add:
+                (
+                    "m.flags | p.f",
+                    "m.keywords || array(SELECT k FROM unnest(p.k) WITH ORDINALITY u(k, i) "
+                        + "WHERE NOT k = ANY(m.keywords) ORDER BY i)"
+                )
+            case .remove:
+                (
+                    "m.flags & ~p.f",
+                    "array(SELECT k FROM unnest(m.keywords) WITH ORDINALITY u(k, i) WHERE NOT k = ANY(p.k) ORDER BY i)"
+                )
+            }
+        // The mailbox keeps the keywords in use, for FLAGS and PERMANENTFLAGS at SELECT.
+        let added = update.kind == .remove ? [] : keywords
         return try await run(logger) {
-            try await client.withTransaction(logger: logger) { connection in
-                try await Self.lockMailbox(connection, account: account, mailbox: mailbox, logger: logger)
-                var current: [StoredFlags] = []
-                let rows = try await connection.query(
-                    """
-                    SELECT uid, flags, keywords, modseq FROM messages
-                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
-                        AND uid = ANY(\(uidList)::bigint[])
-                    ORDER BY uid
-                    """, logger: logger)
-                for try await (uid, flags, keywords, modseq) in rows.decode((Int64, Int16, [String], Int64).self) {
-                    let before = MessageFlags(system: SystemFlags(rawValue: flags), keywords: keywords)
-                    let after = Self.apply(update, to: before)
-                    current.append(
-                        StoredFlags(
-                            uid: UID(UInt32(truncatingIfNeeded: uid)), flags: after, modSeq: ModSeq(modseq),
-                            changed: after != before))
-                }
-                let changed = current.filter(\.changed)
-                guard !changed.isEmpty else { return current }
-                // Messages are grouped by their resulting flags: one UPDATE per distinct result.
-                let groups = Dictionary(grouping: changed, by: \.flags)
-                // The mailbox keeps the keywords in use, for FLAGS and PERMANENTFLAGS at SELECT.
-                let added = update.kind == .remove ? [] : update.flags.keywords
-                let modseqRows = try await connection.query(
-                    """
+            // One statement, so no lock is held across a round trip to this process. The mailbox row is locked
+            // first (`l` feeds `cur`), then the message rows, as COPY, MOVE and EXPUNGE lock them: no deadlock.
+            // `cur` reads the latest committed flags (FOR UPDATE), and a modseq is taken only when something
+            // changes (STYLE.md §4.8).
+            let rows = try await client.query(
+                """
+                WITH p AS (SELECT \(update.flags.system.rawValue)::smallint AS f, \(keywords)::text[] AS k),
+                l AS (
+                    SELECT mailbox_id FROM mailboxes
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE),
+                cur AS (
+                    SELECT m.uid, m.flags, m.keywords, m.modseq,
+                        \(unescaped: newFlags) AS new_flags, \(unescaped: newKeywords) AS new_keywords
+                    FROM l, p, messages m
+                    WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = l.mailbox_id
+                        AND m.uid = ANY(\(uidList)::bigint[])
+                    FOR UPDATE OF m),
+                ch AS (SELECT uid, new_flags, new_keywords FROM cur
+                       WHERE new_flags <> flags OR new_keywords <> keywords),
+                b AS (
                     UPDATE mailboxes SET highestmodseq = highestmodseq + 1,
                         keywords = CASE WHEN keywords @> \(added)::text[] THEN keywords
                                    ELSE array(SELECT DISTINCT unnest(keywords || \(added)::text[])) END
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
+                        AND EXISTS (SELECT 1 FROM ch)
                     RETURNING highestmodseq, pg_notify(\(Self.notifyChannel),
-                        \(account.rawValue)::text || ':' || mailbox_id::text || ':' || highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
-                    """, logger: logger
-                ).collect()
-                guard let row = modseqRows.first else { throw StoreError.mailboxNotFound }
-                let (modseq, _) = try row.decode((Int64, String).self)
-                for (flags, members) in groups {
-                    let memberUIDs = members.map { Int64($0.uid.rawValue) }
-                    try await connection.query(
-                        """
-                        UPDATE messages SET flags = \(flags.system.rawValue), keywords = \(flags.keywords)::text[],
-                            modseq = \(modseq)
-                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
-                            AND uid = ANY(\(memberUIDs)::bigint[])
-                        """, logger: logger)
-                }
-                return current.map { entry in
-                    var entry = entry
-                    if entry.changed { entry.modSeq = ModSeq(modseq) }
-                    return entry
-                }
+                        \(account.rawValue)::text || ':' || mailbox_id::text || ':' || highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text),
+                u AS (
+                    UPDATE messages m SET flags = ch.new_flags, keywords = ch.new_keywords, modseq = b.highestmodseq
+                    FROM ch, b
+                    WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = \(mailbox.rawValue) AND m.uid = ch.uid
+                    RETURNING m.uid)
+                SELECT cur.uid, cur.new_flags, cur.new_keywords, coalesce(b.highestmodseq, cur.modseq),
+                    ch.uid IS NOT NULL, (SELECT count(*) FROM u)
+                FROM l LEFT JOIN cur ON true LEFT JOIN ch ON ch.uid = cur.uid LEFT JOIN b ON ch.uid IS NOT NULL
+                ORDER BY cur.uid
+                """, logger: logger
+            ).collect()
+            guard !rows.isEmpty else { throw StoreError.mailboxNotFound }
+            var result: [StoredFlags] = []
+            for row in rows {
+                let (uid, flags, keywords, modseq, changed, _) = try row.decode(
+                    (Int64?, Int16?, [String]?, Int64?, Bool, Int64).self)
+                guard let uid, let flags, let keywords, let modseq else { continue }  // no message: `l` alone
+                result.append(
+                    StoredFlags(
+                        uid: UID(UInt32(truncatingIfNeeded: uid)),
+                        flags: MessageFlags(system: SystemFlags(rawValue: flags), keywords: keywords),
+                        modSeq: ModSeq(modseq), changed: changed))
             }
-        }
-    }
-
-    static func apply(_ update: FlagUpdate, to flags: MessageFlags) -> MessageFlags {
-        switch update.kind {
-        case .replace:
-            return update.flags
-        case .add:
-            var result = flags
-            result.system.formUnion(update.flags.system)
-            for keyword in update.flags.keywords where !result.keywords.contains(keyword) {
-                result.keywords.append(keyword)
-            }
-            return result
-        case .remove:
-            var result = flags
-            result.system.subtract(update.flags.system)
-            result.keywords.removeAll { update.flags.keywords.contains($0) }
             return result
         }
     }
@@ -282,41 +289,32 @@ extension PostgresMailStore {
         let client = self.client
         let only = uids.map { $0.map { Int64($0.rawValue) } }
         return try await run(logger) {
-            try await client.withTransaction(logger: logger) { connection in
-                try await Self.lockMailbox(connection, account: account, mailbox: mailbox, logger: logger)
-                return try await Self.expungeLocked(
+            // One statement that takes the mailbox row lock itself: no lock held across a round trip.
+            try await client.withConnection { connection in
+                try await Self.expungeLocked(
                     connection, account: account, mailbox: mailbox.rawValue, onlyDeleted: true, uids: only,
                     logger: logger)
             }
         }
     }
 
-    /// Takes the mailbox row lock that serialises its writers and orders modseqs (STYLE.md §4.8).
-    static func lockMailbox(_ connection: PostgresConnection, account: AccountID, mailbox: MailboxID, logger: Logger)
-        async throws
-    {
-        let locked = try await connection.query(
-            """
-            SELECT highestmodseq FROM mailboxes
-            WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE
-            """, logger: logger
-        ).collect()
-        guard !locked.isEmpty else { throw StoreError.mailboxNotFound }
-    }
-
-    /// Deletes messages into tombstones with one new modseq. The caller holds the mailbox row lock.
+    /// Deletes messages into tombstones with one new modseq, in one statement that locks the mailbox row before the
+    /// message rows (`l` feeds `gone`), as STORE and MOVE do; within MOVE's transaction the lock is already held.
     static func expungeLocked(
         _ connection: PostgresConnection, account: AccountID, mailbox: Int64, onlyDeleted: Bool, uids: [Int64]?,
         logger: Logger
     ) async throws -> [UID] {
         let rows = try await connection.query(
             """
-            WITH gone AS (
-                DELETE FROM messages
-                WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox)
+            WITH l AS (
+                SELECT mailbox_id FROM mailboxes
+                WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox) FOR UPDATE),
+            gone AS (
+                DELETE FROM messages USING l
+                WHERE messages.account_id = \(account.rawValue) AND messages.mailbox_id = l.mailbox_id
                     AND (NOT \(onlyDeleted) OR flags & 4 <> 0)
                     AND (\(uids == nil) OR uid = ANY(\(uids ?? [])::bigint[]))
-                RETURNING *),
+                RETURNING messages.*),
             b AS (
                 UPDATE mailboxes SET highestmodseq = highestmodseq + 1
                 WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox) AND EXISTS (SELECT 1 FROM gone)

@@ -100,6 +100,102 @@ struct StoreConformanceTests {
         }
     }
 
+    @Test func flagUpdatesReplaceAddAndRemoveInOrder() async throws {
+        try await StoreFixture.with { f in
+            let a = try await f.append("a", flags: MessageFlags(system: .seen, keywords: ["one"]))
+            let b = try await f.append("b")
+            let inbox = try await f.snapshot()
+            func update(_ kind: FlagUpdate.Kind, _ flags: MessageFlags, _ uids: [UID]) async throws -> [StoredFlags] {
+                try await f.store.updateFlags(
+                    account: f.account, mailbox: inbox.id, uids: uids, update: FlagUpdate(kind: kind, flags: flags),
+                    logger: f.logger)
+            }
+            let added = try await update(
+                .add, MessageFlags(system: .flagged, keywords: ["two", "one", "two"]), [a.uid, b.uid])
+            #expect(
+                added.map(\.flags) == [
+                    MessageFlags(system: [.seen, .flagged], keywords: ["one", "two"]),
+                    MessageFlags(system: .flagged, keywords: ["two", "one"]),
+                ])
+            #expect(added.map(\.changed) == [true, true])
+            #expect(Set(added.map(\.modSeq)).count == 1 && added[0].modSeq > inbox.highestModSeq)
+            // Nothing to change: same flags, same modseq, and the mailbox's modseq does not move.
+            let again = try await update(.add, MessageFlags(system: .flagged), [a.uid, b.uid])
+            #expect(again.map(\.changed) == [false, false])
+            #expect(again.map(\.modSeq) == added.map(\.modSeq))
+            #expect(try await f.snapshot().highestModSeq == added[0].modSeq)
+            let removed = try await update(.remove, MessageFlags(system: .seen, keywords: ["one"]), [a.uid])
+            #expect(removed.map(\.flags) == [MessageFlags(system: .flagged, keywords: ["two"])])
+            // Replace; a UID that does not exist is left out.
+            let replaced = try await update(.replace, MessageFlags(keywords: ["three"]), [b.uid, UID(999)])
+            #expect(replaced.map(\.uid) == [b.uid])
+            #expect(replaced.first?.flags == MessageFlags(keywords: ["three"]))
+            #expect(try await f.snapshot().keywords.contains("three"))
+            let delta = try await f.store.changes(
+                account: f.account, mailbox: inbox.id, since: added[0].modSeq, logger: f.logger)
+            #expect(delta.changed.map(\.uid) == [a.uid, b.uid])
+            await #expect(throws: StoreError.mailboxNotFound) {
+                _ = try await f.store.updateFlags(
+                    account: f.account, mailbox: MailboxID(rawValue: Int64.max), uids: [a.uid],
+                    update: FlagUpdate(kind: .add, flags: MessageFlags(system: .seen)), logger: f.logger)
+            }
+        }
+    }
+
+    /// STORE, EXPUNGE, MOVE and APPEND racing on one mailbox (a deadlock would surface as an error once the store's
+    /// retries run out): no lost or doubled message, and `changes(since:)` ends in the same state as a fresh read.
+    @Test func concurrentWritersKeepEveryChange() async throws {
+        try await StoreFixture.with { f in
+            try await f.store.createMailbox(
+                account: f.account, name: MailboxName(normalizing: "Archive"), logger: f.logger)
+            for i in 0..<40 { try await f.append("seed \(i)") }
+            let inbox = try await f.snapshot()
+            let archive = MailboxName(normalizing: "Archive")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<12 {
+                    group.addTask {
+                        for round in 0..<8 {
+                            let uids = inbox.uids.shuffled().prefix(10).sorted()
+                            switch (worker + round) % 4 {
+                            case 0:
+                                _ = try await f.store.updateFlags(
+                                    account: f.account, mailbox: inbox.id, uids: uids,
+                                    update: FlagUpdate(kind: .add, flags: MessageFlags(keywords: ["w\(worker)"])),
+                                    logger: f.logger)
+                            case 1:
+                                _ = try await f.store.updateFlags(
+                                    account: f.account, mailbox: inbox.id, uids: Array(uids.prefix(2)),
+                                    update: FlagUpdate(kind: .add, flags: MessageFlags(system: .deleted)),
+                                    logger: f.logger)
+                                _ = try await f.store.expunge(
+                                    account: f.account, mailbox: inbox.id, uids: Array(uids.prefix(2)),
+                                    logger: f.logger)
+                            case 2:
+                                _ = try await f.store.move(
+                                    account: f.account, from: inbox.id, uids: Array(uids.suffix(2)), to: archive,
+                                    logger: f.logger)
+                            default:
+                                try await f.append("late \(worker) \(round)")
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let after = try await f.snapshot()
+            let moved = try await f.snapshot("Archive")
+            let delta = try await f.store.changes(
+                account: f.account, mailbox: inbox.id, since: inbox.highestModSeq, logger: f.logger)
+            let survivors = Set(inbox.uids).subtracting(delta.expunged)
+            #expect(Set(after.uids).intersection(inbox.uids) == survivors)
+            #expect(after.highestModSeq == delta.highestModSeq)
+            // Every message is in exactly one place: seeds left in INBOX, moved, or expunged; appends add 24.
+            let expungedOrMoved = inbox.uids.count - survivors.count
+            #expect(after.uids.count == survivors.count + 24)
+            #expect(moved.uids.count <= expungedOrMoved)
+        }
+    }
+
     @Test func moveIsAtomicAndCopyStoresContentOnce() async throws {
         try await StoreFixture.with { f in
             try await f.store.createMailbox(
