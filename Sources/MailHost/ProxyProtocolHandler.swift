@@ -136,10 +136,10 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
                 client.address = block[0..<4].map(String.init).joined(separator: ".")
                 tlvStart = 12
             case 0x2 where block.count >= 36:
-                var address = in6_addr()
-                withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: block[0..<16]) }
+                // inet_ntop reads the 16 address bytes in place: no in6_addr value to build.
+                let address = Array(block[0..<16])
                 var text = [CChar](repeating: 0, count: 64)
-                _ = inet_ntop(AF_INET6, &address, &text, socklen_t(text.count))
+                _ = address.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &text, socklen_t(text.count)) }
                 client.address = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 tlvStart = 36
             case 0x0:
