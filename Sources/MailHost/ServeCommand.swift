@@ -45,26 +45,44 @@ struct ServerOptions: ParsableArguments {
     var logLevel: String?
     @Option(name: .customLong("log-format"), help: "logfmt or json.")
     var logFormat: String?
-    @Option(name: .customLong("max-connections")) var maxConnections: String?
-    @Option(name: .customLong("max-connections-per-address")) var maxConnectionsPerAddress: String?
-    @Option(name: .customLong("max-connections-per-user")) var maxConnectionsPerUser: String?
-    @Option(name: .customLong("max-line-length")) var maxLineLength: String?
-    @Option(name: .customLong("max-literal-size")) var maxLiteralSize: String?
-    @Option(name: .customLong("max-append-size")) var maxAppendSize: String?
-    @Option(name: .customLong("max-bad-commands")) var maxBadCommands: String?
-    @Option(name: .customLong("idle-timeout")) var idleTimeout: String?
-    @Option(name: .customLong("login-timeout")) var loginTimeout: String?
-    @Option(name: .customLong("login-penalty-cap")) var loginPenaltyCap: String?
-    @Option(name: .customLong("shutdown-timeout")) var shutdownTimeout: String?
-    @Option(name: .customLong("store-timeout")) var storeTimeout: String?
+    @Option(name: .customLong("max-connections"), help: ServerConfiguration.help(for: "max-connections"))
+    var maxConnections: String?
+    @Option(
+        name: .customLong("max-connections-per-address"),
+        help: ServerConfiguration.help(for: "max-connections-per-address")) var maxConnectionsPerAddress: String?
+    @Option(
+        name: .customLong("max-connections-per-user"), help: ServerConfiguration.help(for: "max-connections-per-user"))
+    var maxConnectionsPerUser: String?
+    @Option(name: .customLong("max-line-length"), help: ServerConfiguration.help(for: "max-line-length"))
+    var maxLineLength: String?
+    @Option(name: .customLong("max-literal-size"), help: ServerConfiguration.help(for: "max-literal-size"))
+    var maxLiteralSize: String?
+    @Option(name: .customLong("max-append-size"), help: ServerConfiguration.help(for: "max-append-size"))
+    var maxAppendSize: String?
+    @Option(name: .customLong("max-bad-commands"), help: ServerConfiguration.help(for: "max-bad-commands"))
+    var maxBadCommands: String?
+    @Option(name: .customLong("idle-timeout"), help: ServerConfiguration.help(for: "idle-timeout")) var idleTimeout:
+        String?
+    @Option(name: .customLong("login-timeout"), help: ServerConfiguration.help(for: "login-timeout")) var loginTimeout:
+        String?
+    @Option(name: .customLong("login-penalty-cap"), help: ServerConfiguration.help(for: "login-penalty-cap"))
+    var loginPenaltyCap: String?
+    @Option(name: .customLong("shutdown-timeout"), help: ServerConfiguration.help(for: "shutdown-timeout"))
+    var shutdownTimeout: String?
+    @Option(name: .customLong("store-timeout"), help: ServerConfiguration.help(for: "store-timeout")) var storeTimeout:
+        String?
     @Option(name: .customLong("lmtp"), help: "LMTP listener HOST:PORT or unix:/path (repeatable).")
     var lmtp: [String] = []
     @Option(name: .customLong("lmtp-domain"), help: "Domain delivered locally (repeatable; none: any domain).")
     var lmtpDomain: [String] = []
-    @Option(name: .customLong("lmtp-hostname")) var lmtpHostname: String?
-    @Option(name: .customLong("lmtp-max-recipients")) var lmtpMaxRecipients: String?
-    @Option(name: .customLong("lmtp-max-connections")) var lmtpMaxConnections: String?
-    @Option(name: .customLong("lmtp-timeout")) var lmtpTimeout: String?
+    @Option(name: .customLong("lmtp-hostname"), help: ServerConfiguration.help(for: "lmtp-hostname")) var lmtpHostname:
+        String?
+    @Option(name: .customLong("lmtp-max-recipients"), help: ServerConfiguration.help(for: "lmtp-max-recipients"))
+    var lmtpMaxRecipients: String?
+    @Option(name: .customLong("lmtp-max-connections"), help: ServerConfiguration.help(for: "lmtp-max-connections"))
+    var lmtpMaxConnections: String?
+    @Option(name: .customLong("lmtp-timeout"), help: ServerConfiguration.help(for: "lmtp-timeout")) var lmtpTimeout:
+        String?
     @ArgumentParser.Flag(
         name: .customLong("lmtp-quota-temporary"), inversion: .prefixedNo,
         help: "Answer over-quota with 452 4.2.2 instead of 552 5.2.2.")

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Glibc
 import IMAPEngine
@@ -38,6 +39,15 @@ struct ServerConfiguration: Sendable {
         gethostname(&buffer, buffer.count)
         let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return name.isEmpty ? "localhost" : name
+    }
+
+    /// A key's help text for `mailhost serve --help`, with its default.
+    static func help(for key: String) -> ArgumentHelp {
+        let text = keys.first { $0.name == key }?.help ?? key
+        // Keys whose text already says their default (the host name, loopback) keep it.
+        let fallback = text.contains("default") ? "" : ServerConfiguration().value(of: key)
+        return ArgumentHelp(
+            text.prefix(1).uppercased() + text.dropFirst() + (fallback.isEmpty ? "." : "; default \(fallback)."))
     }
 
     /// Each key with its help text, in the order `config check` prints them.
@@ -242,47 +252,49 @@ struct ServerConfiguration: Sendable {
         }
     }
 
+    /// A key's effective value as `config check` prints it; empty when unset.
+    func value(of key: String) -> String {
+        switch key {
+        case "imap": imap.map(\.description).joined(separator: ", ")
+        case "imaps": imaps.map(\.description).joined(separator: ", ")
+        case "imap-proxy": imapProxy.map(\.description).joined(separator: ", ")
+        case "storage": storage.map(Self.redactedURL) ?? ""
+        case "auth": auth.joined(separator: ",")
+        case "pam-service": pamService
+        case "tls-cert": tlsCertificate ?? ""
+        case "tls-key": tlsKey ?? ""
+        case "proxy-trusted": proxyTrusted.map(\.description).joined(separator: ", ")
+        case "metrics": metrics?.description ?? ""
+        case "allow-plaintext-auth": allowPlaintextAuth ? "true" : "false"
+        case "log-level": "\(logLevel)"
+        case "log-format": logFormat
+        case "max-connections": "\(connectionLimits.total)"
+        case "max-connections-per-address": "\(connectionLimits.perAddressBeforeLogin)"
+        case "max-connections-per-user": "\(connectionLimits.perUserAndAddress)"
+        case "max-line-length": "\(limits.maxLineLength)"
+        case "max-literal-size": "\(limits.maxInlineLiteral)"
+        case "max-append-size": "\(limits.maxAppendSize)"
+        case "max-bad-commands": "\(limits.maxBadCommands)"
+        case "idle-timeout": "\(limits.authenticatedTimeout.components.seconds)"
+        case "login-timeout": "\(limits.unauthenticatedTimeout.components.seconds)"
+        case "login-penalty-cap": "\(loginPenaltyCap.components.seconds)"
+        case "shutdown-timeout": "\(shutdownTimeout.components.seconds)"
+        case "store-timeout": "\(storeTimeout.components.seconds)"
+        case "lmtp": lmtp.map(\.description).joined(separator: ", ")
+        case "lmtp-domain": lmtpDomains.joined(separator: ", ")
+        case "lmtp-hostname": lmtpHostname
+        case "lmtp-max-recipients": "\(lmtpMaxRecipients)"
+        case "lmtp-max-connections": "\(lmtpMaxConnections)"
+        case "lmtp-timeout": "\(lmtpTimeout.components.seconds)"
+        case "lmtp-quota-temporary": lmtpQuotaTemporary ? "true" : "false"
+        default: ""
+        }
+    }
+
     /// The effective configuration as a file that `--config` would read back, with where each value came from.
     var description: String {
-        func show(_ key: String) -> String {
-            switch key {
-            case "imap": imap.map(\.description).joined(separator: ", ")
-            case "imaps": imaps.map(\.description).joined(separator: ", ")
-            case "imap-proxy": imapProxy.map(\.description).joined(separator: ", ")
-            case "storage": storage.map(Self.redactedURL) ?? ""
-            case "auth": auth.joined(separator: ",")
-            case "pam-service": pamService
-            case "tls-cert": tlsCertificate ?? ""
-            case "tls-key": tlsKey ?? ""
-            case "proxy-trusted": proxyTrusted.map(\.description).joined(separator: ", ")
-            case "metrics": metrics?.description ?? ""
-            case "allow-plaintext-auth": allowPlaintextAuth ? "true" : "false"
-            case "log-level": "\(logLevel)"
-            case "log-format": logFormat
-            case "max-connections": "\(connectionLimits.total)"
-            case "max-connections-per-address": "\(connectionLimits.perAddressBeforeLogin)"
-            case "max-connections-per-user": "\(connectionLimits.perUserAndAddress)"
-            case "max-line-length": "\(limits.maxLineLength)"
-            case "max-literal-size": "\(limits.maxInlineLiteral)"
-            case "max-append-size": "\(limits.maxAppendSize)"
-            case "max-bad-commands": "\(limits.maxBadCommands)"
-            case "idle-timeout": "\(limits.authenticatedTimeout.components.seconds)"
-            case "login-timeout": "\(limits.unauthenticatedTimeout.components.seconds)"
-            case "login-penalty-cap": "\(loginPenaltyCap.components.seconds)"
-            case "shutdown-timeout": "\(shutdownTimeout.components.seconds)"
-            case "store-timeout": "\(storeTimeout.components.seconds)"
-            case "lmtp": lmtp.map(\.description).joined(separator: ", ")
-            case "lmtp-domain": lmtpDomains.joined(separator: ", ")
-            case "lmtp-hostname": lmtpHostname
-            case "lmtp-max-recipients": "\(lmtpMaxRecipients)"
-            case "lmtp-max-connections": "\(lmtpMaxConnections)"
-            case "lmtp-timeout": "\(lmtpTimeout.components.seconds)"
-            case "lmtp-quota-temporary": lmtpQuotaTemporary ? "true" : "false"
-            default: ""
-            }
-        }
-        return Self.keys.map { key in
-            let value = show(key.name)
+        Self.keys.map { key in
+            let value = value(of: key.name)
             let line = value.isEmpty ? "# \(key.name) =" : "\(key.name) = \(value)"
             return line.padding(toLength: max(line.count, 48), withPad: " ", startingAt: 0)
                 + "  # \(sources[key.name] ?? "default")"

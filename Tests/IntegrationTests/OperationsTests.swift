@@ -274,5 +274,12 @@ struct OperationsTests {
             ServerProcess.executable("mailhost"), ["config", "check", "--max-connections", "lots"],
             environment: ["MAILHOST_STORAGE": "postgres://x@y/z"])
         #expect(badValue.status != 0 && badValue.stderr.contains("max-connections (command line)"))
+
+        // Every option's help says what it does and its default.
+        let help = try await runTool(ServerProcess.executable("mailhost"), ["serve", "--help"])
+        let text = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(text.contains("--max-connections <max-connections> Connections in total; default 5000."), "\(text)")
+        #expect(text.contains("--lmtp-timeout <lmtp-timeout> Seconds an LMTP client may stay silent"), "\(text)")
+        #expect(text.contains("(RFC 5321: 300); default 300."), "\(text)")
     }
 }
