@@ -32,7 +32,7 @@ struct DeliverCommand: AsyncParsableCommand {
     }
 
     func deliver() async -> Exit {
-        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: .warning) }
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: .warning) }
         let logger = Logger(label: "mailhost-deliver")
         func fail(_ code: Exit, _ message: String) -> Exit {
             FileHandle.standardError.write(Data("mailhost deliver: \(message)\n".utf8))

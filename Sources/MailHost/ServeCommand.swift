@@ -163,11 +163,8 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let level = settings.logLevel
-        let json = settings.logFormat == "json"
-        LoggingSystem.bootstrap { label -> any LogHandler in
-            if json { return JSONLogHandler(label: label, level: level) }
-            return LogfmtLogHandler(label: label, level: level)
-        }
+        let format: LineLogHandler.Format = settings.logFormat == "json" ? .json : .logfmt
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
         let logger = Logger(label: "mailhost")
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

@@ -3,18 +3,23 @@ import Glibc
 import Logging
 import Synchronization
 
-/// One line per event in logfmt (`ts=… level=info msg=listening imap=127.0.0.1:1143 imap.conn=3`), written to
-/// standard error (DESIGN.md §8). Values with spaces, quotes or `=` are quoted.
-struct LogfmtLogHandler: LogHandler {
+/// One line per event on standard error (DESIGN.md §8), in logfmt
+/// (`ts=… level=info msg=listening imap=127.0.0.1:1143 imap.conn=3`; values with spaces, quotes or `=` are quoted) or
+/// as one JSON object (`--log-format json`), with the same fields either way.
+struct LineLogHandler: LogHandler {
+    enum Format: Sendable { case logfmt, json }
+
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level
     let label: String
+    let format: Format
 
     private static let output = Mutex<Void>(())
 
-    init(label: String, level: Logger.Level) {
+    init(label: String, level: Logger.Level, format: Format = .logfmt) {
         self.label = label
         self.logLevel = level
+        self.format = format
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -23,17 +28,26 @@ struct LogfmtLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        var line = "ts=\(Self.timestamp()) level=\(event.level) msg=\(Self.quote(event.message.description))"
+        var fields: [(String, String)] = [
+            ("ts", Self.timestamp()), ("level", "\(event.level)"), ("msg", event.message.description),
+        ]
         var merged = self.metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        for key in merged.keys.sorted() {
-            line += " \(key)=\(Self.quote(String(describing: merged[key]!)))"
+        for key in merged.keys.sorted() { fields.append((key, String(describing: merged[key]!))) }
+        if event.level >= .error { fields.append(("source", "\(event.file):\(event.line)")) }
+        let line: Data
+        switch format {
+        case .logfmt:
+            line = Data((fields.map { "\($0.0)=\(Self.quote($0.1))" }.joined(separator: " ") + "\n").utf8)
+        case .json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let object = Dictionary(fields, uniquingKeysWith: { _, last in last })
+            guard var data = try? encoder.encode(object) else { return }
+            data.append(0x0A)
+            line = data
         }
-        if event.level >= .error { line += " source=\(Self.quote("\(event.file):\(event.line)"))" }
-        line += "\n"
-        Self.output.withLock { _ in
-            FileHandle.standardError.write(Data(line.utf8))
-        }
+        Self.output.withLock { _ in FileHandle.standardError.write(line) }
     }
 
     static func quote(_ value: String) -> String {
