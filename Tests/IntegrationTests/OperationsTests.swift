@@ -17,6 +17,58 @@ struct OperationsTests {
             ] + extra)
     }
 
+    /// Issue #4 §8: one line per event, logfmt or JSON, with the connection id, and never a password or a body,
+    /// even at trace level.
+    @Test(arguments: ["logfmt", "json"]) func logLinesCarryTheConnectionAndNoSecrets(format: String) async throws {
+        let database = try await TestDatabase.create()
+        defer { Task { await TestDatabase.drop(database) } }
+        let port = try freePort()
+        let server = try mailhost(
+            database, ["--imap", "127.0.0.1:\(port)", "--log-format", format, "--log-level", "trace"])
+        defer { server.terminate() }
+        let json = format == "json"
+        #expect(await server.logEventuallyContains(json ? #""msg":"listening""# : "msg=listening"))
+        let failing = try await IMAPTestClient.connect(port: port)
+        _ = try await failing.readLine()
+        let refused = try await failing.command("a", #"LOGIN mhtest2 "not-the-password-42""#)
+        #expect(refused.last?.contains("a NO [AUTHENTICATIONFAILED]") == true, "\(refused)")
+        let client = try await IMAPTestClient.connect(port: port)
+        _ = try await client.readLine()
+        #expect(try await client.command("a", #"LOGIN mhtest2 "secret two""#).last?.hasPrefix("a OK") == true)
+        let message = Array("Subject: log test\r\n\r\nZebra-body-7781 must not be logged\r\n".utf8)
+        #expect(try await client.append("b", to: "INBOX", message).last?.hasPrefix("b OK") == true)
+        _ = try await client.command("c", "SELECT INBOX")
+        #expect(try await client.fetchLiteral("d", "FETCH 1 BODY[]") == message)
+        _ = try await client.command("e", "LOGOUT")
+        #expect(await server.logEventuallyContains(json ? #""msg":"disconnect""# : "msg=disconnect"))
+
+        let log = server.log
+        // The body also as hex, the way PostgresNIO's trace output prints bound bytes.
+        let secrets = ["secret two", "not-the-password-42", "Zebra-body-7781", "5a656272612d626f64792d37373831"]
+        for secret in secrets {
+            #expect(!log.lowercased().contains(secret.lowercased()), "\(secret) in the log")
+        }
+        let lines = log.split(separator: "\n").map(String.init)
+        var logins = 0
+        for line in lines {
+            if json {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(object?["ts"] != nil && object?["level"] != nil && object?["msg"] != nil, "\(line)")
+                if object?["msg"] as? String == "login" {
+                    logins += 1
+                    #expect(object?["imap.conn"] != nil && object?["imap.user"] as? String == "mhtest2", "\(line)")
+                }
+            } else {
+                #expect(line.hasPrefix("ts=") && line.contains(" level=") && line.contains(" msg="), "\(line)")
+                if line.contains(" msg=login ") {
+                    logins += 1
+                    #expect(line.contains(" imap.conn=") && line.contains(" imap.user=mhtest2"), "\(line)")
+                }
+            }
+        }
+        #expect(logins == 1, "\(log)")
+    }
+
     @Test func haproxyInFrontOfTwoInstancesWithProxyV2() async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
