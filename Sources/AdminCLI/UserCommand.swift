@@ -105,25 +105,13 @@ struct UserCommand: AsyncParsableCommand {
     struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable an account and close its sessions.")
         @Argument var name: String
-        func run() async throws {
-            let login = name.lowercased()
-            try await withStore { _, admin in
-                try await admin.setDisabled(login: login, disabled: true, logger: adminLogger)
-            }
-            print("disabled \(login)")
-        }
+        func run() async throws { try await setDisabled(name, true) }
     }
 
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled account.")
         @Argument var name: String
-        func run() async throws {
-            let login = name.lowercased()
-            try await withStore { _, admin in
-                try await admin.setDisabled(login: login, disabled: false, logger: adminLogger)
-            }
-            print("enabled \(login)")
-        }
+        func run() async throws { try await setDisabled(name, false) }
     }
 
     struct Rename: AsyncParsableCommand {
@@ -248,4 +236,12 @@ func printTable(_ rows: [[String]]) {
         }
         print(cells.joined(separator: "  "))
     }
+}
+
+/// `user disable` and `user enable`.
+private func setDisabled(_ name: String, _ disabled: Bool) async throws {
+    let login = name.lowercased()
+    try await withStore { _, admin in try await admin.setDisabled(login: login, disabled: disabled, logger: adminLogger)
+    }
+    print("\(disabled ? "disabled" : "enabled") \(login)")
 }

@@ -67,7 +67,6 @@ extension PostgresMailStore {
                           AND first_recent_uid <= \(Int64(upTo.rawValue))
                       FOR UPDATE) o
                 WHERE b.account_id = \(account.rawValue) AND b.mailbox_id = \(mailbox.rawValue)
-                    AND o.old <= \(Int64(upTo.rawValue))
                 RETURNING o.old
                 """, logger: logger
             ).collect()
@@ -232,7 +231,7 @@ extension PostgresMailStore {
             // One statement, so no lock is held across a round trip to this process. The mailbox row is locked
             // first (`l` feeds `cur`), then the message rows, as COPY, MOVE and EXPUNGE lock them: no deadlock.
             // `cur` reads the latest committed flags (FOR UPDATE), and a modseq is taken only when something
-            // changes (STYLE.md §4.8).
+            // changes (STYLE.md §4.8). `u`, like every data-modifying CTE, runs whether or not the query reads it.
             let rows = try await client.query(
                 """
                 WITH p AS (SELECT \(update.flags.system.rawValue)::smallint AS f, \(keywords)::text[] AS k),
@@ -259,10 +258,9 @@ extension PostgresMailStore {
                 u AS (
                     UPDATE messages m SET flags = ch.new_flags, keywords = ch.new_keywords, modseq = b.highestmodseq
                     FROM ch, b
-                    WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = \(mailbox.rawValue) AND m.uid = ch.uid
-                    RETURNING m.uid)
+                    WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = \(mailbox.rawValue) AND m.uid = ch.uid)
                 SELECT cur.uid, cur.new_flags, cur.new_keywords, coalesce(b.highestmodseq, cur.modseq),
-                    ch.uid IS NOT NULL, (SELECT count(*) FROM u)
+                    ch.uid IS NOT NULL
                 FROM l LEFT JOIN cur ON true LEFT JOIN ch ON ch.uid = cur.uid LEFT JOIN b ON ch.uid IS NOT NULL
                 ORDER BY cur.uid
                 """, logger: logger
@@ -270,8 +268,8 @@ extension PostgresMailStore {
             guard !rows.isEmpty else { throw StoreError.mailboxNotFound }
             var result: [StoredFlags] = []
             for row in rows {
-                let (uid, flags, keywords, modseq, changed, _) = try row.decode(
-                    (Int64?, Int16?, [String]?, Int64?, Bool, Int64).self)
+                let (uid, flags, keywords, modseq, changed) = try row.decode(
+                    (Int64?, Int16?, [String]?, Int64?, Bool).self)
                 guard let uid, let flags, let keywords, let modseq else { continue }  // no message: `l` alone
                 result.append(
                     StoredFlags(
