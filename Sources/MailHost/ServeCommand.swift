@@ -192,7 +192,10 @@ struct ServeCommand: AsyncParsableCommand {
         postgresLogger.logLevel = max(level, .notice)
         let client = PostgresClient(
             configuration: storeConfiguration.clientConfiguration, backgroundLogger: postgresLogger)
-        let store = PostgresMailStore(client: client, operationTimeout: storeConfiguration.operationTimeout)
+        let searchClient = PostgresClient(
+            configuration: storeConfiguration.searchClientConfiguration, backgroundLogger: postgresLogger)
+        let store = PostgresMailStore(
+            client: client, searchClient: searchClient, operationTimeout: storeConfiguration.operationTimeout)
         let feed = ChangeFeed()
         let authenticator = Self.authenticator(
             settings.auth, store: store, pamService: settings.pamService, logger: logger)
@@ -203,7 +206,8 @@ struct ServeCommand: AsyncParsableCommand {
             penalty: LoginPenalty(cap: settings.loginPenaltyCap))
 
         var services: [any Service] = [
-            client, ChangeFeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger)),
+            client, searchClient,
+            ChangeFeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger)),
             GarbageCollector(store: store, logger: logger),
         ]
         if let certificates { services.append(CertificateReloader(certificates: certificates, logger: logger)) }
@@ -233,10 +237,16 @@ struct ServeCommand: AsyncParsableCommand {
                         maxRecipients: settings.lmtpMaxRecipients, timeout: settings.lmtpTimeout),
                     maxConnections: settings.lmtpMaxConnections, logger: logger, onListening: { _ in }))
         }
+        // Last, so that it is the first to hear of graceful shutdown (the group stops services in reverse order).
+        services.append(ShutdownDeadline(timeout: settings.shutdownTimeout, logger: logger))
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
-        groupConfiguration.maximumGracefulShutdownDuration = settings.shutdownTimeout
+        // Running commands get the shutdown timeout less a second; what still runs is then cancelled, and
+        // `ShutdownDeadline` ends the process at the timeout whatever is left.
+        groupConfiguration.maximumGracefulShutdownDuration = max(
+            .milliseconds(500), settings.shutdownTimeout - .seconds(1))
+        groupConfiguration.maximumCancellationDuration = .milliseconds(500)
         try await ServiceGroup(configuration: groupConfiguration).run()
     }
 
@@ -276,6 +286,29 @@ struct ServeCommand: AsyncParsableCommand {
 struct ServeError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Ends the process `timeout` after graceful shutdown began, whatever is still running: SIGTERM must always stop the
+/// server within `--shutdown-timeout` (a session stuck on a dead database once kept it alive for good). A thread, not
+/// a task, so that it fires even when every task is stuck.
+struct ShutdownDeadline: Service {
+    let timeout: Duration
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await gracefulShutdown()
+        } catch {
+            return  // cancelled: the group is ending anyway
+        }
+        let (timeout, logger) = (self.timeout, self.logger)
+        Thread.detachNewThread {
+            Thread.sleep(
+                forTimeInterval: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+            logger.warning("shutdown timeout reached with work still running; exiting")
+            _exit(0)
+        }
+    }
 }
 
 /// Runs the PostgreSQL LISTEN loop as a service.

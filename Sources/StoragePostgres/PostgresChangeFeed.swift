@@ -28,6 +28,12 @@ public struct PostgresChangeFeed: Sendable {
                     try await connection.listen(on: PostgresMailStore.notifyChannel) { notifications in
                         if connectedBefore {
                             logger.notice("change feed reconnected; sessions resynchronise")
+                            // Accounts disabled or deleted while the feed was away: their notices were lost.
+                            for account in try await Self.disabledAccounts(
+                                among: feed.registeredAccounts, connection: connection, logger: logger)
+                            {
+                                feed.publish(account: account, event: .accountDisabled)
+                            }
                             feed.publishResyncToAll()
                         }
                         connectedBefore = true
@@ -48,6 +54,22 @@ public struct PostgresChangeFeed: Sendable {
         }
     }
 
+    /// The accounts of `accounts` that are disabled or no longer exist.
+    static func disabledAccounts(among accounts: [AccountID], connection: PostgresConnection, logger: Logger)
+        async throws -> [AccountID]
+    {
+        guard !accounts.isEmpty else { return [] }
+        let ids = accounts.map(\.rawValue)
+        let rows = try await connection.query(
+            """
+            SELECT id FROM unnest(\(ids)::bigint[]) AS r(id)
+            WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = r.id AND NOT a.disabled)
+            """, logger: logger)
+        var result: [AccountID] = []
+        for try await id in rows.decode(Int64.self) { result.append(AccountID(rawValue: id)) }
+        return result
+    }
+
     /// `account:mailbox:modseq:milliseconds` for a change, `account:disabled` for an account disabled or deleted.
     static func parse(_ payload: String) -> (AccountID, ChangeEvent)? {
         let parts = payload.split(separator: ":")
@@ -66,18 +88,24 @@ public struct PostgresChangeFeed: Sendable {
 }
 
 extension PostgresMailStore {
+    /// How long garbage collection may take.
+    static let maintenanceTimeout: Duration = .seconds(3600)
+
     /// Deletes content no message references any more, once tombstones older than `retention` let go of it
     /// (sessions that still show an expunged message can fetch it until then). Runs under an advisory lock so one
     /// instance at a time does the work. Returns the number of contents removed.
     public func collectGarbage(retention: Duration, logger: Logger) async throws(StoreError) -> Int {
         let client = self.client
         let seconds = Int64(retention.components.seconds)
-        return try await run(logger) {
+        // Maintenance is the one query class allowed to run long: no statement timeout on this connection while it
+        // works (RESET gives the pool's setting back before the connection returns to the pool).
+        return try await run(logger, timeout: Self.maintenanceTimeout) {
             try await client.withConnection { connection in
                 let lock = try await connection.query(
                     "SELECT pg_try_advisory_lock(\(PostgresSchema.advisoryLock + 1))", logger: logger
                 ).collect()
                 guard try lock.first?.decode(Bool.self) == true else { return 0 }
+                try await connection.query("SET statement_timeout = 0", logger: logger)
                 do {
                     try await connection.query(
                         """
@@ -97,10 +125,12 @@ extension PostgresMailStore {
                     ).collect()
                     _ = try await connection.query(
                         "SELECT pg_advisory_unlock(\(PostgresSchema.advisoryLock + 1))", logger: logger)
+                    try await connection.query("RESET statement_timeout", logger: logger)
                     return deleted.count
                 } catch {
                     _ = try? await connection.query(
                         "SELECT pg_advisory_unlock(\(PostgresSchema.advisoryLock + 1))", logger: logger)
+                    _ = try? await connection.query("RESET statement_timeout", logger: logger)
                     throw error
                 }
             }

@@ -20,7 +20,7 @@ extension PostgresMailStore {
             ORDER BY m.uid
             """
         let statement = PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
-        let client = self.client
+        let client = self.searchClient
         return try await run(logger) {
             var result: [UID] = []
             let rows = try await client.query(statement, logger: logger)

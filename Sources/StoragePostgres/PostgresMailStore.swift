@@ -12,6 +12,8 @@ import PostgresNIO
 /// is held while the engine waits on a client: every method is one statement or one short transaction.
 public final class PostgresMailStore: MailStore {
     public let client: PostgresClient
+    /// The pool SEARCH runs on: a few heavy searches can fill it, never the pool every other command needs.
+    let searchClient: PostgresClient
     let timeout: Duration
     static let notifyChannel = "mailhost_changes"
     /// The commit's transaction time in epoch milliseconds, last in every change notification: the change feed
@@ -19,8 +21,11 @@ public final class PostgresMailStore: MailStore {
     /// notifications of one transaction into one.
     static let notifyTime = "(extract(epoch FROM now()) * 1000)::bigint::text"
 
-    public init(client: PostgresClient, operationTimeout: Duration = .seconds(15)) {
+    /// `searchClient`: a separate, smaller pool for SEARCH (the query class that can run long); nil shares `client`.
+    public init(client: PostgresClient, searchClient: PostgresClient? = nil, operationTimeout: Duration = .seconds(15))
+    {
         self.client = client
+        self.searchClient = searchClient ?? client
         self.timeout = operationTimeout
     }
 
@@ -28,23 +33,27 @@ public final class PostgresMailStore: MailStore {
 
     struct Timeout: Error {}
 
-    /// Runs `operation` with the timeout, retrying serialization failures and deadlocks, and maps every error to
-    /// `StoreError` (the adapter's boundary, STYLE.md §6).
+    /// Runs `operation` with the timeout, retrying serialization failures and deadlocks within the same deadline, and
+    /// maps every error to `StoreError` (the adapter's boundary, STYLE.md §6).
     func run<T: Sendable>(
-        _ logger: Logger, name: String = #function, _ operation: @escaping @Sendable () async throws -> T
+        _ logger: Logger, name: String = #function, timeout: Duration? = nil,
+        _ operation: @escaping @Sendable () async throws -> T
     ) async throws(StoreError) -> T {
         var attempt = 0
         let started = ContinuousClock.now
+        let deadline = started + (timeout ?? self.timeout)
         while true {
             attempt += 1
             do {
-                let result = try await withTimeout(operation)
+                let result = try await Self.race(until: deadline, operation)
                 Self.latency(name, "ok").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
                 return result
             } catch {
                 let mapped = Self.map(error)
                 Self.latency(name, "error").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
-                if case .internal(let detail) = mapped, Self.isRetryable(error), attempt < 4 {
+                if case .internal(let detail) = mapped, Self.isRetryable(error), attempt < 4,
+                    ContinuousClock.now < deadline
+                {
                     logger.warning("store retry", metadata: ["error": "\(detail)", "attempt": "\(attempt)"])
                     continue
                 }
@@ -60,17 +69,34 @@ public final class PostgresMailStore: MailStore {
             label: "mailhost_store_duration_seconds", dimensions: [("operation", operation), ("result", result)])
     }
 
-    private func withTimeout<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        let timeout = self.timeout
-        return try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw Timeout()
+    /// The operation's result, or `Timeout` at `deadline`, or `CancellationError` as soon as the caller is cancelled,
+    /// whichever comes first, without waiting for the operation to notice. A query PostgresNIO has sent cannot be
+    /// taken back, and one whose connection closes at the wrong moment is never answered; a session must not hang on
+    /// either (it did, after a database restart). The operation is cancelled and ends on its own; PostgreSQL's
+    /// `statement_timeout`, set to the same timeout, stops it on the server.
+    static func race<T: Sendable>(
+        until deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let outcome = RaceOutcome<T>()
+        let work = Task {
+            do {
+                outcome.finish(.success(try await operation()))
+            } catch {
+                outcome.finish(.failure(error))
             }
-            defer { group.cancelAll() }
-            guard let result = try await group.next() else { throw Timeout() }
-            return result
+        }
+        let timer = Task {
+            try? await Task.sleep(until: deadline)
+            if !Task.isCancelled { outcome.finish(.failure(Timeout())) }
+        }
+        defer {
+            timer.cancel()
+            work.cancel()
+        }
+        return try await withTaskCancellationHandler {
+            try await outcome.value()
+        } onCancel: {
+            outcome.finish(.failure(CancellationError()))
         }
     }
 
@@ -102,6 +128,8 @@ public final class PostgresMailStore: MailStore {
         case let error as PSQLError:
             if let state = error.serverInfo?[.sqlState] {
                 if state == "MH001" { return .overQuota }  // raised by the quota trigger (schema migration 2)
+                // statement_timeout (the server's side of the store timeout) or an administrator's cancel.
+                if state == "57014" { return .unavailable("statement timeout") }
                 // Class 08 (connection), 57P (operator intervention: shutdown, restart), 53 (resources).
                 if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") {
                     return .unavailable(state)

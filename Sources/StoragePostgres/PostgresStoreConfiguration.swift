@@ -20,7 +20,10 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
     public var database: String
     /// Upper bound for every store call; past it the call fails with `StoreError.unavailable`.
     public var operationTimeout: Duration = .seconds(15)
+    /// The main pool: every command but SEARCH (and the change feed's LISTEN connection).
     public var maximumConnections = 20
+    /// The SEARCH pool (`searchClientConfiguration`): how many searches run at once per instance.
+    public var searchConnections = 4
 
     public enum ParseError: Error, CustomStringConvertible {
         case invalid(String)
@@ -64,6 +67,16 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
         self.password = password
         self.database = database
         if let timeout = query["timeout"].flatMap(Int.init), timeout > 0 { operationTimeout = .seconds(timeout) }
+        if let pool = query["pool_size"] {
+            guard let size = Int(pool), (2...1000).contains(size) else { throw ParseError.invalid("pool_size 2-1000") }
+            maximumConnections = size
+        }
+        if let pool = query["search_pool_size"] {
+            guard let size = Int(pool), (1...1000).contains(size) else {
+                throw ParseError.invalid("search_pool_size 1-1000")
+            }
+            searchConnections = size
+        }
     }
 
     public var description: String {
@@ -84,6 +97,21 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
         }
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
+        // The server stops what the store has given up on (a statement past the store timeout, a transaction left
+        // open by a call that timed out), so an abandoned query never holds a lock or a backend for long.
+        let milliseconds = max(1000, operationTimeout.components.seconds * 1000)
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "\(milliseconds)"), ("idle_in_transaction_session_timeout", "\(milliseconds)"),
+            ("application_name", "mailhost"),
+        ]
+        return configuration
+    }
+
+    /// The SEARCH pool: the same server and timeouts, `searchConnections` connections.
+    public var searchClientConfiguration: PostgresClient.Configuration {
+        var configuration = clientConfiguration
+        configuration.options.maximumConnections = searchConnections
+        configuration.options.minimumConnections = 0
         return configuration
     }
 

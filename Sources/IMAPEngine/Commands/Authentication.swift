@@ -145,9 +145,9 @@ extension Session {
             state = .authenticated
             logger[metadataKey: "imap.user"] = "\(login)"
             logger.info("login")
-            let control = self.control
+            let signals = self.signals
             feedRegistration = server.feed.register(account: accountID) { event in
-                control.yield(.change(event))
+                signals.post(.change(event))
             }
             return Completion("Logged in", code: .capability(capabilities))
         }

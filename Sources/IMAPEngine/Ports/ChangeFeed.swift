@@ -61,6 +61,9 @@ public final class ChangeFeed: Sendable {
         for handler in handlers { handler(.resync) }
     }
 
+    /// The accounts some session of this process watches.
+    public var registeredAccounts: [AccountID] { state.withLock { Array($0.handlers.keys) } }
+
     /// Number of registered sessions (for metrics and tests).
     public var registrationCount: Int {
         state.withLock { $0.handlers.values.reduce(0) { $0 + $1.count } }

@@ -79,18 +79,23 @@ extension Session {
             case .none: break
             }
             try await synchronize(command.flushPolicy, forcePull: command.forcesPull)
-            if state == .logout { outcome = .close }
+            if state == .logout {
+                outcome = .close
+                endReason = "logout"
+            }
         } catch {
             guard let failure = failureReply(for: error, logger: commandLogger) else {
                 if case IMAPError.bye(let text) = error {
                     try await out.sendLine("* BYE \(ResponseWriter.sanitize(text))")
+                    endReason = text
                     return .close
                 }
                 throw error
             }
             reply = failure
-            if reply.status == "NO" {
-                // A refused command is still a sync point for changes made elsewhere (RFC 9051 §7.5.1).
+            if reply.status == "NO", !Self.isUnavailable(error) {
+                // A refused command is still a sync point for changes made elsewhere (RFC 9051 §7.5.1). Not when
+                // the store is away: the answer must not wait for a second store timeout.
                 try? await synchronize(command.flushPolicy)
             }
         }
@@ -124,6 +129,11 @@ extension Session {
         default:
             return nil
         }
+    }
+
+    static func isUnavailable(_ error: any Error) -> Bool {
+        if case .unavailable = error as? StoreError { return true }
+        return false
     }
 
     /// Why the command may not run now (RFC 9051 §3), or nil.

@@ -44,34 +44,54 @@ public enum IMAPConnection {
         }
         do {
             try await channel.executeThenClose { inbound, outbound in
-                let (control, continuation) = AsyncStream.makeStream(
-                    of: ControlEvent.self, bufferingPolicy: .bufferingNewest(32))
-                let sink = ResponseSink(writer: outbound)
-                let session = Session(server: server, info: info, out: sink, control: continuation, tls: tls)
-                defer { session.cleanup() }
-                let shutdownToken = shutdown?.register { continuation.yield(.shutdown) }
+                let signals = SessionSignals()
+                let shutdownToken = shutdown?.register { signals.post(.shutdown) }
                 defer { if let shutdownToken { shutdown?.unregister(shutdownToken) } }
-
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        while !Task.isCancelled {
-                            try await Task.sleep(for: tickInterval)
-                            continuation.yield(.tick)
-                        }
-                    }
-                    defer { group.cancelAll() }
-                    try await session.greet()
-                    let events = merge(
-                        inbound.map { SessionEvent.client($0) }, control.map { SessionEvent.control($0) })
-                    for try await event in events {
-                        if try await session.handle(event) == .close { break }
-                    }
-                    try await sink.flush()
+                _ = await ConnectionLifetime.run(channel: channel.channel, abort: signals.abort) {
+                    await serve(
+                        inbound: inbound, outbound: outbound, signals: signals, server: server, info: info, tls: tls)
                 }
             }
         } catch {
             server.logger.debug(
                 "connection ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
+        }
+    }
+
+    /// The session's task: greeting, then client input and signals in order until the session closes or the task is
+    /// cancelled (the peer left, or the account was disabled). The session is taken off every count on the way out.
+    private static func serve(
+        inbound: NIOAsyncChannelInboundStream<FramedInput>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        signals: SessionSignals, server: IMAPServerContext, info: ConnectionInfo, tls: (any TLSUpgrade)?
+    ) async {
+        let sink = ResponseSink(writer: outbound)
+        let session = Session(server: server, info: info, out: sink, signals: signals, tls: tls)
+        defer { session.cleanup() }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tickInterval)
+                    signals.post(.tick)
+                }
+            }
+            defer { group.cancelAll() }
+            do {
+                try await session.greet()
+                // Client input ends with `.clientClosed`, so the end of the input ends the session even though the
+                // signals never finish (merge would otherwise wait for both).
+                let events = merge(
+                    chain(inbound.map { SessionEvent.client($0) }, [SessionEvent.clientClosed].async),
+                    signals.wakes.map { SessionEvent.signalled })
+                for try await event in events {
+                    if try await session.handle(event) == .close { break }
+                }
+                // Cancelled (the peer left, or the account was disabled mid-command): nothing more can be said.
+                guard !Task.isCancelled else { return }
+                try await sink.flush()
+            } catch {
+                server.logger.debug(
+                    "session ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
+            }
         }
     }
 }

@@ -45,8 +45,8 @@ public struct ConnectionInfo: Sendable {
     }
 }
 
-/// Events a session reacts to besides client input.
-enum ControlEvent: Sendable {
+/// Events a session reacts to besides client input (posted through `SessionSignals`).
+enum ControlEvent: Sendable, Equatable {
     case change(ChangeEvent)
     case tick
     case shutdown
@@ -54,6 +54,10 @@ enum ControlEvent: Sendable {
 
 enum SessionEvent: Sendable {
     case client(FramedInput)
+    /// The client's input ended (FIN, RST): there is nobody left to answer.
+    case clientClosed
+    /// `SessionSignals` has something pending.
+    case signalled
     case control(ControlEvent)
 }
 
@@ -90,7 +94,7 @@ final class Session {
     var secure: Bool
     /// The address limits and penalties count (the real client's, through the PROXY protocol).
     var address: String { info.remoteAddress ?? "unknown" }
-    let control: AsyncStream<ControlEvent>.Continuation
+    let signals: SessionSignals
     var logger: Logger
 
     var state: State = .notAuthenticated {
@@ -112,15 +116,17 @@ final class Session {
     var feedRegistration: ChangeFeed.Registration?
     var badCommands = 0
     var lastActivity = ContinuousClock.now
+    /// Why the session ended, for the disconnect log line.
+    var endReason = "connection closed by the client"
 
     init(
         server: IMAPServerContext, info: ConnectionInfo, out: ResponseSink,
-        control: AsyncStream<ControlEvent>.Continuation, tls: (any TLSUpgrade)? = nil
+        signals: SessionSignals, tls: (any TLSUpgrade)? = nil
     ) {
         self.server = server
         self.info = info
         self.out = out
-        self.control = control
+        self.signals = signals
         self.tls = info.isSecure ? nil : tls
         self.secure = info.isSecure
         SessionMetrics.enter(.notAuthenticated)
@@ -145,12 +151,14 @@ final class Session {
         logger.info("connect")
     }
 
+    /// Takes the session off every count; runs exactly once, however the connection ended.
     func cleanup() {
         if let registration = feedRegistration { server.feed.unregister(registration) }
         feedRegistration = nil
         server.connections.release(address: address, user: login)
         SessionMetrics.leave(state)
-        logger.info("disconnect")
+        if signals.abort.isOpen { endReason = "account disabled" }
+        logger.info("disconnect", metadata: ["reason": "\(endReason)"])
     }
 
     enum Outcome { case keepGoing, close }
@@ -163,11 +171,19 @@ final class Session {
             try await out.flush()
             out.shrink()
             return outcome
-        case .control(.change(.accountDisabled)):
-            try await out.sendLine("* BYE Account disabled by the administrator.")
-            try await out.flush()
-            logger.notice("account disabled; session closed")
+        case .clientClosed:
             return .close
+        case .signalled:
+            if signals.abort.isOpen {
+                try await out.sendLine("* BYE Account disabled by the administrator.")
+                try await out.flush()
+                endReason = "account disabled"
+                return .close
+            }
+            for control in signals.take() where try await handle(.control(control)) == .close {
+                return .close
+            }
+            return .keepGoing
         case .control(.change(let change)):
             try await handleChange(change)
             try await out.flush()
@@ -178,13 +194,14 @@ final class Session {
             if ContinuousClock.now - lastActivity > timeout {
                 try await out.sendLine("* BYE Disconnected for inactivity.")
                 try await out.flush()
-                logger.info("autologout")
+                endReason = "autologout"
                 return .close
             }
             return .keepGoing
         case .control(.shutdown):
             try await out.sendLine("* BYE Server shutting down.")
             try await out.flush()
+            endReason = "server shutting down"
             return .close
         }
     }
@@ -230,6 +247,7 @@ final class Session {
         if badCommands >= server.limits.maxBadCommands {
             try await out.sendLine("* BYE Too many invalid commands.")
             logger.notice("too many bad commands")
+            endReason = "too many bad commands"
             return .close
         }
         return .keepGoing

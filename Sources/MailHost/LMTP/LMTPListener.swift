@@ -107,13 +107,23 @@ struct LMTPListener: Service {
                     try await outbound.write(ByteBuffer(string: "421 4.3.2 Too many connections, try again later\r\n"))
                     return
                 }
-                let session = LMTPSession(
-                    delivery: delivery, settings: settings, out: outbound, framer: accepted.framer, peer: peer,
-                    logger: logger)
-                try await session.greet()
-                for try await input in inbound {
-                    if try await session.handle(input) == .close { break }
+                // The session ends as soon as the client does, even in the middle of a delivery (whose result then
+                // has nobody to go to: the MTA retries, as RFC 5321 §6.1 expects of a lost reply).
+                let (delivery, settings, framer, logger) = (self.delivery, self.settings, accepted.framer, logger)
+                _ = await ConnectionLifetime.run(channel: accepted.channel.channel) {
+                    let session = LMTPSession(
+                        delivery: delivery, settings: settings, out: outbound, framer: framer, peer: peer,
+                        logger: logger)
+                    do {
+                        try await session.greet()
+                        for try await input in inbound {
+                            if try await session.handle(input) == .close { break }
+                        }
+                    } catch {
+                        logger.debug("LMTP session ended", metadata: ["error": "\(error)"])
+                    }
                 }
+                logger.debug("LMTP disconnect")
             }
         } catch {
             logger.debug("LMTP connection ended", metadata: ["error": "\(error)"])

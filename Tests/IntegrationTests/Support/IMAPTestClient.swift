@@ -45,6 +45,9 @@ final class IMAPTestClient: Sendable {
         return IMAPTestClient(channel: channel, inbox: inbox)
     }
 
+    /// The client side's TCP port.
+    var localPort: Int { channel.localAddress?.port ?? 0 }
+
     func send(_ bytes: [UInt8]) async throws {
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
     }
@@ -104,6 +107,12 @@ final class IMAPTestClient: Sendable {
         return inbox.state.withLock { $0.bytes.isEmpty }
     }
 
+    /// Stops reading from the socket (the kernel's receive buffer fills, then the server's writes stall), or reads
+    /// again.
+    func setReading(_ reading: Bool) async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: reading).get()
+    }
+
     /// Lines up to and including the one starting with `tag `.
     func readResponse(tag: String, timeout: Duration = .seconds(10)) async throws -> [String] {
         var lines: [String] = []
@@ -131,6 +140,14 @@ final class IMAPTestClient: Sendable {
     }
 
     func close() async {
+        try? await channel.close()
+    }
+
+    /// Aborts the connection with a TCP RST instead of a FIN (SO_LINGER 0, then close): a client that crashed or
+    /// lost its network path the hard way.
+    func reset() async throws {
+        guard let socket = channel as? any SocketOptionProvider else { throw TestFailure("not a socket channel") }
+        try await socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
         try? await channel.close()
     }
 }

@@ -86,3 +86,25 @@ final class ServerProcess {
         try? FileManager.default.removeItem(at: logURL)
     }
 }
+
+/// The Prometheus text of a `mailhost --metrics` listener, as a map from series (`name{labels}`) to value.
+func scrapeMetrics(port: Int) async throws -> [String: Double] {
+    let client = try await IMAPTestClient.connect(port: port)
+    defer { Task { await client.close() } }
+    try await client.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    var length = 0
+    while case let line = try await client.readLine(), !line.isEmpty {
+        if line.lowercased().hasPrefix("content-length:") {
+            length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+    }
+    let text = String(decoding: try await client.readBytes(length), as: UTF8.self)
+    var series: [String: Double] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        let parts = line.split(separator: " ")
+        if parts.count == 2, let value = Double(parts[1].trimmingCharacters(in: .whitespaces)) {
+            series[String(parts[0])] = value
+        }
+    }
+    return series
+}

@@ -36,18 +36,23 @@ final class TestServer: Sendable {
     /// Starts a server on a new database (or on `database`, to run a second instance beside another one).
     static func start(
         database: PostgresStoreConfiguration? = nil, limits: IMAPLimits = IMAPLimits(),
-        operationTimeout: Duration = .seconds(10)
+        operationTimeout: Duration = .seconds(10), poolSize: Int? = nil, searchPoolSize: Int? = nil
     ) async throws -> TestServer {
         guard let pamService = TestEnvironment.pamService else { throw TestEnvironment.Missing() }
-        let configuration: PostgresStoreConfiguration
+        var configuration: PostgresStoreConfiguration
         if let database {
             configuration = database
         } else {
             configuration = try await TestDatabase.create()
         }
+        configuration.operationTimeout = operationTimeout
+        if let poolSize { configuration.maximumConnections = poolSize }
+        if let searchPoolSize { configuration.searchConnections = searchPoolSize }
         let logger = TestEnvironment.logger
         let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
-        let store = PostgresMailStore(client: client, operationTimeout: operationTimeout)
+        let searchClient = PostgresClient(
+            configuration: configuration.searchClientConfiguration, backgroundLogger: logger)
+        let store = PostgresMailStore(client: client, searchClient: searchClient, operationTimeout: operationTimeout)
         let feed = ChangeFeed()
         let authenticator = ServeCommand.authenticator(
             ["db", "pam"], store: store, pamService: pamService, logger: logger)
@@ -60,7 +65,7 @@ final class TestServer: Sendable {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: client),
+                    .init(service: client), .init(service: searchClient),
                     .init(
                         service: ChangeFeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))
                     ),

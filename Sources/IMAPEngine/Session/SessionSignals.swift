@@ -1,0 +1,71 @@
+import Synchronization
+
+/// Events a session reacts to besides client input: change-feed hints, the autologout tick, shutdown and an account
+/// disabled by the administrator.
+///
+/// They are kept as state, not queued: a change feed that outpaces a session busy writing to a slow client only
+/// raises a modseq it already holds, so nothing is ever dropped (a bounded queue would drop the oldest, an unbounded
+/// one would grow without limit), and the memory is one entry per mailbox of the account at most. Posting wakes the
+/// session through a one-element stream; the session then takes everything pending at once.
+///
+/// An account disabled by the administrator opens `abort` instead: a session between commands sees it at once and
+/// says BYE; one in the middle of a command is cancelled shortly after (`ConnectionLifetime`).
+final class SessionSignals: Sendable {
+    private struct Pending {
+        var shutdown = false
+        var resync = false
+        var tick = false
+        /// The highest modseq announced per mailbox since the session last looked.
+        var changed: [MailboxID: ModSeq] = [:]
+
+        var isEmpty: Bool { !shutdown && !resync && !tick && changed.isEmpty }
+    }
+
+    private let pending = Mutex(Pending())
+    private let wakeContinuation: AsyncStream<Void>.Continuation
+    /// Yields whenever something was posted; several posts before the session looks wake it once.
+    let wakes: AsyncStream<Void>
+    /// Opened when the account is disabled or deleted.
+    let abort = Latch()
+
+    init() {
+        (wakes, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func post(_ event: ControlEvent) {
+        if case .change(.accountDisabled) = event {
+            abort.open()
+            wakeContinuation.yield(())
+            return
+        }
+        pending.withLock { pending in
+            switch event {
+            case .change(.accountDisabled): break
+            case .change(.resync): pending.resync = true
+            case .change(.mailboxChanged(let mailbox, let modSeq)):
+                pending.changed[mailbox] = max(pending.changed[mailbox] ?? modSeq, modSeq)
+            case .tick: pending.tick = true
+            case .shutdown: pending.shutdown = true
+            }
+        }
+        wakeContinuation.yield(())
+    }
+
+    /// Everything posted since the last call, shutdown first.
+    func take() -> [ControlEvent] {
+        let taken = pending.withLock { pending -> Pending in
+            let taken = pending
+            pending = Pending()
+            return taken
+        }
+        guard !taken.isEmpty else { return [] }
+        var events: [ControlEvent] = []
+        if taken.shutdown { events.append(.shutdown) }
+        if taken.resync { events.append(.change(.resync)) }
+        for (mailbox, modSeq) in taken.changed { events.append(.change(.mailboxChanged(mailbox, modSeq))) }
+        if taken.tick { events.append(.tick) }
+        return events
+    }
+
+    func finish() { wakeContinuation.finish() }
+}
