@@ -65,10 +65,12 @@ struct IMAPListener: Service {
         var channel: NIOAsyncChannel<FramedInput, ByteBuffer>
         var proxied: EventLoopFuture<ProxyProtocolHandler.Client>?
         var gate: StartTLSGate?
+        var login: LoginState
     }
 
     func run() async throws {
         let limits = server.limits
+        let budget = server.messageBudget
         let kind = self.kind
         let certificates = self.certificates
         let trusted = proxyTrusted
@@ -94,9 +96,11 @@ struct IMAPListener: Service {
                     case .imap:
                         if certificates != nil { gate = StartTLSGate() }
                     }
-                    try pipeline.addHandler(IMAPConnection.makeFrameDecoder(limits: limits, startTLS: gate))
+                    let login = LoginState()
+                    try pipeline.addHandler(
+                        IMAPConnection.makeFrameDecoder(limits: limits, startTLS: gate, login: login, budget: budget))
                     let wrapped = try NIOAsyncChannel<FramedInput, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    return Accepted(channel: wrapped, proxied: proxied, gate: gate)
+                    return Accepted(channel: wrapped, proxied: proxied, gate: gate, login: login)
                 }
             }
         let bound = ListenAddress(host: address.host, port: channel.channel.localAddress?.port ?? address.port)
@@ -147,7 +151,8 @@ struct IMAPListener: Service {
         let info = ConnectionInfo(
             id: String(id), remoteAddress: remote, isLoopback: loopback, isSecure: secure)
         await IMAPConnection.run(
-            channel: accepted.channel, server: server, info: info, shutdown: shutdown, tls: upgrade)
+            channel: accepted.channel, server: server, info: info, shutdown: shutdown, tls: upgrade,
+            login: accepted.login)
     }
 
     static func isLoopback(_ address: SocketAddress?) -> Bool {

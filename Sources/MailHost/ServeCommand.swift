@@ -61,6 +61,22 @@ struct ServerOptions: ParsableArguments {
     var maxAppendSize: String?
     @Option(name: .customLong("max-bad-commands"), help: ServerConfiguration.help(for: "max-bad-commands"))
     var maxBadCommands: String?
+    @Option(name: .customLong("max-command-size"), help: ServerConfiguration.help(for: "max-command-size"))
+    var maxCommandSize: String?
+    @Option(
+        name: .customLong("max-line-length-before-login"),
+        help: ServerConfiguration.help(for: "max-line-length-before-login"))
+    var maxLineLengthBeforeLogin: String?
+    @Option(
+        name: .customLong("max-literal-size-before-login"),
+        help: ServerConfiguration.help(for: "max-literal-size-before-login"))
+    var maxLiteralSizeBeforeLogin: String?
+    @Option(name: .customLong("max-fetch-items"), help: ServerConfiguration.help(for: "max-fetch-items"))
+    var maxFetchItems: String?
+    @Option(name: .customLong("max-upload-memory"), help: ServerConfiguration.help(for: "max-upload-memory"))
+    var maxUploadMemory: String?
+    @Option(name: .customLong("pam-min-uid"), help: ServerConfiguration.help(for: "pam-min-uid"))
+    var pamMinUID: String?
     @Option(name: .customLong("idle-timeout"), help: ServerConfiguration.help(for: "idle-timeout")) var idleTimeout:
         String?
     @Option(name: .customLong("login-timeout"), help: ServerConfiguration.help(for: "login-timeout")) var loginTimeout:
@@ -101,6 +117,9 @@ struct ServerOptions: ParsableArguments {
             "max-connections": maxConnections, "max-connections-per-address": maxConnectionsPerAddress,
             "max-connections-per-user": maxConnectionsPerUser, "max-line-length": maxLineLength,
             "max-literal-size": maxLiteralSize, "max-append-size": maxAppendSize, "max-bad-commands": maxBadCommands,
+            "max-command-size": maxCommandSize, "max-line-length-before-login": maxLineLengthBeforeLogin,
+            "max-literal-size-before-login": maxLiteralSizeBeforeLogin, "max-fetch-items": maxFetchItems,
+            "max-upload-memory": maxUploadMemory, "pam-min-uid": pamMinUID,
             "idle-timeout": idleTimeout, "login-timeout": loginTimeout, "login-penalty-cap": loginPenaltyCap,
             "shutdown-timeout": shutdownTimeout, "store-timeout": storeTimeout, "lmtp-hostname": lmtpHostname,
             "lmtp-max-recipients": lmtpMaxRecipients, "lmtp-max-connections": lmtpMaxConnections,
@@ -203,7 +222,8 @@ struct ServeCommand: AsyncParsableCommand {
             store: store, feed: feed, authenticator: authenticator, limits: settings.limits, logger: logger,
             allowPlaintextAuth: settings.allowPlaintextAuth,
             connections: ConnectionRegistry(limits: settings.connectionLimits),
-            penalty: LoginPenalty(cap: settings.loginPenaltyCap))
+            penalty: LoginPenalty(cap: settings.loginPenaltyCap),
+            messageBudget: MessageBudget(capacity: settings.uploadMemory))
 
         var services: [any Service] = [
             client, searchClient,
@@ -235,7 +255,8 @@ struct ServeCommand: AsyncParsableCommand {
                     settings: LMTPSession.Settings(
                         hostname: settings.lmtpHostname, maxMessageSize: settings.limits.maxAppendSize,
                         maxRecipients: settings.lmtpMaxRecipients, timeout: settings.lmtpTimeout),
-                    maxConnections: settings.lmtpMaxConnections, logger: logger, onListening: { _ in }))
+                    maxConnections: settings.lmtpMaxConnections, budget: server.messageBudget, logger: logger,
+                    onListening: { _ in }))
         }
         // Last, so that it is the first to hear of graceful shutdown (the group stops services in reverse order).
         services.append(ShutdownDeadline(timeout: settings.shutdownTimeout, logger: logger))

@@ -33,6 +33,8 @@ struct ServerConfiguration: Sendable {
     var lmtpMaxConnections = 100
     var lmtpTimeout: Duration = .seconds(300)
     var lmtpQuotaTemporary = false
+    var uploadMemory = IMAPLimits.defaultUploadMemory
+    var pamMinimumUID = 1000
 
     static var systemHostname: String {
         var buffer = [CChar](repeating: 0, count: 256)
@@ -58,6 +60,7 @@ struct ServerConfiguration: Sendable {
         ("storage", false, "store URL, postgres://USER@HOST:PORT/DB"),
         ("auth", false, "password checks tried in order: pam, db, or a list such as db,pam"),
         ("pam-service", false, "PAM service name (a file in /etc/pam.d)"),
+        ("pam-min-uid", false, "lowest uid of a system account that may log in through PAM (root never may)"),
         ("tls-cert", false, "PEM certificate chain for IMAPS and STARTTLS"),
         ("tls-key", false, "PEM private key for the certificate"),
         ("proxy-trusted", true, "network (CIDR) allowed to send PROXY headers (repeatable); default loopback"),
@@ -72,6 +75,14 @@ struct ServerConfiguration: Sendable {
         ("max-literal-size", false, "largest literal outside APPEND in bytes"),
         ("max-append-size", false, "largest message APPEND accepts in bytes (advertised as APPENDLIMIT)"),
         ("max-bad-commands", false, "bad commands in a row before BYE"),
+        ("max-command-size", false, "largest command other than APPEND, lines and literals together, in bytes"),
+        ("max-line-length-before-login", false, "longest command line before login, in bytes"),
+        ("max-literal-size-before-login", false, "largest literal before login (a password), in bytes"),
+        ("max-fetch-items", false, "items in one FETCH"),
+        (
+            "max-upload-memory", false,
+            "memory for messages being uploaded (APPEND, LMTP), all connections together, in bytes"
+        ),
         ("idle-timeout", false, "seconds of inactivity before autologout once logged in (at least 1800 by RFC 9051)"),
         ("login-timeout", false, "seconds of inactivity before autologout before login"),
         ("login-penalty-cap", false, "longest extra delay for repeated failed logins from one address, in seconds"),
@@ -232,6 +243,12 @@ struct ServerConfiguration: Sendable {
         case "max-literal-size": limits.maxInlineLiteral = try number(1024...16 << 20)
         case "max-append-size": limits.maxAppendSize = try number(1024...(1 << 31) - 1)
         case "max-bad-commands": limits.maxBadCommands = try number(1...1000)
+        case "max-command-size": limits.maxCommandSize = try number(8192...(1 << 30))
+        case "max-line-length-before-login": limits.maxLineLengthBeforeLogin = try number(1024...1 << 20)
+        case "max-literal-size-before-login": limits.maxLiteralBeforeLogin = try number(256...1 << 20)
+        case "max-fetch-items": limits.maxFetchItems = try number(8...100_000)
+        case "max-upload-memory": uploadMemory = try number((16 << 20)...Int.max)
+        case "pam-min-uid": pamMinimumUID = try number(1...Int(Int32.max))
         case "idle-timeout": limits.authenticatedTimeout = .seconds(try number(1...86_400))
         case "login-timeout": limits.unauthenticatedTimeout = .seconds(try number(1...86_400))
         case "login-penalty-cap": loginPenaltyCap = .seconds(try number(0...3600))
@@ -275,6 +292,12 @@ struct ServerConfiguration: Sendable {
         case "max-literal-size": "\(limits.maxInlineLiteral)"
         case "max-append-size": "\(limits.maxAppendSize)"
         case "max-bad-commands": "\(limits.maxBadCommands)"
+        case "max-command-size": "\(limits.maxCommandSize)"
+        case "max-line-length-before-login": "\(limits.maxLineLengthBeforeLogin)"
+        case "max-literal-size-before-login": "\(limits.maxLiteralBeforeLogin)"
+        case "max-fetch-items": "\(limits.maxFetchItems)"
+        case "max-upload-memory": "\(uploadMemory)"
+        case "pam-min-uid": "\(pamMinimumUID)"
         case "idle-timeout": "\(limits.authenticatedTimeout.components.seconds)"
         case "login-timeout": "\(limits.unauthenticatedTimeout.components.seconds)"
         case "login-penalty-cap": "\(loginPenaltyCap.components.seconds)"

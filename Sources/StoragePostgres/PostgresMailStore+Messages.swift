@@ -422,9 +422,9 @@ extension PostgresMailStore {
 
     // MARK: reading
 
-    public func fetch(account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, logger: Logger)
-        async throws(StoreError) -> [MessageRecord]
-    {
+    public func fetch(
+        account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, byteBudget: Int?, logger: Logger
+    ) async throws(StoreError) -> FetchedBatch {
         let client = self.client
         let uidList = uids.map { Int64($0.rawValue) }
         // Flags-only FETCHes (the bulk of a client's resync) read the message rows alone.
@@ -434,38 +434,66 @@ extension PostgresMailStore {
         var list = "SELECT x.uid, x.content_id, x.flags, x.keywords, x.internal_date, x.internal_zone, x.size, "
         list += "x.modseq, x.expunged"
         if !columns.isEmpty { list += ", c.header_length" }
-        for (column, expression) in Self.contentColumns where columns.contains(column) { list += ", " + expression }
+        var sizes: [String] = []
+        for (column, expression, size) in Self.contentColumns where columns.contains(column) {
+            list += ", " + expression
+            sizes.append(size)
+        }
+        // A budget cuts the batch after the row that takes the running total of the content columns past it
+        // (octet_length reads the stored length, nothing is detoasted for rows left out); `total` says whether rows
+        // were left out.
+        let budgeted = byteBudget != nil && !sizes.isEmpty
+        if budgeted {
+            let size = sizes.joined(separator: " + ")
+            list += ", sum(\(size)) OVER (ORDER BY x.uid) - (\(size)) AS before, count(*) OVER () AS total"
+        }
         let select = list
+        let budget = Int64(byteBudget ?? Int.max)
+        @Sendable func query(_ source: String, _ uids: [Int64]) -> PostgresQuery {
+            var binds = Self.binds(account.rawValue, mailbox.rawValue, uids)
+            var sql = select + " FROM (" + source + ") x " + join
+            if budgeted {
+                binds.append(budget)
+                sql = "SELECT * FROM (" + sql + ") y WHERE y.before < $4"
+            }
+            return PostgresQuery(unsafeSQL: sql + " ORDER BY uid", binds: binds)
+        }
         return try await run(logger) {
             var records: [MessageRecord] = []
             records.reserveCapacity(uids.count)
+            var total = 0
             let live = try await client.query(
-                PostgresQuery(
-                    unsafeSQL: select + """
-                         FROM (SELECT *, false AS expunged FROM messages
-                               WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])) x
-                        \(join)
-                        ORDER BY x.uid
-                        """, binds: Self.binds(account.rawValue, mailbox.rawValue, uidList)), logger: logger)
-            for try await row in live { records.append(try Self.record(row, columns: columns)) }
-            if records.count < uids.count {
+                query(
+                    """
+                    SELECT *, false AS expunged FROM messages
+                    WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
+                    """, uidList), logger: logger)
+            for try await row in live {
+                records.append(try Self.record(row, columns: columns))
+                if budgeted && total == 0 { total = Int(try PostgresRandomAccessRow(row)["total"].decode(Int64.self)) }
+            }
+            // Cut by the budget: the batch covers the UIDs up to its last row.
+            var covered = uidList.count
+            if budgeted, records.count < total, let last = records.last {
+                covered = (uidList.firstIndex(of: Int64(last.uid.rawValue)) ?? uidList.count - 1) + 1
+            }
+            if records.count < covered {
                 // Messages expunged elsewhere that this session has not been told about: served from the tombstone
                 // while the content exists (STYLE.md §4.6).
                 let found = Set(records.map { Int64($0.uid.rawValue) })
-                let missing = uidList.filter { !found.contains($0) }
+                let missing = uidList.prefix(covered).filter { !found.contains($0) }
                 let gone = try await client.query(
-                    PostgresQuery(
-                        unsafeSQL: select + """
-                             FROM (SELECT account_id, mailbox_id, uid, content_id, flags, keywords, internal_date,
-                                          internal_zone, size, modseq, true AS expunged FROM expunged
-                                   WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
-                                       AND content_id IS NOT NULL) x
-                            \(join)
-                            """, binds: Self.binds(account.rawValue, mailbox.rawValue, missing)), logger: logger)
+                    query(
+                        """
+                        SELECT account_id, mailbox_id, uid, content_id, flags, keywords, internal_date, internal_zone,
+                            size, modseq, true AS expunged FROM expunged
+                        WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
+                            AND content_id IS NOT NULL
+                        """, missing), logger: logger)
                 for try await row in gone { records.append(try Self.record(row, columns: columns)) }
                 records.sort { $0.uid < $1.uid }
             }
-            return records
+            return FetchedBatch(records: records, covered: covered)
         }
     }
 
@@ -478,9 +506,18 @@ extension PostgresMailStore {
     }
 
     /// The content columns FETCH may ask for, in the order they are selected and decoded.
-    static let contentColumns: [(FetchColumns, String)] = [
-        (.envelope, "c.envelope"), (.body, "c.body_summary"), (.bodyStructure, "c.body_structure"),
-        (.parts, "c.parts"), (.header, "substring(c.body FROM 1 FOR c.header_length)"),
+    /// The content columns FETCH may ask for, in the order they are selected and decoded, with their stored sizes.
+    static let contentColumns: [(FetchColumns, String, String)] = [
+        (.envelope, "c.envelope", "octet_length(c.envelope)"),
+        (.body, "c.body_summary", "octet_length(c.body_summary)"),
+        (.bodyStructure, "c.body_structure", "octet_length(c.body_structure)"),
+        (.parts, "c.parts", "octet_length(c.parts)"),
+        // A header over the limit is not read here: FETCH then reads it as a section of the content, in pieces.
+        (
+            .header,
+            "CASE WHEN c.header_length <= \(FetchColumns.headerLimit) THEN substring(c.body FROM 1 FOR c.header_length) END",
+            "least(c.header_length, \(FetchColumns.headerLimit))"
+        ),
     ]
 
     static func record(_ row: PostgresRow, columns: FetchColumns) throws -> MessageRecord {
@@ -504,7 +541,7 @@ extension PostgresMailStore {
         let body = try column(.body)
         let structure = try column(.bodyStructure)
         let parts = try column(.parts)
-        let header = try column(.header)
+        let header = columns.contains(.header) ? try cells.next(ByteBuffer?.self) : nil
         var tree: MessagePart? = nil
         if let parts, parts.readableBytes > 0 {
             tree = try JSONDecoder().decode(MessagePart.self, from: Data(parts.readableBytesView))
@@ -515,7 +552,7 @@ extension PostgresMailStore {
             flags: MessageFlags(system: SystemFlags(rawValue: flags), keywords: keywords),
             internalDate: InternalDate(secondsSinceEpoch: date, zoneMinutes: Int(zone)), size: Int(size),
             headerLength: Int(headerLength), modSeq: ModSeq(modseq), envelope: bytes(envelope), body: bytes(body),
-            bodyStructure: bytes(structure), parts: tree, header: bytes(header), isExpunged: expunged)
+            bodyStructure: bytes(structure), parts: tree, header: header.map(bytes), isExpunged: expunged)
     }
 
     public func contentBytes(account: AccountID, slices: [ContentSlice], logger: Logger) async throws(StoreError)

@@ -6,8 +6,10 @@ import Testing
 
 /// The framing layer on an `EmbeddedChannel` (STYLE.md §8.3): lines, literals, limits.
 @Suite struct FrameDecoderTests {
-    func decode(_ input: String..., limits: IMAPLimits = IMAPLimits()) throws -> [FramedInput] {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(IMAPFrameDecoder(limits: limits)))
+    func decode(_ input: String..., limits: IMAPLimits = IMAPLimits(), login: LoginState? = nil) throws
+        -> [FramedInput]
+    {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(IMAPFrameDecoder(limits: limits, login: login)))
         for chunk in input {
             try channel.writeInbound(ByteBuffer(string: chunk))
         }
@@ -107,5 +109,36 @@ import Testing
         #expect(IMAPFrameDecoder.literalAtEnd(of: Array("a {}".utf8)) == nil)
         #expect(IMAPFrameDecoder.literalAtEnd(of: Array("a \"}\"".utf8)) == nil)
         #expect(IMAPFrameDecoder.literalAtEnd(of: Array("{99999999999999999999999}".utf8))! == (Int64.max, true))
+    }
+
+    /// Issue #9 §3: before login only small lines and literals are framed (Dovecot's login process takes no large
+    /// literal either); an APPEND-sized literal is refused and its bytes skipped, not kept.
+    @Test func beforeLoginOnlySmallCommandsAreTaken() throws {
+        let login = LoginState()
+        let big = String(repeating: "x", count: 9000)
+        #expect(try decode("a LOGIN {9000}\r\n", login: login) == [.literalTooLarge(tag: "a", size: 9000)])
+        #expect(
+            try decode("b APPEND INBOX {9000+}\r\n" + big + "\r\nc NOOP\r\n", login: login)
+                == [.literalTooLarge(tag: "b", size: 9000), line("c NOOP")])
+        #expect(
+            try decode("d ID (\"x\" \"" + big + "\")\r\ne NOOP\r\n", login: login) == [
+                .lineTooLong(tag: "d"), line("e NOOP"),
+            ])
+        #expect(
+            try decode("f LOGIN {5}\r\n", "timmy\r\n", login: login) == [
+                .literalRequested(5), line("f LOGIN {5}\r\ntimmy"),
+            ])
+        login.set(true)
+        #expect(try decode("g APPEND INBOX {9000+}\r\n" + big + "\r\n", login: login).count == 1)
+    }
+
+    /// A command other than APPEND is held to `maxCommandSize` in all, however many literals it has.
+    @Test func manyLiteralsDoNotAddUpPastTheCommandLimit() throws {
+        var limits = IMAPLimits()
+        limits.maxCommandSize = 10_000
+        let literal = "{4000+}\r\n" + String(repeating: "y", count: 4000)
+        let parts = try decode(
+            "s SEARCH TEXT " + literal + " TEXT " + literal + " TEXT " + literal + "\r\nn NOOP\r\n", limits: limits)
+        #expect(parts == [.literalTooLarge(tag: "s", size: 4000), line("n NOOP")])
     }
 }

@@ -169,7 +169,12 @@ struct LMTPTests {
         let fetched = try await idler.command("a4", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (Return-Path Subject)])")
         #expect(fetched.contains("Return-Path: <friend@example.org>"), "\(fetched)")
         #expect(fetched.contains("Subject: through postfix"))
-        let log = (try? String(contentsOf: directory.appendingPathComponent("maillog"), encoding: .utf8)) ?? ""
+        // Postfix writes its log line after our 250, which may be after the IDLE client heard of the message.
+        var log = ""
+        try? await waitUntil("Postfix logs the delivery") {
+            log = (try? String(contentsOf: directory.appendingPathComponent("maillog"), encoding: .utf8)) ?? ""
+            return log.contains("status=sent (250 2.0.0 Message")
+        }
         #expect(log.contains("status=sent (250 2.0.0 Message"), "\(log)")
     }
 

@@ -143,6 +143,7 @@ extension Session {
             account = accountID
             self.login = login
             state = .authenticated
+            loginState?.set(true)
             logger[metadataKey: "imap.user"] = "\(login)"
             logger.info("login")
             let signals = self.signals

@@ -2,19 +2,27 @@ import Logging
 
 /// FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2; RFC 3516 BINARY).
 ///
-/// Streams: UIDs are read from the store in batches, each batch's responses are written (with backpressure) while
-/// the next batch is read, and large literals are read and written in chunks. Memory stays flat however large the
-/// mailbox or the message (DESIGN.md §2).
+/// Streams, with memory bounded whatever the client asks (DESIGN-level notes in docs/limits.md): message rows are
+/// read in batches that stop at a byte budget, each batch is written (with backpressure) while the next is read, and
+/// sections are read as they are written: small ones a few at a time up to `sectionWindow` bytes, large ones (and
+/// large parts to decode or filter) in chunks of `streamChunk`. No batch's bodies are ever held together.
 extension Session {
     /// Messages per metadata query: small when bodies are read, larger for flags-only syncs.
     static let fetchBatchWithBodies = 100
     static let fetchBatchMetadata = 2000
+    /// Bytes of content columns (ENVELOPE, BODYSTRUCTURE, header, MIME tree) one batch may hold.
+    static let fetchBatchBytes = 4 << 20
     /// Literals larger than this are read from the store and written in chunks of this size.
     static let streamChunk = 1 << 20
+    /// Small sections are read ahead, several per store call, up to this many bytes.
+    static let sectionWindow = 2 << 20
 
     func handleFetch(_ selector: MessageSelector, items requested: [FetchAttribute]) async throws -> Completion {
         let account = try requireAccount
         let current = try requireView
+        guard requested.count <= server.limits.maxFetchItems else {
+            throw IMAPError.bad(.limit, "Too many FETCH items (at most \(server.limits.maxFetchItems))")
+        }
         let uids = try current.resolve(selector, saved: savedSearch)
         var items = requested
         if case .uid = selector, !items.contains(.uid) { items.insert(.uid, at: 0) }
@@ -37,23 +45,25 @@ extension Session {
         // The next batch is read while this one is written, so the store and the client side overlap; at most two
         // batches are in memory.
         let (store, logger, mailbox, columns) = (self.store, self.logger, current.mailbox, plan.columns)
-        func read(_ batch: ArraySlice<UID>) -> Task<[MessageRecord], any Error> {
-            let batch = Array(batch)
+        func read(from start: Int) -> Task<FetchedBatch, any Error> {
+            let batch = Array(uids[start..<min(start + batchSize, uids.count)])
             return Task {
-                try await store.fetch(account: account, mailbox: mailbox, uids: batch, columns: columns, logger: logger)
+                try await store.fetch(
+                    account: account, mailbox: mailbox, uids: batch, columns: columns,
+                    byteBudget: Self.fetchBatchBytes, logger: logger)
             }
         }
         var missing = false
         var start = 0
-        var next: Task<[MessageRecord], any Error>? = read(uids[0..<min(batchSize, uids.count)])
+        var next: Task<FetchedBatch, any Error>? = read(from: 0)
         defer { next?.cancel() }
         while let reading = next {
-            let count = min(batchSize, uids.count - start)
-            start += count
-            next = start < uids.count ? read(uids[start..<min(start + batchSize, uids.count)]) : nil
-            let records = try await reading.value
-            if records.count < count { missing = true }
-            try await writeFetchResponses(records, plan: plan, seenSet: seenSet, account: account)
+            let batch = try await reading.value
+            let covered = max(1, batch.covered)
+            if batch.records.count < covered { missing = true }
+            start += covered
+            next = start < uids.count ? read(from: start) : nil
+            try await writeFetchResponses(batch.records, plan: plan, seenSet: seenSet, account: account)
         }
         if missing {
             // RFC 9051 §7.1: some messages were expunged and their content is gone.
@@ -66,39 +76,16 @@ extension Session {
         _ records: [MessageRecord], plan: FetchPlan, seenSet: [UID: MessageFlags], account: AccountID
     ) async throws {
         guard let view else { return }
-        // Resolve every section to bytes or a slice, then read the small slices in one store call per ~4 MiB.
-        var rendered: [[FetchValue]] = []
-        var slices: [ContentSlice] = []
-        var sliceOwners: [(message: Int, item: Int)] = []
-        for (m, record) in records.enumerated() {
-            let values = try plan.values(for: record)
-            for (i, value) in values.enumerated() {
+        // The small sections of the batch, in the order they are written, are read a window at a time.
+        var queue: [SectionReader.Entry] = []
+        for (m, record) in records.enumerated() where view.sequenceNumber(of: record.uid) != nil {
+            for (i, value) in try plan.values(for: record).enumerated() {
                 if case .slice(let slice, _) = value, slice.range.count <= Self.streamChunk {
-                    slices.append(slice)
-                    sliceOwners.append((m, i))
+                    queue.append(.init(message: m, item: i, slice: slice))
                 }
             }
-            rendered.append(values)
         }
-        var fetched: [Int: [Int: [UInt8]]] = [:]
-        var group: [ContentSlice] = []
-        var groupOwners: [(message: Int, item: Int)] = []
-        var groupBytes = 0
-        func readGroup() async throws {
-            guard !group.isEmpty else { return }
-            let bytes = try await store.contentBytes(account: account, slices: group, logger: logger)
-            for (owner, data) in zip(groupOwners, bytes) { fetched[owner.message, default: [:]][owner.item] = data }
-            group = []
-            groupOwners = []
-            groupBytes = 0
-        }
-        for (slice, owner) in zip(slices, sliceOwners) {
-            group.append(slice)
-            groupOwners.append(owner)
-            groupBytes += slice.range.count
-            if groupBytes >= 4 << 20 { try await readGroup() }
-        }
-        try await readGroup()
+        var reader = SectionReader(queue: queue, budget: Self.sectionWindow)
 
         if plan.items.contains(.flags) || !seenSet.isEmpty {
             let announcements = self.view?.announceKeywords(of: records.map(\.flags)) ?? []
@@ -110,18 +97,24 @@ extension Session {
         }
         for (m, record) in records.enumerated() {
             guard let seq = view.sequenceNumber(of: record.uid) else { continue }
+            let values = try plan.values(for: record)
             var w = responseWriter()
             w.raw("* \(seq) FETCH (")
-            var first = true
             for (i, item) in plan.items.enumerated() {
-                if !first { w.raw(" ") }
-                first = false
+                if i > 0 { w.raw(" ") }
+                var fetched: [UInt8]?
+                if case .slice(let slice, _) = values[i], slice.range.count <= Self.streamChunk {
+                    fetched = try await reader.bytes(message: m, item: i, session: self, account: account)
+                }
                 try await writeFetchItem(
-                    item, value: rendered[m][i], fetched: fetched[m]?[i], record: record, view: view, into: &w,
-                    account: account)
+                    item, value: values[i], fetched: fetched, record: record, view: view, into: &w, account: account)
+                if w.count >= ResponseSink.batchSize {
+                    try await out.send(w)
+                    w.removeAll()
+                }
             }
             if let flags = seenSet[record.uid], !plan.items.contains(.flags) {
-                w.raw(first ? "FLAGS " : " FLAGS ")
+                w.raw(plan.items.isEmpty ? "FLAGS " : " FLAGS ")
                 w.flags(flags, recent: view.recent.contains(record.uid))
             }
             w.line(")")
@@ -156,35 +149,102 @@ extension Session {
             w.raw(FetchPlan.responseName(item))
             w.raw(" ")
             switch value {
-            case .missing:
+            case .missing, .size:
                 w.raw("NIL")
             case .bytes(let bytes, let binary):
                 writeLiteral(bytes, binary: binary, into: &w)
             case .slice(let slice, let transform):
                 if let fetched {
                     writeLiteral(try transformed(fetched, transform), binary: transform?.isBinary ?? false, into: &w)
-                } else if let transform {
-                    // A large part that needs decoding or filtering: read it whole (bounded by the APPEND limit).
-                    let raw = try await store.contentBytes(account: account, slices: [slice], logger: logger)
-                    writeLiteral(try transformed(raw.first ?? [], transform), binary: transform.isBinary, into: &w)
                 } else {
-                    // Stream a large literal: header now, then chunks straight from the store.
-                    w.raw("{\(slice.range.count)}\r\n")
-                    try await out.send(w)
-                    w.removeAll()
-                    var offset = slice.range.lowerBound
-                    while offset < slice.range.upperBound {
-                        let end = min(offset + Self.streamChunk, slice.range.upperBound)
-                        let chunk = try await store.contentBytes(
-                            account: account, slices: [ContentSlice(contentID: slice.contentID, range: offset..<end)],
-                            logger: logger)
-                        try await out.send((chunk.first ?? []).map { $0 == 0 ? 0x80 : $0 })
-                        offset = end
-                    }
+                    try await streamLiteral(slice, transform: transform, into: &w, account: account)
                 }
-            case .size:
-                w.raw("NIL")
             }
+        }
+    }
+
+    /// A large section, read from the store and written in chunks. A part to decode goes through the decoder as it
+    /// streams (its decoded size is known from ingest); a header to filter is read twice, once to learn the size of
+    /// the literal and once to send it. Either way one chunk is in memory at a time.
+    private func streamLiteral(
+        _ slice: ContentSlice, transform: FetchValue.Transform?, into w: inout ResponseWriter, account: AccountID
+    ) async throws {
+        switch transform {
+        case nil:
+            w.raw("{\(slice.range.count)}\r\n")
+            try await out.send(w)
+            w.removeAll()
+            try await forEachChunk(of: slice, account: account) { chunk in
+                // A literal cannot carry NUL (RFC 9051 CHAR8): sent as 0x80, as Dovecot does.
+                try await out.send(chunk.contains(0) ? chunk.map { $0 == 0 ? 0x80 : $0 } : chunk)
+            }
+        case .decode(let encoding, let partial, let decodedSize):
+            guard let decodedSize, var decoder = TransferEncoding.Decoder(encoding: encoding) else {
+                throw IMAPError.no(.unknownCTE, "Unknown Content-Transfer-Encoding")
+            }
+            var window = PartialWindow(FetchPlan.clamp(0..<decodedSize, partial))
+            // literal8 (RFC 3516): a streamed part may hold NUL, which only literal8 can carry.
+            w.raw("~{\(window.count)}\r\n")
+            try await out.send(w)
+            w.removeAll()
+            var decoded: [UInt8] = []
+            try await forEachChunk(of: slice, account: account) { chunk in
+                decoded.removeAll(keepingCapacity: true)
+                decoder.feed(chunk, into: &decoded)
+                try await out.send(window.take(decoded))
+            }
+            decoded.removeAll()
+            decoder.finish(into: &decoded)
+            try await out.send(window.take(decoded))
+            if window.remaining > 0 {
+                // The size stored at ingest and this decoder disagree: keep the literal's promise.
+                logger.error("decoded size mismatch", metadata: ["imap.missing": "\(window.remaining)"])
+                try await out.send([UInt8](repeating: 0x20, count: window.remaining))
+            }
+        case .filterHeader(let names, let not, let partial):
+            var size = 0
+            var counter = HeaderFilter.Stream(names: names, not: not)
+            var output: [UInt8] = []
+            try await forEachChunk(of: slice, account: account) { chunk in
+                output.removeAll(keepingCapacity: true)
+                counter.feed(chunk[...], into: &output)
+                size += output.count
+            }
+            output.removeAll()
+            counter.finish(into: &output)
+            size += output.count
+            var window = PartialWindow(FetchPlan.clamp(0..<size, partial))
+            w.raw("{\(window.count)}\r\n")
+            try await out.send(w)
+            w.removeAll()
+            var filter = HeaderFilter.Stream(names: names, not: not)
+            try await forEachChunk(of: slice, account: account) { chunk in
+                output.removeAll(keepingCapacity: true)
+                filter.feed(chunk[...], into: &output)
+                try await out.send(window.take(output))
+            }
+            output.removeAll()
+            filter.finish(into: &output)
+            try await out.send(window.take(output))
+            if window.remaining > 0 {
+                // The header changed between the two reads (it cannot: contents are immutable); keep the promise.
+                try await out.send([UInt8](repeating: 0x20, count: window.remaining))
+            }
+        }
+    }
+
+    /// Reads `slice` from the store `streamChunk` bytes at a time.
+    private func forEachChunk(
+        of slice: ContentSlice, account: AccountID, _ body: ([UInt8]) async throws -> Void
+    ) async throws {
+        var offset = slice.range.lowerBound
+        while offset < slice.range.upperBound {
+            let end = min(offset + Self.streamChunk, slice.range.upperBound)
+            let chunk = try await store.contentBytes(
+                account: account, slices: [ContentSlice(contentID: slice.contentID, range: offset..<end)],
+                logger: logger)
+            try await body(chunk.first ?? [])
+            offset = end
         }
     }
 
@@ -192,7 +252,7 @@ extension Session {
         switch transform {
         case nil:
             return bytes
-        case .decode(let encoding, let partial):
+        case .decode(let encoding, let partial, _):
             guard let decoded = TransferEncoding.decode(bytes, encoding: encoding) else {
                 throw IMAPError.no(.unknownCTE, "Unknown Content-Transfer-Encoding")
             }
@@ -215,180 +275,63 @@ extension Session {
     }
 }
 
-/// One FETCH item's data before it is written.
-enum FetchValue {
-    /// Work done on stored bytes before they are sent.
-    enum Transform {
-        /// BINARY: undo the Content-Transfer-Encoding, then apply the partial.
-        case decode(encoding: String, partial: Partial?)
-        /// HEADER.FIELDS of a part: keep the named lines, then apply the partial.
-        case filterHeader(names: [String], not: Bool, partial: Partial?)
-
-        var isBinary: Bool {
-            if case .decode = self { return true }
-            return false
-        }
+/// The small sections of one FETCH batch, read ahead a window at a time (one store call for many small messages)
+/// and handed out in the order they are written; what was handed out is not kept.
+struct SectionReader {
+    struct Entry {
+        var message: Int
+        var item: Int
+        var slice: ContentSlice
     }
-    /// Not a section, or no such section: NIL.
-    case missing
-    case bytes([UInt8], binary: Bool)
-    /// Content to read from the store, transformed before it is sent.
-    case slice(ContentSlice, transform: Transform?)
-    case size(Int)
+
+    private let queue: [Entry]
+    private let budget: Int
+    private var next = 0
+    private var window: [Int: [Int: [UInt8]]] = [:]
+
+    init(queue: [Entry], budget: Int) {
+        self.queue = queue
+        self.budget = budget
+    }
+
+    mutating func bytes(message: Int, item: Int, session: Session, account: AccountID) async throws -> [UInt8] {
+        if let bytes = window[message]?.removeValue(forKey: item) { return bytes }
+        // Not read yet: the next window starts here (entries are asked for in queue order).
+        window = [:]
+        while next < queue.count, queue[next].message != message || queue[next].item != item { next += 1 }
+        var group: [Entry] = []
+        var total = 0
+        while next < queue.count, group.isEmpty || total + queue[next].slice.range.count <= budget {
+            group.append(queue[next])
+            total += queue[next].slice.range.count
+            next += 1
+        }
+        let contents = try await session.store.contentBytes(
+            account: account, slices: group.map(\.slice), logger: session.logger)
+        for (entry, bytes) in zip(group, contents) { window[entry.message, default: [:]][entry.item] = bytes }
+        return window[message]?.removeValue(forKey: item) ?? []
+    }
 }
 
-/// What a FETCH's items need from the store and how each section maps onto stored bytes.
-struct FetchPlan {
-    let items: [FetchAttribute]
-    let columns: FetchColumns
-    let needsContent: Bool
+/// The `<origin.length>` part of a stream: how much of what comes next to skip, and how much to send.
+struct PartialWindow {
+    private var skip: Int
+    private(set) var remaining: Int
+    let count: Int
 
-    init(items: [FetchAttribute]) {
-        self.items = items
-        var columns: FetchColumns = []
-        var needsContent = false
-        for item in items {
-            switch item {
-            case .envelope: columns.insert(.envelope)
-            case .body: columns.insert(.body)
-            case .bodyStructure: columns.insert(.bodyStructure)
-            case .bodySection(let section, _, _, _):
-                if !section.part.isEmpty {
-                    columns.insert(.parts)
-                    needsContent = true
-                } else if case .headerFields = section.text {
-                    columns.insert(.header)
-                } else if case .headerFieldsNot = section.text {
-                    columns.insert(.header)
-                } else {
-                    needsContent = true
-                }
-            case .binary(let part, _, _), .binarySize(let part):
-                if !part.isEmpty { columns.insert(.parts) }
-                if case .binary = item { needsContent = true }
-            case .flags, .internalDate, .rfc822Size, .uid: break
-            }
-        }
-        if needsContent { columns.insert(.layout) }
-        self.columns = columns
-        self.needsContent = needsContent
+    init(_ range: Range<Int>) {
+        skip = range.lowerBound
+        remaining = range.count
+        count = range.count
     }
 
-    /// The item name in the response: `BODY[1.MIME]<0>`, `RFC822.HEADER`, `BINARY[2]`.
-    static func responseName(_ item: FetchAttribute) -> String {
-        switch item {
-        case .bodySection(let section, let partial, _, let legacy):
-            switch legacy {
-            case .rfc822: return "RFC822"
-            case .rfc822Header: return "RFC822.HEADER"
-            case .rfc822Text: return "RFC822.TEXT"
-            case nil:
-                return "BODY[\(section.wire)]" + (partial.map { "<\($0.origin)>" } ?? "")
-            }
-        case .binary(let part, let partial, _):
-            return "BINARY[" + part.map(String.init).joined(separator: ".") + "]"
-                + (partial.map { "<\($0.origin)>" } ?? "")
-        default:
-            return ""
-        }
-    }
-
-    func values(for record: MessageRecord) throws -> [FetchValue] {
-        try items.map { item in try value(of: item, record: record) }
-    }
-
-    private func value(of item: FetchAttribute, record: MessageRecord) throws -> FetchValue {
-        switch item {
-        case .bodySection(let section, let partial, _, _):
-            return sectionValue(section, partial: partial, record: record)
-        case .binary(let part, let partial, _):
-            if part.isEmpty {
-                return .slice(
-                    ContentSlice(contentID: record.contentID, range: Self.clamp(0..<record.size, partial)),
-                    transform: nil)
-            }
-            guard let leaf = record.parts?.binaryPart(part) else { return .missing }
-            let slice = ContentSlice(contentID: record.contentID, range: leaf.bodyStart..<leaf.bodyEnd)
-            switch leaf.encoding {
-            case _ where Self.identityEncodings.contains(leaf.encoding):
-                return .slice(
-                    ContentSlice(contentID: record.contentID, range: Self.clamp(slice.range, partial)),
-                    transform: .decode(encoding: leaf.encoding, partial: nil))
-            default:
-                return .slice(slice, transform: .decode(encoding: leaf.encoding, partial: partial))
-            }
-        case .binarySize(let part):
-            if part.isEmpty { return .size(record.size) }
-            // RFC 9051 §9: BINARY.SIZE is always a number, so a part that does not exist is an error, not NIL.
-            guard let leaf = record.parts?.binaryPart(part) else {
-                throw IMAPError.no(.nonexistent, "No such body part for BINARY.SIZE")
-            }
-            if let size = leaf.decodedSize { return .size(size) }
-            guard Self.identityEncodings.contains(leaf.encoding) else {
-                throw IMAPError.no(.unknownCTE, "Unknown Content-Transfer-Encoding")
-            }
-            return .size(leaf.bodyEnd - leaf.bodyStart)
-        default:
-            return .missing
-        }
-    }
-
-    private func sectionValue(_ section: Section, partial: Partial?, record: MessageRecord) -> FetchValue {
-        let id = record.contentID
-        if section.part.isEmpty {
-            switch section.text {
-            case nil:
-                return .slice(ContentSlice(contentID: id, range: Self.clamp(0..<record.size, partial)), transform: nil)
-            case .header:
-                return .slice(
-                    ContentSlice(contentID: id, range: Self.clamp(0..<record.headerLength, partial)), transform: nil)
-            case .text:
-                return .slice(
-                    ContentSlice(contentID: id, range: Self.clamp(record.headerLength..<record.size, partial)),
-                    transform: nil)
-            case .headerFields(let names):
-                return .bytes(
-                    Self.apply(partial, to: HeaderFilter.filter(record.header, names: names, not: false)), binary: false
-                )
-            case .headerFieldsNot(let names):
-                return .bytes(
-                    Self.apply(partial, to: HeaderFilter.filter(record.header, names: names, not: true)), binary: false)
-            case .mime:
-                return .missing
-            }
-        }
-        guard let parts = record.parts, let range = parts.range(part: section.part, text: section.text) else {
-            return .missing
-        }
-        switch section.text {
-        case .headerFields(let names):
-            // The part's header is small: it is read whole and filtered when written.
-            return .slice(
-                ContentSlice(contentID: id, range: range),
-                transform: .filterHeader(names: names, not: false, partial: partial))
-        case .headerFieldsNot(let names):
-            return .slice(
-                ContentSlice(contentID: id, range: range),
-                transform: .filterHeader(names: names, not: true, partial: partial))
-        default:
-            return .slice(ContentSlice(contentID: id, range: Self.clamp(range, partial)), transform: nil)
-        }
-    }
-
-    /// Transfer encodings whose decoded form is the stored form.
-    static let identityEncodings: Set<String> = ["7bit", "8bit", "binary"]
-
-    /// `<origin.length>` applied to a range: an origin past the end gives an empty range (RFC 9051 §6.4.5).
-    static func clamp(_ range: Range<Int>, _ partial: Partial?) -> Range<Int> {
-        guard let partial else { return range }
-        let start = min(range.upperBound, range.lowerBound + partial.origin)
-        let end = min(range.upperBound, start + partial.length)
-        return start..<end
-    }
-
-    static func apply(_ partial: Partial?, to bytes: [UInt8]) -> [UInt8] {
-        guard let partial else { return bytes }
-        let range = clamp(0..<bytes.count, partial)
-        return Array(bytes[range])
+    mutating func take(_ bytes: [UInt8]) -> ArraySlice<UInt8> {
+        var slice = bytes[...]
+        let skipped = min(skip, slice.count)
+        slice = slice.dropFirst(skipped)
+        skip -= skipped
+        let taken = slice.prefix(remaining)
+        remaining -= taken.count
+        return taken
     }
 }

@@ -3,8 +3,9 @@ import NIOCore
 /// What the framing layer hands to the session: complete commands, or facts the session must answer.
 public enum FramedInput: Sendable, Equatable {
     /// One complete command (or a continuation line such as `DONE` or a SASL response): the line with its literals
-    /// inline (`{n}\r\n` + n bytes), without the final CRLF.
-    case line([UInt8])
+    /// inline (`{n}\r\n` + n bytes), without the final CRLF. An APPEND carries the memory reserved for its message
+    /// (`MessageBudget`), held until the command is done.
+    case line([UInt8], MessageBudget.Reservation? = nil)
     /// The client sent a synchronizing literal `{n}` that fits: the session must answer `+` before it is sent.
     case literalRequested(Int)
     /// A line grew past the limit; everything up to its end was discarded. RFC 9051 §7.1.5 (BAD, [TOOBIG]).
@@ -12,13 +13,16 @@ public enum FramedInput: Sendable, Equatable {
     /// A literal over the limit. For a synchronizing literal nothing was sent yet; a non-synchronizing one is
     /// read and discarded. The command is abandoned either way.
     case literalTooLarge(tag: Tag?, size: Int64)
+    /// An APPEND literal the process cannot take now (`MessageBudget` spent by other uploads), abandoned the same way.
+    case uploadRefused(tag: Tag?)
 }
 
 /// Frames the byte stream into commands (RFC 9051 §2.2, §4.3): lines ending in CRLF (a bare LF is accepted too),
 /// with `{n}`, `{n+}` and `~{n}` literals inline. Never writes: a synchronizing literal becomes
 /// `.literalRequested`, and the session sends the continuation, so the session stays the single writer.
 ///
-/// Memory per connection is bounded: a command may not exceed the line limit plus its literal limits.
+/// Memory per connection is bounded: a command may not exceed the line limit plus its literal limits, and before
+/// login (`LoginState`) both are small.
 public struct IMAPFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = FramedInput
 
@@ -39,12 +43,24 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
     private var discarding = false
     private let limits: IMAPLimits
     private let startTLS: StartTLSGate?
+    private let login: LoginState?
+    private let budget: MessageBudget?
+    /// The memory reserved for the APPEND literal being read.
+    private var reservation: MessageBudget.Reservation?
 
-    /// `startTLS`: the gate of a connection that offers STARTTLS (nil when it cannot).
-    public init(limits: IMAPLimits, startTLS: StartTLSGate? = nil) {
+    /// `startTLS`: the gate of a connection that offers STARTTLS (nil when it cannot). `login`: whether the session
+    /// has logged in (nil: treat as logged in).
+    public init(
+        limits: IMAPLimits, startTLS: StartTLSGate? = nil, login: LoginState? = nil, budget: MessageBudget? = nil
+    ) {
         self.limits = limits
         self.startTLS = startTLS
+        self.login = login
+        self.budget = budget
     }
+
+    private var loggedIn: Bool { login?.isLoggedIn ?? true }
+    private var lineLimit: Int { loggedIn ? limits.maxLineLength : limits.maxLineLengthBeforeLogin }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if let startTLS, startTLS.isClosed {
@@ -93,7 +109,7 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
         let view = buffer.readableBytesView
         let searchStart = view.startIndex + scanned
         guard let lf = view[searchStart...].firstIndex(of: 0x0A) else {
-            if buffer.readableBytes > limits.maxLineLength {
+            if buffer.readableBytes > lineLimit {
                 let tag = discarding ? nil : Self.tag(in: command.isEmpty ? Array(view.prefix(64)) : command)
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
                 let wasDiscarding = discarding
@@ -110,7 +126,7 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
         if line.last == 0x0D { line.removeLast() }
         state = .line(scanned: 0)
 
-        if line.count > limits.maxLineLength {
+        if line.count > lineLimit {
             let tag = discarding ? nil : Self.tag(in: command.isEmpty ? line : command)
             let wasDiscarding = discarding
             resetCommand()
@@ -129,7 +145,9 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
                 let complete = command
                 resetCommand()
                 if let startTLS, Self.isStartTLS(complete) { startTLS.close() }
-                context.fireChannelRead(NIOAny(FramedInput.line(complete)))
+                let held = reservation
+                reservation = nil
+                context.fireChannelRead(NIOAny(FramedInput.line(complete, held)))
             }
             return .continue
         }
@@ -146,9 +164,17 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
 
         command.append(contentsOf: line)
         command.append(contentsOf: [0x0D, 0x0A])
-        let limit = Self.isAppend(command) ? limits.maxAppendSize : limits.maxInlineLiteral
+        let isAppend = loggedIn && Self.isAppend(command)
+        let (limit, commandLimit) =
+            if !loggedIn {
+                (limits.maxLiteralBeforeLogin, limits.maxLineLengthBeforeLogin + 2 * limits.maxLiteralBeforeLogin)
+            } else if isAppend {
+                (limits.maxAppendSize, limits.maxAppendSize + limits.maxLineLength)
+            } else {
+                (limits.maxInlineLiteral, limits.maxCommandSize)
+            }
         let total = Int64(command.count) + literal.size
-        if literal.size > Int64(limit) || total > Int64(limits.maxAppendSize + limits.maxLineLength) {
+        if literal.size > Int64(limit) || total > Int64(commandLimit) {
             let tag = Self.tag(in: command)
             if literal.synchronizing {
                 resetCommand()
@@ -159,6 +185,21 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
             }
             context.fireChannelRead(NIOAny(FramedInput.literalTooLarge(tag: tag, size: literal.size)))
             return .continue
+        }
+        if isAppend, let budget, literal.size > 0 {
+            guard let reserved = budget.reserve(messageBytes: Int(literal.size)) else {
+                let tag = Self.tag(in: command)
+                if literal.synchronizing {
+                    resetCommand()
+                } else {
+                    command = []
+                    discarding = true
+                    state = .skipLiteral(remaining: literal.size)
+                }
+                context.fireChannelRead(NIOAny(FramedInput.uploadRefused(tag: tag)))
+                return .continue
+            }
+            reservation = reserved
         }
         if literal.size > 0 {
             state = .literal(remaining: Int(literal.size))
@@ -172,6 +213,7 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
 
     private mutating func resetCommand() {
         command = []
+        reservation = nil
         discarding = false
         state = .line(scanned: 0)
     }

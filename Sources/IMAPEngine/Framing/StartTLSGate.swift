@@ -31,3 +31,15 @@ public protocol TLSUpgrade: Sendable {
     /// STARTTLS was refused: plaintext flows again.
     func refuse()
 }
+
+/// What the framing decoder knows of the session: whether the client has logged in. Before that, lines and literals
+/// are held to the small pre-login limits (`IMAPLimits.maxLineLengthBeforeLogin`), whatever the command.
+public final class LoginState: Sendable {
+    private let loggedIn = Mutex(false)
+
+    public init() {}
+
+    public var isLoggedIn: Bool { loggedIn.withLock { $0 } }
+
+    func set(_ value: Bool) { loggedIn.withLock { $0 = value } }
+}

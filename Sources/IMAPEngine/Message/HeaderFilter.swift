@@ -7,38 +7,77 @@ public enum HeaderFilter {
     /// A line without a colon counts as a field whose name is the whole line, so it only survives `.NOT`. A field
     /// whose last line has no line break (a header that runs to the end of the message) gets a CRLF.
     public static func filter(_ header: some Collection<UInt8>, names: [String], not: Bool) -> [UInt8] {
-        let bytes = Array(header)
-        let wanted = Set(names.map { MessageBytes.lowercased(MessageBytes.trimmed(Array($0.utf8))) })
+        var stream = Stream(names: names, not: not)
         var out: [UInt8] = []
-        var fieldStart: Int?
-        var include = false
-        func finishField(at end: Int) {
-            guard let start = fieldStart, include else { return }
-            out.append(contentsOf: bytes[start..<end])
-            if out.last != MessageBytes.lf {
-                out.append(MessageBytes.cr)
-                out.append(MessageBytes.lf)
+        stream.feed(Array(header)[...], into: &out)
+        stream.finish(into: &out)
+        return out
+    }
+
+    /// The same filter over a header that arrives in pieces (a large header is read from the store in chunks): only
+    /// the current line is kept between pieces.
+    struct Stream {
+        private let wanted: Set<[UInt8]>
+        private let not: Bool
+        /// The start of a line not yet ended by LF.
+        private var partial: [UInt8] = []
+        /// Whether the current field is kept.
+        private var include = false
+        private var inField = false
+        /// The empty line was seen: the header is over.
+        private var ended = false
+
+        init(names: [String], not: Bool) {
+            wanted = Set(names.map { MessageBytes.lowercased(MessageBytes.trimmed(Array($0.utf8))) })
+            self.not = not
+        }
+
+        mutating func feed(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8]) {
+            var position = bytes.startIndex
+            while !ended, position < bytes.endIndex {
+                guard let lf = bytes[position...].firstIndex(of: MessageBytes.lf) else {
+                    partial.append(contentsOf: bytes[position...])
+                    return
+                }
+                if partial.isEmpty {
+                    line(bytes[position...lf], into: &out)
+                } else {
+                    partial.append(contentsOf: bytes[position...lf])
+                    let whole = partial
+                    partial = []
+                    line(whole[...], into: &out)
+                }
+                position = lf + 1
             }
         }
-        var position = 0
-        while position < bytes.count {
-            let lf = MessageBytes.firstIndex(of: MessageBytes.lf, in: bytes, range: position..<bytes.count)
-            let next = lf.map { $0 + 1 } ?? bytes.count
-            let lineEnd = lf.map { $0 > position && bytes[$0 - 1] == MessageBytes.cr ? $0 - 1 : $0 } ?? bytes.count
-            if lineEnd == position, lf != nil { break }
-            if !MessageBytes.isWhitespace(bytes[position]) || fieldStart == nil {
-                finishField(at: position)
-                fieldStart = position
-                let nameEnd =
-                    MessageBytes.firstIndex(of: UInt8(ascii: ":"), in: bytes, range: position..<lineEnd) ?? lineEnd
-                let name = MessageBytes.lowercased(bytes[MessageBytes.trimmed(bytes, position..<nameEnd)])
+
+        mutating func finish(into out: inout [UInt8]) {
+            if !ended, !partial.isEmpty {
+                let last = partial
+                partial = []
+                line(last[...], into: &out)
+                if include { out += [MessageBytes.cr, MessageBytes.lf] }  // the field's last line had no break
+            }
+            out += [MessageBytes.cr, MessageBytes.lf]
+        }
+
+        /// One line, with its LF when it has one.
+        private mutating func line(_ line: ArraySlice<UInt8>, into out: inout [UInt8]) {
+            var end = line.endIndex
+            if end > line.startIndex, line[end - 1] == MessageBytes.lf { end -= 1 }
+            if end > line.startIndex, line[end - 1] == MessageBytes.cr, end < line.endIndex { end -= 1 }
+            if end == line.startIndex, end < line.endIndex {
+                ended = true  // the empty line
+                return
+            }
+            if !MessageBytes.isWhitespace(line[line.startIndex]) || !inField {
+                inField = true
+                let content = Array(line[..<end])
+                let nameEnd = content.firstIndex(of: UInt8(ascii: ":")) ?? content.count
+                let name = MessageBytes.lowercased(content[MessageBytes.trimmed(content, 0..<nameEnd)])
                 include = wanted.contains(name) != not
             }
-            position = next
+            if include { out.append(contentsOf: line) }
         }
-        finishField(at: position)
-        out.append(MessageBytes.cr)
-        out.append(MessageBytes.lf)
-        return out
     }
 }

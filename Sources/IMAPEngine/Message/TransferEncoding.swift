@@ -33,46 +33,54 @@ public enum TransferEncoding {
     /// RFC 2045 §6.8. Bytes outside the alphabet are skipped (§6.8 says to ignore them); `=` ends a quantum, so
     /// concatenated padded chunks (`QQ==QQ==`) decode too; a lone trailing sextet is dropped.
     static func decodeBase64(_ input: some Collection<UInt8>) -> [UInt8] {
-        input.withContiguousStorageIfAvailable(decodeBase64) ?? Array(input).withUnsafeBufferPointer(decodeBase64)
-    }
-
-    private static func decodeBase64(_ buffer: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var decoder = Base64Decoder()
         var out: [UInt8] = []
-        out.reserveCapacity(buffer.count / 4 * 3 + 3)
-        var quantum: UInt32 = 0
-        var sextets = 0
-        for byte in buffer {
-            let value = base64Values[Int(byte)]
-            if value < 64 {
-                quantum = quantum << 6 | UInt32(value)
-                sextets += 1
-                if sextets == 4 {
-                    out.append(UInt8(truncatingIfNeeded: quantum >> 16))
-                    out.append(UInt8(truncatingIfNeeded: quantum >> 8))
-                    out.append(UInt8(truncatingIfNeeded: quantum))
-                    quantum = 0
-                    sextets = 0
-                }
-            } else if byte == UInt8(ascii: "=") {
-                flush(&quantum, &sextets, into: &out)
-            }
+        out.reserveCapacity(input.count / 4 * 3 + 3)
+        if input.withContiguousStorageIfAvailable({ decoder.feed($0, into: &out) }) == nil {
+            Array(input).withUnsafeBufferPointer { decoder.feed($0, into: &out) }
         }
-        flush(&quantum, &sextets, into: &out)
+        decoder.finish(into: &out)
         return out
     }
 
-    private static func flush(_ quantum: inout UInt32, _ sextets: inout Int, into out: inout [UInt8]) {
-        switch sextets {
-        case 2:
-            out.append(UInt8(truncatingIfNeeded: quantum >> 4))
-        case 3:
-            out.append(UInt8(truncatingIfNeeded: quantum >> 10))
-            out.append(UInt8(truncatingIfNeeded: quantum >> 2))
-        default:
-            break
+    /// Base64 decoding as a state machine, so that a large part can be decoded piece by piece (BINARY streams it).
+    struct Base64Decoder {
+        private var quantum: UInt32 = 0
+        private var sextets = 0
+
+        mutating func feed(_ buffer: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+            for byte in buffer {
+                let value = base64Values[Int(byte)]
+                if value < 64 {
+                    quantum = quantum << 6 | UInt32(value)
+                    sextets += 1
+                    if sextets == 4 {
+                        out.append(UInt8(truncatingIfNeeded: quantum >> 16))
+                        out.append(UInt8(truncatingIfNeeded: quantum >> 8))
+                        out.append(UInt8(truncatingIfNeeded: quantum))
+                        quantum = 0
+                        sextets = 0
+                    }
+                } else if byte == UInt8(ascii: "=") {
+                    finish(into: &out)
+                }
+            }
         }
-        quantum = 0
-        sextets = 0
+
+        /// Emits what a partial quantum holds (at `=` and at the end).
+        mutating func finish(into out: inout [UInt8]) {
+            switch sextets {
+            case 2:
+                out.append(UInt8(truncatingIfNeeded: quantum >> 4))
+            case 3:
+                out.append(UInt8(truncatingIfNeeded: quantum >> 10))
+                out.append(UInt8(truncatingIfNeeded: quantum >> 2))
+            default:
+                break
+            }
+            quantum = 0
+            sextets = 0
+        }
     }
 
     /// The value of each base64 alphabet byte; 0xFF for anything else.
@@ -83,6 +91,55 @@ public enum TransferEncoding {
         }
         return table
     }()
+
+    /// A Content-Transfer-Encoding undone piece by piece, with the same result as `decode` on the whole: base64 as
+    /// a state machine; quoted-printable line by line (its rules never look past a line's end), keeping the current
+    /// line between pieces.
+    struct Decoder {
+        private enum State {
+            case identity
+            case base64(Base64Decoder)
+            case quotedPrintable(partialLine: [UInt8])
+        }
+        private var state: State
+
+        init?(encoding: String) {
+            switch Mechanism(encoding) {
+            case .identity: state = .identity
+            case .base64: state = .base64(Base64Decoder())
+            case .quotedPrintable: state = .quotedPrintable(partialLine: [])
+            case nil: return nil
+            }
+        }
+
+        mutating func feed(_ bytes: [UInt8], into out: inout [UInt8]) {
+            switch state {
+            case .identity:
+                out.append(contentsOf: bytes)
+            case .base64(var decoder):
+                bytes.withUnsafeBufferPointer { decoder.feed($0, into: &out) }
+                state = .base64(decoder)
+            case .quotedPrintable(var partial):
+                guard let lastLF = bytes.lastIndex(of: MessageBytes.lf) else {
+                    partial.append(contentsOf: bytes)
+                    state = .quotedPrintable(partialLine: partial)
+                    return
+                }
+                partial.append(contentsOf: bytes[...lastLF])
+                out.append(contentsOf: decodeQuotedPrintable(partial))
+                state = .quotedPrintable(partialLine: Array(bytes[(lastLF + 1)...]))
+            }
+        }
+
+        mutating func finish(into out: inout [UInt8]) {
+            switch state {
+            case .identity: break
+            case .base64(var decoder): decoder.finish(into: &out)
+            case .quotedPrintable(let partial): out.append(contentsOf: decodeQuotedPrintable(partial))
+            }
+            state = .identity
+        }
+    }
 
     /// RFC 2045 §6.7: `=XX` (either case), soft line breaks (`=` then optional white space then CRLF, LF or the
     /// end), trailing white space on a line removed (rule 3: it was added in transport), anything malformed kept.

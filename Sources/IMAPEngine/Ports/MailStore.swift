@@ -102,8 +102,10 @@ public struct FetchColumns: OptionSet, Sendable, Hashable {
     public static let bodyStructure = FetchColumns(rawValue: 1 << 2)
     /// The MIME tree, for sections below the top level and BINARY.
     public static let parts = FetchColumns(rawValue: 1 << 3)
-    /// The top-level header bytes (BODY[HEADER], HEADER.FIELDS, RFC822.HEADER).
+    /// The top-level header bytes, for HEADER.FIELDS, when at most `headerLimit` long (longer ones are read as a
+    /// section of the content, in pieces).
     public static let header = FetchColumns(rawValue: 1 << 4)
+    public static let headerLimit = 65536
     /// The header length, to map sections onto stored bytes. Without any column the store reads only the message
     /// rows (UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ), never the contents.
     public static let layout = FetchColumns(rawValue: 1 << 5)
@@ -122,13 +124,14 @@ public struct MessageRecord: Sendable {
     public var body: [UInt8]
     public var bodyStructure: [UInt8]
     public var parts: MessagePart?
-    public var header: [UInt8]
+    /// The top-level header (`.header`); nil when not asked for or longer than `FetchColumns.headerLimit`.
+    public var header: [UInt8]?
     /// True when the message was expunged by another session (still in this session's view).
     public var isExpunged: Bool
     public init(
         uid: UID, contentID: Int64, flags: MessageFlags, internalDate: InternalDate, size: Int, headerLength: Int,
         modSeq: ModSeq, envelope: [UInt8] = [], body: [UInt8] = [], bodyStructure: [UInt8] = [],
-        parts: MessagePart? = nil, header: [UInt8] = [], isExpunged: Bool = false
+        parts: MessagePart? = nil, header: [UInt8]? = nil, isExpunged: Bool = false
     ) {
         self.uid = uid
         self.contentID = contentID
@@ -143,6 +146,28 @@ public struct MessageRecord: Sendable {
         self.parts = parts
         self.header = header
         self.isExpunged = isExpunged
+    }
+}
+
+/// One batch of FETCH rows (`MailStore.fetch`).
+public struct FetchedBatch: Sendable {
+    public var records: [MessageRecord]
+    /// How many of the requested UIDs, from the first, this batch accounts for: returned, or no longer there.
+    public var covered: Int
+    public init(records: [MessageRecord], covered: Int) {
+        self.records = records
+        self.covered = covered
+    }
+}
+
+extension MailStore {
+    /// Every row of `uids` at once (for tools that read few messages at a time).
+    public func fetch(account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, logger: Logger)
+        async throws(StoreError) -> [MessageRecord]
+    {
+        try await fetch(
+            account: account, mailbox: mailbox, uids: uids, columns: columns, byteBudget: nil, logger: logger
+        ).records
     }
 }
 
@@ -233,9 +258,13 @@ public protocol MailStore: Sendable {
         logger: Logger
     ) async throws(StoreError) -> AppendResult
 
-    /// Rows for `uids` (ascending), including messages expunged by others that still have content.
-    func fetch(account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, logger: Logger)
-        async throws(StoreError) -> [MessageRecord]
+    /// Rows for `uids` (ascending), including messages expunged by others that still have content. With a
+    /// `byteBudget`, the batch stops after the row whose content columns (ENVELOPE, BODYSTRUCTURE, header, MIME
+    /// tree) take the total past it, always returning at least one row: `covered` then says how many of `uids`, from
+    /// the first, the batch accounts for (returned, or gone); the caller asks again for the rest.
+    func fetch(
+        account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, byteBudget: Int?, logger: Logger
+    ) async throws(StoreError) -> FetchedBatch
     /// Byte ranges of stored contents, in the order asked.
     func contentBytes(account: AccountID, slices: [ContentSlice], logger: Logger) async throws(StoreError) -> [[UInt8]]
 

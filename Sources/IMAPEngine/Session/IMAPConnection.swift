@@ -11,10 +11,10 @@ public enum IMAPConnection {
 
     /// The framing decoder an IMAP connection needs in front of `run` (TLS, when used, goes before it). Pass the
     /// gate of a connection that offers STARTTLS.
-    public static func makeFrameDecoder(limits: IMAPLimits, startTLS: StartTLSGate? = nil)
-        -> ByteToMessageHandler<IMAPFrameDecoder>
-    {
-        ByteToMessageHandler(IMAPFrameDecoder(limits: limits, startTLS: startTLS))
+    public static func makeFrameDecoder(
+        limits: IMAPLimits, startTLS: StartTLSGate? = nil, login: LoginState? = nil, budget: MessageBudget? = nil
+    ) -> ByteToMessageHandler<IMAPFrameDecoder> {
+        ByteToMessageHandler(IMAPFrameDecoder(limits: limits, startTLS: startTLS, login: login, budget: budget))
     }
 
     /// Serves the connection until LOGOUT, autologout, a fatal error, the client leaving, or `shutdown`.
@@ -23,7 +23,7 @@ public enum IMAPConnection {
     /// closed: the "reject connection" edge of RFC 9051 §3.
     public static func run(
         channel: NIOAsyncChannel<FramedInput, ByteBuffer>, server: IMAPServerContext, info: ConnectionInfo,
-        shutdown: ShutdownSignal? = nil, tls: (any TLSUpgrade)? = nil
+        shutdown: ShutdownSignal? = nil, tls: (any TLSUpgrade)? = nil, login: LoginState? = nil
     ) async {
         SessionMetrics.connectionOpened()
         defer { SessionMetrics.connectionClosed() }
@@ -49,7 +49,8 @@ public enum IMAPConnection {
                 defer { if let shutdownToken { shutdown?.unregister(shutdownToken) } }
                 _ = await ConnectionLifetime.run(channel: channel.channel, abort: signals.abort) {
                     await serve(
-                        inbound: inbound, outbound: outbound, signals: signals, server: server, info: info, tls: tls)
+                        inbound: inbound, outbound: outbound, signals: signals, server: server, info: info, tls: tls,
+                        login: login)
                 }
             }
         } catch {
@@ -62,10 +63,11 @@ public enum IMAPConnection {
     /// cancelled (the peer left, or the account was disabled). The session is taken off every count on the way out.
     private static func serve(
         inbound: NIOAsyncChannelInboundStream<FramedInput>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        signals: SessionSignals, server: IMAPServerContext, info: ConnectionInfo, tls: (any TLSUpgrade)?
+        signals: SessionSignals, server: IMAPServerContext, info: ConnectionInfo, tls: (any TLSUpgrade)?,
+        login: LoginState?
     ) async {
         let sink = ResponseSink(writer: outbound)
-        let session = Session(server: server, info: info, out: sink, signals: signals, tls: tls)
+        let session = Session(server: server, info: info, out: sink, signals: signals, tls: tls, login: login)
         defer { session.cleanup() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {

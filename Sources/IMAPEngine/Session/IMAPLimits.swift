@@ -5,6 +5,14 @@ public struct IMAPLimits: Sendable {
     public var maxLineLength: Int = 65_536
     /// Largest literal outside APPEND (LOGIN passwords, SEARCH strings, …).
     public var maxInlineLiteral: Int = 65_536
+    /// A whole command other than APPEND: its lines and literals together.
+    public var maxCommandSize: Int = 1 << 20
+    /// Before login the framing takes only small commands, as Dovecot's login process does: a line, and a literal
+    /// (a password), of at most this many bytes. An unauthenticated connection can make the server hold little.
+    public var maxLineLengthBeforeLogin: Int = 8192
+    public var maxLiteralBeforeLogin: Int = 8192
+    /// Items in one FETCH (each can be a section to read).
+    public var maxFetchItems: Int = 128
     /// Largest message APPEND accepts (advertised as APPENDLIMIT in a later issue).
     public var maxAppendSize: Int = 64 * 1024 * 1024
     /// Bad commands in a row before the server says BYE.
@@ -15,6 +23,8 @@ public struct IMAPLimits: Sendable {
     public var authenticatedTimeout: Duration = .seconds(30 * 60)
     /// A non-synchronizing literal of LITERAL- (RFC 7888 §5) — the size we promise to always accept.
     public static let literalMinus = 4096
+    /// `MessageBudget`'s default: memory for messages being uploaded, all connections together.
+    public static let defaultUploadMemory = 2 << 30
 
     public init() {}
 }

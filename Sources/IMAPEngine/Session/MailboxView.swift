@@ -74,15 +74,14 @@ struct MailboxView: Sendable {
             return saved.filter { index(of: $0) != nil }
         case .sequence(let set):
             if uids.isEmpty { throw IMAPError.bad("No messages in the mailbox; invalid sequence set") }
-            let ranges = set.resolved(star: UInt32(uids.count))
-            var result: [UID] = []
-            for range in ranges {
-                guard range.upperBound <= UInt32(uids.count) else {
-                    throw IMAPError.bad("Invalid sequence number: \(range.upperBound) > \(uids.count) messages")
-                }
-                for n in range { result.append(uids[Int(n) - 1]) }
+            // Normalised before anything is expanded: `1:*,1:*,…` costs one pass over the mailbox, not one per range.
+            let ranges = UIDRanges(ranges: set.resolved(star: UInt32(uids.count))).ranges
+            if let highest = ranges.last?.upperBound, highest > UInt32(uids.count) {
+                throw IMAPError.bad("Invalid sequence number: \(highest) > \(uids.count) messages")
             }
-            return ranges.count == 1 ? result : Array(Set(result)).sorted()
+            var result: [UID] = []
+            for range in ranges { result.append(contentsOf: uids[(Int(range.lowerBound) - 1)..<Int(range.upperBound)]) }
+            return result
         case .uid(let set):
             guard let last = uids.last else { return [] }
             return uids(in: UIDRanges(ranges: set.resolved(star: last.rawValue)))
@@ -107,8 +106,10 @@ struct MailboxView: Sendable {
         if set.isLastSearchResult { return saved.filter { index(of: $0) != nil } }
         guard !uids.isEmpty else { return [] }
         var result: [UID] = []
-        for range in set.resolved(star: UInt32(uids.count)) where range.lowerBound <= UInt32(uids.count) {
-            for n in range.lowerBound...min(range.upperBound, UInt32(uids.count)) { result.append(uids[Int(n) - 1]) }
+        for range in UIDRanges(ranges: set.resolved(star: UInt32(uids.count))).ranges
+        where range.lowerBound <= UInt32(uids.count) {
+            result.append(
+                contentsOf: uids[(Int(range.lowerBound) - 1)..<Int(min(range.upperBound, UInt32(uids.count)))])
         }
         return result
     }

@@ -13,12 +13,16 @@ public struct IMAPServerContext: Sendable {
     public var greeting: String
     public var connections: ConnectionRegistry
     public var penalty: LoginPenalty
+    /// Memory for messages being uploaded, shared by every connection of the process (IMAP and LMTP).
+    public var messageBudget: MessageBudget
 
     public init(
         store: any MailStore, feed: ChangeFeed, authenticator: any Authenticator, limits: IMAPLimits = IMAPLimits(),
         logger: Logger, allowPlaintextAuth: Bool = false, greeting: String = "MailHost ready.",
-        connections: ConnectionRegistry = ConnectionRegistry(), penalty: LoginPenalty = LoginPenalty()
+        connections: ConnectionRegistry = ConnectionRegistry(), penalty: LoginPenalty = LoginPenalty(),
+        messageBudget: MessageBudget = MessageBudget(capacity: IMAPLimits.defaultUploadMemory)
     ) {
+        self.messageBudget = messageBudget
         self.store = store
         self.feed = feed
         self.authenticator = authenticator
@@ -95,6 +99,8 @@ final class Session {
     /// The address limits and penalties count (the real client's, through the PROXY protocol).
     var address: String { info.remoteAddress ?? "unknown" }
     let signals: SessionSignals
+    /// Tells the framing decoder when the client has logged in (larger commands are accepted from then on).
+    let loginState: LoginState?
     var logger: Logger
 
     var state: State = .notAuthenticated {
@@ -121,8 +127,9 @@ final class Session {
 
     init(
         server: IMAPServerContext, info: ConnectionInfo, out: ResponseSink,
-        signals: SessionSignals, tls: (any TLSUpgrade)? = nil
+        signals: SessionSignals, tls: (any TLSUpgrade)? = nil, login: LoginState? = nil
     ) {
+        self.loginState = login
         self.server = server
         self.info = info
         self.out = out
@@ -221,7 +228,16 @@ final class Session {
                 return .keepGoing
             }
             return try await badCommand(tag: nil, code: .tooBig, "Literal too large")
-        case .line(let bytes):
+        case .uploadRefused(let tag):
+            var w = responseWriter()
+            w.tagged(
+                tag ?? "*", "NO", code: .limit, "Too many messages are being uploaded right now; try again shortly")
+            try await out.send(w)
+            logger.notice("upload refused: message memory budget spent")
+            return .keepGoing
+        case .line(let bytes, let reservation):
+            // The APPEND's memory stays reserved until the command is done.
+            defer { reservation?.release() }
             switch continuation {
             case .idle(let tag):
                 return try await finishIdle(tag: tag, line: bytes)

@@ -1,3 +1,4 @@
+import IMAPEngine
 import NIOCore
 
 /// What the LMTP framer hands to the session.
@@ -7,10 +8,13 @@ enum LMTPInput: Sendable, Equatable {
     /// A command line over the limit (discarded up to its end).
     case commandTooLong
     /// The message after DATA: dot-unstuffed, CRLF line ends kept as sent; `tooLarge` when it passed the size limit
-    /// (the excess was discarded, so memory stays bounded).
-    case data([UInt8], tooLarge: Bool)
-    /// One BDAT chunk (RFC 3030), with its LAST marker; `tooLarge` as for DATA.
-    case chunk([UInt8], last: Bool, tooLarge: Bool)
+    /// (the excess was discarded, so memory stays bounded), `busy` when the process's message memory
+    /// (`MessageBudget`) could not take it. `reservation` holds its memory until the session has delivered it.
+    case data([UInt8], tooLarge: Bool, busy: Bool = false, reservation: MessageBudget.Reservation? = nil)
+    /// One BDAT chunk (RFC 3030), with its LAST marker; `tooLarge`, `busy` and `reservation` as for DATA (the
+    /// reservation covers the chunks of the transaction so far).
+    case chunk(
+        [UInt8], last: Bool, tooLarge: Bool, busy: Bool = false, reservation: MessageBudget.Reservation? = nil)
 }
 
 /// Frames LMTP (RFC 2033, RFC 5321 §4.1): command lines, the DATA body up to `.`, and BDAT chunks.
@@ -39,8 +43,52 @@ final class LMTPFramer: ChannelInboundHandler {
     private var buffer = ByteBuffer()
     private let maxMessageSize: Int
     private var context: ChannelHandlerContext?
+    private let budget: MessageBudget?
+    /// The memory reserved for the message being read, and how many of its bytes it covers.
+    private var reservation: MessageBudget.Reservation?
+    private var reservedBytes = 0
+    private var busy = false
+    /// The BDAT chunks of the transaction so far.
+    private var chunkedBytes = 0
+    /// Reservations grow in steps of this many message bytes.
+    static let reservationStep = 1 << 20
 
-    init(maxMessageSize: Int) { self.maxMessageSize = maxMessageSize }
+    init(maxMessageSize: Int, budget: MessageBudget? = nil) {
+        self.maxMessageSize = maxMessageSize
+        self.budget = budget
+    }
+
+    /// Makes sure the reservation covers `size` message bytes; false (and `busy`) when the budget cannot.
+    private func admit(_ size: Int) -> Bool {
+        guard let budget, !busy else { return !busy }
+        guard size > reservedBytes else { return true }
+        let step = max(size - reservedBytes, Self.reservationStep)
+        if let reservation {
+            guard reservation.grow(messageBytes: step) else {
+                busy = true
+                return false
+            }
+        } else {
+            guard let reserved = budget.reserve(messageBytes: step) else {
+                busy = true
+                return false
+            }
+            reservation = reserved
+        }
+        reservedBytes += step
+        return true
+    }
+
+    /// Hands the message's reservation over with the message (the session releases it once delivered).
+    private func takeReservation() -> (busy: Bool, reservation: MessageBudget.Reservation?) {
+        defer {
+            reservation = nil
+            reservedBytes = 0
+            chunkedBytes = 0
+            busy = false
+        }
+        return (busy, reservation)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -112,11 +160,18 @@ final class LMTPFramer: ChannelInboundHandler {
                 var finished = false
                 func take(_ content: ArraySlice<UInt8>) {
                     size += content.count
-                    if size > maxMessageSize { tooLarge = true } else { body.append(contentsOf: content) }
+                    if size > maxMessageSize {
+                        tooLarge = true
+                    } else if admit(size) {
+                        body.append(contentsOf: content)
+                    }
                 }
                 while let line = readLine(keepingEnd: true) {
                     if !midLine, line == [UInt8(ascii: "."), 0x0D, 0x0A] || line == [UInt8(ascii: "."), 0x0A] {
-                        context.fireChannelRead(wrapInboundOut(.data(body, tooLarge: tooLarge)))
+                        let (busy, reservation) = takeReservation()
+                        context.fireChannelRead(
+                            wrapInboundOut(
+                                .data(busy ? [] : body, tooLarge: tooLarge, busy: busy, reservation: reservation)))
                         finished = true
                         break
                     }
@@ -136,11 +191,23 @@ final class LMTPFramer: ChannelInboundHandler {
             case .chunk(let remaining, var body, let last, var tooLarge):
                 let count = min(remaining, buffer.readableBytes)
                 if let bytes = buffer.readBytes(length: count) {
-                    if body.count + count > maxMessageSize { tooLarge = true } else { body.append(contentsOf: bytes) }
+                    if body.count + count > maxMessageSize {
+                        tooLarge = true
+                    } else if admit(chunkedBytes + count) {
+                        chunkedBytes += count
+                        body.append(contentsOf: bytes)
+                    }
                 }
                 if remaining - count == 0 {
                     mode = .commands
-                    context.fireChannelRead(wrapInboundOut(.chunk(body, last: last, tooLarge: tooLarge)))
+                    // The reservation covers the transaction's chunks so far; it goes with each chunk, and the
+                    // session keeps the latest until LAST.
+                    let (busy, reservation) = last ? takeReservation() : (self.busy, self.reservation)
+                    context.fireChannelRead(
+                        wrapInboundOut(
+                            .chunk(
+                                busy ? [] : body, last: last, tooLarge: tooLarge, busy: busy, reservation: reservation))
+                    )
                 } else {
                     mode = .chunk(remaining: remaining - count, body: body, last: last, tooLarge: tooLarge)
                     return

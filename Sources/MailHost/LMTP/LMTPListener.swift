@@ -36,6 +36,8 @@ struct LMTPListener: Service {
     let delivery: LocalDelivery
     let settings: LMTPSession.Settings
     let maxConnections: Int
+    /// The process's memory for messages being received, shared with IMAP APPEND.
+    let budget: MessageBudget?
     let logger: Logger
     let onListening: @Sendable (String) -> Void
 
@@ -46,13 +48,14 @@ struct LMTPListener: Service {
 
     func run() async throws {
         let maxSize = settings.maxMessageSize
+        let budget = self.budget
         let timeout = TimeAmount.nanoseconds(Int64(settings.timeout.components.seconds) * 1_000_000_000)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Accepted> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                let framer = LMTPFramer(maxMessageSize: maxSize)
+                let framer = LMTPFramer(maxMessageSize: maxSize, budget: budget)
                 try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: timeout))
                 try channel.pipeline.syncOperations.addHandler(framer)
                 let wrapped = try NIOAsyncChannel<LMTPInput, ByteBuffer>(wrappingChannelSynchronously: channel)

@@ -30,6 +30,7 @@ final class LMTPSession {
     private var recipients: [LocalDelivery.Recipient] = []
     private var chunks: [UInt8] = []
     private var chunksTooLarge = false
+    private var chunksBusy = false
     private static let counter = Counter()
 
     init(
@@ -61,22 +62,26 @@ final class LMTPSession {
             return .keepGoing
         case .command(let bytes):
             return try await command(String(decoding: bytes, as: UTF8.self))
-        case .data(let body, let tooLarge):
-            try await finishTransaction(body: body, tooLarge: tooLarge)
+        case .data(let body, let tooLarge, let busy, let reservation):
+            defer { reservation?.release() }
+            try await finishTransaction(body: body, tooLarge: tooLarge, busy: busy)
             return .keepGoing
-        case .chunk(let body, let last, let tooLarge):
+        case .chunk(let body, let last, let tooLarge, let busy, let reservation):
+            defer { if last { reservation?.release() } }
             guard sender != nil, !recipients.isEmpty else {
                 try await reply("503 5.5.1 Need MAIL and RCPT before BDAT")
                 return .keepGoing
             }
             chunksTooLarge = chunksTooLarge || tooLarge || chunks.count + body.count > settings.maxMessageSize
-            if !chunksTooLarge { chunks.append(contentsOf: body) }
+            chunksBusy = chunksBusy || busy
+            if !chunksTooLarge && !chunksBusy { chunks.append(contentsOf: body) }
             if last {
                 let message = chunks
-                let tooLarge = chunksTooLarge
+                let (tooLarge, busy) = (chunksTooLarge, chunksBusy)
                 chunks = []
                 chunksTooLarge = false
-                try await finishTransaction(body: message, tooLarge: tooLarge)
+                chunksBusy = false
+                try await finishTransaction(body: message, tooLarge: tooLarge, busy: busy)
             } else {
                 try await reply("250 2.0.0 \(body.count) octets received")
             }
@@ -191,7 +196,7 @@ final class LMTPSession {
     }
 
     /// One reply per accepted recipient, in RCPT order (RFC 2033 §4.2).
-    private func finishTransaction(body: [UInt8], tooLarge: Bool) async throws {
+    private func finishTransaction(body: [UInt8], tooLarge: Bool, busy: Bool) async throws {
         defer { resetTransaction() }
         let accepted = recipients
         guard let sender, !accepted.isEmpty else {
@@ -200,6 +205,12 @@ final class LMTPSession {
         }
         if tooLarge {
             try await reply(accepted.map { _ in "552 5.3.4 Message size exceeds fixed limit" })
+            return
+        }
+        if busy {
+            // RFC 3463 4.3.1: the server is short of memory for messages right now; the MTA tries again later.
+            logger.notice("LMTP message refused: message memory budget spent")
+            try await reply(accepted.map { _ in "452 4.3.1 Insufficient system resources, try again later" })
             return
         }
         let id = "\(Self.counter.next())\(UInt32.random(in: 0...UInt32.max))"
@@ -224,6 +235,7 @@ final class LMTPSession {
         recipients = []
         chunks = []
         chunksTooLarge = false
+        chunksBusy = false
     }
 
     /// `FROM:<a@b> PARAM…`: the address and the parameters.

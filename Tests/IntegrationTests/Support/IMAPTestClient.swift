@@ -107,6 +107,14 @@ final class IMAPTestClient: Sendable {
         return inbox.state.withLock { $0.bytes.isEmpty }
     }
 
+    /// Whatever has arrived and was not read yet.
+    func takeAll() -> [UInt8] {
+        inbox.state.withLock { state in
+            defer { state.bytes = [] }
+            return state.bytes
+        }
+    }
+
     /// Stops reading from the socket (the kernel's receive buffer fills, then the server's writes stall), or reads
     /// again.
     func setReading(_ reading: Bool) async throws {

@@ -1,0 +1,245 @@
+import Foundation
+import IMAPEngine
+import PostgresNIO
+import StoragePostgres
+import Testing
+
+/// Issue #9 §3: what a client can make the server hold is bounded, whatever it sends. Each attack runs against the
+/// built server; its resident memory is sampled while the attack runs and the growth is checked against a bound far
+/// below what the attack cost before (the numbers are printed for the record).
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+struct MemoryBoundsTests {
+    /// Resident memory of a process in bytes (VmRSS).
+    static func residentBytes(_ pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+        }
+        return 0
+    }
+
+    /// Runs `attack` while sampling the server's memory every 5 ms; returns the peak growth over the start.
+    static func peakGrowth(of server: ServerProcess, during attack: () async throws -> Void) async throws -> Int {
+        let pid = server.process.processIdentifier
+        let before = residentBytes(pid)
+        let sampler = Task {
+            var peak = 0
+            while !Task.isCancelled {
+                peak = max(peak, residentBytes(pid))
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            return peak
+        }
+        do {
+            try await attack()
+        } catch {
+            sampler.cancel()
+            throw error
+        }
+        sampler.cancel()
+        let peak = max(await sampler.value, residentBytes(pid))
+        return max(0, peak - before)
+    }
+
+    func start(_ database: PostgresStoreConfiguration) async throws -> (ServerProcess, Int) {
+        let server = try ServerProcess([
+            "serve", "--storage", database.description, "--auth", "pam",
+            "--pam-service", TestEnvironment.pamService ?? "mailhost-test", "--imap", "127.0.0.1:0",
+        ])
+        return (server, try await server.waitUntilListening())
+    }
+
+    static let mebibyte = 1 << 20
+
+    /// Before login, eight connections each send a 63 MiB APPEND literal (it cost 505 MiB before the pre-login limits).
+    @Test func largeLiteralsBeforeLoginAreNotHeld() async throws {
+        let database = try await TestDatabase.create()
+        defer { Task { await TestDatabase.drop(database) } }
+        let (server, port) = try await start(database)
+        defer { server.terminate() }
+        let size = 63 * Self.mebibyte
+        let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: Self.mebibyte)
+        let growth = try await Self.peakGrowth(of: server) {
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for n in 0..<8 {
+                    group.addTask {
+                        let client = try await IMAPTestClient.connect(port: port)
+                        _ = try await client.readLine()
+                        try await client.sendLine("a\(n) APPEND INBOX {\(size)+}")
+                        for _ in 0..<(size / chunk.count) { try await client.send(chunk) }
+                        try await client.sendLine("")
+                        let answer = try await client.readResponse(tag: "a\(n)", timeout: .seconds(120)).last ?? ""
+                        await client.close()
+                        return answer
+                    }
+                }
+                for try await answer in group { #expect(answer.contains("[TOOBIG]"), "\(answer)") }
+            }
+        }
+        print("pre-login 8 x 63 MiB APPEND literals: server grew \(growth / Self.mebibyte) MiB")
+        #expect(growth < 64 * Self.mebibyte)
+    }
+
+    /// One FETCH of many whole-message sections over five 1 MB messages (100 of them cost 670 MiB when a batch's
+    /// sections were loaded before writing; 30 keep the test short).
+    @Test func manySectionsOfLargeMessagesAreStreamed() async throws {
+        let database = try await TestDatabase.create()
+        defer { Task { await TestDatabase.drop(database) } }
+        let seeding = try await TestServer.start(database: database)
+        let line = String(repeating: "0123456789", count: 9) + "abcdefgh\r\n"  // 100 bytes
+        let body = String(repeating: line, count: 10_000)  // 1,000,000 bytes: just under the chunk size
+        try await seeding.seed(messages: (1...5).map { testMessage(subject: "m\($0)", body: body) })
+        await seeding.stop()
+        let (server, port) = try await start(database)
+        defer { server.terminate() }
+        let client = try await IMAPTestClient.connect(port: port)
+        _ = try await client.readLine()
+        try await client.expectOK("l", "LOGIN tim timmy")
+        try await client.expectOK("s", "SELECT INBOX")
+        let items = Array(repeating: "BODY.PEEK[]", count: 30).joined(separator: " ")
+        var received = 0
+        let growth = try await Self.peakGrowth(of: server) {
+            try await client.sendLine("f FETCH 1:5 (\(items))")
+            let (bytes, tagged) = try await client.drain(untilTagged: "f")
+            received = bytes
+            #expect(tagged.hasPrefix("f OK"), "\(tagged)")
+        }
+        print(
+            "FETCH 1:5 with 30 BODY.PEEK[] of 1 MB: \(received / Self.mebibyte) MiB sent, server grew \(growth / Self.mebibyte) MiB"
+        )
+        #expect(received > 150_000_000)
+        #expect(growth < 64 * Self.mebibyte)
+        // More items than the cap is refused before anything is read.
+        let tooMany = Array(repeating: "FLAGS", count: 129).joined(separator: " ")
+        #expect(try await client.command("g", "FETCH 1 (\(tooMany))").last?.hasPrefix("g BAD [LIMIT]") == true)
+    }
+
+    /// A sequence set that names the whole mailbox thousands of times (`1:*,1:*,…`) costs one pass, not one per
+    /// range.
+    @Test func repeatedRangesAreNormalisedBeforeExpansion() async throws {
+        let database = try await TestDatabase.create()
+        defer { Task { await TestDatabase.drop(database) } }
+        let seeding = try await TestServer.start(database: database)
+        try await seeding.seed(messages: [testMessage(subject: "one")])
+        let account = try await seeding.account("tim")
+        await seeding.stop()
+        let count = 20_000
+        try await database.withConnection(logger: TestEnvironment.logger) { connection in
+            try await connection.query(
+                """
+                INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq, internal_date,
+                    internal_zone, size)
+                SELECT account_id, mailbox_id, uid + g, content_id, flags, keywords, modseq, internal_date,
+                    internal_zone, size
+                FROM messages, generate_series(1, \(count - 1)) g
+                WHERE account_id = \(account.rawValue) AND uid = 1
+                """, logger: TestEnvironment.logger)
+            try await connection.query(
+                "UPDATE mailboxes SET uidnext = \(count + 1) WHERE account_id = \(account.rawValue)",
+                logger: TestEnvironment.logger)
+        }
+        let (server, port) = try await start(database)
+        defer { server.terminate() }
+        let client = try await IMAPTestClient.connect(port: port)
+        _ = try await client.readLine()
+        try await client.expectOK("l", "LOGIN tim timmy")
+        try await client.expectOK("s", "SELECT INBOX")
+        // 16,000 ranges: 320 million numbers if each were expanded.
+        let set = Array(repeating: "1:*", count: 16_000).joined(separator: ",")
+        var fetched = 0
+        let growth = try await Self.peakGrowth(of: server) {
+            try await client.sendLine("f FETCH \(set) (UID)")
+            let (bytes, tagged) = try await client.drain(untilTagged: "f")
+            fetched = bytes
+            #expect(tagged.hasPrefix("f OK"), "\(tagged)")
+            let search = try await client.command("s", "SEARCH \(set)")
+            #expect(search.last?.hasPrefix("s OK") == true)
+            #expect(search.first?.split(separator: " ").count == count + 2, "one number per message")
+        }
+        print("FETCH and SEARCH of 16,000 x 1:* over \(count) messages: server grew \(growth / Self.mebibyte) MiB")
+        #expect(fetched > count * 20)
+        #expect(growth < 64 * Self.mebibyte)
+    }
+}
+
+/// Issue #9 §3: memory for messages being uploaded is one budget for the process (`--max-upload-memory`), IMAP and
+/// LMTP together: past it an upload is refused with a temporary error instead of taking more memory.
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+struct UploadBudgetTests {
+    static let budget = 16 << 20
+
+    @Test func appendsPastTheBudgetAreRefusedUntilMemoryIsFree() async throws {
+        let running = try await LMTPTests.start(["--max-upload-memory", "\(Self.budget)"])
+        defer { running.stop() }
+        let message = Array(("Subject: two megabytes\r\n\r\n" + String(repeating: "y", count: 2_000_000)).utf8)
+        let first = try await IMAPTestClient.connect(port: running.imap)
+        _ = try await first.readLine()
+        try await first.expectOK("l", "LOGIN tim timmy")
+        let second = try await IMAPTestClient.connect(port: running.imap)
+        _ = try await second.readLine()
+        try await second.expectOK("l", "LOGIN tim timmy")
+        // The first APPEND's literal is accepted and holds its share (6 x 2 MB of 16 MiB) while it is sent.
+        try await first.sendLine("a APPEND INBOX {\(message.count)}")
+        #expect(try await first.readLine().hasPrefix("+"))
+        let refused = try await second.command("b", "APPEND INBOX {\(message.count)}")
+        #expect(refused.last?.hasPrefix("b NO [LIMIT]") == true, "\(refused)")
+        try await first.send(message + [13, 10])
+        #expect(try await first.readResponse(tag: "a").last?.hasPrefix("a OK [APPENDUID") == true)
+        // Once stored, the memory is free again.
+        #expect(try await second.append("c", to: "INBOX", message).last?.hasPrefix("c OK") == true)
+        // A message that alone is past the budget never fits.
+        let large = Array(("Subject: three\r\n\r\n" + String(repeating: "z", count: 3_000_000)).utf8)
+        #expect(try await second.append("d", to: "INBOX", large).last?.hasPrefix("d NO [LIMIT]") == true)
+        #expect(try await second.command("e", "NOOP").last == "e OK NOOP completed")
+    }
+
+    @Test func lmtpMessagesPastTheBudgetAreDeferred() async throws {
+        let running = try await LMTPTests.start(["--max-upload-memory", "\(Self.budget)"])
+        defer { running.stop() }
+        let result = try await python(
+            """
+            import smtplib, os
+            c = smtplib.LMTP("127.0.0.1", int(os.environ["P"]))
+            c.ehlo_or_helo_if_needed = lambda: None
+            c.docmd("LHLO", "mx.example")
+            for size in (3_000_000, 1_000_000):
+                c.docmd("MAIL", "FROM:<a@example.org>")
+                c.docmd("RCPT", "TO:<tim@example.com>")
+                code, _ = c.docmd("DATA")
+                c.send(b"Subject: s\\r\\n\\r\\n" + b"q" * size + b"\\r\\n.\\r\\n")
+                print(c.getreply())
+            c.quit()
+            """, environment: ["P": "\(running.lmtp)"])
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 2, "\(result.stdout) \(result.stderr)")
+        #expect(lines.first?.contains("452") == true && lines.first?.contains("4.3.1") == true, "\(result.stdout)")
+        #expect(lines.last?.contains("250") == true, "\(result.stdout)")
+    }
+}
+
+extension IMAPTestClient {
+    /// Reads and discards everything up to the tagged line of `tag`; returns the byte count and the tagged line.
+    /// For answers too large to keep in the test's memory.
+    func drain(untilTagged tag: String, timeout: Duration = .seconds(300)) async throws -> (Int, String) {
+        let deadline = ContinuousClock.now + timeout
+        let marker = Array("\r\n\(tag) ".utf8)
+        var total = 0
+        var tail: [UInt8] = []
+        while ContinuousClock.now < deadline {
+            let bytes = takeAll()
+            if bytes.isEmpty {
+                try await Task.sleep(for: .milliseconds(2))
+                continue
+            }
+            total += bytes.count
+            let window = tail + bytes
+            if let start = window.firstRange(of: marker) {
+                var rest = Array(window[start.upperBound...])
+                while rest.last != 0x0A { rest += try await readBytes(1) }
+                return (total, tag + " " + String(decoding: rest, as: UTF8.self).trimmingCharacters(in: .newlines))
+            }
+            tail = Array(window.suffix(marker.count))
+        }
+        throw TestFailure("timed out draining the answer to \(tag)")
+    }
+}
