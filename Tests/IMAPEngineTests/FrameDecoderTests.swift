@@ -116,18 +116,22 @@ import Testing
     @Test func beforeLoginOnlySmallCommandsAreTaken() throws {
         let login = LoginState()
         let big = String(repeating: "x", count: 9000)
+        let tooLong = String(repeating: "x", count: 70_000)
         #expect(try decode("a LOGIN {9000}\r\n", login: login) == [.literalTooLarge(tag: "a", size: 9000)])
         #expect(
             try decode("b APPEND INBOX {9000+}\r\n" + big + "\r\nc NOOP\r\n", login: login)
                 == [.literalTooLarge(tag: "b", size: 9000), line("c NOOP")])
         #expect(
-            try decode("d ID (\"x\" \"" + big + "\")\r\ne NOOP\r\n", login: login) == [
+            try decode("d ID (\"x\" \"" + tooLong + "\")\r\ne NOOP\r\n", login: login) == [
                 .lineTooLong(tag: "d"), line("e NOOP"),
             ])
         #expect(
             try decode("f LOGIN {5}\r\n", "timmy\r\n", login: login) == [
                 .literalRequested(5), line("f LOGIN {5}\r\ntimmy"),
             ])
+        // RFC 2971's largest ID (30 pairs, 1024-octet values) still fits before login.
+        let pairs = (0..<30).map { "\"k\($0)\" \"" + String(repeating: "v", count: 1024) + "\"" }.joined(separator: " ")
+        #expect(try decode("h ID (" + pairs + ")\r\n", login: login) == [line("h ID (" + pairs + ")")])
         login.set(true)
         #expect(try decode("g APPEND INBOX {9000+}\r\n" + big + "\r\n", login: login).count == 1)
     }

@@ -7,9 +7,10 @@ public struct IMAPLimits: Sendable {
     public var maxInlineLiteral: Int = 65_536
     /// A whole command other than APPEND: its lines and literals together.
     public var maxCommandSize: Int = 1 << 20
-    /// Before login the framing takes only small commands, as Dovecot's login process does: a line, and a literal
-    /// (a password), of at most this many bytes. An unauthenticated connection can make the server hold little.
-    public var maxLineLengthBeforeLogin: Int = 8192
+    /// Before login the framing takes only small commands, as Dovecot's login process does: a line (an ID command
+    /// with RFC 2971's 30 pairs of 1024-octet values is about 32 KB), and literals (a password) of at most 8 KiB. An
+    /// unauthenticated connection can make the server hold little.
+    public var maxLineLengthBeforeLogin: Int = 65_536
     public var maxLiteralBeforeLogin: Int = 8192
     /// Items in one FETCH (each can be a section to read).
     public var maxFetchItems: Int = 128
