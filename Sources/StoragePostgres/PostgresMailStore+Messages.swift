@@ -142,60 +142,126 @@ extension PostgresMailStore {
         account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
         sharing: Int64?, logger: Logger
     ) async throws(StoreError) -> (result: AppendResult, contentID: Int64) {
+        do {
+            return try await appendOnce(
+                account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: sharing,
+                logger: logger)
+        } catch .overQuota {
+            // Over the limit counting what the account retains (content of expunged messages, of deleted
+            // mailboxes): release that at once and try again. Only what the messages themselves need counts then.
+            guard try await releaseRetainedContent(account: account, logger: logger) > 0 else { throw .overQuota }
+            return try await appendOnce(
+                account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: sharing,
+                logger: logger)
+        }
+    }
+
+    /// Drops the content an account keeps only for expunged messages (sessions not yet told of the expunge then get
+    /// NO [EXPUNGEISSUED] for them) and content no message refers to any more. Returns the bytes released.
+    func releaseRetainedContent(account: AccountID, logger: Logger) async throws(StoreError) -> Int64 {
+        let client = self.client
+        return try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query(
+                    """
+                    UPDATE expunged SET content_id = NULL
+                    WHERE account_id = \(account.rawValue) AND content_id IS NOT NULL
+                    """, logger: logger)
+                let rows = try await connection.query(
+                    """
+                    WITH gone AS (
+                        DELETE FROM contents c
+                        WHERE c.account_id = \(account.rawValue)
+                            AND NOT EXISTS (SELECT 1 FROM messages m
+                                            WHERE m.account_id = c.account_id AND m.content_id = c.content_id)
+                        RETURNING size)
+                    SELECT coalesce(sum(size), 0)::bigint FROM gone
+                    """, logger: logger
+                ).collect()
+                let released = try rows.first?.decode(Int64.self) ?? 0
+                if released > 0 {
+                    logger.notice("released retained content for quota", metadata: ["bytes": "\(released)"])
+                }
+                return released
+            }
+        }
+    }
+
+    private func appendOnce(
+        account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
+        sharing: Int64?, logger: Logger
+    ) async throws(StoreError) -> (result: AppendResult, contentID: Int64) {
         let client = self.client
         guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
         let size = Int32(message.bytes.count)
         // With shared content the content columns are bound as NULL and the INSERT into contents does not run.
         let content = sharing == nil ? try ContentRow(message, internalDate: date) : nil
-        let stored = try await run(logger) { () -> (AppendResult, Int64)? in
-            // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
-            // together or not at all.
-            let rows = try await client.query(
-                """
-                WITH b AS (
-                    UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
-                        keywords = CASE WHEN keywords @> \(flags.keywords)::text[] THEN keywords
-                                   ELSE array(SELECT DISTINCT unnest(keywords || \(flags.keywords)::text[])) END
-                    WHERE account_id = \(account.rawValue) AND name = \(mailbox.name)
-                        AND (\(sharing)::bigint IS NULL OR EXISTS (SELECT 1 FROM contents
-                             WHERE account_id = \(account.rawValue) AND content_id = \(sharing)::bigint))
-                    RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
-                fresh AS (
-                    INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
-                        parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
-                        search_body, sha256)
-                    SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
-                        \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
-                        \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
-                        \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256)
-                    FROM b WHERE \(sharing)::bigint IS NULL
-                    RETURNING content_id),
-                c AS (
-                    SELECT content_id FROM fresh
-                    UNION ALL SELECT \(sharing)::bigint FROM b WHERE \(sharing)::bigint IS NOT NULL),
-                m AS (
-                    INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
-                        internal_date, internal_zone, size)
-                    SELECT \(account.rawValue), b.mailbox_id, b.uid, c.content_id, \(flags.system.rawValue),
-                        \(flags.keywords)::text[], b.highestmodseq, \(date.secondsSinceEpoch), \(Int16(date.zoneMinutes)),
-                        \(size)
-                    FROM b, c
-                    RETURNING uid, content_id)
-                SELECT b.uidvalidity, m.uid, m.content_id, pg_notify(\(Self.notifyChannel),
-                    \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
-                FROM b, m
-                """, logger: logger
-            ).collect()
-            guard let row = rows.first else { return nil }
-            let (validity, uid, contentID, _) = try row.decode((Int64, Int64, Int64, String).self)
-            let result = AppendResult(
-                uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)))
-            return (result, contentID)
+        let outcome: Result<(AppendResult, Int64)?, StoreError>
+        do {
+            outcome = .success(
+                try await run(logger) { () -> (AppendResult, Int64)? in
+                    // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
+                    // together or not at all.
+                    let rows = try await client.query(
+                        """
+                        WITH b AS (
+                            UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
+                                keywords = CASE WHEN keywords @> \(flags.keywords)::text[] THEN keywords
+                                           ELSE array(SELECT DISTINCT unnest(keywords || \(flags.keywords)::text[])) END
+                            WHERE account_id = \(account.rawValue) AND name = \(mailbox.name)
+                                AND (\(sharing)::bigint IS NULL OR EXISTS (SELECT 1 FROM contents
+                                     WHERE account_id = \(account.rawValue) AND content_id = \(sharing)::bigint))
+                            RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
+                        fresh AS (
+                            INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
+                                parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
+                                search_body, sha256)
+                            SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
+                                \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
+                                \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
+                                \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256)
+                            FROM b WHERE \(sharing)::bigint IS NULL
+                            RETURNING content_id),
+                        c AS (
+                            SELECT content_id FROM fresh
+                            UNION ALL SELECT \(sharing)::bigint FROM b WHERE \(sharing)::bigint IS NOT NULL),
+                        m AS (
+                            INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
+                                internal_date, internal_zone, size)
+                            SELECT \(account.rawValue), b.mailbox_id, b.uid, c.content_id, \(flags.system.rawValue),
+                                \(flags.keywords)::text[], b.highestmodseq, \(date.secondsSinceEpoch), \(Int16(date.zoneMinutes)),
+                                \(size)
+                            FROM b, c
+                            RETURNING uid, content_id)
+                        SELECT b.uidvalidity, m.uid, m.content_id, pg_notify(\(Self.notifyChannel),
+                            \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
+                        FROM b, m
+                        """, logger: logger
+                    ).collect()
+                    guard let row = rows.first else { return nil }
+                    let (validity, uid, contentID, _) = try row.decode((Int64, Int64, Int64, String).self)
+                    let result = AppendResult(
+                        uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)))
+                    return (result, contentID)
+                })
+        } catch {
+            outcome = .failure(error)
         }
-        if let stored { return (result: stored.0, contentID: stored.1) }
-        // No row: the mailbox does not exist, or the shared content is gone (then store it anew).
-        guard sharing != nil else { throw StoreError.mailboxNotFound }
-        return try await append(
+        switch outcome {
+        case .success(let stored?):
+            return (result: stored.0, contentID: stored.1)
+        case .success(nil) where sharing == nil:
+            throw StoreError.mailboxNotFound
+        case .success(nil):
+            // No row: the mailbox does not exist, or the shared content is gone (then store it anew).
+            break
+        case .failure(.internal(let detail)) where sharing != nil && detail.hasPrefix("23503"):
+            // The shared content was released (quota) between the check and the insert: store it anew.
+            break
+        case .failure(let error):
+            throw error
+        }
+        return try await appendOnce(
             account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: nil,
             logger: logger)
     }

@@ -160,6 +160,58 @@ public enum PostgresSchema {
         CREATE TRIGGER messages_count_removed AFTER DELETE ON messages REFERENCING OLD TABLE AS removed
             FOR EACH STATEMENT EXECUTE FUNCTION mailhost_count_removed();
         """,
+        // 3: quota counts what an account really occupies. `stored_bytes` is the size of its stored contents, kept
+        // by triggers: besides what its messages reference, it includes content kept for expunged messages (for 24
+        // hours, for sessions not yet told) and content of deleted mailboxes not yet collected. A write fails when
+        // either the messages or the stored bytes pass the limit; the store then releases what it retains and tries
+        // again, so an APPEND/EXPUNGE loop cannot fill the disk and a user who deletes mail can store again at once.
+        """
+        ALTER TABLE accounts ADD COLUMN stored_bytes bigint NOT NULL DEFAULT 0;
+
+        UPDATE accounts a SET stored_bytes = s.bytes
+        FROM (SELECT account_id, sum(size)::bigint AS bytes FROM contents GROUP BY account_id) s
+        WHERE a.account_id = s.account_id;
+
+        CREATE FUNCTION mailhost_contents_added() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE accounts a SET stored_bytes = a.stored_bytes + d.bytes
+            FROM (SELECT account_id, sum(size)::bigint AS bytes FROM added GROUP BY account_id) d
+            WHERE a.account_id = d.account_id;
+            RETURN NULL;
+        END
+        $$;
+
+        CREATE FUNCTION mailhost_contents_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE accounts a SET stored_bytes = a.stored_bytes - d.bytes
+            FROM (SELECT account_id, sum(size)::bigint AS bytes FROM removed GROUP BY account_id) d
+            WHERE a.account_id = d.account_id;
+            RETURN NULL;
+        END
+        $$;
+
+        CREATE TRIGGER contents_count_added AFTER INSERT ON contents REFERENCING NEW TABLE AS added
+            FOR EACH STATEMENT EXECUTE FUNCTION mailhost_contents_added();
+
+        CREATE TRIGGER contents_count_removed AFTER DELETE ON contents REFERENCING OLD TABLE AS removed
+            FOR EACH STATEMENT EXECUTE FUNCTION mailhost_contents_removed();
+
+        CREATE OR REPLACE FUNCTION mailhost_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE accounts a SET used_bytes = a.used_bytes + d.bytes, used_messages = a.used_messages + d.messages
+            FROM (SELECT account_id, sum(size)::bigint AS bytes, count(*) AS messages FROM added GROUP BY account_id) d
+            WHERE a.account_id = d.account_id;
+            IF current_setting('mailhost.skip_quota', true) IS DISTINCT FROM 'on' AND EXISTS (
+                SELECT 1 FROM accounts a JOIN (SELECT DISTINCT account_id FROM added) d USING (account_id)
+                WHERE (a.quota_bytes IS NOT NULL AND (a.used_bytes > a.quota_bytes OR a.stored_bytes > a.quota_bytes))
+                    OR (a.quota_messages IS NOT NULL AND a.used_messages > a.quota_messages))
+            THEN
+                RAISE EXCEPTION 'quota exceeded' USING ERRCODE = 'MH001';
+            END IF;
+            RETURN NULL;
+        END
+        $$;
+        """,
     ]
 
     public static var latestVersion: Int { migrations.count }
