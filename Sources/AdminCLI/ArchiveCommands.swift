@@ -52,9 +52,11 @@ struct ImportCommand: AsyncParsableCommand {
             var files: [(URL, MailboxName)] = []
             let base = root.standardizedFileURL.path
             for case let url as URL in enumerator where url.pathExtension == "mbox" {
+                if ImportFiles.skipLink(url) { continue }
                 var relative = String(url.standardizedFileURL.path.dropFirst(base.count))
                 while relative.hasPrefix("/") { relative.removeFirst() }
-                files.append((url, try mailboxName(String(relative.dropLast(".mbox".count)), forCreation: true)))
+                let name = ArchiveFileName.mailbox(fromPath: String(relative.dropLast(".mbox".count)))
+                files.append((url, try mailboxName(name, forCreation: true)))
             }
             return files.sorted { $0.1.name < $1.1.name }
         }
@@ -96,17 +98,45 @@ struct ImportBatch: Sendable {
 
 func readFile(_ url: URL) throws -> [UInt8] {
     do {
-        return Array(try Data(contentsOf: url))
+        return try ImportFiles.read(url)
     } catch {
-        throw AdminFailure("cannot read \(url.path): \(error.localizedDescription)")
+        throw AdminFailure("cannot read \(url.path): \(error)")
+    }
+}
+
+/// Reading an archive that someone else may have prepared (a user's Maildir imported by root): symbolic links are
+/// never followed, so a link to /etc/shadow in a Maildir cannot end up in a mailbox.
+enum ImportFiles {
+    struct ReadError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The file's own type (lstat: a link is a link), nil when it does not exist.
+    static func kind(of url: URL) -> FileAttributeType? {
+        (try? FileManager.default.attributesOfItem(atPath: url.path))?[.type] as? FileAttributeType
+    }
+
+    /// True (with a warning) for a symbolic link, which the import leaves alone.
+    static func skipLink(_ url: URL) -> Bool {
+        guard kind(of: url) == .typeSymbolicLink else { return false }
+        printError("warning: \(url.path) is a symbolic link; not followed")
+        return true
+    }
+
+    /// The file's bytes, opened with O_NOFOLLOW (a link put in place after the check fails here).
+    static func read(_ url: URL) throws -> [UInt8] {
+        let descriptor = open(url.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard descriptor >= 0 else { throw ReadError(description: String(cString: strerror(errno))) }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        return Array(try handle.readToEnd() ?? Data())
     }
 }
 
 /// Dovecot's `subscriptions` file: one name per line (a `V\t2` header and tab-separated levels in newer versions).
 func readSubscriptions(_ root: URL) -> [MailboxName] {
-    guard let text = try? String(contentsOf: root.appendingPathComponent("subscriptions"), encoding: .utf8) else {
-        return []
-    }
+    let file = root.appendingPathComponent("subscriptions")
+    guard ImportFiles.kind(of: file) == .typeRegular, let bytes = try? ImportFiles.read(file) else { return [] }
+    let text = String(decoding: bytes, as: UTF8.self)
     return text.split(separator: "\n").compactMap { line in
         let name = line.replacingOccurrences(of: "\t", with: "/")
         guard !name.isEmpty, !line.hasPrefix("V\t") else { return nil }
@@ -216,7 +246,7 @@ struct ExportCommand: AsyncParsableCommand {
             let root = try prepareExportDirectory(directory)
             let login = user.lowercased()
             let count = try await exportMailboxes(login) { mailbox, messages in
-                let file = root.appendingPathComponent(mailbox.name + ".mbox")
+                let file = root.appendingPathComponent(ArchiveFileName.path(for: mailbox) + ".mbox")
                 try FileManager.default.createDirectory(
                     at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
                 _ = FileManager.default.createFile(atPath: file.path, contents: nil)
@@ -246,6 +276,31 @@ struct ExportCommand: AsyncParsableCommand {
             }
             print("exported \(count) messages of \(login) to \(root.path)")
         }
+    }
+}
+
+/// Mailbox names as paths under an export directory. Names are the users' own (`../../x`, `.hidden`), so every level
+/// becomes a safe file name: `%` and a leading `.` are escaped as `%25` and `%2E` (so `.`, `..` and hidden names
+/// cannot occur), as are control characters; import reads them back.
+enum ArchiveFileName {
+    static func path(for mailbox: MailboxName) -> String {
+        mailbox.name.split(separator: "/", omittingEmptySubsequences: false).map { level -> String in
+            var out = ""
+            for (i, scalar) in level.unicodeScalars.enumerated() {
+                if scalar == "%" || (i == 0 && scalar == ".") || scalar.value < 0x20 || scalar.value == 0x7F {
+                    out += String(format: "%%%02X", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+            return out.isEmpty ? "%00" : out
+        }.joined(separator: "/")
+    }
+
+    static func mailbox(fromPath path: String) -> String {
+        path.split(separator: "/", omittingEmptySubsequences: false).map { level in
+            level.removingPercentEncoding ?? String(level)
+        }.joined(separator: "/")
     }
 }
 

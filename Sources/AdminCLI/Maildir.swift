@@ -32,7 +32,7 @@ enum Maildir {
         for entry in try manager.contentsOfDirectory(atPath: root.path).sorted()
         where entry.hasPrefix(".") && entry != "." && entry != ".." {
             let directory = root.appendingPathComponent(entry)
-            guard isMaildir(directory) else { continue }
+            guard !ImportFiles.skipLink(directory), isMaildir(directory) else { continue }
             folders.append(
                 Folder(mailbox: try mailboxName(fromDirectory: String(entry.dropFirst())), directory: directory))
         }
@@ -40,15 +40,7 @@ enum Maildir {
     }
 
     static func isMaildir(_ url: URL) -> Bool {
-        var isDirectory: ObjCBool = false
-        for sub in ["cur", "new"] {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent(sub).path, isDirectory: &isDirectory),
-                isDirectory.boolValue
-            {
-                return true
-            }
-        }
-        return false
+        ["cur", "new"].contains { ImportFiles.kind(of: url.appendingPathComponent($0)) == .typeDirectory }
     }
 
     static func mailboxName(fromDirectory name: String) throws -> MailboxName {
@@ -74,13 +66,16 @@ enum Maildir {
     /// The messages of one folder, validated before anything is imported.
     static func messages(in folder: Folder) throws -> [(url: URL, flags: MessageFlags, date: InternalDate)] {
         let manager = FileManager.default
-        let keywords = readKeywords(folder.directory)
+        let keywords = try readKeywords(folder.directory)
         var result: [(URL, MessageFlags, InternalDate)] = []
         for sub in ["new", "cur"] {
             let directory = folder.directory.appendingPathComponent(sub)
-            guard let entries = try? manager.contentsOfDirectory(atPath: directory.path) else { continue }
+            guard !ImportFiles.skipLink(directory),
+                let entries = try? manager.contentsOfDirectory(atPath: directory.path)
+            else { continue }
             for entry in entries.sorted() where !entry.hasPrefix(".") {
                 let url = directory.appendingPathComponent(entry)
+                if ImportFiles.skipLink(url) { continue }
                 let (flags, zone) = try parseFileName(entry, inCur: sub == "cur", keywords: keywords, folder: folder)
                 let attributes = try manager.attributesOfItem(atPath: url.path)
                 let modified = (attributes[.modificationDate] as? Date) ?? Date()
@@ -138,15 +133,21 @@ enum Maildir {
         return (flags, zone)
     }
 
-    /// `dovecot-keywords`: `0 $Junk` per line.
-    static func readKeywords(_ directory: URL) -> [Int: String] {
-        guard let text = try? String(contentsOf: directory.appendingPathComponent("dovecot-keywords"), encoding: .utf8)
-        else { return [:] }
+    /// `dovecot-keywords`: `0 $Junk` per line; every keyword must be an IMAP atom (`Flag.isValidKeyword`).
+    static func readKeywords(_ directory: URL) throws -> [Int: String] {
+        let file = directory.appendingPathComponent("dovecot-keywords")
+        guard ImportFiles.kind(of: file) == .typeRegular, let data = try? ImportFiles.read(file) else { return [:] }
         var result: [Int: String] = [:]
-        for line in text.split(separator: "\n") {
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 1)
             if parts.count == 2, let index = Int(parts[0]), (0..<26).contains(index) {
-                result[index] = String(parts[1])
+                let keyword = String(parts[1])
+                guard Flag.isValidKeyword(keyword) else {
+                    throw FormatError(
+                        description:
+                            "\(file.path): keyword \(keyword.prefix(60).debugDescription) is not an IMAP atom")
+                }
+                result[index] = keyword
             }
         }
         return result

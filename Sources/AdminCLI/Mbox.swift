@@ -76,7 +76,20 @@ enum Mbox {
         if flags == nil { flags = legacyFlags(bytes) }
         if date == nil { date = separatorDate(separator) }
         guard !bytes.isEmpty else { throw FormatError(description: "\(path): message \(index) is empty") }
-        return ArchivedMessage(bytes: bytes, flags: flags ?? MessageFlags(), date: date)
+        return ArchivedMessage(
+            bytes: bytes, flags: validKeywords(flags ?? MessageFlags(), in: "\(path): message \(index)"), date: date)
+    }
+
+    /// Keeps only the keywords a client could have set (atoms, `Flag.isValidKeyword`); the others are reported and
+    /// left out, since they come from message headers anyone could have written.
+    static func validKeywords(_ flags: MessageFlags, in place: String) -> MessageFlags {
+        var valid = flags
+        valid.keywords = flags.keywords.filter(Flag.isValidKeyword)
+        for keyword in flags.keywords where !Flag.isValidKeyword(keyword) {
+            printError(
+                "warning: \(place): keyword \(keyword.prefix(60).debugDescription) is not an IMAP atom; left out")
+        }
+        return valid
     }
 
     /// `internaldate="17-Jul-1996 02:44:25 -0700" flags=(\Seen $Junk)`.

@@ -4,6 +4,12 @@ import CPAM
 import Logging
 import NIOPosix
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// Checks user name and password with PAM (`pam_authenticate` then `pam_acct_mgmt`), off the caller's thread.
 ///
 /// Each call is one PAM transaction with its own handle, run on `threadPool` (never on the caller's thread or an
@@ -29,6 +35,8 @@ public struct PAMAuthenticator: Sendable {
     public let service: String
     /// Every failure returns no earlier than this after the call started.
     public let minimumFailureTime: Duration
+    /// Accounts with a lower uid (system accounts) never log in, whatever PAM says; root (uid 0) never does.
+    public let minimumUID: UInt32
     private let threadPool: NIOThreadPool
     /// Test seam: runs on the pool thread right before PAM is called.
     let willRunPAM: (@Sendable () -> Void)?
@@ -42,21 +50,42 @@ public struct PAMAuthenticator: Sendable {
     public init(
         service: String = "mailhost",
         threadPool: NIOThreadPool = .singleton,
-        minimumFailureTime: Duration = .seconds(1)
+        minimumFailureTime: Duration = .seconds(1),
+        minimumUID: UInt32 = 1000
     ) {
-        self.init(service: service, threadPool: threadPool, minimumFailureTime: minimumFailureTime, willRunPAM: nil)
+        self.init(
+            service: service, threadPool: threadPool, minimumFailureTime: minimumFailureTime, minimumUID: minimumUID,
+            willRunPAM: nil)
     }
 
     init(
         service: String,
         threadPool: NIOThreadPool = .singleton,
         minimumFailureTime: Duration,
+        minimumUID: UInt32 = 1000,
         willRunPAM: (@Sendable () -> Void)?
     ) {
         self.service = service
         self.threadPool = threadPool
         self.minimumFailureTime = minimumFailureTime
+        self.minimumUID = minimumUID
         self.willRunPAM = willRunPAM
+    }
+
+    /// Whether the system account `user` may log in: not root, uid at least `minimumUID`. A name the system does
+    /// not know is left to PAM (which fails it, or knows it from elsewhere). Blocking (NSS): call it off the loop.
+    static func accountMayLogIn(_ user: String, minimumUID: UInt32) -> Bool {
+        guard let uid = systemUID(of: user) else { return true }
+        return uid != 0 && uid >= minimumUID
+    }
+
+    /// The uid of the system account `name`, or nil when the system (NSS) does not know it. Blocking.
+    public static func systemUID(of name: String) -> UInt32? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.pw_uid
     }
 
     /// Authenticates `user` with `password` and checks that the account may log in.
@@ -114,14 +143,30 @@ public struct PAMAuthenticator: Sendable {
         logger: Logger?
     ) async -> PAMOutcome {
         guard Self.acceptsInput(user: user, password: password) else { return .failure(.badCredentials) }
-        let service = self.service
+        let (service, minimumUID) = (self.service, self.minimumUID)
         let willRunPAM = self.willRunPAM
         let result: PAMTransaction.Result
         do {
-            result = try await threadPool.runIfActive {
+            let checked = try await threadPool.runIfActive { () -> PAMTransaction.Result? in
+                // System accounts and root are refused before PAM sees the password, and after it too, in case a
+                // module mapped the name to one (PAM_USER).
+                guard Self.accountMayLogIn(user, minimumUID: minimumUID) else { return nil }
                 willRunPAM?()
-                return PAMTransaction.run(service: service, user: user, password: password, remoteHost: remoteHost)
+                let result = PAMTransaction.run(
+                    service: service, user: user, password: password, remoteHost: remoteHost)
+                if result.code == PAM_SUCCESS, let mapped = result.user, mapped != user,
+                    !Self.accountMayLogIn(mapped, minimumUID: minimumUID)
+                {
+                    return nil
+                }
+                return result
             }
+            guard let checked else {
+                logger?.notice(
+                    "PAM login refused: system account", metadata: ["pam.minimumUID": "\(minimumUID)"])
+                return .failure(.accountUnavailable)
+            }
+            result = checked
         } catch is CancellationError {
             return .failure(.serviceError(code: PAM_ABORT))
         } catch {

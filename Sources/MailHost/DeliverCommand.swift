@@ -72,7 +72,7 @@ struct DeliverCommand: AsyncParsableCommand {
             let store = PostgresMailStore(client: client, operationTimeout: configuration.operationTimeout)
             let delivery = LocalDelivery(
                 store: store, domains: [], provisionSystemUsers: settings.auth.contains("pam"),
-                quotaTemporary: !quotaPermanent, logger: logger)
+                quotaTemporary: !quotaPermanent, minimumUID: UInt32(clamping: settings.pamMinimumUID), logger: logger)
             let recipient: LocalDelivery.Recipient
             switch await delivery.resolve(login: to, folder: mailbox, address: to) {
             case .recipient(let resolved): recipient = resolved

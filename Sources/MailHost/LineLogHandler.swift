@@ -50,12 +50,31 @@ struct LineLogHandler: LogHandler {
         Self.output.withLock { _ in FileHandle.standardError.write(line) }
     }
 
+    /// A logfmt value: bare when it is plain, otherwise in quotes with `"` and `\\` escaped and every control
+    /// character written as an escape, so no value a client controls (a user name, a mailbox name) can end the line,
+    /// close the quotes or pose as another field (deploy/fail2ban relies on this).
     static func quote(_ value: String) -> String {
-        let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }
+        let needsQuotes =
+            value.isEmpty || value.unicodeScalars.contains { " \"=\\".unicodeScalars.contains($0) || isControl($0) }
         guard needsQuotes else { return value }
-        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
-        return "\"\(escaped)\""
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where isControl(scalar): out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// C0 and C1 controls, DEL, and the Unicode line and paragraph separators: whatever could break a line.
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}"
     }
 
     static func timestamp() -> String {

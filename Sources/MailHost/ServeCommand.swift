@@ -217,7 +217,8 @@ struct ServeCommand: AsyncParsableCommand {
             client: client, searchClient: searchClient, operationTimeout: storeConfiguration.operationTimeout)
         let feed = ChangeFeed()
         let authenticator = Self.authenticator(
-            settings.auth, store: store, pamService: settings.pamService, logger: logger)
+            settings.auth, store: store, pamService: settings.pamService, pamMinimumUID: settings.pamMinimumUID,
+            logger: logger)
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, limits: settings.limits, logger: logger,
             allowPlaintextAuth: settings.allowPlaintextAuth,
@@ -247,7 +248,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let delivery = LocalDelivery(
             store: store, domains: settings.lmtpDomains, provisionSystemUsers: settings.auth.contains("pam"),
-            quotaTemporary: settings.lmtpQuotaTemporary, logger: logger)
+            quotaTemporary: settings.lmtpQuotaTemporary, minimumUID: UInt32(clamping: settings.pamMinimumUID),
+            logger: logger)
         for address in settings.lmtp {
             services.append(
                 LMTPListener(
@@ -273,15 +275,20 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// The `--auth` chain with one uniform failure time for all backends.
     static func authenticator(
-        _ names: [String], store: PostgresMailStore, pamService: String, logger: Logger
+        _ names: [String], store: PostgresMailStore, pamService: String, pamMinimumUID: Int = 1000, logger: Logger
     ) -> AuthenticatorChain {
         let backends: [any Authenticator] = names.map { name -> any Authenticator in
             if name == "db" { return PostgresPasswordAuthenticator(store: store, logger: logger) }
             return PAMAuthentication(
-                pam: PAMAuthenticator(service: pamService, minimumFailureTime: .zero), logger: logger)
+                pam: PAMAuthenticator(
+                    service: pamService, minimumFailureTime: .zero, minimumUID: UInt32(clamping: pamMinimumUID)),
+                logger: logger)
         }
-        return AuthenticatorChain(backends: backends, minimumFailureTime: .seconds(1))
+        return AuthenticatorChain(backends: backends, minimumFailureTime: authenticationFailureTime)
     }
+
+    /// Every failed login takes at least this long, whatever failed (DESIGN.md §5).
+    static let authenticationFailureTime: Duration = .seconds(1)
 
     static func prepareSchema(_ configuration: PostgresStoreConfiguration, logger: Logger) async throws {
         try await configuration.withConnection(logger: logger) { connection in

@@ -108,38 +108,39 @@ extension Session {
     func authenticate(user rawUser: String, password: String) async throws -> Completion {
         // Login names are case-insensitive: `TIM` logs in as `tim`.
         let user = rawUser.lowercased()
+        let started = ContinuousClock.now
         let result = await server.authenticator.authenticate(
             user: user, password: password, remote: info.remoteAddress)
         switch result {
         case .failure:
-            SessionMetrics.login("failure")
-            // One line per failure with user and address, for fail2ban (deploy/fail2ban).
-            logger.notice(
-                "authentication failed",
-                metadata: ["imap.user": "\(user.prefix(64))", "imap.peer": "\(address)"])
-            let penalty = server.penalty.recordFailure(address: address)
-            if penalty > .zero { try await Task.sleep(for: penalty) }
-            throw IMAPError.no(.authenticationFailed, "Authentication failed.")
+            try await failLogin(user: user, started: started)
         case .unavailable(let reason):
             SessionMetrics.login("unavailable")
             logger.warning("authentication unavailable", metadata: ["error": "\(reason)"])
             throw IMAPError.no(.unavailable, "Authentication service is temporarily unavailable")
         case .success(let login, let provision):
-            server.penalty.recordSuccess(address: address)
             guard server.connections.authenticate(address: address, user: login) else {
                 SessionMetrics.login("limit")
                 logger.notice("connection limit", metadata: ["imap.user": "\(login)", "imap.peer": "\(address)"])
                 throw IMAPError.no(.limit, "Too many connections for this user from your address")
             }
-            SessionMetrics.login("success")
             let accountID: AccountID
             do {
                 accountID = try await store.account(login: login, create: provision, logger: logger)
             } catch {
                 // Still not logged in: the connection counts as unauthenticated again.
                 server.connections.unauthenticate(address: address, user: login)
-                throw error
+                switch error {
+                case .cannot, .accountNotFound:
+                    // A disabled (or deleted) account fails like a wrong password, in the same time: the answer
+                    // must not tell that the password was right, and the failure counts for the penalty.
+                    try await failLogin(user: user, started: started)
+                default:
+                    throw error
+                }
             }
+            server.penalty.recordSuccess(address: address)
+            SessionMetrics.login("success")
             account = accountID
             self.login = login
             state = .authenticated
@@ -152,6 +153,21 @@ extension Session {
             }
             return Completion("Logged in", code: .capability(capabilities))
         }
+    }
+}
+
+extension Session {
+    /// The one answer to every failed login: logged for fail2ban, slowed to the uniform failure time and then by the
+    /// address's penalty, `NO [AUTHENTICATIONFAILED]`.
+    func failLogin(user: String, started: ContinuousClock.Instant) async throws -> Never {
+        SessionMetrics.login("failure")
+        // One line per failure with user and address, for fail2ban (deploy/fail2ban).
+        logger.notice(
+            "authentication failed", metadata: ["imap.user": "\(user.prefix(64))", "imap.peer": "\(address)"])
+        try await Task.sleep(until: started + server.authenticationFailureTime)
+        let penalty = server.penalty.recordFailure(address: address)
+        if penalty > .zero { try await Task.sleep(for: penalty) }
+        throw IMAPError.no(.authenticationFailed, "Authentication failed.")
     }
 }
 

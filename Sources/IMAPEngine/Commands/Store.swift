@@ -50,7 +50,7 @@ extension Session {
             case .recent: throw IMAPError.bad("\\Recent can't be set")
             case .extensionFlag(let name): throw IMAPError.bad("Invalid system flag \\\(name.prefix(32))")
             case .keyword(let name):
-                guard name.utf8.count <= 250 else { throw IMAPError.bad("Keyword too long") }
+                guard name.utf8.count <= Flag.maxKeywordLength else { throw IMAPError.bad("Keyword too long") }
                 result.insert(flag)
             default: result.insert(flag)
             }

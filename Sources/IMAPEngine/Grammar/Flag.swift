@@ -50,3 +50,14 @@ public enum Flag: Hashable, Sendable {
         }
     }
 }
+
+extension Flag {
+    /// Longest keyword accepted, in bytes.
+    public static let maxKeywordLength = 250
+
+    /// Whether `name` can be a keyword: an atom (RFC 9051 `flag-keyword`) of at most `maxKeywordLength` bytes. What
+    /// a client cannot STORE, an import cannot either.
+    public static func isValidKeyword(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= maxKeywordLength && name.utf8.allSatisfy(isAtomChar)
+    }
+}

@@ -15,6 +15,9 @@ public struct IMAPServerContext: Sendable {
     public var penalty: LoginPenalty
     /// Memory for messages being uploaded, shared by every connection of the process (IMAP and LMTP).
     public var messageBudget: MessageBudget
+    /// Every failed login is answered no sooner than this after it began (the authenticator pads its own failures
+    /// to the same time; a disabled account is refused after the authenticator succeeded).
+    public var authenticationFailureTime: Duration = .seconds(1)
 
     public init(
         store: any MailStore, feed: ChangeFeed, authenticator: any Authenticator, limits: IMAPLimits = IMAPLimits(),

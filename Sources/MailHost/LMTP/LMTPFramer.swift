@@ -34,7 +34,9 @@ final class LMTPFramer: ChannelInboundHandler {
         case commands
         case paused
         /// `midLine`: part of the current line was already taken (a line longer than `maxPartialLine`).
-        case data(body: [UInt8], size: Int, tooLarge: Bool, midLine: Bool)
+        /// `afterCRLF`: the line before ended with CRLF (or this is the first line): only then can `.` CRLF end the
+        /// message (RFC 5321 §4.1.1.4: the end is CRLF "." CRLF; a bare LF never counts, against SMTP smuggling).
+        case data(body: [UInt8], size: Int, tooLarge: Bool, midLine: Bool, afterCRLF: Bool)
         case chunk(remaining: Int, body: [UInt8], last: Bool, tooLarge: Bool)
         case skipLine
     }
@@ -115,7 +117,7 @@ final class LMTPFramer: ChannelInboundHandler {
     /// Called on the event loop by the session after it answered DATA.
     func resume(expectingData: Bool) {
         guard case .paused = mode else { return }
-        mode = expectingData ? .data(body: [], size: 0, tooLarge: false, midLine: false) : .commands
+        mode = expectingData ? .data(body: [], size: 0, tooLarge: false, midLine: false, afterCRLF: true) : .commands
         guard let context, buffer.readableBytes > 0 else { return }
         process(context)
         // Outside a read cycle: NIOAsyncChannel hands reads to the session only on read-complete, so without this the
@@ -142,8 +144,8 @@ final class LMTPFramer: ChannelInboundHandler {
                     continue
                 }
                 let verb = line.prefix { $0 != UInt8(ascii: " ") }.map { $0 & ~0x20 }
-                if verb == Array("DATA".utf8) && line.count == 4 {
-                    mode = .paused
+                if verb == Array("DATA".utf8) && line.dropFirst(4).allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                    mode = .paused  // `DATA` (trailing blanks tolerated, as the session does)
                 } else if verb == Array("BDAT".utf8), let (size, last) = Self.bdat(line) {
                     mode = .chunk(remaining: size, body: [], last: last, tooLarge: false)
                 }
@@ -155,7 +157,7 @@ final class LMTPFramer: ChannelInboundHandler {
                 }
                 buffer.moveReaderIndex(to: lf + 1)
                 mode = .commands
-            case .data(var body, var size, var tooLarge, var midLine):
+            case .data(var body, var size, var tooLarge, var midLine, var afterCRLF):
                 mode = .commands  // avoid copying `body` while it is mutated below
                 var finished = false
                 func take(_ content: ArraySlice<UInt8>) {
@@ -167,7 +169,7 @@ final class LMTPFramer: ChannelInboundHandler {
                     }
                 }
                 while let line = readLine(keepingEnd: true) {
-                    if !midLine, line == [UInt8(ascii: "."), 0x0D, 0x0A] || line == [UInt8(ascii: "."), 0x0A] {
+                    if !midLine, afterCRLF, line == [UInt8(ascii: "."), 0x0D, 0x0A] {
                         let (busy, reservation) = takeReservation()
                         context.fireChannelRead(
                             wrapInboundOut(
@@ -178,6 +180,7 @@ final class LMTPFramer: ChannelInboundHandler {
                     // RFC 5321 §4.5.2: a leading dot was doubled by the client.
                     take(!midLine && line.first == UInt8(ascii: ".") ? line.dropFirst() : line[...])
                     midLine = false
+                    afterCRLF = line.count >= 2 && line[line.count - 2] == 0x0D
                 }
                 if finished { continue }
                 if buffer.readableBytes > Self.maxPartialLine,
@@ -185,8 +188,9 @@ final class LMTPFramer: ChannelInboundHandler {
                 {
                     take(!midLine && piece.first == UInt8(ascii: ".") ? piece.dropFirst() : piece[...])
                     midLine = true
+                    afterCRLF = false
                 }
-                mode = .data(body: body, size: size, tooLarge: tooLarge, midLine: midLine)
+                mode = .data(body: body, size: size, tooLarge: tooLarge, midLine: midLine, afterCRLF: afterCRLF)
                 return
             case .chunk(let remaining, var body, let last, var tooLarge):
                 let count = min(remaining, buffer.readableBytes)

@@ -61,6 +61,12 @@ final class LMTPSession {
             try await reply("500 5.5.2 Line too long")
             return .keepGoing
         case .command(let bytes):
+            // A command line holds no control characters: a CR or NUL in MAIL FROM or LHLO would end up in the
+            // Return-Path: and Received: headers written into the message.
+            guard !bytes.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else {
+                try await reply("500 5.5.2 Syntax error: control characters in the command")
+                return .keepGoing
+            }
             return try await command(String(decoding: bytes, as: UTF8.self))
         case .data(let body, let tooLarge, let busy, let reservation):
             defer { reservation?.release() }

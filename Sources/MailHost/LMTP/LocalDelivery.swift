@@ -1,3 +1,4 @@
+import AuthPAM
 import Foundation
 import Glibc
 import IMAPEngine
@@ -15,6 +16,8 @@ struct LocalDelivery: Sendable {
     let provisionSystemUsers: Bool
     /// Answer over-quota as a temporary failure (452 4.2.2, EX_TEMPFAIL) instead of a permanent one (552 5.2.2).
     let quotaTemporary: Bool
+    /// The lowest uid of a system account provisioned at its first delivery (`pam-min-uid`).
+    var minimumUID: UInt32 = 1000
     let logger: Logger
 
     struct Recipient: Sendable, Equatable {
@@ -67,7 +70,7 @@ struct LocalDelivery: Sendable {
         do {
             account = try await store.account(login: login, create: false, logger: logger)
         } catch .accountNotFound {
-            guard provisionSystemUsers, Self.isSystemUser(login) else { return .unknownUser }
+            guard provisionSystemUsers, isSystemUser(login) else { return .unknownUser }
             do {
                 account = try await store.account(login: login, create: true, logger: logger)
             } catch {
@@ -98,9 +101,11 @@ struct LocalDelivery: Sendable {
         return .recipient(Recipient(address: address, login: login, account: account, mailbox: mailbox))
     }
 
-    static func isSystemUser(_ login: String) -> Bool {
-        guard let entry = getpwnam(login) else { return false }
-        return entry.pointee.pw_uid >= 1000 && entry.pointee.pw_uid != 65534
+    /// A system account that may receive mail and log in: the same rule as PAM logins (`pam-min-uid`, never root),
+    /// and not `nobody`.
+    func isSystemUser(_ login: String) -> Bool {
+        guard let uid = PAMAuthenticator.systemUID(of: login) else { return false }
+        return uid != 0 && uid >= minimumUID && uid != 65534
     }
 
     /// Prepends `Return-Path:` and `Received:` (RFC 5321 §4.4) to the message, once for all recipients.
