@@ -191,7 +191,6 @@ extension PostgresMailStore {
         account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
         sharing: Int64?, logger: Logger
     ) async throws(StoreError) -> (result: AppendResult, contentID: Int64) {
-        let client = self.client
         guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
         let size = Int32(message.bytes.count)
         // With shared content the content columns are bound as NULL and the INSERT into contents does not run.
@@ -199,10 +198,10 @@ extension PostgresMailStore {
         let outcome: Result<(AppendResult, Int64)?, StoreError>
         do {
             outcome = .success(
-                try await run(logger) { () -> (AppendResult, Int64)? in
+                try await write(logger) { connection -> (AppendResult, Int64)? in
                     // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
                     // together or not at all.
-                    let rows = try await client.query(
+                    let rows = try await connection.query(
                         """
                         WITH b AS (
                             UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
@@ -269,7 +268,6 @@ extension PostgresMailStore {
     public func updateFlags(account: AccountID, mailbox: MailboxID, uids: [UID], update: FlagUpdate, logger: Logger)
         async throws(StoreError) -> [StoredFlags]
     {
-        let client = self.client
         let uidList = uids.map { Int64($0.rawValue) }
         var unique: [String] = []
         for keyword in update.flags.keywords where !unique.contains(keyword) { unique.append(keyword) }
@@ -293,12 +291,12 @@ extension PostgresMailStore {
             }
         // The mailbox keeps the keywords in use, for FLAGS and PERMANENTFLAGS at SELECT.
         let added = update.kind == .remove ? [] : keywords
-        return try await run(logger) {
+        return try await write(logger) { connection in
             // One statement, so no lock is held across a round trip to this process. The mailbox row is locked
             // first (`l` feeds `cur`), then the message rows, as COPY, MOVE and EXPUNGE lock them: no deadlock.
             // `cur` reads the latest committed flags (FOR UPDATE), and a modseq is taken only when something
             // changes (STYLE.md §4.8). `u`, like every data-modifying CTE, runs whether or not the query reads it.
-            let rows = try await client.query(
+            let rows = try await connection.query(
                 """
                 WITH p AS (SELECT \(update.flags.system.rawValue)::smallint AS f, \(keywords)::text[] AS k),
                 l AS (
@@ -350,15 +348,12 @@ extension PostgresMailStore {
     public func expunge(account: AccountID, mailbox: MailboxID, uids: [UID]?, logger: Logger)
         async throws(StoreError) -> [UID]
     {
-        let client = self.client
         let only = uids.map { $0.map { Int64($0.rawValue) } }
-        return try await run(logger) {
+        return try await write(logger) { connection in
             // One statement that takes the mailbox row lock itself: no lock held across a round trip.
-            try await client.withConnection { connection in
-                try await Self.expungeLocked(
-                    connection, account: account, mailbox: mailbox.rawValue, onlyDeleted: true, uids: only,
-                    logger: logger)
-            }
+            try await Self.expungeLocked(
+                connection, account: account, mailbox: mailbox.rawValue, onlyDeleted: true, uids: only,
+                logger: logger)
         }
     }
 
@@ -418,10 +413,9 @@ extension PostgresMailStore {
     private func copyOrMove(
         account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, move: Bool, logger: Logger
     ) async throws(StoreError) -> CopyResult {
-        let client = self.client
         let uidList = uids.map { Int64($0.rawValue) }
-        return try await run(logger) {
-            try await client.withTransaction(logger: logger) { connection in
+        return try await write(logger) { connection in
+            try await connection.withTransaction(logger: logger) { connection in
                 let target = try await connection.query(
                     "SELECT mailbox_id FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(to.name)",
                     logger: logger

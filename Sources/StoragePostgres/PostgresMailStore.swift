@@ -36,7 +36,7 @@ public final class PostgresMailStore: MailStore {
     /// Runs `operation` with the timeout, retrying serialization failures and deadlocks within the same deadline, and
     /// maps every error to `StoreError` (the adapter's boundary, STYLE.md §6).
     func run<T: Sendable>(
-        _ logger: Logger, name: String = #function, timeout: Duration? = nil,
+        _ logger: Logger, name: String = #function, timeout: Duration? = nil, progress: WriteProgress? = nil,
         _ operation: @escaping @Sendable () async throws -> T
     ) async throws(StoreError) -> T {
         var attempt = 0
@@ -49,6 +49,11 @@ public final class PostgresMailStore: MailStore {
                 Self.latency(name, "ok").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
                 return result
             } catch {
+                if let progress, progress.reachedDatabase, Self.leavesOutcomeUnknown(error) {
+                    Self.latency(name, "error").recordNanoseconds(
+                        (ContinuousClock.now - started).nanosecondsForMetrics)
+                    throw .outcomeUnknown(String(describing: Self.map(error)))
+                }
                 let mapped = Self.map(error)
                 Self.latency(name, "error").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
                 if case .internal(let detail) = mapped, Self.isRetryable(error), attempt < 4,
@@ -97,6 +102,46 @@ public final class PostgresMailStore: MailStore {
             try await outcome.value()
         } onCancel: {
             outcome.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// A write: `run` with a connection of its own, marked as having reached the database once leased, so that a
+    /// failure after that point (lost connection, timeout) is reported as `.outcomeUnknown`, not as a NO.
+    func write<T: Sendable>(
+        _ logger: Logger, name: String = #function,
+        _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(StoreError) -> T {
+        let progress = WriteProgress()
+        let client = self.client
+        return try await run(logger, name: name, progress: progress) {
+            try await client.withConnection { connection in
+                progress.markReached()
+                return try await operation(connection)
+            }
+        }
+    }
+
+    /// Whether a write that reached the database may have been committed although it failed: the connection was
+    /// lost (or the call timed out) with no answer from the server. A server's error answer, or a failure before
+    /// COMMIT in a transaction, means nothing was committed.
+    static func leavesOutcomeUnknown(_ error: any Error) -> Bool {
+        switch error {
+        case is Timeout, is CancellationError:
+            return true
+        case let error as PostgresTransactionError:
+            return error.commitError.map(leavesOutcomeUnknown) ?? false
+        case let error as PSQLError:
+            if let state = error.serverInfo?[.sqlState] {
+                // A server that is going down (57P01-57P03, as with -m immediate) or a broken connection (08) may
+                // say so after the commit reached the disk: only other errors mean the statement did nothing.
+                return state.hasPrefix("57P") || state.hasPrefix("08")
+            }
+            switch error.code {
+            case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .connectionError: return true
+            default: return false
+            }
+        default:
+            return false
         }
     }
 
@@ -239,9 +284,8 @@ public final class PostgresMailStore: MailStore {
     }
 
     public func createMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) {
-        let client = self.client
-        try await run(logger) {
-            try await client.withTransaction(logger: logger) { connection in
+        try await write(logger) { connection in
+            try await connection.withTransaction(logger: logger) { connection in
                 for ancestor in name.ancestors {
                     _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
                 }
@@ -252,9 +296,8 @@ public final class PostgresMailStore: MailStore {
     }
 
     public func deleteMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) {
-        let client = self.client
-        try await run(logger) {
-            let rows = try await client.query(
+        try await write(logger) { connection in
+            let rows = try await connection.query(
                 """
                 WITH gone AS (
                     DELETE FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(name.name)
@@ -275,9 +318,8 @@ public final class PostgresMailStore: MailStore {
             try await renameInbox(account: account, to: to, logger: logger)
             return
         }
-        let client = self.client
-        try await run(logger) {
-            try await client.withTransaction(logger: logger) { connection in
+        try await write(logger) { connection in
+            try await connection.withTransaction(logger: logger) { connection in
                 let source = try await connection.query(
                     "SELECT 1 FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(from.name) FOR UPDATE",
                     logger: logger
@@ -314,16 +356,15 @@ public final class PostgresMailStore: MailStore {
     public func setSubscribed(account: AccountID, name: MailboxName, subscribed: Bool, logger: Logger)
         async throws(StoreError)
     {
-        let client = self.client
-        _ = try await run(logger) {
+        _ = try await write(logger) { connection in
             if subscribed {
-                try await client.query(
+                try await connection.query(
                     """
                     INSERT INTO subscriptions (account_id, name) VALUES (\(account.rawValue), \(name.name))
                     ON CONFLICT DO NOTHING
                     """, logger: logger)
             } else {
-                try await client.query(
+                try await connection.query(
                     "DELETE FROM subscriptions WHERE account_id = \(account.rawValue) AND name = \(name.name)",
                     logger: logger)
             }

@@ -33,3 +33,12 @@ final class RaceOutcome<T: Sendable>: Sendable {
         }
     }
 }
+
+/// Whether a write has reached the database (`PostgresMailStore.write`).
+final class WriteProgress: Sendable {
+    private let reached = Atomic<Bool>(false)
+
+    var reachedDatabase: Bool { reached.load(ordering: .acquiring) }
+
+    func markReached() { reached.store(true, ordering: .releasing) }
+}

@@ -33,9 +33,12 @@ struct OutageTests {
         // The change feed came back too: another session's append reaches an IDLE client.
         try await c.sendLine("a6 IDLE")
         #expect(try await c.readLine() == "+ idling")
-        try await server.seed(messages: [testMessage(subject: "after")])
+        // Setup, not what is tested: the pool may still be reconnecting its other connections (with back-off).
+        try await waitUntil("the message is stored") {
+            (try? await server.seed(messages: [testMessage(subject: "after")])) != nil
+        }
         var lines: [String] = []
-        while !lines.contains("* 2 EXISTS") { lines.append(try await c.readLine(timeout: .seconds(5))) }
+        while !lines.contains("* 2 EXISTS") { lines.append(try await c.readLine(timeout: .seconds(30))) }
         try await c.sendLine("DONE")
         #expect(try await c.readResponse(tag: "a6").last == "a6 OK IDLE terminated")
     }

@@ -78,13 +78,28 @@ extension Session {
             case .idle, .sasl: return .keepGoing  // answered later, when the client's next line arrives
             case .none: break
             }
-            try await synchronize(command.flushPolicy, forcePull: command.forcesPull)
+            do {
+                try await synchronize(command.flushPolicy, forcePull: command.forcesPull)
+            } catch let error as StoreError where !command.forcesPull && !Task.isCancelled {
+                // The command did its work; a NO now would say it had not (an EXPUNGE answered NO whose messages
+                // are gone). What the sync point could not announce is announced at the next one.
+                viewIsStale = true
+                commandLogger.warning("changes not announced", metadata: ["error": "\(error)"])
+            }
             if state == .logout {
                 outcome = .close
                 endReason = "logout"
             }
         } catch {
+            // The connection is ending (the peer left): nothing to answer, and nothing went wrong with the store.
+            if Task.isCancelled { throw CancellationError() }
             guard let failure = failureReply(for: error, logger: commandLogger) else {
+                if let error = error as? StoreError, case .bye(let text) = IMAPError.from(error) {
+                    commandLogger.warning("store lost during a write", metadata: ["error": "\(error)"])
+                    try await out.sendLine("* BYE \(ResponseWriter.sanitize(text))")
+                    endReason = "store lost during a write"
+                    return .close
+                }
                 if case IMAPError.bye(let text) = error {
                     try await out.sendLine("* BYE \(ResponseWriter.sanitize(text))")
                     endReason = text

@@ -19,6 +19,8 @@ enum IMAPError: Error, Sendable, Equatable {
         case .overQuota: .no(.overQuota, "Quota exceeded")
         case .accountNotFound: .no(.nonexistent, "Account doesn't exist")
         case .unavailable: .no(.unavailable, "Mail storage is temporarily unavailable, try again later")
+        case .outcomeUnknown:
+            .bye("[UNAVAILABLE] Lost the mail storage during the last command; its outcome is unknown, reconnect")
         case .internal: .no(.serverBug, "Internal error occurred; refer to server log for more information")
         }
     }

@@ -293,15 +293,15 @@ final class Session {
     /// Pulls the selected mailbox's changes from the store into the view.
     func pullChanges() async throws {
         guard let current = view, let account else { return }
-        viewIsStale = false
         let delta: MailboxDelta
         do {
             delta = try await store.changes(
                 account: account, mailbox: current.mailbox, since: current.highestModSeq, logger: logger)
         } catch {
             if error == .mailboxNotFound { throw IMAPError.bye("Selected mailbox was deleted, have to disconnect.") }
-            throw error
+            throw error  // still stale: the next sync point tries again
         }
+        viewIsStale = false
         view?.absorb(delta)
         if !reportedFlags.isEmpty {
             view?.suppressFlagUpdates(matching: reportedFlags)

@@ -159,7 +159,8 @@ struct LocalDelivery: Sendable {
                     ])
             } catch .overQuota {
                 outcomes.append(.overQuota)
-            } catch .unavailable {
+            } catch .unavailable, .outcomeUnknown {
+                // Unknown outcome: the MTA tries again, and may deliver twice (RFC 5321 §6.1 accepts that).
                 outcomes.append(.unavailable)
             } catch .mailboxNotFound {
                 // Deleted since RCPT: INBOX still takes it.
