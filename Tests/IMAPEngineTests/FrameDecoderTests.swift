@@ -145,4 +145,15 @@ import Testing
             "s SEARCH TEXT " + literal + " TEXT " + literal + " TEXT " + literal + "\r\nn NOOP\r\n", limits: limits)
         #expect(parts == [.literalTooLarge(tag: "s", size: 4000), line("n NOOP")])
     }
+
+    /// Found by the IMAPCommands fuzzer: a literal size of 2^63 - 1 (any longer number saturates to it) made the
+    /// command-size sum overflow, which traps and would end the whole process. It is now simply too large.
+    @Test func hugeLiteralSizesAreRefusedWithoutOverflow() throws {
+        for login in [LoginState(), nil] {
+            for literal in ["{9223372036854775807}", "{99999999999999999999999999}", "{9223372036854775807+}"] {
+                let parts = try decode("a SEARCH TEXT " + literal + "\r\n", login: login)
+                #expect(parts.first == .literalTooLarge(tag: "a", size: Int64.max), "\(literal): \(parts)")
+            }
+        }
+    }
 }

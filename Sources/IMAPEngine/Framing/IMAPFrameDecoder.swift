@@ -173,8 +173,9 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
             } else {
                 (limits.maxInlineLiteral, limits.maxCommandSize)
             }
-        let total = Int64(command.count) + literal.size
-        if literal.size > Int64(limit) || total > Int64(commandLimit) {
+        // `{n}` is the client's number: adding it may overflow (literalAtEnd saturates at Int64.max).
+        let (total, overflow) = Int64(command.count).addingReportingOverflow(literal.size)
+        if overflow || literal.size > Int64(limit) || total > Int64(commandLimit) {
             let tag = Self.tag(in: command)
             if literal.synchronizing {
                 resetCommand()
