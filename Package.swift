@@ -48,6 +48,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The wire formats at the server's edge that are not IMAP: the LMTP framing and command syntax, and the
+        // PROXY protocol header (their own targets so that the fuzzers can link them without the server).
+        .target(
+            name: "LMTPProtocol",
+            dependencies: ["IMAPEngine", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "ProxyProtocol", swiftSettings: swiftSettings),
         .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
         .target(
@@ -62,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "MailHost",
             dependencies: [
-                "IMAPEngine", "StoragePostgres", "AuthPAM",
+                "IMAPEngine", "StoragePostgres", "AuthPAM", "LMTPProtocol", "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -115,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "IMAPEngine", "StoragePostgres", "MailHost", "AuthPAM",
+                "IMAPEngine", "StoragePostgres", "MailHost", "AuthPAM", "ProxyProtocol",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -128,3 +136,19 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (scripts/fuzz): only when MAILHOST_FUZZ is set, since they have no main function and link only
+// with `--sanitize=fuzzer`.
+if Context.environment["MAILHOST_FUZZ"] != nil {
+    let fuzzers: [(String, [Target.Dependency])] = [
+        ("IMAPCommands", ["IMAPEngine", .product(name: "NIOEmbedded", package: "swift-nio")]),
+        ("MIME", ["IMAPEngine"]),
+        ("LMTP", ["IMAPEngine", "LMTPProtocol", .product(name: "NIOEmbedded", package: "swift-nio")]),
+        ("ProxyHeader", ["ProxyProtocol"]),
+    ]
+    for (name, dependencies) in fuzzers {
+        package.targets.append(
+            .executableTarget(
+                name: "Fuzz\(name)", dependencies: dependencies, path: "Fuzz/\(name)", swiftSettings: swiftSettings))
+    }
+}

@@ -1,8 +1,9 @@
+import Foundation
 import IMAPEngine
 import NIOCore
 
 /// What the LMTP framer hands to the session.
-enum LMTPInput: Sendable, Equatable {
+public enum LMTPInput: Sendable, Equatable {
     /// A command line without its CRLF.
     case command([UInt8])
     /// A command line over the limit (discarded up to its end).
@@ -22,11 +23,11 @@ enum LMTPInput: Sendable, Equatable {
 /// After a `DATA` line the framer pauses (pipelined bytes stay buffered) until the session says whether it sent 354
 /// (`resume(expectingData: true)`) or refused DATA: a client sends the message only after 354, and bytes after a
 /// refused DATA are commands again. BDAT chunks are read whatever the session will answer, as RFC 3030 requires.
-final class LMTPFramer: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = LMTPInput
+public final class LMTPFramer: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = LMTPInput
 
-    static let maxCommandLength = 4096
+    public static let maxCommandLength = 4096
     /// In DATA, a line is taken in pieces of this size, so a line without LF cannot grow the buffer unbounded.
     static let maxPartialLine = 64 * 1024
 
@@ -55,7 +56,7 @@ final class LMTPFramer: ChannelInboundHandler {
     /// Reservations grow in steps of this many message bytes.
     static let reservationStep = 1 << 20
 
-    init(maxMessageSize: Int, budget: MessageBudget? = nil) {
+    public init(maxMessageSize: Int, budget: MessageBudget? = nil) {
         self.maxMessageSize = maxMessageSize
         self.budget = budget
     }
@@ -92,13 +93,13 @@ final class LMTPFramer: ChannelInboundHandler {
         return (busy, reservation)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     /// A client silent for the timeout (the IdleStateHandler before this one) is told and closed; whatever it had
     /// not finished is not stored.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
             context.fireUserInboundEventTriggered(event)
             return
@@ -108,14 +109,14 @@ final class LMTPFramer: ChannelInboundHandler {
         context.writeAndFlush(NIOAny(bye)).whenComplete { _ in channel.close(promise: nil) }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         buffer.writeBuffer(&incoming)
         process(context)
     }
 
     /// Called on the event loop by the session after it answered DATA.
-    func resume(expectingData: Bool) {
+    public func resume(expectingData: Bool) {
         guard case .paused = mode else { return }
         mode = expectingData ? .data(body: [], size: 0, tooLarge: false, midLine: false, afterCRLF: true) : .commands
         guard let context, buffer.readableBytes > 0 else { return }
@@ -233,7 +234,7 @@ final class LMTPFramer: ChannelInboundHandler {
     }
 
     /// `BDAT <size> [LAST]` (RFC 3030 §2).
-    static func bdat(_ line: [UInt8]) -> (Int, Bool)? {
+    public static func bdat(_ line: [UInt8]) -> (Int, Bool)? {
         let words = String(decoding: line, as: UTF8.self).split(separator: " ")
         guard words.count == 2 || words.count == 3, let size = Int(words[1]), size >= 0, size <= Int(Int32.max) else {
             return nil
@@ -244,10 +245,25 @@ final class LMTPFramer: ChannelInboundHandler {
 }
 
 /// Lets the session (on another thread) resume the framer on its event loop.
-struct LMTPFramerControl: Sendable {
+public struct LMTPFramerControl: Sendable {
     let framer: NIOLoopBound<LMTPFramer>
 
-    func resume(expectingData: Bool) {
+    public init(framer: NIOLoopBound<LMTPFramer>) { self.framer = framer }
+
+    public func resume(expectingData: Bool) {
         framer.eventLoop.execute { framer.value.resume(expectingData: expectingData) }
+    }
+}
+
+/// The syntax of LMTP command arguments (RFC 5321 §4.1.2).
+public enum LMTPSyntax {
+    /// `FROM:<a@b> PARAM…`: the address and the parameters.
+    public static func path(_ argument: String, keyword: String) -> (String, [String])? {
+        guard argument.uppercased().hasPrefix(keyword) else { return nil }
+        let rest = argument.dropFirst(keyword.count).trimmingCharacters(in: .whitespaces)
+        guard rest.hasPrefix("<"), let close = rest.firstIndex(of: ">") else { return nil }
+        let address = String(rest[rest.index(after: rest.startIndex)..<close])
+        let parameters = rest[rest.index(after: close)...].split(separator: " ").map(String.init)
+        return (address, parameters)
     }
 }

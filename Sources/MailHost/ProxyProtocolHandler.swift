@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import NIOCore
+import ProxyProtocol
 
 /// Reads the PROXY protocol header (v1 text or v2 binary, shared/rfc/proxy-protocol.txt) that a load balancer puts
 /// before the client's bytes, reports the client's real address, and removes itself. Connections from outside the
@@ -9,25 +10,14 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    /// What the header says about the client.
-    struct Client: Sendable, Equatable {
-        /// The client's address; nil for a LOCAL (health check) or UNKNOWN header: use the connection's own.
-        var address: String?
-        /// The proxy ended the client's TLS (v2 `PP2_TYPE_SSL` with `PP2_CLIENT_SSL`, HAProxy's send-proxy-v2-ssl).
-        var tls = false
-    }
+    typealias Client = ProxyHeader.Client
 
     let address: EventLoopPromise<Client>
     private let trusted: [NetworkRange]
     private var buffer: ByteBuffer?
     private var timeout: Scheduled<Void>?
 
-    static let v2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
-    static let v1MaxLength = 107
-
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
+    typealias Failure = ProxyHeader.Failure
 
     init(address: EventLoopPromise<Client>, trusted: [NetworkRange]) {
         self.address = address
@@ -54,7 +44,10 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         guard var bytes = buffer else { return }
         do {
-            guard let (client, length) = try Self.parse(bytes.readableBytesView) else { return }
+            guard
+                let (client, length) = try ProxyHeader.parse(
+                    Array(bytes.readableBytesView.prefix(ProxyHeader.maximumLength)))
+            else { return }
             timeout?.cancel()
             bytes.moveReaderIndex(forwardBy: length)
             buffer = nil
@@ -76,88 +69,5 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
         timeout?.cancel()
         address.fail(Failure(description: reason))
         context.close(promise: nil)
-    }
-
-    /// The client address and the header length once the header is complete; nil while more bytes are needed.
-    static func parse(_ bytes: ByteBufferView) throws -> (Client, Int)? {
-        let data = Array(bytes.prefix(536))
-        if data.count < 12 {
-            if !v2Signature.starts(with: data) && !Array("PROXY ".utf8).starts(with: data.prefix(6)) {
-                throw Failure(description: "not a PROXY header")
-            }
-            return nil
-        }
-        if Array(data.prefix(12)) == v2Signature { return try parseV2(data) }
-        return try parseV1(data)
-    }
-
-    /// `PROXY TCP4 192.0.2.1 198.51.100.1 56324 143\r\n`.
-    static func parseV1(_ data: [UInt8]) throws -> (Client, Int)? {
-        guard data.starts(with: Array("PROXY ".utf8)) else { throw Failure(description: "not a PROXY header") }
-        guard let lf = data.firstIndex(of: 0x0A) else {
-            if data.count >= v1MaxLength { throw Failure(description: "PROXY v1 header too long") }
-            return nil
-        }
-        guard lf > 0, data[lf - 1] == 0x0D, lf + 1 <= v1MaxLength else {
-            throw Failure(description: "malformed PROXY v1 header")
-        }
-        let fields = String(decoding: data[6..<(lf - 1)], as: UTF8.self).split(separator: " ").map(String.init)
-        switch fields.first {
-        case "UNKNOWN":
-            return (Client(address: nil), lf + 1)
-        case "TCP4", "TCP6":
-            guard fields.count == 5, NetworkRange.parse(fields[1]) != nil, NetworkRange.parse(fields[2]) != nil,
-                let source = UInt16(fields[3]), let destination = UInt16(fields[4]), source > 0, destination > 0
-            else { throw Failure(description: "malformed PROXY v1 addresses") }
-            return (Client(address: fields[1]), lf + 1)
-        default:
-            throw Failure(description: "unknown PROXY v1 protocol")
-        }
-    }
-
-    /// Signature, version/command, family/protocol, length, addresses, then TLVs (only PP2_TYPE_SSL is read).
-    static func parseV2(_ data: [UInt8]) throws -> (Client, Int)? {
-        guard data.count >= 16 else { return nil }
-        let versionCommand = data[12]
-        guard versionCommand >> 4 == 2 else { throw Failure(description: "unsupported PROXY version") }
-        let length = Int(data[14]) << 8 | Int(data[15])
-        guard length <= 520 else { throw Failure(description: "PROXY v2 header too long") }
-        guard data.count >= 16 + length else { return nil }
-        let block = Array(data[16..<(16 + length)])
-        switch versionCommand & 0x0F {
-        case 0x0:  // LOCAL: the proxy's own connection (health check)
-            return (Client(address: nil), 16 + length)
-        case 0x1:
-            let family = data[13] >> 4
-            var client = Client(address: nil)
-            var tlvStart: Int
-            switch family {
-            case 0x1 where block.count >= 12:
-                client.address = block[0..<4].map(String.init).joined(separator: ".")
-                tlvStart = 12
-            case 0x2 where block.count >= 36:
-                // inet_ntop reads the 16 address bytes in place: no in6_addr value to build.
-                let address = Array(block[0..<16])
-                var text = [CChar](repeating: 0, count: 64)
-                _ = address.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &text, socklen_t(text.count)) }
-                client.address = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                tlvStart = 36
-            case 0x0:
-                tlvStart = block.count
-            default:
-                throw Failure(description: "unsupported PROXY v2 address family")
-            }
-            while tlvStart + 3 <= block.count {
-                let type = block[tlvStart]
-                let tlvLength = Int(block[tlvStart + 1]) << 8 | Int(block[tlvStart + 2])
-                let value = tlvStart + 3
-                guard value + tlvLength <= block.count else { throw Failure(description: "malformed PROXY v2 TLV") }
-                if type == 0x20, tlvLength >= 1 { client.tls = block[value] & 0x01 != 0 }
-                tlvStart = value + tlvLength
-            }
-            return (client, 16 + length)
-        default:
-            throw Failure(description: "unknown PROXY v2 command")
-        }
     }
 }

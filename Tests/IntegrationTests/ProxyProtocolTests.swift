@@ -1,4 +1,5 @@
 import NIOCore
+import ProxyProtocol
 import Testing
 
 @testable import MailHost
@@ -6,7 +7,7 @@ import Testing
 /// The PROXY protocol parser and trusted networks (shared/rfc/proxy-protocol.txt), without a server.
 @Suite struct ProxyProtocolTests {
     func parse(_ bytes: [UInt8]) throws -> (String?, Int)? {
-        try ProxyProtocolHandler.parse(ByteBuffer(bytes: bytes).readableBytesView).map { ($0.0.address, $0.1) }
+        try ProxyHeader.parse(bytes).map { ($0.0.address, $0.1) }
     }
 
     @Test func version1() throws {
@@ -24,7 +25,7 @@ import Testing
     }
 
     @Test func version2() throws {
-        let signature = ProxyProtocolHandler.v2Signature
+        let signature = ProxyHeader.v2Signature
         let ipv4: [UInt8] = signature + [0x21, 0x11, 0x00, 0x0C, 203, 0, 113, 7, 127, 0, 0, 1, 0x9C, 0x40, 0x00, 0x8F]
         #expect(try parse(ipv4 + [0x61])?.0 == "203.0.113.7")
         #expect(try parse(ipv4)?.1 == 28)
@@ -42,16 +43,16 @@ import Testing
         // HAProxy's send-proxy-v2-ssl: PP2_TYPE_SSL (0x20) with PP2_CLIENT_SSL set.
         let ssl: [UInt8] = [0x20, 0x00, 0x05, 0x01, 0, 0, 0, 0]
         let header: [UInt8] =
-            ProxyProtocolHandler.v2Signature + [
+            ProxyHeader.v2Signature + [
                 0x21, 0x11, 0x00, UInt8(12 + ssl.count), 203, 0, 113, 7, 10, 0, 0, 1, 1, 2, 3, 4,
             ]
             + ssl
-        let parsed = try ProxyProtocolHandler.parse(ByteBuffer(bytes: header).readableBytesView)
-        #expect(parsed?.0 == ProxyProtocolHandler.Client(address: "203.0.113.7", tls: true))
+        let parsed = try ProxyHeader.parse(header)
+        #expect(parsed?.0 == ProxyHeader.Client(address: "203.0.113.7", tls: true))
         let withoutTLS: [UInt8] =
-            ProxyProtocolHandler.v2Signature + [0x21, 0x11, 0x00, 12, 203, 0, 113, 7, 10, 0, 0, 1, 1, 2, 3, 4]
-        let plain = try ProxyProtocolHandler.parse(ByteBuffer(bytes: withoutTLS).readableBytesView)
-        #expect(plain?.0 == ProxyProtocolHandler.Client(address: "203.0.113.7", tls: false))
+            ProxyHeader.v2Signature + [0x21, 0x11, 0x00, 12, 203, 0, 113, 7, 10, 0, 0, 1, 1, 2, 3, 4]
+        let plain = try ProxyHeader.parse(withoutTLS)
+        #expect(plain?.0 == ProxyHeader.Client(address: "203.0.113.7", tls: false))
     }
 
     @Test func trustedNetworks() {

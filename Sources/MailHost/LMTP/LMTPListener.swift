@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import IMAPEngine
+import LMTPProtocol
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import IMAPEngine
+import LMTPProtocol
 import Logging
 import NIOCore
 
@@ -121,7 +122,7 @@ final class LMTPSession {
                 try await reply("503 5.5.1 Nested MAIL command")
                 return .keepGoing
             }
-            guard let (address, parameters) = Self.path(argument, keyword: "FROM:") else {
+            guard let (address, parameters) = LMTPSyntax.path(argument, keyword: "FROM:") else {
                 try await reply("501 5.5.4 Syntax: MAIL FROM:<address> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8]")
                 return .keepGoing
             }
@@ -148,7 +149,7 @@ final class LMTPSession {
                 try await reply("503 5.5.1 MAIL first")
                 return .keepGoing
             }
-            guard let (address, _) = Self.path(argument, keyword: "TO:"), !address.isEmpty else {
+            guard let (address, _) = LMTPSyntax.path(argument, keyword: "TO:"), !address.isEmpty else {
                 try await reply("501 5.5.4 Syntax: RCPT TO:<address>")
                 return .keepGoing
             }
@@ -242,16 +243,6 @@ final class LMTPSession {
         chunks = []
         chunksTooLarge = false
         chunksBusy = false
-    }
-
-    /// `FROM:<a@b> PARAM…`: the address and the parameters.
-    static func path(_ argument: String, keyword: String) -> (String, [String])? {
-        guard argument.uppercased().hasPrefix(keyword) else { return nil }
-        let rest = argument.dropFirst(keyword.count).trimmingCharacters(in: .whitespaces)
-        guard rest.hasPrefix("<"), let close = rest.firstIndex(of: ">") else { return nil }
-        let address = String(rest[rest.index(after: rest.startIndex)..<close])
-        let parameters = rest[rest.index(after: close)...].split(separator: " ").map(String.init)
-        return (address, parameters)
     }
 
     /// Delivery ids.
