@@ -181,3 +181,83 @@ extension Duration {
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }
+
+/// Issue #9 §1 for LMTP: an MTA connection that vanishes in the middle of a transaction (inside DATA) is let go at
+/// once: with room for two connections, two dropped ones leave room for the next.
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+struct LMTPDropTests {
+    @Test(arguments: PeerDropTests.Ending.allCases) func droppedMTAConnectionsAreLetGo(
+        ending: PeerDropTests.Ending
+    ) async throws {
+        let running = try await LMTPTests.start([
+            "--lmtp-max-connections", "2", "--log-level", "debug", "--store-timeout", "120",
+        ])
+        defer { running.stop() }
+        for round in 0..<3 {
+            var clients: [IMAPTestClient] = []
+            for _ in 0..<2 {
+                let client = try await IMAPTestClient.connect(port: running.lmtp)
+                #expect(try await client.readLine().hasPrefix("220 "), "round \(round)")
+                try await client.sendLine("LHLO mx.example")
+                while try await client.readLine().hasPrefix("250-") {}
+                try await client.sendLine("MAIL FROM:<a@example.org>")
+                _ = try await client.readLine()
+                try await client.sendLine("RCPT TO:<tim@example.com>")
+                _ = try await client.readLine()
+                try await client.sendLine("DATA")
+                #expect(try await client.readLine().hasPrefix("354"))
+                try await client.send("Subject: cut short\r\n\r\nhalf a mess")
+                clients.append(client)
+            }
+            for client in clients {
+                switch ending {
+                case .fin: await client.close()
+                case .rst: try await client.reset()
+                }
+            }
+            let seen = await running.server.logEventuallyContains(
+                count: 2 * (round + 1), of: "msg=\"LMTP disconnect\"", timeout: .seconds(60))
+            #expect(seen, "\(running.server.log)")
+        }
+        // A delivery waiting in the database (INBOX's row held by another transaction) ends with its client too,
+        // while the database still waits: the session does not outlive the peer until the store answers.
+        try await running.database.withConnection(logger: TestEnvironment.logger) { connection in
+            try await connection.query("BEGIN", logger: TestEnvironment.logger)
+            try await connection.query(
+                """
+                SELECT 1 FROM mailboxes b JOIN accounts a USING (account_id)
+                WHERE a.login = 'tim' AND b.name = 'INBOX' FOR UPDATE OF b
+                """, logger: TestEnvironment.logger)
+            let client = try await IMAPTestClient.connect(port: running.lmtp)
+            _ = try await client.readLine()
+            try await client.send(
+                "LHLO mx\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<tim@example.com>\r\nDATA\r\n")
+            while try await !client.readLine().hasPrefix("354") {}  // LHLO, MAIL and RCPT answered, then DATA
+            try await client.send("Subject: waits\r\n\r\nbody\r\n.\r\n")
+            try await waitUntil("the delivery waits for the lock") {
+                try await connection.query("SELECT pg_stat_clear_snapshot()", logger: TestEnvironment.logger)
+                let rows = try await connection.query(
+                    """
+                    SELECT count(*) FROM pg_stat_activity
+                    WHERE application_name = 'mailhost' AND wait_event_type = 'Lock'
+                    """, logger: TestEnvironment.logger
+                ).collect()
+                return try rows.first?.decode(Int64.self) ?? 0 > 0
+            }
+            try await client.reset()
+            let ended = await running.server.logEventuallyContains(
+                count: 7, of: "msg=\"LMTP disconnect\"", timeout: .seconds(30))
+            #expect(ended, "the session ended while its delivery still waited: \(running.server.log)")
+            try await connection.query("ROLLBACK", logger: TestEnvironment.logger)
+        }
+        // Nothing half-received was stored, and a new connection is greeted, not refused.
+        let next = try await IMAPTestClient.connect(port: running.lmtp)
+        #expect(try await next.readLine().hasPrefix("220 "))
+        let imap = try await IMAPTestClient.connect(port: running.imap)
+        _ = try await imap.readLine()
+        try await imap.expectOK("l", "LOGIN tim timmy")
+        // (The delivery that waited may have been stored after its client left: the MTA would deliver it again.)
+        let status = try await imap.command("s", "STATUS INBOX (MESSAGES)").first ?? ""
+        #expect(status == "* STATUS INBOX (MESSAGES 0)" || status == "* STATUS INBOX (MESSAGES 1)", "\(status)")
+    }
+}
