@@ -116,6 +116,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "LMTPProtocolTests",
+            dependencies: ["LMTPProtocol", "IMAPEngine", .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AuthPAMTests",
             dependencies: ["AuthPAM"],
             swiftSettings: swiftSettings

@@ -33,5 +33,7 @@ public func fuzzIMAPCommands(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
         }
     }
     _ = try? channel.finish()
+    // Every upload reservation was given back with the command that held it (or the decoder that read it).
+    if budget.inUse != 0 { fatalError("upload memory still reserved: \(budget.inUse)") }
     return 0
 }

@@ -28,5 +28,6 @@ public func fuzzLMTP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     _ = try? channel.finish()
+    if budget.inUse != 0 { fatalError("upload memory still reserved: \(budget.inUse)") }
     return 0
 }

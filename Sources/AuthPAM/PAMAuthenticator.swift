@@ -75,17 +75,36 @@ public struct PAMAuthenticator: Sendable {
     /// Whether the system account `user` may log in: not root, uid at least `minimumUID`. A name the system does
     /// not know is left to PAM (which fails it, or knows it from elsewhere). Blocking (NSS): call it off the loop.
     static func accountMayLogIn(_ user: String, minimumUID: UInt32) -> Bool {
-        guard let uid = systemUID(of: user) else { return true }
-        return uid != 0 && uid >= minimumUID
+        switch systemAccount(user) {
+        case .unknown: return true  // left to PAM, which fails it or knows it from elsewhere
+        case .found(let uid): return uid != 0 && uid >= minimumUID
+        case .lookupFailed: return false  // fail closed: the rule cannot be checked
+        }
     }
 
-    /// The uid of the system account `name`, or nil when the system (NSS) does not know it. Blocking.
-    public static func systemUID(of name: String) -> UInt32? {
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 16384)
-        guard getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return entry.pw_uid
+    public enum SystemAccount: Equatable, Sendable {
+        case found(uid: UInt32)
+        case unknown
+        /// NSS answered with an error (a directory service away): nothing can be said of the account.
+        case lookupFailed
+    }
+
+    /// The system account `name` as NSS knows it. Blocking.
+    public static func systemAccount(_ name: String) -> SystemAccount {
+        var size = 16384
+        while size <= 1 << 20 {
+            var entry = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            var buffer = [CChar](repeating: 0, count: size)
+            let error = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
+            if error == ERANGE {
+                size *= 4
+                continue
+            }
+            guard error == 0 else { return .lookupFailed }
+            return result == nil ? .unknown : .found(uid: entry.pw_uid)
+        }
+        return .lookupFailed
     }
 
     /// Authenticates `user` with `password` and checks that the account may log in.

@@ -13,7 +13,7 @@ public enum LMTPInput: Sendable, Equatable {
     /// (`MessageBudget`) could not take it. `reservation` holds its memory until the session has delivered it.
     case data([UInt8], tooLarge: Bool, busy: Bool = false, reservation: MessageBudget.Reservation? = nil)
     /// One BDAT chunk (RFC 3030), with its LAST marker; `tooLarge`, `busy` and `reservation` as for DATA (the
-    /// reservation covers the chunks of the transaction so far).
+    /// reservation covers this chunk: the session holds those of its transaction's chunks).
     case chunk(
         [UInt8], last: Bool, tooLarge: Bool, busy: Bool = false, reservation: MessageBudget.Reservation? = nil)
 }
@@ -51,10 +51,11 @@ public final class LMTPFramer: ChannelInboundHandler {
     private var reservation: MessageBudget.Reservation?
     private var reservedBytes = 0
     private var busy = false
-    /// The BDAT chunks of the transaction so far.
-    private var chunkedBytes = 0
+    /// The last byte of message data taken, and whether a piece of a long line ended with CR (its LF may come next).
+    private var lastDataByte: UInt8 = 0
+    private var pieceEndedWithCR = false
     /// Reservations grow in steps of this many message bytes.
-    static let reservationStep = 1 << 20
+    static let reservationStep = 64 << 10
 
     public init(maxMessageSize: Int, budget: MessageBudget? = nil) {
         self.maxMessageSize = maxMessageSize
@@ -87,7 +88,6 @@ public final class LMTPFramer: ChannelInboundHandler {
         defer {
             reservation = nil
             reservedBytes = 0
-            chunkedBytes = 0
             busy = false
         }
         return (busy, reservation)
@@ -162,6 +162,7 @@ public final class LMTPFramer: ChannelInboundHandler {
                 mode = .commands  // avoid copying `body` while it is mutated below
                 var finished = false
                 func take(_ content: ArraySlice<UInt8>) {
+                    if let last = content.last { lastDataByte = last }
                     size += content.count
                     if size > maxMessageSize {
                         tooLarge = true
@@ -180,8 +181,9 @@ public final class LMTPFramer: ChannelInboundHandler {
                     }
                     // RFC 5321 §4.5.2: a leading dot was doubled by the client.
                     take(!midLine && line.first == UInt8(ascii: ".") ? line.dropFirst() : line[...])
+                    // A CR that ended the piece taken before (a line over `maxPartialLine`) pairs with this LF.
+                    afterCRLF = line.count >= 2 ? line[line.count - 2] == 0x0D : midLine && pieceEndedWithCR
                     midLine = false
-                    afterCRLF = line.count >= 2 && line[line.count - 2] == 0x0D
                 }
                 if finished { continue }
                 if buffer.readableBytes > Self.maxPartialLine,
@@ -190,24 +192,24 @@ public final class LMTPFramer: ChannelInboundHandler {
                     take(!midLine && piece.first == UInt8(ascii: ".") ? piece.dropFirst() : piece[...])
                     midLine = true
                     afterCRLF = false
+                    pieceEndedWithCR = lastDataByte == 0x0D
                 }
                 mode = .data(body: body, size: size, tooLarge: tooLarge, midLine: midLine, afterCRLF: afterCRLF)
                 return
             case .chunk(let remaining, var body, let last, var tooLarge):
                 let count = min(remaining, buffer.readableBytes)
                 if let bytes = buffer.readBytes(length: count) {
-                    if body.count + count > maxMessageSize {
+                    if tooLarge || body.count + count > maxMessageSize {
                         tooLarge = true
-                    } else if admit(chunkedBytes + count) {
-                        chunkedBytes += count
+                    } else if admit(body.count + count) {
                         body.append(contentsOf: bytes)
                     }
                 }
                 if remaining - count == 0 {
                     mode = .commands
-                    // The reservation covers the transaction's chunks so far; it goes with each chunk, and the
-                    // session keeps the latest until LAST.
-                    let (busy, reservation) = last ? takeReservation() : (self.busy, self.reservation)
+                    // The reservation covers this chunk; the session keeps the chunks of its transaction, and their
+                    // reservations, until LAST, RSET or a refusal.
+                    let (busy, reservation) = takeReservation()
                     context.fireChannelRead(
                         wrapInboundOut(
                             .chunk(

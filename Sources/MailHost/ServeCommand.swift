@@ -224,7 +224,8 @@ struct ServeCommand: AsyncParsableCommand {
             allowPlaintextAuth: settings.allowPlaintextAuth,
             connections: ConnectionRegistry(limits: settings.connectionLimits),
             penalty: LoginPenalty(cap: settings.loginPenaltyCap),
-            messageBudget: MessageBudget(capacity: settings.uploadMemory))
+            messageBudget: MessageBudget(capacity: settings.uploadMemory),
+            authenticationFailureTime: Self.authenticationFailureTime)
 
         var services: [any Service] = [
             client, searchClient,

@@ -140,6 +140,13 @@ struct ServerConfiguration: Sendable {
         if !configuration.imaps.isEmpty && configuration.tlsCertificate == nil {
             throw Problem(description: "imaps needs tls-cert and tls-key")
         }
+        let largest = MessageBudget.cost(configuration.limits.maxAppendSize)
+        if largest > configuration.uploadMemory {
+            throw Problem(
+                description:
+                    "max-upload-memory (\(configuration.uploadMemory)) must hold one message of max-append-size: "
+                    + "\(MessageBudget.costFactor) x \(configuration.limits.maxAppendSize) = \(largest) bytes")
+        }
         return configuration
     }
 

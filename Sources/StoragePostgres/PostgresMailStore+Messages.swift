@@ -149,7 +149,8 @@ extension PostgresMailStore {
         } catch .overQuota {
             // Over the limit counting what the account retains (content of expunged messages, of deleted
             // mailboxes): release that at once and try again. Only what the messages themselves need counts then.
-            guard try await releaseRetainedContent(account: account, logger: logger) > 0 else { throw .overQuota }
+            // (Tried again even when nothing was released here: a concurrent append may have released it.)
+            _ = try await releaseRetainedContent(account: account, logger: logger)
             return try await appendOnce(
                 account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: sharing,
                 logger: logger)
@@ -509,10 +510,10 @@ extension PostgresMailStore {
         }
         let select = list
         let budget = Int64(byteBudget ?? Int.max)
-        @Sendable func query(_ source: String, _ uids: [Int64]) -> PostgresQuery {
+        @Sendable func query(_ source: String, _ uids: [Int64], cut: Bool) -> PostgresQuery {
             var binds = Self.binds(account.rawValue, mailbox.rawValue, uids)
             var sql = select + " FROM (" + source + ") x " + join
-            if budgeted {
+            if cut {
                 binds.append(budget)
                 sql = "SELECT * FROM (" + sql + ") y WHERE y.before < $4"
             }
@@ -527,7 +528,7 @@ extension PostgresMailStore {
                     """
                     SELECT *, false AS expunged FROM messages
                     WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
-                    """, uidList), logger: logger)
+                    """, uidList, cut: budgeted), logger: logger)
             for try await row in live {
                 records.append(try Self.record(row, columns: columns))
                 if budgeted && total == 0 { total = Int(try PostgresRandomAccessRow(row)["total"].decode(Int64.self)) }
@@ -549,7 +550,7 @@ extension PostgresMailStore {
                             size, modseq, true AS expunged FROM expunged
                         WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
                             AND content_id IS NOT NULL
-                        """, missing), logger: logger)
+                        """, missing, cut: false), logger: logger)
                 for try await row in gone { records.append(try Self.record(row, columns: columns)) }
                 records.sort { $0.uid < $1.uid }
             }

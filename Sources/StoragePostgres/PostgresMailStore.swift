@@ -36,20 +36,31 @@ public final class PostgresMailStore: MailStore {
     /// Runs `operation` with the timeout, retrying serialization failures and deadlocks within the same deadline, and
     /// maps every error to `StoreError` (the adapter's boundary, STYLE.md §6).
     func run<T: Sendable>(
-        _ logger: Logger, name: String = #function, timeout: Duration? = nil, progress: WriteProgress? = nil,
+        _ logger: Logger, name: String = #function, timeout: Duration? = nil,
         _ operation: @escaping @Sendable () async throws -> T
+    ) async throws(StoreError) -> T {
+        try await attempts(logger, name: name, timeout: timeout, writing: false) { _ in try await operation() }
+    }
+
+    /// `run`'s loop. A write gets a fresh `WriteProgress` per attempt: the attempt marks it when it is about to send
+    /// its first statement, the caller when it gives up, whichever comes first; a failure after the first is
+    /// `.outcomeUnknown`, and an attempt the caller gave up on sends nothing at all.
+    private func attempts<T: Sendable>(
+        _ logger: Logger, name: String, timeout: Duration?, writing: Bool,
+        _ operation: @escaping @Sendable (WriteProgress?) async throws -> T
     ) async throws(StoreError) -> T {
         var attempt = 0
         let started = ContinuousClock.now
         let deadline = started + (timeout ?? self.timeout)
         while true {
             attempt += 1
+            let progress = writing ? WriteProgress() : nil
             do {
-                let result = try await Self.race(until: deadline, operation)
+                let result = try await Self.race(until: deadline) { try await operation(progress) }
                 Self.latency(name, "ok").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
                 return result
             } catch {
-                if let progress, progress.reachedDatabase, Self.leavesOutcomeUnknown(error) {
+                if let progress, progress.abandon(), Self.leavesOutcomeUnknown(error) {
                     Self.latency(name, "error").recordNanoseconds(
                         (ContinuousClock.now - started).nanosecondsForMetrics)
                     throw .outcomeUnknown(String(describing: Self.map(error)))
@@ -111,11 +122,11 @@ public final class PostgresMailStore: MailStore {
         _ logger: Logger, name: String = #function,
         _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StoreError) -> T {
-        let progress = WriteProgress()
         let client = self.client
-        return try await run(logger, name: name, progress: progress) {
+        return try await attempts(logger, name: name, timeout: nil, writing: true) { progress in
             try await client.withConnection { connection in
-                progress.markReached()
+                // The caller may have given up while the lease was granted: then nothing is sent.
+                guard progress?.markReached() ?? true else { throw CancellationError() }
                 return try await operation(connection)
             }
         }

@@ -97,12 +97,14 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
         }
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
-        // The server stops what the store has given up on (a statement past the store timeout, a transaction left
-        // open by a call that timed out), so an abandoned query never holds a lock or a backend for long.
+        // The server stops what the store would give up on (a transaction left open by a call that timed out, a
+        // statement running long), so an abandoned query never holds a lock or a backend for long. Statements stop
+        // a little before the store's own deadline: a write stuck on a lock then fails with the server's definite
+        // answer (nothing committed: NO) rather than at the deadline with an unknown outcome.
         let milliseconds = max(1000, operationTimeout.components.seconds * 1000)
         configuration.options.additionalStartupParameters = [
-            ("statement_timeout", "\(milliseconds)"), ("idle_in_transaction_session_timeout", "\(milliseconds)"),
-            ("application_name", "mailhost"),
+            ("statement_timeout", "\(max(500, milliseconds * 4 / 5))"),
+            ("idle_in_transaction_session_timeout", "\(milliseconds)"), ("application_name", "mailhost"),
         ]
         return configuration
     }

@@ -34,11 +34,25 @@ final class RaceOutcome<T: Sendable>: Sendable {
     }
 }
 
-/// Whether a write has reached the database (`PostgresMailStore.write`).
+/// Whether a write has reached the database, decided once between the attempt and its caller
+/// (`PostgresMailStore.write`): the attempt marks it before its first statement, the caller when it gives up.
 final class WriteProgress: Sendable {
-    private let reached = Atomic<Bool>(false)
+    private static let pending: UInt8 = 0
+    private static let reached: UInt8 = 1
+    private static let abandoned: UInt8 = 2
+    private let state = Atomic<UInt8>(WriteProgress.pending)
 
-    var reachedDatabase: Bool { reached.load(ordering: .acquiring) }
+    /// The attempt is about to send: false when the caller already gave up (then it must send nothing).
+    func markReached() -> Bool {
+        let (exchanged, original) = state.compareExchange(
+            expected: Self.pending, desired: Self.reached, ordering: .acquiringAndReleasing)
+        return exchanged || original == Self.reached
+    }
 
-    func markReached() { reached.store(true, ordering: .releasing) }
+    /// The caller gives up (or the attempt failed): true when the attempt had already reached the database.
+    func abandon() -> Bool {
+        let (exchanged, original) = state.compareExchange(
+            expected: Self.pending, desired: Self.abandoned, ordering: .acquiringAndReleasing)
+        return !exchanged && original == Self.reached
+    }
 }

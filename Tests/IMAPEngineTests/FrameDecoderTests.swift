@@ -6,10 +6,11 @@ import Testing
 
 /// The framing layer on an `EmbeddedChannel` (STYLE.md §8.3): lines, literals, limits.
 @Suite struct FrameDecoderTests {
-    func decode(_ input: String..., limits: IMAPLimits = IMAPLimits(), login: LoginState? = nil) throws
-        -> [FramedInput]
-    {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(IMAPFrameDecoder(limits: limits, login: login)))
+    func decode(
+        _ input: String..., limits: IMAPLimits = IMAPLimits(), login: LoginState? = nil, budget: MessageBudget? = nil
+    ) throws -> [FramedInput] {
+        let channel = EmbeddedChannel(
+            handler: ByteToMessageHandler(IMAPFrameDecoder(limits: limits, login: login, budget: budget)))
         for chunk in input {
             try channel.writeInbound(ByteBuffer(string: chunk))
         }
@@ -155,5 +156,38 @@ import Testing
                 #expect(parts.first == .literalTooLarge(tag: "a", size: Int64.max), "\(literal): \(parts)")
             }
         }
+    }
+
+    /// An APPEND's upload memory is reserved as its literal arrives and travels with the command to the session,
+    /// which holds it until the command is done; a literal the budget cannot take now is refused before it is sent,
+    /// one it can never take is too large, and one that runs the budget out midway is skipped.
+    @Test func appendLiteralsReserveUploadMemoryUntilTheCommandIsDone() throws {
+        let budget = MessageBudget(capacity: 6 * 1000)
+        let parts = try decode("a APPEND INBOX {600}\r\n", String(repeating: "m", count: 600) + "\r\n", budget: budget)
+        guard parts.count == 2, case .line(_, let reservation?) = parts[1] else {
+            Issue.record("no reservation with the command: \(parts)")
+            return
+        }
+        #expect(budget.inUse == 6 * 600)
+        // While it is held, a second message of 600 bytes cannot be taken now; 2000 bytes never can.
+        #expect(try decode("b APPEND INBOX {600}\r\n", budget: budget) == [.uploadRefused(tag: "b")])
+        #expect(try decode("c APPEND INBOX {2000}\r\n", budget: budget) == [.literalTooLarge(tag: "c", size: 2000)])
+        reservation.release()
+        #expect(budget.inUse == 0)
+        // A message that fits when announced but not any more when it arrives is skipped, and nothing stays held.
+        let shared = MessageBudget(capacity: 6 * 1000)
+        let channel = EmbeddedChannel(
+            handler: ByteToMessageHandler(IMAPFrameDecoder(limits: IMAPLimits(), budget: shared)))
+        try channel.writeInbound(ByteBuffer(string: "e APPEND INBOX {900+}\r\n" + String(repeating: "x", count: 100)))
+        #expect(shared.inUse == 6 * 100)
+        let hog = shared.reserve(messageBytes: 800)  // another connection's upload takes the rest
+        try channel.writeInbound(ByteBuffer(string: String(repeating: "x", count: 800) + "\r\nf NOOP\r\n"))
+        var out: [FramedInput] = []
+        while let part = try channel.readInbound(as: FramedInput.self) { out.append(part) }
+        #expect(out == [.uploadRefused(tag: "e"), line("f NOOP")])
+        #expect(shared.inUse == 6 * 800)
+        hog?.release()
+        #expect(shared.inUse == 0)
+        _ = try? channel.finish()
     }
 }

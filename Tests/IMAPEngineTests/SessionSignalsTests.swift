@@ -37,13 +37,16 @@ import Testing
     @Test func latchReleasesWaitersAndCancelledTasks() async {
         let latch = Latch()
         let waiter = Task { await latch.wait() }
+        while latch.waiterCount == 0 { await Task.yield() }  // the waiter is suspended in the latch
         latch.open()
         await waiter.value
+        #expect(latch.waiterCount == 0)
         let second = Latch()
         let cancelled = Task { await second.wait() }
+        while second.waiterCount == 0 { await Task.yield() }
         cancelled.cancel()
         await cancelled.value  // returns although the latch stays shut
-        #expect(!second.isOpen)
+        #expect(!second.isOpen && second.waiterCount == 0)
         await latch.wait()  // an open latch does not wait
     }
 }

@@ -27,10 +27,7 @@ struct AccountDisableTests {
         let (server, port) = try await start(database)
         defer { server.terminate() }
 
-        let client = try await IMAPTestClient.connect(port: port)
-        _ = try await client.readLine()
-        try await client.expectOK("l", "LOGIN dora pw")
-        try await client.expectOK("s", "SELECT INBOX")
+        let client = try await IMAPTestClient.loggedIn(port: port, user: "dora", password: "pw", select: "INBOX")
         try await client.setReading(false)
         try await client.sendLine("f FETCH 1:* BODY.PEEK[]")
         let local = client.localPort

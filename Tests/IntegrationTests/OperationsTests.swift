@@ -326,6 +326,12 @@ struct OperationsTests {
             ServerProcess.executable("mailhost"), ["config", "check", "--max-connections", "lots"],
             environment: ["MAILHOST_STORAGE": "postgres://x@y/z"])
         #expect(badValue.status != 0 && badValue.stderr.contains("max-connections (command line)"))
+        // The upload memory must hold at least one message of the largest size APPEND and LMTP accept.
+        let tooSmall = try await runTool(
+            ServerProcess.executable("mailhost"),
+            ["config", "check", "--max-upload-memory", "\(32 << 20)", "--max-append-size", "\(6 << 20)"],
+            environment: ["MAILHOST_STORAGE": "postgres://x@y/z"])
+        #expect(tooSmall.status != 0 && tooSmall.stderr.contains("must hold one message of max-append-size"))
 
         // Every option's help says what it does and its default.
         let help = try await runTool(ServerProcess.executable("mailhost"), ["serve", "--help"])

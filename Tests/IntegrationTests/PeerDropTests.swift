@@ -74,12 +74,8 @@ struct PeerDropTests {
 
         // Nobody is locked out: with at most 2 sessions per user and 3 unauthenticated connections per address, a
         // user who dropped 8 connections logs in twice, and 3 more connections are greeted.
-        let first = try await IMAPTestClient.connect(port: port)
-        _ = try await first.readLine()
-        try await first.expectOK("a", "LOGIN tim timmy")
-        let second = try await IMAPTestClient.connect(port: port)
-        _ = try await second.readLine()
-        try await second.expectOK("a", "LOGIN tim timmy")
+        let sessions = [try await IMAPTestClient.loggedIn(port: port), try await IMAPTestClient.loggedIn(port: port)]
+        #expect(sessions.count == 2)  // both logged in (loggedIn throws otherwise), and both stay open meanwhile
         for _ in 0..<3 {
             let greeted = try await IMAPTestClient.connect(port: port)
             #expect(try await greeted.readLine().hasPrefix("* OK"))
@@ -117,15 +113,7 @@ struct PeerDropTests {
                     logger: TestEnvironment.logger)
                 try await client.sendLine("w STORE 1 +FLAGS (\\Flagged)")
                 try await waitUntil("the STORE waits for the lock") {
-                    // Inside a transaction the statistics snapshot would otherwise stay the first poll's.
-                    try await connection.query("SELECT pg_stat_clear_snapshot()", logger: TestEnvironment.logger)
-                    let rows = try await connection.query(
-                        """
-                        SELECT count(*) FROM pg_stat_activity
-                        WHERE application_name = 'mailhost' AND wait_event_type = 'Lock'
-                        """, logger: TestEnvironment.logger
-                    ).collect()
-                    return try rows.first?.decode(Int64.self) ?? 0 > 0
+                    try await sessionsWaitingOnLocks(connection) > 0
                 }
                 try await drop()
                 let dropped = ContinuousClock.now
@@ -235,14 +223,7 @@ struct LMTPDropTests {
             while try await !client.readLine().hasPrefix("354") {}  // LHLO, MAIL and RCPT answered, then DATA
             try await client.send("Subject: waits\r\n\r\nbody\r\n.\r\n")
             try await waitUntil("the delivery waits for the lock") {
-                try await connection.query("SELECT pg_stat_clear_snapshot()", logger: TestEnvironment.logger)
-                let rows = try await connection.query(
-                    """
-                    SELECT count(*) FROM pg_stat_activity
-                    WHERE application_name = 'mailhost' AND wait_event_type = 'Lock'
-                    """, logger: TestEnvironment.logger
-                ).collect()
-                return try rows.first?.decode(Int64.self) ?? 0 > 0
+                try await sessionsWaitingOnLocks(connection) > 0
             }
             try await client.reset()
             let ended = await running.server.logEventuallyContains(
@@ -253,9 +234,7 @@ struct LMTPDropTests {
         // Nothing half-received was stored, and a new connection is greeted, not refused.
         let next = try await IMAPTestClient.connect(port: running.lmtp)
         #expect(try await next.readLine().hasPrefix("220 "))
-        let imap = try await IMAPTestClient.connect(port: running.imap)
-        _ = try await imap.readLine()
-        try await imap.expectOK("l", "LOGIN tim timmy")
+        let imap = try await IMAPTestClient.loggedIn(port: running.imap)
         // (The delivery that waited may have been stored after its client left: the MTA would deliver it again.)
         let status = try await imap.command("s", "STATUS INBOX (MESSAGES)").first ?? ""
         #expect(status == "* STATUS INBOX (MESSAGES 0)" || status == "* STATUS INBOX (MESSAGES 1)", "\(status)")

@@ -27,7 +27,7 @@ struct QueryClassTests {
             try await connection.query("LOCK TABLE contents IN ACCESS EXCLUSIVE MODE", logger: TestEnvironment.logger)
             for (i, client) in searchers.enumerated() { try await client.sendLine("q\(i) UID SEARCH BODY \"needle\"") }
             try await waitUntil("searches wait on the lock") {
-                try await Self.waitingOnLocks(connection) >= 2
+                try await sessionsWaitingOnLocks(connection) >= 2
             }
             // Meanwhile everything else works, on the pool SEARCH cannot fill.
             try await other.expectOK("a1", "FETCH 1:* (FLAGS)")
@@ -41,23 +41,10 @@ struct QueryClassTests {
             }
             // And the server stopped the statements too: nothing of ours still waits on the lock.
             try await waitUntil("the server cancelled the abandoned statements") {
-                try await Self.waitingOnLocks(connection) == 0
+                try await sessionsWaitingOnLocks(connection) == 0
             }
             try await connection.query("ROLLBACK", logger: TestEnvironment.logger)
         }
         for (i, client) in searchers.enumerated() { try await client.expectOK("r\(i)", "UID SEARCH BODY \"Hello\"") }
-    }
-
-    /// Sessions of ours waiting for a lock. The statistics snapshot is cleared first: inside a transaction
-    /// PostgreSQL would otherwise answer every poll from the first one.
-    static func waitingOnLocks(_ connection: PostgresConnection) async throws -> Int64 {
-        try await connection.query("SELECT pg_stat_clear_snapshot()", logger: TestEnvironment.logger)
-        let rows = try await connection.query(
-            """
-            SELECT count(*) FROM pg_stat_activity
-            WHERE application_name = 'mailhost' AND wait_event_type = 'Lock' AND datname = current_database()
-            """, logger: TestEnvironment.logger
-        ).collect()
-        return try rows.first?.decode(Int64.self) ?? 0
     }
 }

@@ -32,10 +32,8 @@ struct QuotaOccupancyTests {
         let added = try await running.admin(
             "user", "add", "quota", "--password-stdin", "--quota", "\(Self.quota)", stdin: "pw\n")
         #expect(added.status == 0, "\(added.stderr)")
-        let client = try await IMAPTestClient.connect(port: running.imap)
-        _ = try await client.readLine()
-        try await client.expectOK("l", "LOGIN quota pw")
-        try await client.expectOK("s", "SELECT INBOX")
+        let client = try await IMAPTestClient.loggedIn(
+            port: running.imap, user: "quota", password: "pw", select: "INBOX")
         var peak: Int64 = 0
         for round in 0..<8 {
             let appended = try await client.append("a\(round)", to: "INBOX", Self.message)

@@ -119,9 +119,7 @@ struct SafeDefaultsTests {
         defer { Task { await TestDatabase.drop(database) } }
         let (server, port) = try await start(database, ["--auth", "db,pam"])
         defer { server.terminate() }
-        let client = try await IMAPTestClient.connect(port: port)
-        _ = try await client.readLine()
-        try await client.expectOK("l", "LOGIN tim timmy")
+        let client = try await IMAPTestClient.loggedIn(port: port)
         let names = ["../../escape", ".hidden", "a/../..", "100%"]
         for (n, name) in names.enumerated() {
             let created = try await client.command("c\(n)", "CREATE \"\(name)\"")
@@ -146,9 +144,7 @@ struct SafeDefaultsTests {
         #expect(try await mailadmin(database, "user", "add", "copy", "--password-stdin", stdin: "pw\n").status == 0)
         let imported = try await mailadmin(database, "import", "mbox", "copy", target.path)
         #expect(imported.status == 0, "\(imported.stderr)")
-        let copy = try await IMAPTestClient.connect(port: port)
-        _ = try await copy.readLine()
-        try await copy.expectOK("l", "LOGIN copy pw")
+        let copy = try await IMAPTestClient.loggedIn(port: port, user: "copy", password: "pw")
         let copied = try await copy.command("l", "LIST \"\" \"*\"")
         let copiedNames = Set(copied.dropLast().map(Self.listedName))
         let createdNames = Set(created.dropLast().map(Self.listedName))
@@ -192,9 +188,7 @@ struct SafeDefaultsTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("symbolic link"), "\(result.stderr)")
         #expect(result.stdout.contains("imported 1 messages"), "\(result.stdout)")
-        let client = try await IMAPTestClient.connect(port: port)
-        _ = try await client.readLine()
-        try await client.expectOK("l", "LOGIN imp pw")
+        let client = try await IMAPTestClient.loggedIn(port: port, user: "imp", password: "pw")
         let found = try await client.command("s", "SELECT INBOX")
         #expect(found.contains("* 1 EXISTS"), "\(found)")
         #expect(try await client.command("t", "SEARCH BODY SECRET-7731").first == "* SEARCH")
@@ -246,9 +240,7 @@ struct SafeDefaultsTests {
         try await lmtp.sendLine("QUIT")
         _ = try await lmtp.readLine()
 
-        let imap = try await IMAPTestClient.connect(port: running.imap)
-        _ = try await imap.readLine()
-        try await imap.expectOK("l", "LOGIN tim timmy")
+        let imap = try await IMAPTestClient.loggedIn(port: running.imap)
         #expect(try await imap.command("s", "SELECT INBOX").contains("* 1 EXISTS"))
         let body = try await imap.commandKeepingLiterals("f", "FETCH 1 BODY.PEEK[TEXT]")
         #expect(body.first?.contains("smuggled@example.org") == true && body.first?.contains("last part") == true)

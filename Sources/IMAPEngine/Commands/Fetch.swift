@@ -57,16 +57,22 @@ extension Session {
         var start = 0
         var next: Task<FetchedBatch, any Error>? = read(from: 0)
         defer { next?.cancel() }
+        lostContent = false
         while let reading = next {
-            let batch = try await reading.value
+            // The read-ahead is a task of its own: cancelled with this one (the peer left), it returns at once.
+            let batch = try await withTaskCancellationHandler {
+                try await reading.value
+            } onCancel: {
+                reading.cancel()
+            }
             let covered = max(1, batch.covered)
             if batch.records.count < covered { missing = true }
             start += covered
             next = start < uids.count ? read(from: start) : nil
             try await writeFetchResponses(batch.records, plan: plan, seenSet: seenSet, account: account)
         }
-        if missing {
-            // RFC 9051 §7.1: some messages were expunged and their content is gone.
+        if missing || lostContent {
+            // RFC 9051 §7.1: some messages were expunged and their content is gone (before or while they were read).
             throw IMAPError.no(.expungeIssued, "Some messages were expunged before they could be fetched")
         }
         return Completion("FETCH completed")
@@ -104,7 +110,10 @@ extension Session {
                 if i > 0 { w.raw(" ") }
                 var fetched: [UInt8]?
                 if case .slice(let slice, _) = values[i], slice.range.count <= Self.streamChunk {
-                    fetched = try await reader.bytes(message: m, item: i, session: self, account: account)
+                    let bytes = try await reader.bytes(message: m, item: i, session: self, account: account)
+                    // Shorter than the section: the content was released (expunged, quota) after the row was read.
+                    if bytes.count < slice.range.count { lostContent = true }
+                    fetched = bytes
                 }
                 try await writeFetchItem(
                     item, value: values[i], fetched: fetched, record: record, view: view, into: &w, account: account)
@@ -243,7 +252,14 @@ extension Session {
             let chunk = try await store.contentBytes(
                 account: account, slices: [ContentSlice(contentID: slice.contentID, range: offset..<end)],
                 logger: logger)
-            try await body(chunk.first ?? [])
+            var bytes = chunk.first ?? []
+            if bytes.count < end - offset {
+                // The content was released (expunged, quota) while it streamed: the literal's length was promised,
+                // so it is kept with padding, and the command ends NO [EXPUNGEISSUED].
+                lostContent = true
+                bytes += [UInt8](repeating: 0x20, count: end - offset - bytes.count)
+            }
+            try await body(bytes)
             offset = end
         }
     }

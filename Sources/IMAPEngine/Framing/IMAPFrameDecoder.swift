@@ -45,8 +45,10 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
     private let startTLS: StartTLSGate?
     private let login: LoginState?
     private let budget: MessageBudget?
-    /// The memory reserved for the APPEND literal being read.
+    /// The memory reserved for the APPEND being read, grown as its literal arrives (a client that stalls holds only
+    /// what it sent), and whether the literal being read counts against the budget.
     private var reservation: MessageBudget.Reservation?
+    private var countsAgainstBudget = false
 
     /// `startTLS`: the gate of a connection that offers STARTTLS (nil when it cannot). `login`: whether the session
     /// has logged in (nil: treat as logged in).
@@ -74,7 +76,20 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
         case .literal(let remaining):
             let count = min(remaining, buffer.readableBytes)
             guard count > 0 else { return .needMoreData }
+            if countsAgainstBudget, !reserve(count) {
+                // The process's upload memory ran out while this message arrived: the rest is skipped.
+                buffer.moveReaderIndex(forwardBy: count)
+                let tag = Self.tag(in: command)
+                command = []
+                reservation = nil
+                countsAgainstBudget = false
+                discarding = true
+                state = remaining - count == 0 ? .line(scanned: 0) : .skipLiteral(remaining: Int64(remaining - count))
+                context.fireChannelRead(NIOAny(FramedInput.uploadRefused(tag: tag)))
+                return .continue
+            }
             if let bytes = buffer.readBytes(length: count) { command.append(contentsOf: bytes) }
+            if remaining - count == 0 { countsAgainstBudget = false }
             state = remaining - count == 0 ? .line(scanned: 0) : .literal(remaining: remaining - count)
             return .continue
         case .skipLine:
@@ -143,10 +158,10 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
             } else {
                 command.append(contentsOf: line)
                 let complete = command
+                let held = reservation  // goes with the command; resetCommand would let it go
+                reservation = nil
                 resetCommand()
                 if let startTLS, Self.isStartTLS(complete) { startTLS.close() }
-                let held = reservation
-                reservation = nil
                 context.fireChannelRead(NIOAny(FramedInput.line(complete, held)))
             }
             return .continue
@@ -176,31 +191,20 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
         // `{n}` is the client's number: adding it may overflow (literalAtEnd saturates at Int64.max).
         let (total, overflow) = Int64(command.count).addingReportingOverflow(literal.size)
         if overflow || literal.size > Int64(limit) || total > Int64(commandLimit) {
-            let tag = Self.tag(in: command)
-            if literal.synchronizing {
-                resetCommand()
-            } else {
-                command = []
-                discarding = true
-                state = .skipLiteral(remaining: literal.size)
-            }
-            context.fireChannelRead(NIOAny(FramedInput.literalTooLarge(tag: tag, size: literal.size)))
+            abandonCommand(literal, context: context) { .literalTooLarge(tag: $0, size: literal.size) }
             return .continue
         }
         if isAppend, let budget, literal.size > 0 {
-            guard let reserved = budget.reserve(messageBytes: Int(literal.size)) else {
-                let tag = Self.tag(in: command)
-                if literal.synchronizing {
-                    resetCommand()
-                } else {
-                    command = []
-                    discarding = true
-                    state = .skipLiteral(remaining: literal.size)
-                }
-                context.fireChannelRead(NIOAny(FramedInput.uploadRefused(tag: tag)))
+            // A message that can never fit is too large; one that does not fit now is refused before it is sent.
+            if MessageBudget.cost(Int(literal.size)) > budget.capacity {
+                abandonCommand(literal, context: context) { .literalTooLarge(tag: $0, size: literal.size) }
                 return .continue
             }
-            reservation = reserved
+            guard budget.couldReserve(messageBytes: Int(literal.size)) else {
+                abandonCommand(literal, context: context) { .uploadRefused(tag: $0) }
+                return .continue
+            }
+            countsAgainstBudget = true
         }
         if literal.size > 0 {
             state = .literal(remaining: Int(literal.size))
@@ -212,9 +216,34 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
         return .continue
     }
 
+    /// Reserves the upload memory of `count` more bytes of the APPEND being read.
+    private mutating func reserve(_ count: Int) -> Bool {
+        if let reservation { return reservation.grow(messageBytes: count) }
+        reservation = budget?.reserve(messageBytes: count)
+        return reservation != nil
+    }
+
+    /// Gives up the command at a literal it will not take, and says why: nothing of a synchronizing literal was
+    /// sent yet; a non-synchronizing one is read and thrown away, then the rest of its command.
+    private mutating func abandonCommand(
+        _ literal: (size: Int64, synchronizing: Bool), context: ChannelHandlerContext, _ why: (Tag?) -> FramedInput
+    ) {
+        let tag = Self.tag(in: command)
+        if literal.synchronizing {
+            resetCommand()
+        } else {
+            command = []
+            reservation = nil
+            discarding = true
+            state = .skipLiteral(remaining: literal.size)
+        }
+        context.fireChannelRead(NIOAny(why(tag)))
+    }
+
     private mutating func resetCommand() {
         command = []
         reservation = nil
+        countsAgainstBudget = false
         discarding = false
         state = .line(scanned: 0)
     }

@@ -13,6 +13,14 @@ public final class Latch: Sendable {
 
     public init() {}
 
+    /// Tasks waiting now (for tests).
+    var waiterCount: Int {
+        state.withLock { state in
+            if case .closed(let waiters, _) = state { return waiters.count }
+            return 0
+        }
+    }
+
     public var isOpen: Bool {
         state.withLock { state in
             if case .open = state { return true }

@@ -17,15 +17,17 @@ public struct IMAPServerContext: Sendable {
     public var messageBudget: MessageBudget
     /// Every failed login is answered no sooner than this after it began (the authenticator pads its own failures
     /// to the same time; a disabled account is refused after the authenticator succeeded).
-    public var authenticationFailureTime: Duration = .seconds(1)
+    public var authenticationFailureTime: Duration
 
     public init(
         store: any MailStore, feed: ChangeFeed, authenticator: any Authenticator, limits: IMAPLimits = IMAPLimits(),
         logger: Logger, allowPlaintextAuth: Bool = false, greeting: String = "MailHost ready.",
         connections: ConnectionRegistry = ConnectionRegistry(), penalty: LoginPenalty = LoginPenalty(),
-        messageBudget: MessageBudget = MessageBudget(capacity: IMAPLimits.defaultUploadMemory)
+        messageBudget: MessageBudget = MessageBudget(capacity: IMAPLimits.defaultUploadMemory),
+        authenticationFailureTime: Duration = .seconds(1)
     ) {
         self.messageBudget = messageBudget
+        self.authenticationFailureTime = authenticationFailureTime
         self.store = store
         self.feed = feed
         self.authenticator = authenticator
@@ -125,6 +127,8 @@ final class Session {
     var feedRegistration: ChangeFeed.Registration?
     var badCommands = 0
     var lastActivity = ContinuousClock.now
+    /// The running FETCH found content gone while it read it (it ends NO [EXPUNGEISSUED]).
+    var lostContent = false
     /// Why the session ended, for the disconnect log line.
     var endReason = "connection closed by the client"
 
@@ -195,7 +199,15 @@ final class Session {
             }
             return .keepGoing
         case .control(.change(let change)):
-            try await handleChange(change)
+            do {
+                try await handleChange(change)
+            } catch IMAPError.bye(let text) {
+                // The selected mailbox was deleted while the session was in IDLE.
+                try await out.sendLine("* BYE \(ResponseWriter.sanitize(text))")
+                try await out.flush()
+                endReason = text
+                return .close
+            }
             try await out.flush()
             return .keepGoing
         case .control(.tick):
@@ -286,7 +298,13 @@ final class Session {
         }
         viewIsStale = true
         if case .idle = continuation {
-            try await synchronize(.full)
+            do {
+                try await synchronize(.full)
+            } catch let error as StoreError {
+                // Still stale: the next change, or DONE and the next command, tries again.
+                viewIsStale = true
+                logger.warning("changes not announced in IDLE", metadata: ["error": "\(error)"])
+            }
         }
     }
 

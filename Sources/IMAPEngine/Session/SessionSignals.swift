@@ -66,6 +66,4 @@ final class SessionSignals: Sendable {
         if taken.tick { events.append(.tick) }
         return events
     }
-
-    func finish() { wakeContinuation.finish() }
 }

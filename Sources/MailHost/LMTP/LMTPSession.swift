@@ -30,6 +30,8 @@ final class LMTPSession {
     private var sender: String?
     private var recipients: [LocalDelivery.Recipient] = []
     private var chunks: [UInt8] = []
+    /// The upload memory of `chunks`, given back when the transaction ends.
+    private var chunkReservations: [MessageBudget.Reservation] = []
     private var chunksTooLarge = false
     private var chunksBusy = false
     private static let counter = Counter()
@@ -74,14 +76,19 @@ final class LMTPSession {
             try await finishTransaction(body: body, tooLarge: tooLarge, busy: busy)
             return .keepGoing
         case .chunk(let body, let last, let tooLarge, let busy, let reservation):
-            defer { if last { reservation?.release() } }
             guard sender != nil, !recipients.isEmpty else {
+                reservation?.release()
                 try await reply("503 5.5.1 Need MAIL and RCPT before BDAT")
                 return .keepGoing
             }
             chunksTooLarge = chunksTooLarge || tooLarge || chunks.count + body.count > settings.maxMessageSize
             chunksBusy = chunksBusy || busy
-            if !chunksTooLarge && !chunksBusy { chunks.append(contentsOf: body) }
+            if !chunksTooLarge && !chunksBusy {
+                chunks.append(contentsOf: body)
+                if let reservation { chunkReservations.append(reservation) }
+            } else {
+                reservation?.release()
+            }
             if last {
                 let message = chunks
                 let (tooLarge, busy) = (chunksTooLarge, chunksBusy)
@@ -241,6 +248,8 @@ final class LMTPSession {
         sender = nil
         recipients = []
         chunks = []
+        for reservation in chunkReservations { reservation.release() }
+        chunkReservations = []
         chunksTooLarge = false
         chunksBusy = false
     }

@@ -104,7 +104,7 @@ struct LocalDelivery: Sendable {
     /// A system account that may receive mail and log in: the same rule as PAM logins (`pam-min-uid`, never root),
     /// and not `nobody`.
     func isSystemUser(_ login: String) -> Bool {
-        guard let uid = PAMAuthenticator.systemUID(of: login) else { return false }
+        guard case .found(let uid) = PAMAuthenticator.systemAccount(login) else { return false }
         return uid != 0 && uid >= minimumUID && uid != 65534
     }
 

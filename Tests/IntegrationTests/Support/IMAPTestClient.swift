@@ -45,6 +45,17 @@ final class IMAPTestClient: Sendable {
         return IMAPTestClient(channel: channel, inbox: inbox)
     }
 
+    /// Connects, reads the greeting, logs in, and selects `mailbox` when given (the usual first steps of a test).
+    static func loggedIn(
+        port: Int, user: String = "tim", password: String = "timmy", select mailbox: String? = nil
+    ) async throws -> IMAPTestClient {
+        let client = try await connect(port: port)
+        _ = try await client.readLine()
+        try await client.expectOK("l", "LOGIN \(user) \"\(password)\"")
+        if let mailbox { try await client.expectOK("s", "SELECT \(mailbox)") }
+        return client
+    }
+
     /// The client side's TCP port.
     var localPort: Int { channel.localAddress?.port ?? 0 }
 

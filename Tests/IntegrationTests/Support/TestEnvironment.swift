@@ -135,3 +135,16 @@ actor CreationQueue {
         try await operation()
     }
 }
+
+/// MailHost's database sessions waiting for a lock (`application_name` mailhost), on this connection's database. The
+/// statistics snapshot is cleared first: inside a transaction PostgreSQL would answer every poll from the first one.
+func sessionsWaitingOnLocks(_ connection: PostgresConnection) async throws -> Int64 {
+    try await connection.query("SELECT pg_stat_clear_snapshot()", logger: TestEnvironment.logger)
+    let rows = try await connection.query(
+        """
+        SELECT count(*) FROM pg_stat_activity
+        WHERE application_name = 'mailhost' AND wait_event_type = 'Lock' AND datname = current_database()
+        """, logger: TestEnvironment.logger
+    ).collect()
+    return try rows.first?.decode(Int64.self) ?? 0
+}
