@@ -95,7 +95,15 @@ public final class LMTPFramer: ChannelInboundHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
-    public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    /// The connection is gone: the memory of a message it left half sent is given back now, not when this object
+    /// happens to be freed.
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        reservation?.release()
+        reservation = nil
+        reservedBytes = 0
+        buffer = ByteBuffer()
+    }
 
     /// A client silent for the timeout (the IdleStateHandler before this one) is told and closed; whatever it had
     /// not finished is not stored.

@@ -190,4 +190,16 @@ import Testing
         #expect(shared.inUse == 0)
         _ = try? channel.finish()
     }
+
+    /// An APPEND cut off by the connection closing gives its upload memory back as the connection closes.
+    @Test func anAppendCutOffByEOFHoldsNothing() throws {
+        let budget = MessageBudget(capacity: 64 << 20)
+        let channel = EmbeddedChannel(
+            handler: ByteToMessageHandler(IMAPFrameDecoder(limits: IMAPLimits(), budget: budget)))
+        try channel.writeInbound(
+            ByteBuffer(string: "a APPEND INBOX {100000+}\r\n" + String(repeating: "x", count: 5000)))
+        #expect(budget.inUse == 6 * 5000)
+        _ = try? channel.finish()
+        #expect(budget.inUse == 0)
+    }
 }

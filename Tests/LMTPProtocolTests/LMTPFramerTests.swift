@@ -94,4 +94,20 @@ import Testing
         hog?.release()
         #expect(budget.inUse == 0)
     }
+
+    /// A connection that closes mid-DATA gives the memory of its half-sent message back as it closes, while the
+    /// framer itself may live on.
+    @Test func aConnectionClosedMidDataHoldsNothing() throws {
+        let budget = MessageBudget(capacity: 64 << 20)
+        let framer = LMTPFramer(maxMessageSize: 1 << 20, budget: budget)
+        let channel = EmbeddedChannel(handler: framer)
+        try channel.writeInbound(ByteBuffer(string: "DATA\r\n"))
+        _ = try channel.readInbound(as: LMTPInput.self)
+        framer.resume(expectingData: true)
+        try channel.writeInbound(ByteBuffer(string: "Subject: cut\r\n\r\n" + String(repeating: "c", count: 100_000)))
+        #expect(budget.inUse > 0)
+        _ = try? channel.finish()
+        #expect(budget.inUse == 0)
+        withExtendedLifetime(framer) {}
+    }
 }

@@ -113,8 +113,10 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
     public mutating func decodeLast(
         context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
     ) throws -> DecodingState {
-        // A command cut off by EOF is dropped: nothing half-received is ever executed.
+        // A command cut off by EOF is dropped: nothing half-received is ever executed, and the upload memory of an
+        // APPEND cut off midway is given back now.
         while try decode(context: context, buffer: &buffer) == .continue {}
+        resetCommand()
         return .needMoreData
     }
 
