@@ -69,6 +69,15 @@ struct DatabaseRestartTests {
         }
     }
 
+    /// A server of the test's own on `postgres`, logging in through PAM.
+    static func serve(_ postgres: PrivatePostgres, storeTimeout: Int, shutdownTimeout: Int) throws -> ServerProcess {
+        try ServerProcess([
+            "serve", "--storage", postgres.configuration.description, "--auth", "pam",
+            "--pam-service", TestEnvironment.pamService ?? "mailhost-test", "--imap", "127.0.0.1:0",
+            "--store-timeout", "\(storeTimeout)", "--shutdown-timeout", "\(shutdownTimeout)",
+        ])
+    }
+
     static let commands = [
         // Reads only: a write whose outcome the outage makes unknown ends its session with BYE by design (see
         // CrashConsistencyTests); these sessions must all carry on on their own connections.
@@ -82,11 +91,7 @@ struct DatabaseRestartTests {
         let seeding = try await TestServer.start(database: postgres.configuration)
         try await seeding.seed(messages: (1...5).map { testMessage(subject: "m\($0)") })
         await seeding.stop()
-        let server = try ServerProcess([
-            "serve", "--storage", postgres.configuration.description, "--auth", "pam",
-            "--pam-service", TestEnvironment.pamService ?? "mailhost-test", "--imap", "127.0.0.1:0",
-            "--store-timeout", "3", "--shutdown-timeout", "5",
-        ])
+        let server = try Self.serve(postgres, storeTimeout: 3, shutdownTimeout: 5)
         defer { server.terminate() }
         let port = try await server.waitUntilListening()
 
@@ -175,11 +180,7 @@ struct DatabaseRestartTests {
     @Test func sigtermEndsTheServerWhileTheDatabaseIsDown() async throws {
         let postgres = try await PrivatePostgres.start()
         defer { Task { await postgres.remove() } }
-        let server = try ServerProcess([
-            "serve", "--storage", postgres.configuration.description, "--auth", "pam",
-            "--pam-service", TestEnvironment.pamService ?? "mailhost-test", "--imap", "127.0.0.1:0",
-            "--store-timeout", "30", "--shutdown-timeout", "3",
-        ])
+        let server = try Self.serve(postgres, storeTimeout: 30, shutdownTimeout: 3)
         defer { server.terminate() }
         let port = try await server.waitUntilListening()
         var clients: [IMAPTestClient] = []
