@@ -153,7 +153,7 @@ func waitUntil(_ what: String, timeout: Duration = .seconds(60), _ condition: ()
 
 extension ServerProcess {
     /// Whether the log comes to contain `text` at least `count` times.
-    func logEventuallyContains(count: Int, of text: String, timeout: Duration = .seconds(10)) async -> Bool {
+    func logEventuallyContains(count: Int, of text: String, timeout: Duration = .seconds(60)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if log.components(separatedBy: text).count - 1 >= count { return true }

@@ -2,7 +2,7 @@
 extension IMAPTestClient {
     /// The next response line with every literal (`{n}`, `{n+}` or `~{n}` ending a line) read as exactly n bytes
     /// and kept inline: the response as sent, without its final CRLF.
-    func readResponseLine(timeout: Duration = .seconds(10)) async throws -> String {
+    func readResponseLine(timeout: Duration = .seconds(60)) async throws -> String {
         var result = ""
         while true {
             let line = try await readLine(timeout: timeout)

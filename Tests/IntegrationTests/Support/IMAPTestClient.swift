@@ -68,7 +68,7 @@ final class IMAPTestClient: Sendable {
     func sendLine(_ line: String) async throws { try await send(line + "\r\n") }
 
     /// The next line, without CRLF. Throws on timeout or when the server closed the connection first.
-    func readLine(timeout: Duration = .seconds(10)) async throws -> String {
+    func readLine(timeout: Duration = .seconds(60)) async throws -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
             let (line, closed) = inbox.state.withLock { state -> (String?, Bool) in
@@ -88,7 +88,7 @@ final class IMAPTestClient: Sendable {
     }
 
     /// Exactly `count` bytes (for literals whose content is not line-shaped).
-    func readBytes(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [UInt8] {
+    func readBytes(_ count: Int, timeout: Duration = .seconds(60)) async throws -> [UInt8] {
         let deadline = ContinuousClock.now + timeout
         while true {
             let bytes = inbox.state.withLock { state -> [UInt8]? in
@@ -133,7 +133,7 @@ final class IMAPTestClient: Sendable {
     }
 
     /// Lines up to and including the one starting with `tag `.
-    func readResponse(tag: String, timeout: Duration = .seconds(10)) async throws -> [String] {
+    func readResponse(tag: String, timeout: Duration = .seconds(60)) async throws -> [String] {
         var lines: [String] = []
         while true {
             let line = try await readLine(timeout: timeout)

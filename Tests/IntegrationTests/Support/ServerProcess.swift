@@ -37,7 +37,7 @@ final class ServerProcess {
 
     /// Whether the log comes to contain `text` within `timeout`: for lines written by a task that may run after the
     /// client has already seen the effect (a connection closed on the event loop, logged by the connection's task).
-    func logEventuallyContains(_ text: String, timeout: Duration = .seconds(10)) async -> Bool {
+    func logEventuallyContains(_ text: String, timeout: Duration = .seconds(60)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if log.contains(text) { return true }
