@@ -112,6 +112,7 @@ extension PostgresMailStore {
                             modSeq: ModSeq(modseq)))
                 default:
                     delta.expunged.append(UID(UInt32(truncatingIfNeeded: uid)))
+                    delta.lowestExpungedModSeq = min(delta.lowestExpungedModSeq ?? ModSeq(modseq), ModSeq(modseq))
                 }
             }
             guard exists else { throw StoreError.mailboxNotFound }
@@ -292,6 +293,7 @@ extension PostgresMailStore {
             }
         // The mailbox keeps the keywords in use, for FLAGS and PERMANENTFLAGS at SELECT.
         let added = update.kind == .remove ? [] : keywords
+        let unchangedSince = update.unchangedSince?.rawValue ?? Int64.max
         return try await write(logger) { connection in
             // One statement, so no lock is held across a round trip to this process. The mailbox row is locked
             // first (`l` feeds `cur`), then the message rows, as COPY, MOVE and EXPUNGE lock them: no deadlock.
@@ -304,14 +306,14 @@ extension PostgresMailStore {
                     SELECT mailbox_id FROM mailboxes
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue) FOR UPDATE),
                 cur AS (
-                    SELECT m.uid, m.flags, m.keywords, m.modseq,
+                    SELECT m.uid, m.flags, m.keywords, m.modseq, m.modseq <= \(unchangedSince) AS passes,
                         \(unescaped: newFlags) AS new_flags, \(unescaped: newKeywords) AS new_keywords
                     FROM l, p, messages m
                     WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = l.mailbox_id
                         AND m.uid = ANY(\(uidList)::bigint[])
                     FOR UPDATE OF m),
                 ch AS (SELECT uid, new_flags, new_keywords FROM cur
-                       WHERE new_flags <> flags OR new_keywords <> keywords),
+                       WHERE passes AND (new_flags <> flags OR new_keywords <> keywords)),
                 b AS (
                     UPDATE mailboxes SET highestmodseq = highestmodseq + 1,
                         keywords = CASE WHEN keywords @> \(added)::text[] THEN keywords
@@ -324,8 +326,9 @@ extension PostgresMailStore {
                     UPDATE messages m SET flags = ch.new_flags, keywords = ch.new_keywords, modseq = b.highestmodseq
                     FROM ch, b
                     WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = \(mailbox.rawValue) AND m.uid = ch.uid)
-                SELECT cur.uid, cur.new_flags, cur.new_keywords, coalesce(b.highestmodseq, cur.modseq),
-                    ch.uid IS NOT NULL
+                SELECT cur.uid, CASE WHEN cur.passes THEN cur.new_flags ELSE cur.flags END,
+                    CASE WHEN cur.passes THEN cur.new_keywords ELSE cur.keywords END,
+                    coalesce(b.highestmodseq, cur.modseq), ch.uid IS NOT NULL, NOT coalesce(cur.passes, true)
                 FROM l LEFT JOIN cur ON true LEFT JOIN ch ON ch.uid = cur.uid LEFT JOIN b ON ch.uid IS NOT NULL
                 ORDER BY cur.uid
                 """, logger: logger
@@ -333,14 +336,14 @@ extension PostgresMailStore {
             guard !rows.isEmpty else { throw StoreError.mailboxNotFound }
             var result: [StoredFlags] = []
             for row in rows {
-                let (uid, flags, keywords, modseq, changed) = try row.decode(
-                    (Int64?, Int16?, [String]?, Int64?, Bool).self)
+                let (uid, flags, keywords, modseq, changed, failed) = try row.decode(
+                    (Int64?, Int16?, [String]?, Int64?, Bool, Bool).self)
                 guard let uid, let flags, let keywords, let modseq else { continue }  // no message: `l` alone
                 result.append(
                     StoredFlags(
                         uid: UID(UInt32(truncatingIfNeeded: uid)),
                         flags: MessageFlags(system: SystemFlags(rawValue: flags), keywords: keywords),
-                        modSeq: ModSeq(modseq), changed: changed))
+                        modSeq: ModSeq(modseq), changed: changed, conditionFailed: failed))
             }
             return result
         }

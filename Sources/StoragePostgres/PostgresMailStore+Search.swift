@@ -94,6 +94,8 @@ struct SearchCompiler {
             return "m.size > \(bind(size))"
         case .smaller(let size):
             return "m.size < \(bind(size))"
+        case .modSeq(let least):
+            return "m.modseq >= \(bind(least.rawValue))"
         case .not(let inner):
             return "NOT (\(compile(inner)))"
         case .or(let a, let b):

@@ -71,7 +71,9 @@ func mbox(_ name: String) -> MailboxArgument { MailboxArgument(name) }
         ParseCase("SELECT INBOX", .select(mbox("INBOX"), readOnly: false)),
         ParseCase("select \"Sent Items\"", .select(mbox("Sent Items"), readOnly: false)),
         ParseCase("EXAMINE {4+}\r\nwork", .select(mbox("work"), readOnly: true)),
-        ParseCase("SELECT INBOX (CONDSTORE)", .select(mbox("INBOX"), readOnly: false)),
+        ParseCase(
+            "SELECT INBOX (CONDSTORE)",
+            .select(mbox("INBOX"), readOnly: false, parameters: SelectParameters(condstore: true))),
         ParseCase("CREATE a/b", .create(mbox("a/b"))),
         ParseCase("DELETE a", .delete(mbox("a"))),
         ParseCase("RENAME a b", .rename(from: mbox("a"), to: mbox("b"))),
@@ -282,6 +284,68 @@ func mbox(_ name: String) -> MailboxArgument { MailboxArgument(name) }
         ParseCase("LIST (FOO) \"\" *", bad: "Unknown LIST selection option"),
     ])
     func listGrammar(_ c: ParseCase) { c.check() }
+
+    /// RFC 7162 §7 and the examples of §3: CONDSTORE and QRESYNC syntax.
+    @Test(arguments: [
+        ParseCase("FETCH 1:* MODSEQ", .fetch(.sequence(seq("1:*")), [.modSeq])),
+        ParseCase(
+            "FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)",
+            .fetch(.sequence(seq("1:*")), [.flags], FetchModifiers(changedSince: ModSeq(12345)))),
+        ParseCase(
+            "UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)",
+            .fetch(.uid(seq("300:500")), [.flags], FetchModifiers(changedSince: ModSeq(12345), vanished: true))),
+        ParseCase("FETCH 1 (FLAGS) (CHANGEDSINCE 0)", bad: "non-zero mod-sequence"),
+        ParseCase("FETCH 1 (FLAGS) (CHANGEDSINCE 5 VANISHED)", bad: "only allowed with UID FETCH"),
+        ParseCase("UID FETCH 1 (FLAGS) (VANISHED)", bad: "VANISHED requires CHANGEDSINCE"),
+        ParseCase("FETCH 1 (FLAGS) (FROBNICATE)", bad: "Unknown or repeated FETCH modifier"),
+        ParseCase(
+            "FETCH 1 (FLAGS) (CHANGEDSINCE 99999999999999999999)", bad: "out of range"),
+        ParseCase(
+            "UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)",
+            .store(
+                .uid(seq("6,4,8")),
+                StoreAction(kind: .add, silent: true, flags: [.deleted], unchangedSince: ModSeq(12121230045)))),
+        ParseCase(
+            "STORE 1 (UNCHANGEDSINCE 0) FLAGS ()",
+            .store(.sequence(seq("1")), StoreAction(kind: .replace, silent: false, flags: [], unchangedSince: .zero))),
+        ParseCase("STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) FLAGS ()", bad: "repeated STORE modifier"),
+        ParseCase(
+            "STATUS INBOX (HIGHESTMODSEQ)", .status(mbox("INBOX"), [.highestModSeq])),
+        ParseCase(
+            "SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338",
+            .search(isUID: false, SearchCommand(returnOptions: nil, charset: nil, key: .modSeq(ModSeq(620_162_338))))),
+        ParseCase(
+            "SEARCH MODSEQ 0",
+            .search(isUID: false, SearchCommand(returnOptions: nil, charset: nil, key: .modSeq(.zero)))),
+        ParseCase("SEARCH MODSEQ \"/flags/x\" everyone 5", bad: "Unknown MODSEQ entry type"),
+        ParseCase(
+            "SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))",
+            .select(
+                mbox("INBOX"), readOnly: false,
+                parameters: SelectParameters(
+                    qresync: .init(
+                        uidValidity: 67_890_007, modSeq: ModSeq(20_050_715_194_045_000),
+                        knownUIDs: UIDRanges(ranges: [41...41, 43...211, 214...541]))))),
+        ParseCase(
+            "EXAMINE INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 "
+                + "15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))",
+            .select(
+                mbox("INBOX"), readOnly: true,
+                parameters: SelectParameters(
+                    qresync: .init(
+                        uidValidity: 67_890_007, modSeq: ModSeq(90_060_115_194_045_000),
+                        knownUIDs: UIDRanges(ranges: [1...29997]))))),
+        ParseCase(
+            "SELECT INBOX (QRESYNC (1 2) CONDSTORE)",
+            .select(
+                mbox("INBOX"), readOnly: false,
+                parameters: SelectParameters(condstore: true, qresync: .init(uidValidity: 1, modSeq: ModSeq(2))))),
+        ParseCase("SELECT INBOX (QRESYNC (1 2 1:*))", bad: "are not allowed"),
+        ParseCase("SELECT INBOX (QRESYNC (1 2 (1:2 5)))", bad: "different lengths"),
+        ParseCase("SELECT INBOX (QRESYNC (0 2))", bad: "non-zero"),
+        ParseCase("SELECT INBOX (FROB)", bad: "Unknown select parameter"),
+    ])
+    func condstoreAndQResyncGrammar(_ c: ParseCase) { c.check() }
 
     @Test func listReturnOptions() {
         let result = CommandParser.parse(

@@ -27,14 +27,34 @@ extension Session {
     }
 
     /// RFC 5161 §3.1, RFC 9051 §6.3.1: only capabilities that change behaviour are enabled; others are ignored.
+    /// QRESYNC implies CONDSTORE (RFC 7162 §3.2.3); each is listed once, the first time it is enabled.
     func handleEnable(_ names: [String]) async throws -> Completion {
         var enabled: [String] = []
-        for name in names where name == "IMAP4REV2" && !rev2 {
-            rev2 = true
-            enabled.append("IMAP4rev2")
+        for name in names {
+            switch name {
+            case "IMAP4REV2" where !rev2:
+                rev2 = true
+                enabled.append("IMAP4rev2")
+            case "CONDSTORE" where !condstore:
+                enableCondstore()
+                enabled.append("CONDSTORE")
+            case "QRESYNC" where !qresync:
+                qresync = true
+                enableCondstore()
+                enabled.append("QRESYNC")
+            default: break
+            }
         }
         try await out.sendLine("* ENABLED" + enabled.map { " " + $0 }.joined())
         return Completion("ENABLE completed")
+    }
+
+    /// The first CONDSTORE enabling command (RFC 7162 §3.1): with a mailbox selected, its HIGHESTMODSEQ is reported
+    /// now (the OK untagged response is sent by the caller's sync, from the view).
+    func enableCondstore() {
+        guard !condstore else { return }
+        condstore = true
+        if view != nil { pendingHighestModSeq = true }
     }
 
     /// RFC 2342, RFC 9051 §6.3.10: one personal namespace with "/" as separator.

@@ -12,8 +12,10 @@ extension Session {
             only = try current.resolve(.uid(set), saved: savedSearch)
             if only?.isEmpty == true { return Completion("UID EXPUNGE completed") }
         }
-        _ = try await store.expunge(account: account, mailbox: current.mailbox, uids: only, logger: logger)
+        let expunged = try await store.expunge(account: account, mailbox: current.mailbox, uids: only, logger: logger)
         viewIsStale = true
+        // RFC 7162 §3.2.10: under QRESYNC the tagged OK carries the mailbox's new HIGHESTMODSEQ.
+        if qresync && !expunged.isEmpty { reportHighestModSeq = true }
         return Completion(set == nil ? "EXPUNGE completed" : "UID EXPUNGE completed")
     }
 }

@@ -17,15 +17,40 @@ extension Session {
     /// Small sections are read ahead, several per store call, up to this many bytes.
     static let sectionWindow = 2 << 20
 
-    func handleFetch(_ selector: MessageSelector, items requested: [FetchAttribute]) async throws -> Completion {
+    func handleFetch(
+        _ selector: MessageSelector, items requested: [FetchAttribute], modifiers: FetchModifiers = FetchModifiers()
+    ) async throws -> Completion {
         let account = try requireAccount
         let current = try requireView
         guard requested.count <= server.limits.maxFetchItems else {
             throw IMAPError.bad(.limit, "Too many FETCH items (at most \(server.limits.maxFetchItems))")
         }
-        let uids = try current.resolve(selector, saved: savedSearch)
+        // RFC 7162 §3.2.3: VANISHED only after ENABLE QRESYNC.
+        if modifiers.vanished && !qresync { throw IMAPError.bad("VANISHED without ENABLE QRESYNC") }
+        var uids = try current.resolve(selector, saved: savedSearch)
         var items = requested
         if case .uid = selector, !items.contains(.uid) { items.insert(.uid, at: 0) }
+        // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ; both are CONDSTORE enabling commands.
+        if modifiers.changedSince != nil, !items.contains(.modSeq) { items.append(.modSeq) }
+        if items.contains(.modSeq) { enableCondstore() }
+        if let since = modifiers.changedSince, !uids.isEmpty {
+            // Only messages changed since: found through the modseq index, not by reading every row asked for.
+            let delta = try await store.changes(
+                account: account, mailbox: current.mailbox, since: since, logger: logger)
+            let changed = Set(delta.changed.map(\.uid))
+            uids = uids.filter { changed.contains($0) }
+            if modifiers.vanished, case .uid(let set) = selector {
+                // RFC 7162 §3.2.6: expunged messages of the set, that this client's view no longer holds. `*` reaches
+                // past the highest UID left: messages expunged from the end vanished too.
+                let asked = UIDRanges(ranges: set.resolved(star: UInt32.max))
+                let gone = delta.expunged.filter { asked.contains($0) && current.index(of: $0) == nil }
+                if !gone.isEmpty {
+                    var w = responseWriter()
+                    w.untagged(.vanished(UIDRanges(gone), earlier: true))
+                    try await out.send(w)
+                }
+            }
+        }
         guard !uids.isEmpty else { return Completion("FETCH completed") }
 
         // RFC 9051 §6.4.5: BODY[…] and BINARY[…] without .PEEK set \Seen; the new flags are reported in the response.
@@ -122,9 +147,14 @@ extension Session {
                     w.removeAll()
                 }
             }
-            if let flags = seenSet[record.uid], !plan.items.contains(.flags) {
-                w.raw(plan.items.isEmpty ? "FLAGS " : " FLAGS ")
-                w.flags(flags, recent: view.recent.contains(record.uid))
+            if let flags = seenSet[record.uid] {
+                if !plan.items.contains(.flags) {
+                    w.raw(plan.items.isEmpty ? "FLAGS " : " FLAGS ")
+                    w.flags(flags, recent: view.recent.contains(record.uid))
+                }
+                // RFC 7162 §3.2.4: a FETCH that set \Seen reports UID and MODSEQ once CONDSTORE is enabled.
+                if condstore && !plan.items.contains(.uid) { w.raw(" UID \(record.uid)") }
+                if condstore && !plan.items.contains(.modSeq) { w.raw(" MODSEQ (\(record.modSeq))") }
             }
             w.line(")")
             try await out.send(w)
@@ -137,6 +167,7 @@ extension Session {
     ) async throws {
         switch item {
         case .uid: w.raw("UID \(record.uid)")
+        case .modSeq: w.raw("MODSEQ (\(record.modSeq))")
         case .flags:
             w.raw("FLAGS ")
             w.flags(record.flags, recent: view.recent.contains(record.uid))

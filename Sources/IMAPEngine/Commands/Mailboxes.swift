@@ -56,6 +56,7 @@ extension Session {
     func handleStatus(_ argument: MailboxArgument, items: [StatusAttribute]) async throws -> Completion {
         let account = try requireAccount
         let name = try mailboxName(argument)
+        if items.contains(.highestModSeq) { enableCondstore() }
         let status = try await store.status(account: account, name: name, logger: logger)
         var w = responseWriter()
         w.raw("* STATUS ")
@@ -79,6 +80,7 @@ extension Session {
             case .deleted: parts.append("DELETED \(status.deleted)")
             case .size: parts.append("SIZE \(status.size)")
             case .recent: parts.append("RECENT \(status.recent)")
+            case .highestModSeq: parts.append("HIGHESTMODSEQ \(status.highestModSeq)")
             }
         }
         return parts.joined(separator: " ")

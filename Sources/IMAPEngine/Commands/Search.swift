@@ -15,6 +15,8 @@ extension Session {
         if let charset = search.charset, !Self.supportedCharsets.contains(charset.uppercased()) {
             throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
         }
+        let usesModSeq = Self.usesModSeq(search.key)
+        if usesModSeq { enableCondstore() }
         var matches: [UID] = []
         if let maxUID = current.lastUID {
             let query = searchQuery(search.key, view: current)
@@ -25,6 +27,14 @@ extension Session {
         }
 
         let options = search.returnOptions ?? (rev2 ? .all : nil)
+        // RFC 7162 §3.1.5, §3.1.10: a search by MODSEQ reports the highest modseq of the messages it returns (with
+        // only MIN and/or MAX, of those).
+        var highest: ModSeq? = nil
+        if usesModSeq, !matches.isEmpty {
+            let returned =
+                options.map { Self.savedResult(matches, options: $0.subtracting(.save)) } ?? matches
+            highest = try await highestModSeq(of: returned, in: current)
+        }
         if let options, options.contains(.save) {
             savedSearch = Self.savedResult(matches, options: options)
         }
@@ -42,6 +52,7 @@ extension Session {
                     w.removeAll()
                 }
             }
+            if let highest { w.raw(" (MODSEQ \(highest))") }
             w.crlf()
             try await out.send(w)
             return Completion("SEARCH completed")
@@ -62,9 +73,35 @@ extension Session {
             if options.contains(.all) { w.raw(" ALL " + UIDRanges(numbers.map { UID($0) }).description) }
         }
         if options.contains(.count) { w.raw(" COUNT \(numbers.count)") }
+        if let highest, !options.isDisjoint(with: [.min, .max, .all, .count]) { w.raw(" MODSEQ \(highest)") }
         w.crlf()
         try await out.send(w)
         return Completion("SEARCH completed")
+    }
+
+    static func usesModSeq(_ key: SearchKey) -> Bool {
+        switch key {
+        case .modSeq: true
+        case .not(let inner): usesModSeq(inner)
+        case .or(let a, let b): usesModSeq(a) || usesModSeq(b)
+        case .and(let keys): keys.contains(where: usesModSeq)
+        default: false
+        }
+    }
+
+    /// The highest modseq among `uids`, read in flags-only batches.
+    func highestModSeq(of uids: [UID], in view: MailboxView) async throws -> ModSeq {
+        let account = try requireAccount
+        var highest = ModSeq.zero
+        var start = 0
+        while start < uids.count {
+            let batch = Array(uids[start..<min(start + Self.fetchBatchMetadata, uids.count)])
+            let records = try await store.fetch(
+                account: account, mailbox: view.mailbox, uids: batch, columns: [], logger: logger)
+            for record in records { highest = max(highest, record.modSeq) }
+            start += batch.count
+        }
+        return highest
     }
 
     /// RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, only those messages are saved.
@@ -111,6 +148,7 @@ extension Session {
         case .sentSince(let d): return .sentDate(.since, d)
         case .larger(let n): return .larger(n)
         case .smaller(let n): return .smaller(n)
+        case .modSeq(let m): return .modSeq(m)
         case .uid(let set):
             if set.isLastSearchResult { return .uids(UIDRanges(savedSearch)) }
             guard let last = view.lastUID else { return .none }

@@ -1,18 +1,26 @@
 import Logging
 
-/// SELECT, EXAMINE, CLOSE and UNSELECT (RFC 9051 §6.3.2, §6.3.3, §6.4.1, §6.4.2).
+/// SELECT, EXAMINE, CLOSE and UNSELECT (RFC 9051 §6.3.2, §6.3.3, §6.4.1, §6.4.2), with CONDSTORE and QRESYNC
+/// (RFC 7162 §3.1.8, §3.2.5).
 extension Session {
-    func handleSelect(_ argument: MailboxArgument, readOnly: Bool) async throws -> Completion {
+    func handleSelect(_ argument: MailboxArgument, readOnly: Bool, parameters: SelectParameters = SelectParameters())
+        async throws -> Completion
+    {
         let account = try requireAccount
         let name = try mailboxName(argument)
+        if parameters.qresync != nil && !qresync {
+            throw IMAPError.bad("QRESYNC parameter without ENABLE QRESYNC")
+        }
         // Selecting deselects first; a failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
         if view != nil {
             view = nil
             state = .authenticated
-            if rev2 { try await out.sendLine("* OK [CLOSED] Previous mailbox is now closed") }
+            if rev2 || qresync { try await out.sendLine("* OK [CLOSED] Previous mailbox is now closed") }
         }
+        pendingHighestModSeq = false
+        if parameters.condstore { condstore = true }
         let snapshot = try await store.select(account: account, name: name, claimRecent: !readOnly, logger: logger)
-        let newView = MailboxView(snapshot: snapshot, readOnly: readOnly)
+        var newView = MailboxView(snapshot: snapshot, readOnly: readOnly)
         view = newView
         viewIsStale = false
         savedSearch = []
@@ -34,10 +42,27 @@ extension Session {
         }
         w.line("* OK [UIDVALIDITY \(snapshot.uidValidity)] UIDs valid")
         w.line("* OK [UIDNEXT \(snapshot.uidNext)] Predicted next UID")
+        if condstore { w.line("* OK [HIGHESTMODSEQ \(snapshot.highestModSeq)] Highest") }
         if rev2 {
             w.raw("* LIST () \"/\" ")
             w.mailbox(name)
             w.crlf()
+        }
+        if let known = parameters.qresync, known.uidValidity == snapshot.uidValidity {
+            // RFC 7162 §3.2.5.1: what changed since the client's modseq. Expunges of messages this view does not
+            // hold are VANISHED (EARLIER) (within the UIDs the client says it knows); everything else is folded into
+            // the view and announced as any change is, so the view and the client agree.
+            let delta = try await store.changes(
+                account: account, mailbox: snapshot.id, since: known.modSeq, logger: logger)
+            let earlier = delta.expunged.filter { uid in
+                newView.index(of: uid) == nil && (known.knownUIDs?.contains(uid) ?? true)
+            }
+            if !earlier.isEmpty { w.untagged(.vanished(UIDRanges(earlier), earlier: true)) }
+            newView.absorb(delta)
+            for response in newView.flush(.full, reportRecent: !rev2, modSeqs: true, vanished: true) {
+                w.untagged(response)
+            }
+            view = newView
         }
         try await out.send(w)
         return Completion(

@@ -1,6 +1,6 @@
 import Logging
 
-/// STORE and UID STORE (RFC 9051 §6.4.6).
+/// STORE and UID STORE (RFC 9051 §6.4.6), with CONDSTORE's UNCHANGEDSINCE (RFC 7162 §3.1.3).
 extension Session {
     func handleStore(_ selector: MessageSelector, action: StoreAction) async throws -> Completion {
         let account = try requireAccount
@@ -8,6 +8,8 @@ extension Session {
         let flags = try storableFlags(action.flags)
         let uids = try current.resolve(selector, saved: savedSearch)
         if current.readOnly { throw IMAPError.no(.cannot, "Mailbox is read-only") }
+        let conditional = action.unchangedSince != nil
+        if conditional { enableCondstore() }
         guard !uids.isEmpty else { return Completion("STORE completed") }
 
         let kind: FlagUpdate.Kind
@@ -17,20 +19,30 @@ extension Session {
         case .remove: kind = .remove
         }
         let results = try await store.updateFlags(
-            account: account, mailbox: current.mailbox, uids: uids, update: FlagUpdate(kind: kind, flags: flags),
-            logger: logger)
+            account: account, mailbox: current.mailbox, uids: uids,
+            update: FlagUpdate(kind: kind, flags: flags, unchangedSince: action.unchangedSince), logger: logger)
         viewIsStale = true
         var w = responseWriter()
         if !action.silent {
             for response in view?.announceKeywords(of: results.map(\.flags)) ?? [] { w.untagged(response) }
         }
+        var failed: [UInt32] = []
         for result in results {
+            guard let seq = current.sequenceNumber(of: result.uid) else { continue }
+            if result.conditionFailed {
+                failed.append(selector.isUID ? result.uid.rawValue : seq.rawValue)
+                continue
+            }
             reportedFlags[result.uid] = result.flags
-            guard !action.silent, let seq = current.sequenceNumber(of: result.uid) else { continue }
+            // RFC 7162 §3.1.3: a conditional STORE reports every message it passed, MODSEQ included, even .SILENT.
+            guard !action.silent || conditional else { continue }
             w.raw("* \(seq) FETCH (")
-            if case .uid = selector { w.raw("UID \(result.uid) ") }
-            w.raw("FLAGS ")
-            w.flags(result.flags, recent: current.recent.contains(result.uid))
+            if selector.isUID || condstore { w.raw("UID \(result.uid) ") }
+            if !action.silent {
+                w.raw("FLAGS ")
+                w.flags(result.flags, recent: current.recent.contains(result.uid))
+            }
+            if condstore { w.raw((action.silent ? "" : " ") + "MODSEQ (\(result.modSeq))") }
             w.line(")")
             if w.count >= ResponseSink.batchSize {
                 try await out.send(w)
@@ -38,6 +50,9 @@ extension Session {
             }
         }
         try await out.send(w)
+        if !failed.isEmpty {
+            return Completion("Conditional STORE failed", code: .modified(UIDRanges(failed.map { UID($0) })))
+        }
         return Completion("STORE completed")
     }
 

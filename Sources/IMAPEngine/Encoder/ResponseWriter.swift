@@ -79,10 +79,15 @@ struct ResponseWriter {
         case .exists(let n): line("* \(n) EXISTS")
         case .recent(let n): line("* \(n) RECENT")
         case .expunge(let seq): line("* \(seq) EXPUNGE")
-        case .fetchFlags(let seq, let uid, let flags, let recent):
+        case .fetchFlags(let seq, let uid, let flags, let recent, let modSeq):
             raw("* \(seq) FETCH (UID \(uid) FLAGS ")
             self.flags(flags, recent: recent)
+            if let modSeq { raw(" MODSEQ (\(modSeq))") }
             line(")")
+        case .vanished(let uids, let earlier):
+            line(earlier ? "* VANISHED (EARLIER) \(uids)" : "* VANISHED \(uids)")
+        case .highestModSeq(let modSeq):
+            line("* OK [HIGHESTMODSEQ \(modSeq)] Highest")
         case .flags(let keywords):
             line("* FLAGS (" + (Self.systemFlagNames + keywords).joined(separator: " ") + ")")
         case .permanentFlags(let keywords):

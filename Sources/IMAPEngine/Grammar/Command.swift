@@ -24,6 +24,8 @@ public enum StatusAttribute: String, Hashable, Sendable, CaseIterable {
     case deleted = "DELETED"
     case size = "SIZE"
     case recent = "RECENT"
+    /// RFC 7162 §3.1.2.3 (a CONDSTORE enabling command).
+    case highestModSeq = "HIGHESTMODSEQ"
 }
 
 /// STORE's action (RFC 9051 §6.4.6).
@@ -32,10 +34,44 @@ public struct StoreAction: Hashable, Sendable {
     public var kind: Kind
     public var silent: Bool
     public var flags: [Flag]
-    public init(kind: Kind, silent: Bool, flags: [Flag]) {
+    /// RFC 7162 §3.1.3 `UNCHANGEDSINCE`: only messages whose modseq is at most this are changed.
+    public var unchangedSince: ModSeq?
+    public init(kind: Kind, silent: Bool, flags: [Flag], unchangedSince: ModSeq? = nil) {
         self.kind = kind
         self.silent = silent
         self.flags = flags
+        self.unchangedSince = unchangedSince
+    }
+}
+
+/// FETCH modifiers (RFC 4466 §2.4): `CHANGEDSINCE` (RFC 7162 §3.1.4) and `VANISHED` (§3.2.6, UID FETCH only).
+public struct FetchModifiers: Hashable, Sendable {
+    public var changedSince: ModSeq?
+    public var vanished: Bool
+    public init(changedSince: ModSeq? = nil, vanished: Bool = false) {
+        self.changedSince = changedSince
+        self.vanished = vanished
+    }
+}
+
+/// SELECT/EXAMINE parameters (RFC 4466 §2.1): `CONDSTORE` (RFC 7162 §3.1.8) and `QRESYNC` (§3.2.5).
+public struct SelectParameters: Hashable, Sendable {
+    public struct QResync: Hashable, Sendable {
+        public var uidValidity: UInt32
+        public var modSeq: ModSeq
+        /// The UIDs the client knows (`*` not allowed); nil: all.
+        public var knownUIDs: UIDRanges?
+        public init(uidValidity: UInt32, modSeq: ModSeq, knownUIDs: UIDRanges? = nil) {
+            self.uidValidity = uidValidity
+            self.modSeq = modSeq
+            self.knownUIDs = knownUIDs
+        }
+    }
+    public var condstore: Bool
+    public var qresync: QResync?
+    public init(condstore: Bool = false, qresync: QResync? = nil) {
+        self.condstore = condstore
+        self.qresync = qresync
     }
 }
 
@@ -110,7 +146,7 @@ public enum Command: Hashable, Sendable {
     /// ID (RFC 2971): nil for `ID NIL`.
     case id([IDField]?)
     case namespace
-    case select(MailboxArgument, readOnly: Bool)
+    case select(MailboxArgument, readOnly: Bool, parameters: SelectParameters = SelectParameters())
     case create(MailboxArgument)
     case delete(MailboxArgument)
     case rename(from: MailboxArgument, to: MailboxArgument)
@@ -130,7 +166,7 @@ public enum Command: Hashable, Sendable {
     /// nil: EXPUNGE; a set: UID EXPUNGE (RFC 4315).
     case expunge(uids: NumberSet?)
     case search(isUID: Bool, SearchCommand)
-    case fetch(MessageSelector, [FetchAttribute])
+    case fetch(MessageSelector, [FetchAttribute], FetchModifiers = FetchModifiers())
     case store(MessageSelector, StoreAction)
     case copy(MessageSelector, MailboxArgument)
     case move(MessageSelector, MailboxArgument)
@@ -147,7 +183,7 @@ public enum Command: Hashable, Sendable {
         case .enable: "ENABLE"
         case .id: "ID"
         case .namespace: "NAMESPACE"
-        case .select(_, let readOnly): readOnly ? "EXAMINE" : "SELECT"
+        case .select(_, let readOnly, _): readOnly ? "EXAMINE" : "SELECT"
         case .create: "CREATE"
         case .delete: "DELETE"
         case .rename: "RENAME"
@@ -166,7 +202,7 @@ public enum Command: Hashable, Sendable {
         case .unselect: "UNSELECT"
         case .expunge(let uids): uids == nil ? "EXPUNGE" : "UID EXPUNGE"
         case .search(let isUID, _): isUID ? "UID SEARCH" : "SEARCH"
-        case .fetch(let s, _): s.isUID ? "UID FETCH" : "FETCH"
+        case .fetch(let s, _, _): s.isUID ? "UID FETCH" : "FETCH"
         case .store(let s, _): s.isUID ? "UID STORE" : "STORE"
         case .copy(let s, _): s.isUID ? "UID COPY" : "COPY"
         case .move(let s, _): s.isUID ? "UID MOVE" : "MOVE"

@@ -14,6 +14,8 @@ public enum FetchAttribute: Hashable, Sendable {
     /// `BINARY[part]<partial>` and `BINARY.PEEK[…]` (RFC 3516, RFC 9051 §6.4.5).
     case binary(part: [Int], partial: Partial?, peek: Bool)
     case binarySize(part: [Int])
+    /// RFC 7162 §3.1.5 (a CONDSTORE enabling command).
+    case modSeq
 
     public enum LegacyName: Hashable, Sendable {
         case rfc822, rfc822Header, rfc822Text

@@ -117,6 +117,17 @@ public struct UIDRanges: Hashable, Sendable, CustomStringConvertible {
 
     public var isEmpty: Bool { ranges.isEmpty }
 
+    /// Whether `uid` is in one of the ranges (binary search).
+    public func contains(_ uid: UID) -> Bool {
+        var low = 0
+        var high = ranges.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ranges[mid].upperBound < uid.rawValue { low = mid + 1 } else { high = mid }
+        }
+        return low < ranges.count && ranges[low].contains(uid.rawValue)
+    }
+
     public var count: Int { ranges.reduce(0) { $0 + Int($1.upperBound - $1.lowerBound) + 1 } }
 
     /// `1:3,7` style; empty string when empty.

@@ -10,6 +10,9 @@ public indirect enum SearchKey: Hashable, Sendable {
     case sentBefore(IMAPDate), sentOn(IMAPDate), sentSince(IMAPDate)
     case larger(Int64), smaller(Int64)
     case uid(NumberSet)
+    /// RFC 7162 §3.1.5 `MODSEQ [entry-name entry-type] n`: messages whose modseq is at least n (the entry is
+    /// accepted and ignored: flags have no modseq of their own here).
+    case modSeq(ModSeq)
     case sequence(NumberSet)
     case not(SearchKey)
     case or(SearchKey, SearchKey)

@@ -14,10 +14,37 @@ extension CommandParser {
         } else {
             attributes = try parseFetchAttribute(&buffer, allowMacros: true)
         }
-        if buffer.peek() == UInt8(ascii: " ") {
-            throw ParseError("FETCH modifiers are not supported")
+        var modifiers = FetchModifiers()
+        if buffer.take(UInt8(ascii: " ")) {
+            // RFC 4466 `fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"`.
+            try buffer.expect(UInt8(ascii: "("))
+            repeat {
+                switch try buffer.keyword() {
+                case "CHANGEDSINCE" where modifiers.changedSince == nil:
+                    try buffer.space()
+                    modifiers.changedSince = try parseModSeq(&buffer, allowZero: false)
+                case "VANISHED" where isUID && !modifiers.vanished:
+                    modifiers.vanished = true
+                case "VANISHED" where !isUID:
+                    throw ParseError("VANISHED is only allowed with UID FETCH")
+                case let other:
+                    throw ParseError("Unknown or repeated FETCH modifier \(other.prefix(32))")
+                }
+            } while buffer.take(UInt8(ascii: " "))
+            try buffer.expect(UInt8(ascii: ")"))
+            // RFC 7162 §3.2.6: VANISHED needs CHANGEDSINCE.
+            if modifiers.vanished && modifiers.changedSince == nil {
+                throw ParseError("VANISHED requires CHANGEDSINCE")
+            }
         }
-        return .fetch(isUID ? .uid(set) : .sequence(set), attributes)
+        return .fetch(isUID ? .uid(set) : .sequence(set), attributes, modifiers)
+    }
+
+    /// `mod-sequence-value = 1*DIGIT` (1 to 2^63-1), or `mod-sequence-valzer` (0 too) (RFC 7162 §7).
+    static func parseModSeq(_ buffer: inout ParseBuffer, allowZero: Bool) throws(ParseError) -> ModSeq {
+        let value = try buffer.number64()
+        guard value > 0 || allowZero else { throw ParseError("Expected a non-zero mod-sequence") }
+        return ModSeq(value)
     }
 
     static func parseFetchAttribute(_ buffer: inout ParseBuffer, allowMacros: Bool) throws(ParseError)
@@ -52,6 +79,7 @@ extension CommandParser {
             return [.binary(part: part, partial: partial, peek: name == "BINARY.PEEK")]
         case "BINARY.SIZE":
             return [.binarySize(part: try parseSectionBinary(&buffer))]
+        case "MODSEQ": return [.modSeq]
         default:
             throw ParseError("Unknown FETCH item \(name.prefix(32))")
         }

@@ -110,10 +110,25 @@ extension CommandParser {
 
     /// `store = "STORE" SP sequence-set SP store-att-flags`,
     /// `store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))`.
+    /// With RFC 7162 `store-modifier = "UNCHANGEDSINCE" SP mod-sequence-valzer` between the set and the action.
     static func parseStore(_ buffer: inout ParseBuffer, isUID: Bool) throws(ParseError) -> Command {
         try buffer.space()
         let set = try parseSequenceSet(&buffer)
         try buffer.space()
+        var unchangedSince: ModSeq? = nil
+        if buffer.take(UInt8(ascii: "(")) {
+            repeat {
+                switch try buffer.keyword() {
+                case "UNCHANGEDSINCE" where unchangedSince == nil:
+                    try buffer.space()
+                    unchangedSince = try parseModSeq(&buffer, allowZero: true)
+                case let other:
+                    throw ParseError("Unknown or repeated STORE modifier \(other.prefix(32))")
+                }
+            } while buffer.take(UInt8(ascii: " "))
+            try buffer.expect(UInt8(ascii: ")"))
+            try buffer.space()
+        }
         let kind: StoreAction.Kind
         if buffer.take(UInt8(ascii: "+")) {
             kind = .add
@@ -137,7 +152,7 @@ extension CommandParser {
                 flags.append(try parseFlag(&buffer))
             } while buffer.take(UInt8(ascii: " "))
         }
-        let action = StoreAction(kind: kind, silent: silent, flags: flags)
+        let action = StoreAction(kind: kind, silent: silent, flags: flags, unchangedSince: unchangedSince)
         return .store(isUID ? .uid(set) : .sequence(set), action)
     }
 }

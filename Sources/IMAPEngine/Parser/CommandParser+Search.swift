@@ -110,6 +110,20 @@ extension CommandParser {
         case "UID":
             try buffer.space()
             return .uid(try parseSequenceSet(&buffer))
+        case "MODSEQ":
+            // RFC 7162 `search-modsequence = "MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer`.
+            try buffer.space()
+            if buffer.peek() == UInt8(ascii: "\"") {
+                let entry = try buffer.quotedBytes()
+                guard entry.starts(with: Array("/flags/".utf8)) else { throw ParseError("Unknown MODSEQ entry name") }
+                try buffer.space()
+                switch try buffer.keyword() {
+                case "PRIV", "SHARED", "ALL": break
+                default: throw ParseError("Unknown MODSEQ entry type")
+                }
+                try buffer.space()
+            }
+            return .modSeq(try parseModSeq(&buffer, allowZero: true))
         case "NOT":
             try buffer.space()
             return .not(try parseSearchKey(&buffer))

@@ -79,8 +79,8 @@ enum CommandParser {
         case "SELECT", "EXAMINE":
             try buffer.space()
             let mailbox = try parseMailbox(&buffer)
-            try skipSelectParameters(&buffer)
-            return .select(mailbox, readOnly: name == "EXAMINE")
+            let parameters = try parseSelectParameters(&buffer)
+            return .select(mailbox, readOnly: name == "EXAMINE", parameters: parameters)
         case "CREATE":
             try buffer.space()
             let mailbox = try parseMailbox(&buffer)
@@ -180,10 +180,58 @@ enum CommandParser {
         MailboxArgument(try buffer.astring("a mailbox name"))
     }
 
-    /// SELECT/EXAMINE parameters (RFC 4466 `select-params`, e.g. `(CONDSTORE)`): accepted and ignored.
-    static func skipSelectParameters(_ buffer: inout ParseBuffer) throws(ParseError) {
-        guard buffer.take(UInt8(ascii: " ")) else { return }
-        _ = try parseParenthesisedBlob(&buffer)
+    /// SELECT/EXAMINE parameters (RFC 4466 `select-params = SP "(" select-param *(SP select-param) ")"`):
+    /// `CONDSTORE` and `QRESYNC (uidvalidity modseq [known-uids] [seq-match-data])` (RFC 7162 §7). The
+    /// seq-match-data is checked for syntax and not used: the store keeps every expunge, so the answer is exact
+    /// without it.
+    static func parseSelectParameters(_ buffer: inout ParseBuffer) throws(ParseError) -> SelectParameters {
+        var parameters = SelectParameters()
+        guard buffer.take(UInt8(ascii: " ")) else { return parameters }
+        try buffer.expect(UInt8(ascii: "("))
+        if buffer.take(UInt8(ascii: ")")) { return parameters }
+        repeat {
+            switch try buffer.keyword() {
+            case "CONDSTORE": parameters.condstore = true
+            case "QRESYNC" where parameters.qresync == nil:
+                try buffer.space()
+                try buffer.expect(UInt8(ascii: "("))
+                let uidValidity = try buffer.nzNumber()
+                try buffer.space()
+                let modSeq = try parseModSeq(&buffer, allowZero: false)
+                var qresync = SelectParameters.QResync(uidValidity: uidValidity, modSeq: modSeq)
+                if buffer.take(UInt8(ascii: " ")) {
+                    if buffer.peek() != UInt8(ascii: "(") {
+                        qresync.knownUIDs = try parseStarlessSet(&buffer)
+                        _ = buffer.take(UInt8(ascii: " "))
+                    }
+                    if buffer.take(UInt8(ascii: "(")) {
+                        // seq-match-data = "(" known-sequence-set SP known-uid-set ")"
+                        let sequences = try parseStarlessSet(&buffer)
+                        try buffer.space()
+                        let uids = try parseStarlessSet(&buffer)
+                        try buffer.expect(UInt8(ascii: ")"))
+                        guard sequences.count == uids.count else {
+                            throw ParseError("QRESYNC sequence match data of different lengths")
+                        }
+                    }
+                }
+                try buffer.expect(UInt8(ascii: ")"))
+                parameters.qresync = qresync
+            case let other:
+                throw ParseError("Unknown select parameter \(other.prefix(32))")
+            }
+        } while buffer.take(UInt8(ascii: " "))
+        try buffer.expect(UInt8(ascii: ")"))
+        return parameters
+    }
+
+    /// A `sequence-set` where `*` is not allowed (RFC 7162 `known-uids`), as ranges.
+    static func parseStarlessSet(_ buffer: inout ParseBuffer) throws(ParseError) -> UIDRanges {
+        let set = try parseSequenceSet(&buffer)
+        guard !set.isLastSearchResult, !set.containsStar else {
+            throw ParseError("\"*\" and \"$\" are not allowed here")
+        }
+        return UIDRanges(ranges: set.resolved(star: 0))
     }
 
     /// Skips a balanced `( … )` group, honouring strings; returns its raw text.

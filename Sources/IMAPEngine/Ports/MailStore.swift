@@ -86,10 +86,15 @@ public struct MailboxDelta: Sendable, Equatable {
     public var expunged: [UID]
     /// The highest modseq this delta accounts for.
     public var highestModSeq: ModSeq
-    public init(changed: [FlagChange] = [], expunged: [UID] = [], highestModSeq: ModSeq) {
+    /// The lowest modseq among `expunged`.
+    public var lowestExpungedModSeq: ModSeq?
+    public init(
+        changed: [FlagChange] = [], expunged: [UID] = [], highestModSeq: ModSeq, lowestExpungedModSeq: ModSeq? = nil
+    ) {
         self.changed = changed
         self.expunged = expunged
         self.highestModSeq = highestModSeq
+        self.lowestExpungedModSeq = lowestExpungedModSeq
     }
 }
 
@@ -186,9 +191,12 @@ public struct FlagUpdate: Sendable, Equatable {
     public enum Kind: Sendable, Equatable { case replace, add, remove }
     public var kind: Kind
     public var flags: MessageFlags
-    public init(kind: Kind, flags: MessageFlags) {
+    /// RFC 7162 `UNCHANGEDSINCE`: messages whose modseq is above it are left alone (`StoredFlags.conditionFailed`).
+    public var unchangedSince: ModSeq?
+    public init(kind: Kind, flags: MessageFlags, unchangedSince: ModSeq? = nil) {
         self.kind = kind
         self.flags = flags
+        self.unchangedSince = unchangedSince
     }
 }
 
@@ -198,11 +206,14 @@ public struct StoredFlags: Sendable, Equatable {
     public var flags: MessageFlags
     public var modSeq: ModSeq
     public var changed: Bool
-    public init(uid: UID, flags: MessageFlags, modSeq: ModSeq, changed: Bool) {
+    /// The message was changed after the update's `unchangedSince`: it was left alone (`flags` are its current ones).
+    public var conditionFailed: Bool
+    public init(uid: UID, flags: MessageFlags, modSeq: ModSeq, changed: Bool, conditionFailed: Bool = false) {
         self.uid = uid
         self.flags = flags
         self.modSeq = modSeq
         self.changed = changed
+        self.conditionFailed = conditionFailed
     }
 }
 
@@ -319,6 +330,8 @@ public indirect enum SearchQuery: Sendable, Hashable {
     case sentDate(DateComparison, IMAPDate)
     case larger(Int64)
     case smaller(Int64)
+    /// Messages whose modseq is at least this (RFC 7162 SEARCH MODSEQ).
+    case modSeq(ModSeq)
     case not(SearchQuery)
     case or(SearchQuery, SearchQuery)
     case and([SearchQuery])

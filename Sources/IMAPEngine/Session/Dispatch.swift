@@ -38,7 +38,7 @@ extension Command {
     /// sequence number).
     var flushPolicy: FlushPolicy {
         switch self {
-        case .fetch(.sequence, _), .store(.sequence, _), .search(isUID: false, _): .noExpunges
+        case .fetch(.sequence, _, _), .store(.sequence, _), .search(isUID: false, _): .noExpunges
         case .select, .logout, .close, .unselect: .none
         default: .full
         }
@@ -67,6 +67,7 @@ extension Session {
         if case .starttls = command { return try await handleStartTLS(tag: tag) }
         badCommands = 0
         reportedFlags = [:]
+        reportHighestModSeq = false
 
         var reply = TaggedReply(status: "OK", code: nil, text: "")
         var outcome = Outcome.keepGoing
@@ -80,6 +81,9 @@ extension Session {
             }
             do {
                 try await synchronize(command.flushPolicy, forcePull: command.forcesPull)
+                if reportHighestModSeq, let view, !view.hasPendingExpunges {
+                    reply.code = .highestModSeq(view.highestModSeq)
+                }
             } catch let error as StoreError where !command.forcesPull && !Task.isCancelled {
                 // The command did its work; a NO now would say it had not (an EXPUNGE answered NO whose messages
                 // are gone). What the sync point could not announce is announced at the next one.
@@ -177,7 +181,8 @@ extension Session {
         case .authenticate(let mechanism, let initial):
             return try await handleAuthenticate(tag: tag, mechanism: mechanism, initialResponse: initial)
         case .namespace: return try await handleNamespace()
-        case .select(let mailbox, let readOnly): return try await handleSelect(mailbox, readOnly: readOnly)
+        case .select(let mailbox, let readOnly, let parameters):
+            return try await handleSelect(mailbox, readOnly: readOnly, parameters: parameters)
         case .create(let mailbox): return try await handleCreate(mailbox)
         case .delete(let mailbox): return try await handleDelete(mailbox)
         case .rename(let from, let to): return try await handleRename(from: from, to: to)
@@ -196,7 +201,8 @@ extension Session {
         case .unselect: return try await handleClose(expunge: false)
         case .expunge(let uids): return try await handleExpunge(uids: uids)
         case .search(let isUID, let search): return try await handleSearch(tag: tag, isUID: isUID, search)
-        case .fetch(let selector, let items): return try await handleFetch(selector, items: items)
+        case .fetch(let selector, let items, let modifiers):
+            return try await handleFetch(selector, items: items, modifiers: modifiers)
         case .store(let selector, let action): return try await handleStore(selector, action: action)
         case .copy(let selector, let mailbox): return try await handleCopy(selector, to: mailbox, move: false)
         case .move(let selector, let mailbox): return try await handleCopy(selector, to: mailbox, move: true)

@@ -38,6 +38,8 @@ enum ResponseCode: Sendable, Equatable {
     case uidValidity(UIDValidity)
     case unseen(SequenceNumber)
     case highestModSeq(ModSeq)
+    /// RFC 7162 §3.1.3: the messages (sequence numbers, or UIDs for UID STORE) a conditional STORE left alone.
+    case modified(UIDRanges)
     case appendUID(UIDValidity, UID)
     case copyUID(UIDValidity, UIDRanges, UIDRanges)
     case badCharset([String])
@@ -72,6 +74,7 @@ enum ResponseCode: Sendable, Equatable {
         case .uidValidity(let v): "UIDVALIDITY \(v)"
         case .unseen(let seq): "UNSEEN \(seq)"
         case .highestModSeq(let m): "HIGHESTMODSEQ \(m)"
+        case .modified(let set): "MODIFIED \(set)"
         case .appendUID(let v, let uid): "APPENDUID \(v) \(uid)"
         case .copyUID(let v, let from, let to): "COPYUID \(v) \(from) \(to)"
         case .badCharset(let names): "BADCHARSET (" + names.joined(separator: " ") + ")"
@@ -84,9 +87,14 @@ enum Untagged: Sendable, Equatable {
     case exists(Int)
     case recent(Int)
     case expunge(SequenceNumber)
-    case fetchFlags(SequenceNumber, uid: UID, flags: MessageFlags, recent: Bool)
+    /// A message's flags changed; `modSeq` is reported once CONDSTORE is enabled (RFC 7162 §3.1.4.1).
+    case fetchFlags(SequenceNumber, uid: UID, flags: MessageFlags, recent: Bool, modSeq: ModSeq? = nil)
     case flags(keywords: [String])
     case permanentFlags(keywords: [String])
+    /// RFC 7162 §3.2.10: expunged UIDs once QRESYNC is enabled; `earlier` for messages the client may not know.
+    case vanished(UIDRanges, earlier: Bool)
+    /// `* OK [HIGHESTMODSEQ n]` (RFC 7162 §3.1.2.1, §3.2).
+    case highestModSeq(ModSeq)
 
     var isExists: Bool {
         if case .exists = self { return true }

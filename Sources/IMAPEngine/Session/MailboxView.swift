@@ -20,8 +20,11 @@ struct MailboxView: Sendable {
     /// Keywords announced in FLAGS.
     private(set) var keywords: [String]
 
-    private var pendingFlags: [UID: MessageFlags] = [:]
+    private var pendingFlags: [UID: (flags: MessageFlags, modSeq: ModSeq)] = [:]
     private var pendingExpunges: Set<UID> = []
+    /// The lowest modseq among `pendingExpunges` (RFC 7162 §3.2: a HIGHESTMODSEQ announced while they are withheld
+    /// must stay below it).
+    private var pendingExpungeFloor: ModSeq?
     /// New UIDs above `uids.last`, ascending, not yet announced.
     private var pendingAdded: [UID] = []
     private var pendingKeywords: [String] = []
@@ -41,6 +44,7 @@ struct MailboxView: Sendable {
     var count: Int { uids.count }
     var lastUID: UID? { uids.last }
     var hasPendingAdditions: Bool { !pendingAdded.isEmpty }
+    var hasPendingExpunges: Bool { !pendingExpunges.isEmpty }
     var highestPendingUID: UID? { pendingAdded.last }
 
     func sequenceNumber(of uid: UID) -> SequenceNumber? {
@@ -119,7 +123,7 @@ struct MailboxView: Sendable {
         let horizon = pendingAdded.last ?? uids.last ?? UID(0)
         for change in delta.changed {
             if index(of: change.uid) != nil {
-                if !pendingExpunges.contains(change.uid) { pendingFlags[change.uid] = change.flags }
+                if !pendingExpunges.contains(change.uid) { pendingFlags[change.uid] = (change.flags, change.modSeq) }
             } else if change.uid > horizon {
                 if pendingAdded.last.map({ change.uid > $0 }) ?? true { pendingAdded.append(change.uid) }
             }
@@ -132,6 +136,9 @@ struct MailboxView: Sendable {
             if index(of: uid) != nil {
                 pendingExpunges.insert(uid)
                 pendingFlags[uid] = nil
+                if let floor = delta.lowestExpungedModSeq {
+                    pendingExpungeFloor = min(pendingExpungeFloor ?? floor, floor)
+                }
             } else if let i = pendingAdded.firstIndex(of: uid) {
                 pendingAdded.remove(at: i)
             }
@@ -164,12 +171,16 @@ struct MailboxView: Sendable {
     /// Forgets pending flag updates the client was already told of (a STORE's own FETCH responses); an update that
     /// differs (another session changed the flags since) is kept.
     mutating func suppressFlagUpdates(matching reported: [UID: MessageFlags]) {
-        for (uid, flags) in reported where pendingFlags[uid] == flags { pendingFlags[uid] = nil }
+        for (uid, flags) in reported where pendingFlags[uid]?.flags == flags { pendingFlags[uid] = nil }
     }
 
     /// Announces pending changes as far as `policy` allows (STYLE.md §4.3): flag FETCHes, then EXPUNGEs from the
-    /// highest sequence number down, then EXISTS (and RECENT for IMAP4rev1).
-    mutating func flush(_ policy: FlushPolicy, reportRecent: Bool) -> [Untagged] {
+    /// highest sequence number down (one VANISHED under QRESYNC), then EXISTS (and RECENT for IMAP4rev1). With
+    /// `modSeqs` (CONDSTORE) flag FETCHes carry MODSEQ, and expunges withheld by `policy` are covered by a
+    /// HIGHESTMODSEQ below theirs (RFC 7162 §3.2), since the FETCHes may carry higher modseqs.
+    mutating func flush(_ policy: FlushPolicy, reportRecent: Bool, modSeqs: Bool = false, vanished: Bool = false)
+        -> [Untagged]
+    {
         guard policy != .none else { return [] }
         var out: [Untagged] = []
         if !pendingKeywords.isEmpty {
@@ -179,21 +190,32 @@ struct MailboxView: Sendable {
             if !readOnly { out.append(.permanentFlags(keywords: keywords)) }
         }
         if !pendingFlags.isEmpty {
-            for (uid, flags) in pendingFlags.sorted(by: { $0.key < $1.key }) {
+            for (uid, pending) in pendingFlags.sorted(by: { $0.key < $1.key }) {
                 guard let seq = sequenceNumber(of: uid) else { continue }
-                out.append(.fetchFlags(seq, uid: uid, flags: flags, recent: recent.contains(uid)))
+                out.append(
+                    .fetchFlags(
+                        seq, uid: uid, flags: pending.flags, recent: recent.contains(uid),
+                        modSeq: modSeqs ? pending.modSeq : nil))
             }
             pendingFlags = [:]
         }
         if policy == .full, !pendingExpunges.isEmpty {
             let indices = pendingExpunges.compactMap { index(of: $0) }.sorted(by: >)
-            for i in indices {
-                out.append(.expunge(SequenceNumber(UInt32(i + 1))))
-                recent.remove(uids[i])
+            if vanished {
+                out.append(.vanished(UIDRanges(indices.map { uids[$0] }), earlier: false))
+                for i in indices { recent.remove(uids[i]) }
+            } else {
+                for i in indices {
+                    out.append(.expunge(SequenceNumber(UInt32(i + 1))))
+                    recent.remove(uids[i])
+                }
             }
             let gone = pendingExpunges
             uids.removeAll { gone.contains($0) }
             pendingExpunges = []
+            pendingExpungeFloor = nil
+        } else if modSeqs, !out.isEmpty, let floor = pendingExpungeFloor {
+            out.append(.highestModSeq(ModSeq(floor.rawValue - 1)))
         }
         if !pendingAdded.isEmpty {
             uids.append(contentsOf: pendingAdded)

@@ -117,6 +117,17 @@ final class Session {
     var view: MailboxView?
     /// IMAP4rev2 enabled (RFC 9051 §6.3.1): ESEARCH replies, UTF-8 names, no `\Recent`.
     var rev2 = false
+    /// A CONDSTORE enabling command was issued (RFC 7162 §3.1): every untagged FETCH carries MODSEQ, SELECT reports
+    /// HIGHESTMODSEQ.
+    var condstore = false
+    /// `ENABLE QRESYNC` (RFC 7162 §3.2.3): VANISHED instead of EXPUNGE, and the QRESYNC SELECT parameter.
+    var qresync = false
+    /// The tagged OK of this command carries the mailbox's HIGHESTMODSEQ after its sync point (RFC 7162 §3.2.10:
+    /// EXPUNGE under QRESYNC).
+    var reportHighestModSeq = false
+    /// CONDSTORE was enabled with a mailbox selected: its HIGHESTMODSEQ is announced at the next sync point that
+    /// leaves no expunge withheld (RFC 7162 §3.1).
+    var pendingHighestModSeq = false
     /// The selected mailbox has changes the session has not pulled yet (a change-feed hint arrived).
     var viewIsStale = false
     /// RFC 5182 SEARCHRES: the UIDs saved by `SEARCH RETURN (SAVE)`.
@@ -339,7 +350,11 @@ final class Session {
         guard view != nil, policy != .none else { return }
         if forcePull || viewIsStale { try await pullChanges() }
         guard var current = view else { return }
-        let responses = current.flush(policy, reportRecent: !rev2)
+        var responses = current.flush(policy, reportRecent: !rev2, modSeqs: condstore, vanished: qresync)
+        if pendingHighestModSeq, !current.hasPendingExpunges {
+            pendingHighestModSeq = false
+            responses.append(.highestModSeq(current.highestModSeq))
+        }
         view = current
         guard !responses.isEmpty else { return }
         var w = responseWriter()
@@ -391,7 +406,7 @@ final class Session {
             caps += [
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED",
                 "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
-                "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)",
+                "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)", "CONDSTORE", "QRESYNC",
             ]
         }
         return caps
