@@ -77,6 +77,8 @@ struct ServerOptions: ParsableArguments {
     var maxUploadMemory: String?
     @Option(name: .customLong("pam-min-uid"), help: ServerConfiguration.help(for: "pam-min-uid"))
     var pamMinUID: String?
+    @Option(name: .customLong("qresync-retention"), help: ServerConfiguration.help(for: "qresync-retention"))
+    var qresyncRetention: String?
     @Option(name: .customLong("idle-timeout"), help: ServerConfiguration.help(for: "idle-timeout")) var idleTimeout:
         String?
     @Option(name: .customLong("login-timeout"), help: ServerConfiguration.help(for: "login-timeout")) var loginTimeout:
@@ -119,7 +121,7 @@ struct ServerOptions: ParsableArguments {
             "max-literal-size": maxLiteralSize, "max-append-size": maxAppendSize, "max-bad-commands": maxBadCommands,
             "max-command-size": maxCommandSize, "max-line-length-before-login": maxLineLengthBeforeLogin,
             "max-literal-size-before-login": maxLiteralSizeBeforeLogin, "max-fetch-items": maxFetchItems,
-            "max-upload-memory": maxUploadMemory, "pam-min-uid": pamMinUID,
+            "max-upload-memory": maxUploadMemory, "pam-min-uid": pamMinUID, "qresync-retention": qresyncRetention,
             "idle-timeout": idleTimeout, "login-timeout": loginTimeout, "login-penalty-cap": loginPenaltyCap,
             "shutdown-timeout": shutdownTimeout, "store-timeout": storeTimeout, "lmtp-hostname": lmtpHostname,
             "lmtp-max-recipients": lmtpMaxRecipients, "lmtp-max-connections": lmtpMaxConnections,
@@ -230,7 +232,8 @@ struct ServeCommand: AsyncParsableCommand {
         var services: [any Service] = [
             client, searchClient,
             ChangeFeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger)),
-            GarbageCollector(store: store, logger: logger),
+            GarbageCollector(
+                store: store, tombstoneRetention: .seconds(settings.qresyncRetentionDays * 86_400), logger: logger),
         ]
         if let certificates { services.append(CertificateReloader(certificates: certificates, logger: logger)) }
         if let metrics = settings.metrics {
@@ -351,6 +354,8 @@ struct ChangeFeedService: Service {
 /// Removes content no longer referenced, once an hour (DESIGN.md §4: content is stored once).
 struct GarbageCollector: Service {
     let store: PostgresMailStore
+    /// How long expunges stay recorded for QRESYNC (`qresync-retention`).
+    let tombstoneRetention: Duration
     let logger: Logger
     static let interval: Duration = .seconds(3600)
     static let retention: Duration = .seconds(24 * 3600)
@@ -364,7 +369,8 @@ struct GarbageCollector: Service {
                     return
                 }
                 do {
-                    let removed = try await store.collectGarbage(retention: Self.retention, logger: logger)
+                    let removed = try await store.collectGarbage(
+                        retention: Self.retention, tombstoneRetention: tombstoneRetention, logger: logger)
                     if removed > 0 { logger.info("garbage collected", metadata: ["contents": "\(removed)"]) }
                 } catch {
                     logger.warning("garbage collection failed", metadata: ["error": "\(error)"])

@@ -35,6 +35,7 @@ struct ServerConfiguration: Sendable {
     var lmtpQuotaTemporary = false
     var uploadMemory = IMAPLimits.defaultUploadMemory
     var pamMinimumUID = 1000
+    var qresyncRetentionDays = 365
 
     static var systemHostname: String {
         var buffer = [CChar](repeating: 0, count: 256)
@@ -88,6 +89,10 @@ struct ServerConfiguration: Sendable {
         ("login-penalty-cap", false, "longest extra delay for repeated failed logins from one address, in seconds"),
         ("shutdown-timeout", false, "seconds running commands get to finish after SIGTERM"),
         ("store-timeout", false, "seconds after which a database call fails with UNAVAILABLE"),
+        (
+            "qresync-retention", false,
+            "days expunges are remembered for an exact QRESYNC resync; older ones are reported as possibly expunged"
+        ),
         ("lmtp", true, "LMTP listener HOST:PORT or unix:/path (repeatable)"),
         ("lmtp-domain", true, "domain delivered locally (repeatable; none: any domain)"),
         ("lmtp-hostname", false, "name in LMTP greetings and Received: headers; default the host name"),
@@ -256,6 +261,7 @@ struct ServerConfiguration: Sendable {
         case "max-fetch-items": limits.maxFetchItems = try number(8...100_000)
         case "max-upload-memory": uploadMemory = try number((16 << 20)...Int.max)
         case "pam-min-uid": pamMinimumUID = try number(1...Int(Int32.max))
+        case "qresync-retention": qresyncRetentionDays = try number(2...36_500)
         case "idle-timeout": limits.authenticatedTimeout = .seconds(try number(1...86_400))
         case "login-timeout": limits.unauthenticatedTimeout = .seconds(try number(1...86_400))
         case "login-penalty-cap": loginPenaltyCap = .seconds(try number(0...3600))
@@ -305,6 +311,7 @@ struct ServerConfiguration: Sendable {
         case "max-fetch-items": "\(limits.maxFetchItems)"
         case "max-upload-memory": "\(uploadMemory)"
         case "pam-min-uid": "\(pamMinimumUID)"
+        case "qresync-retention": "\(qresyncRetentionDays)"
         case "idle-timeout": "\(limits.authenticatedTimeout.components.seconds)"
         case "login-timeout": "\(limits.unauthenticatedTimeout.components.seconds)"
         case "login-penalty-cap": "\(loginPenaltyCap.components.seconds)"

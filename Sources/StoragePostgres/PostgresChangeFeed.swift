@@ -92,11 +92,15 @@ extension PostgresMailStore {
     static let maintenanceTimeout: Duration = .seconds(3600)
 
     /// Deletes content no message references any more, once tombstones older than `retention` let go of it
-    /// (sessions that still show an expunged message can fetch it until then). Runs under an advisory lock so one
+    /// (sessions that still show an expunged message can fetch it until then), and tombstones themselves once older
+    /// than `tombstoneRetention` (raising their mailbox's `vanished_floor`). Runs under an advisory lock so one
     /// instance at a time does the work. Returns the number of contents removed.
-    public func collectGarbage(retention: Duration, logger: Logger) async throws(StoreError) -> Int {
+    public func collectGarbage(retention: Duration, tombstoneRetention: Duration, logger: Logger)
+        async throws(StoreError) -> Int
+    {
         let client = self.client
         let seconds = Int64(retention.components.seconds)
+        let tombstoneSeconds = max(seconds, Int64(tombstoneRetention.components.seconds))
         // Maintenance is the one query class allowed to run long: no statement timeout on this connection while it
         // works (RESET gives the pool's setting back before the connection returns to the pool).
         return try await run(logger, timeout: Self.maintenanceTimeout) {
@@ -111,6 +115,17 @@ extension PostgresMailStore {
                         """
                         UPDATE expunged SET content_id = NULL
                         WHERE content_id IS NOT NULL AND expunged_at < now() - make_interval(secs => \(seconds))
+                        """, logger: logger)
+                    // The floor is raised in the same statement as the tombstones go: a resync never sees neither.
+                    try await connection.query(
+                        """
+                        WITH gone AS (
+                            DELETE FROM expunged
+                            WHERE expunged_at < now() - make_interval(secs => \(tombstoneSeconds))
+                            RETURNING account_id, mailbox_id, modseq),
+                        f AS (SELECT account_id, mailbox_id, max(modseq) AS floor FROM gone GROUP BY 1, 2)
+                        UPDATE mailboxes b SET vanished_floor = greatest(b.vanished_floor, f.floor)
+                        FROM f WHERE b.account_id = f.account_id AND b.mailbox_id = f.mailbox_id
                         """, logger: logger)
                     let deleted = try await connection.query(
                         """

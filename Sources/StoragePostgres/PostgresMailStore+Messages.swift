@@ -84,7 +84,7 @@ extension PostgresMailStore {
             // snapshot, so nothing committed in between is skipped.
             let rows = try await client.query(
                 """
-                SELECT 0 AS kind, 0::bigint, 0::smallint, '{}'::text[], highestmodseq FROM mailboxes
+                SELECT 0 AS kind, vanished_floor, 0::smallint, '{}'::text[], highestmodseq FROM mailboxes
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
                 UNION ALL
                 SELECT 1, uid, flags, keywords, modseq FROM messages
@@ -104,6 +104,8 @@ extension PostgresMailStore {
                 case 0:
                     exists = true
                     delta.highestModSeq = max(delta.highestModSeq, ModSeq(modseq))
+                    // `uid` is the mailbox's vanished_floor here: tombstones up to it were removed.
+                    delta.expungedIncomplete = since.rawValue < uid
                 case 1:
                     delta.changed.append(
                         .init(

@@ -212,6 +212,13 @@ public enum PostgresSchema {
         END
         $$;
         """,
+        // 4: expunge tombstones are kept for `qresync-retention` (QRESYNC's exact resync), then removed by the
+        // garbage collector, which records in `vanished_floor` the highest modseq it removed: a client that asks for
+        // changes since a modseq below it gets every UID that is not there as possibly expunged (RFC 7162 §3.2.5.2).
+        """
+        ALTER TABLE mailboxes ADD COLUMN vanished_floor bigint NOT NULL DEFAULT 0;
+        CREATE INDEX expunged_age ON expunged (expunged_at);
+        """,
     ]
 
     public static var latestVersion: Int { migrations.count }

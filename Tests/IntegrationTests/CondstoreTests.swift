@@ -25,6 +25,17 @@ struct CondstoreTests {
         return nil
     }
 
+    /// Tombstones left in the database, and the highest `vanished_floor`.
+    static func tombstones(_ database: PostgresStoreConfiguration) async throws -> (Int64, Int64) {
+        try await database.withConnection(logger: TestEnvironment.logger) { connection -> (Int64, Int64) in
+            let rows = try await connection.query(
+                "SELECT (SELECT count(*) FROM expunged), (SELECT max(vanished_floor) FROM mailboxes)",
+                logger: TestEnvironment.logger
+            ).collect()
+            return try rows.first?.decode((Int64, Int64).self) ?? (-1, -1)
+        }
+    }
+
     static func message(_ n: Int) -> [UInt8] { Array("Subject: m\(n)\r\n\r\nbody \(n)\r\n".utf8) }
 
     @Test func conditionalStoreChangedSinceAndModSeqSearch() async throws {
@@ -156,5 +167,43 @@ struct CondstoreTests {
         let stale = try await after.expectOK("s2", "SELECT INBOX (QRESYNC (\(validity + 1) \(known)))")
         #expect(stale.first == "* OK [CLOSED] Previous mailbox is now closed", "\(stale)")
         #expect(!stale.contains { $0.hasPrefix("* VANISHED") || $0.contains(" FETCH ") }, "\(stale)")
+    }
+
+    /// Past `qresync-retention` the garbage collector removes tombstones and raises the mailbox's floor: a client
+    /// that resyncs from before it is told every UID that is not there as VANISHED (EARLIER), and misses nothing.
+    @Test func qresyncAfterTheTombstonesAreGone() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let c = try await server.login()
+        try await c.expectOK("e", "ENABLE QRESYNC")
+        for n in 1...6 { _ = try await c.append("a\(n)", to: "INBOX", Self.message(n)) }
+        let selected = try await c.expectOK("s", "SELECT INBOX")
+        let validity = try #require(Self.number(after: "[UIDVALIDITY", in: selected))
+        let known = try #require(Self.number(after: "[HIGHESTMODSEQ", in: selected))
+        try await c.expectOK("d", "UID STORE 2,5 +FLAGS.SILENT (\\Deleted)")
+        #expect(try await c.expectOK("x", "EXPUNGE") == ["* VANISHED 2,5"])
+        try await c.expectOK("l", "LOGOUT")
+
+        // A year and more later (the tombstones are aged in the database), the collector runs.
+        try await server.configuration.withConnection(logger: TestEnvironment.logger) { connection in
+            try await connection.query(
+                "UPDATE expunged SET expunged_at = now() - interval '400 days'", logger: TestEnvironment.logger)
+        }
+        _ = try await server.store.collectGarbage(
+            retention: .seconds(86_400), tombstoneRetention: .seconds(365 * 86_400), logger: TestEnvironment.logger)
+        let (left, floor) = try await Self.tombstones(server.configuration)
+        #expect(left == 0 && floor > known, "tombstones left \(left), floor \(floor)")
+
+        let again = try await server.login()
+        try await again.expectOK("e", "ENABLE QRESYNC")
+        let resync = try await again.expectOK("s", "SELECT INBOX (QRESYNC (\(validity) \(known) 1:6))")
+        #expect(resync.contains("* VANISHED (EARLIER) 2,5"), "\(resync)")
+        #expect(resync.contains("* 4 EXISTS"), "\(resync)")
+        // Without known UIDs: everything below UIDNEXT that is not there.
+        let fetched = try await again.expectOK("f", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE \(known) VANISHED)")
+        #expect(fetched == ["* VANISHED (EARLIER) 2,5"], "\(fetched)")
+        // A client whose modseq is past the floor still gets the exact answer.
+        let current = try #require(Self.number(after: "[HIGHESTMODSEQ", in: resync))
+        #expect(try await again.expectOK("g", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE \(current) VANISHED)").isEmpty)
     }
 }

@@ -43,10 +43,13 @@ extension Session {
                 // RFC 7162 §3.2.6: expunged messages of the set, that this client's view no longer holds. `*` reaches
                 // past the highest UID left: messages expunged from the end vanished too.
                 let asked = UIDRanges(ranges: set.resolved(star: UInt32.max))
-                let gone = delta.expunged.filter { asked.contains($0) && current.index(of: $0) == nil }
+                let gone =
+                    delta.expungedIncomplete
+                    ? current.absentUIDs(in: asked)
+                    : UIDRanges(delta.expunged.filter { asked.contains($0) && current.index(of: $0) == nil })
                 if !gone.isEmpty {
                     var w = responseWriter()
-                    w.untagged(.vanished(UIDRanges(gone), earlier: true))
+                    w.untagged(.vanished(gone, earlier: true))
                     try await out.send(w)
                 }
             }

@@ -54,10 +54,17 @@ extension Session {
             // the view and announced as any change is, so the view and the client agree.
             let delta = try await store.changes(
                 account: account, mailbox: snapshot.id, since: known.modSeq, logger: logger)
-            let earlier = delta.expunged.filter { uid in
-                newView.index(of: uid) == nil && (known.knownUIDs?.contains(uid) ?? true)
+            let earlier: UIDRanges
+            if delta.expungedIncomplete {
+                // Older expunges are no longer recorded: every UID the client may know that is not here.
+                earlier = newView.absentUIDs(in: known.knownUIDs ?? UIDRanges(ranges: [1...UInt32.max]))
+            } else {
+                earlier = UIDRanges(
+                    delta.expunged.filter { uid in
+                        newView.index(of: uid) == nil && (known.knownUIDs?.contains(uid) ?? true)
+                    })
             }
-            if !earlier.isEmpty { w.untagged(.vanished(UIDRanges(earlier), earlier: true)) }
+            if !earlier.isEmpty { w.untagged(.vanished(earlier, earlier: true)) }
             newView.absorb(delta)
             for response in newView.flush(.full, reportRecent: !rev2, modSeqs: true, vanished: true) {
                 w.untagged(response)

@@ -117,6 +117,16 @@ public struct UIDRanges: Hashable, Sendable, CustomStringConvertible {
 
     public var isEmpty: Bool { ranges.isEmpty }
 
+    /// The part of these ranges inside `bounds`.
+    public func clamped(to bounds: ClosedRange<UInt32>) -> UIDRanges {
+        UIDRanges(
+            ranges: ranges.compactMap { range in
+                let low = max(range.lowerBound, bounds.lowerBound)
+                let high = min(range.upperBound, bounds.upperBound)
+                return low <= high ? low...high : nil
+            })
+    }
+
     /// Whether `uid` is in one of the ranges (binary search).
     public func contains(_ uid: UID) -> Bool {
         var low = 0

@@ -88,6 +88,9 @@ public struct MailboxDelta: Sendable, Equatable {
     public var highestModSeq: ModSeq
     /// The lowest modseq among `expunged`.
     public var lowestExpungedModSeq: ModSeq?
+    /// Expunges this old are no longer recorded (past the tombstone retention): `expunged` lists only the recent
+    /// ones, and any UID that is not in the mailbox may have been expunged since.
+    public var expungedIncomplete = false
     public init(
         changed: [FlagChange] = [], expunged: [UID] = [], highestModSeq: ModSeq, lowestExpungedModSeq: ModSeq? = nil
     ) {

@@ -13,6 +13,8 @@ struct MailboxView: Sendable {
     let uidValidity: UIDValidity
     let readOnly: Bool
     private(set) var uids: [UID]
+    /// Above every UID the mailbox has given out, as far as this view knows.
+    private(set) var uidNext: UID
     /// The store modseq folded in so far.
     private(set) var highestModSeq: ModSeq
     /// UIDs this session announces with `\Recent` (IMAP4rev1).
@@ -35,6 +37,7 @@ struct MailboxView: Sendable {
         uidValidity = snapshot.uidValidity
         self.readOnly = readOnly
         uids = snapshot.uids
+        uidNext = snapshot.uidNext
         highestModSeq = snapshot.highestModSeq
         recent = Set(snapshot.recent)
         keywords = snapshot.keywords
@@ -69,6 +72,24 @@ struct MailboxView: Sendable {
     }
 
     func isPendingExpunge(_ uid: UID) -> Bool { pendingExpunges.contains(uid) }
+
+    /// The UIDs of `ranges`, below `uidNext`, that this view does not hold: what may have been expunged when the
+    /// store no longer remembers (RFC 7162 §3.2.5.2).
+    func absentUIDs(in ranges: UIDRanges) -> UIDRanges {
+        guard uidNext.rawValue > 1 else { return UIDRanges() }
+        var absent: [ClosedRange<UInt32>] = []
+        for range in ranges.clamped(to: 1...(uidNext.rawValue - 1)).ranges {
+            var next = range.lowerBound
+            var i = lowerBound(UID(range.lowerBound))
+            while i < uids.count, uids[i].rawValue <= range.upperBound {
+                if uids[i].rawValue > next { absent.append(next...(uids[i].rawValue - 1)) }
+                next = uids[i].rawValue + 1
+                i += 1
+            }
+            if next <= range.upperBound, next > 0 { absent.append(next...range.upperBound) }
+        }
+        return UIDRanges(ranges: absent)
+    }
 
     /// The UIDs a selector names, ascending and without duplicates. Sequence numbers out of range are a client
     /// error (RFC 9051 §9 `seq-number`: BAD, including `*` on an empty mailbox); UIDs that do not exist are skipped.
@@ -218,6 +239,7 @@ struct MailboxView: Sendable {
             out.append(.highestModSeq(ModSeq(floor.rawValue - 1)))
         }
         if !pendingAdded.isEmpty {
+            if let last = pendingAdded.last, last >= uidNext { uidNext = UID(last.rawValue + 1) }
             uids.append(contentsOf: pendingAdded)
             pendingAdded = []
             out.append(.exists(uids.count))
