@@ -31,6 +31,41 @@ func delta(changed: [UInt32] = [], expunged: [UInt32] = [], modSeq: Int64 = 2, f
         #expect(view.uids == [UID(10), UID(12), UID(13)])
     }
 
+    /// RFC 7162 §3.2: under CONDSTORE, while an expunge is withheld (a FETCH by sequence number), flag changes go out
+    /// with their MODSEQ and a HIGHESTMODSEQ below the expunge's; under QRESYNC the expunge becomes one VANISHED.
+    @Test func withheldExpungesKeepHighestModSeqBelowThem() {
+        var view = MailboxView(testUIDs: [10, 11, 12, 13])
+        let seen = MessageFlags(system: .seen)
+        var expunge = delta(expunged: [11, 13], modSeq: 10)
+        expunge.lowestExpungedModSeq = ModSeq(10)
+        view.absorb(expunge)
+        view.absorb(delta(changed: [12], modSeq: 12, flags: seen))
+        #expect(
+            view.flush(.noExpunges, reportRecent: false, modSeqs: true, vanished: true)
+                == [
+                    .fetchFlags(SequenceNumber(3), uid: UID(12), flags: seen, recent: false, modSeq: ModSeq(12)),
+                    .highestModSeq(ModSeq(9)),
+                ])
+        #expect(
+            view.flush(.full, reportRecent: false, modSeqs: true, vanished: true)
+                == [.vanished(UIDRanges([UID(11), UID(13)]), earlier: false)])
+        #expect(view.uids == [UID(10), UID(12)])
+        // Nothing withheld any more: no HIGHESTMODSEQ of its own.
+        view.absorb(delta(changed: [10], modSeq: 14, flags: seen))
+        #expect(
+            view.flush(.noExpunges, reportRecent: false, modSeqs: true, vanished: true)
+                == [.fetchFlags(SequenceNumber(1), uid: UID(10), flags: seen, recent: false, modSeq: ModSeq(14))])
+    }
+
+    /// What may have been expunged when the tombstones are gone: the UIDs asked for, below UIDNEXT, not in the view.
+    @Test func absentUIDsAreTheGapsBelowUIDNext() {
+        let view = MailboxView(testUIDs: [3, 4, 8, 10])  // UIDNEXT 11
+        #expect(view.absentUIDs(in: UIDRanges(ranges: [1...UInt32.max])).description == "1:2,5:7,9")
+        #expect(view.absentUIDs(in: UIDRanges(ranges: [4...9, 20...30])).description == "5:7,9")
+        #expect(view.absentUIDs(in: UIDRanges(ranges: [3...4])).isEmpty)
+        #expect(MailboxView(testUIDs: []).absentUIDs(in: UIDRanges(ranges: [1...5])).isEmpty)
+    }
+
     @Test func expungesAreAnnouncedFromTheHighestSequenceNumberDown() {
         var view = MailboxView(testUIDs: [1, 2, 3, 4, 5])
         view.absorb(delta(expunged: [2, 4, 5]))
