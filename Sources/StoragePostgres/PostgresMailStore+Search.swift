@@ -96,6 +96,10 @@ struct SearchCompiler {
             return "m.size < \(bind(size))"
         case .modSeq(let least):
             return "m.modseq >= \(bind(least.rawValue))"
+        case .arrivedBefore(let instant):
+            return "m.internal_date < \(bind(instant))"
+        case .arrivedSince(let instant):
+            return "m.internal_date >= \(bind(instant))"
         case .not(let inner):
             return "NOT (\(compile(inner)))"
         case .or(let a, let b):

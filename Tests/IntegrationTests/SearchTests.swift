@@ -241,6 +241,25 @@ struct SearchTests {
         }
     }
 
+    /// RFC 5032 WITHIN: OLDER and YOUNGER count seconds back from now on the internal date. The seeded messages
+    /// arrived in February 2024; one appended now is young.
+    @Test func withinSearchesByAgeInSeconds() async throws {
+        try await withTestServer { server in
+            let c = try await Self.open(server)
+            #expect(try await c.command("c", "CAPABILITY").first?.contains(" WITHIN") == true)
+            _ = try await c.append("n", to: "INBOX", Self.bytes("Subject: new\r\n\r\nnow\r\n"))
+            try await c.expectOK("p", "NOOP")
+            #expect(try await c.expectOK("w1", "SEARCH YOUNGER 86400") == ["* SEARCH 7"])
+            #expect(Self.searchNumbers(try await c.expectOK("w2", "SEARCH OLDER 86400")) == [1, 2, 3, 4, 5, 6])
+            #expect(try await c.expectOK("w3", "SEARCH OLDER 86400 YOUNGER 86400") == ["* SEARCH"])
+            // 3 Feb 2024 12:00 UTC is more than a year back: "NOT OLDER" of two years keeps all.
+            #expect(
+                Self.searchNumbers(try await c.expectOK("w4", "SEARCH NOT OLDER 630720000")) == [1, 2, 3, 4, 5, 6, 7])
+            #expect(try await c.command("w5", "SEARCH OLDER 0").last?.hasPrefix("w5 BAD") == true)
+            #expect(try await c.command("w6", "SEARCH YOUNGER -5").last?.hasPrefix("w6 BAD") == true)
+        }
+    }
+
     @Test func esearchReturnOptions() async throws {
         try await withTestServer { server in
             let c = try await Self.open(server)

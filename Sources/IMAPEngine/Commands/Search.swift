@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 4731 ESEARCH, RFC 5182 SEARCHRES).
@@ -6,6 +7,9 @@ import Logging
 /// query (DESIGN.md §4: SEARCH compiled to parameterised SQL).
 extension Session {
     static let supportedCharsets = ["US-ASCII", "UTF-8"]
+
+    /// Seconds since 1970, for WITHIN.
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
     func handleSearch(tag: Tag, isUID: Bool, _ search: SearchCommand) async throws -> Completion {
         let account = try requireAccount
@@ -149,6 +153,9 @@ extension Session {
         case .larger(let n): return .larger(n)
         case .smaller(let n): return .smaller(n)
         case .modSeq(let m): return .modSeq(m)
+        // RFC 5032 §3: relative to the time the search runs.
+        case .older(let seconds): return .arrivedBefore(Self.now() - seconds)
+        case .younger(let seconds): return .arrivedSince(Self.now() - seconds)
         case .uid(let set):
             if set.isLastSearchResult { return .uids(UIDRanges(savedSearch)) }
             guard let last = view.lastUID else { return .none }

@@ -13,6 +13,8 @@ public indirect enum SearchKey: Hashable, Sendable {
     /// RFC 7162 §3.1.5 `MODSEQ [entry-name entry-type] n`: messages whose modseq is at least n (the entry is
     /// accepted and ignored: flags have no modseq of their own here).
     case modSeq(ModSeq)
+    /// RFC 5032 WITHIN: internal date more than / at most this many seconds before now.
+    case older(Int64), younger(Int64)
     case sequence(NumberSet)
     case not(SearchKey)
     case or(SearchKey, SearchKey)

@@ -103,6 +103,11 @@ extension CommandParser {
         case "SENTBEFORE": return .sentBefore(try date())
         case "SENTON": return .sentOn(try date())
         case "SENTSINCE": return .sentSince(try date())
+        case "OLDER", "YOUNGER":
+            // RFC 5032 WITHIN: `"OLDER" SP nz-number / "YOUNGER" SP nz-number`, in seconds.
+            try buffer.space()
+            let seconds = Int64(try buffer.nzNumber())
+            return name == "OLDER" ? .older(seconds) : .younger(seconds)
         case "LARGER", "SMALLER":
             try buffer.space()
             let size = try buffer.number64()

@@ -335,6 +335,8 @@ public indirect enum SearchQuery: Sendable, Hashable {
     case smaller(Int64)
     /// Messages whose modseq is at least this (RFC 7162 SEARCH MODSEQ).
     case modSeq(ModSeq)
+    /// Messages whose internal date (as an instant, seconds since 1970) is before / at or after this (RFC 5032).
+    case arrivedBefore(Int64), arrivedSince(Int64)
     case not(SearchQuery)
     case or(SearchQuery, SearchQuery)
     case and([SearchQuery])
