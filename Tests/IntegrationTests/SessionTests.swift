@@ -55,6 +55,33 @@ struct SessionTests {
         }
     }
 
+    /// RFC 8437 UNAUTHENTICATE: the connection goes back to not authenticated (TLS aside, nothing of the first
+    /// login stays: selection, ENABLEd extensions), and a pipelined LOGIN as someone else works at once.
+    @Test func unauthenticateResetsTheSessionForTheNextLogin() async throws {
+        try await withTestServer { server in
+            let c = try await server.login()
+            #expect(Self.capabilities(try await c.expectOK("c", "CAPABILITY")[0])?.contains("UNAUTHENTICATE") == true)
+            try await c.expectOK("e", "ENABLE QRESYNC")
+            try await c.expectOK("s", "SELECT INBOX")
+            // No expunge events or anything else: just the tagged OK, then the LOGIN pipelined behind it.
+            try await c.send("u UNAUTHENTICATE\r\nl LOGIN mhtest2 \"secret two\"\r\n")
+            #expect(try await c.readLine() == "u OK UNAUTHENTICATE completed")
+            #expect(try await c.readResponse(tag: "l").last?.hasPrefix("l OK") == true)
+            // The second user's own INBOX, and QRESYNC is no longer on.
+            let status = try await c.expectOK("t", "STATUS INBOX (MESSAGES)")
+            #expect(status == ["* STATUS INBOX (MESSAGES 0)"], "\(status)")
+            #expect(try await c.command("q", "SELECT INBOX (QRESYNC (1 1))").last?.hasPrefix("q BAD") == true)
+            try await c.expectOK("u2", "UNAUTHENTICATE")
+            // Not authenticated again: mailbox commands are refused, login capabilities are back.
+            #expect(Self.refused(try await c.command("x", "SELECT INBOX"), "x"))
+            let capabilities = Self.capabilities(try await c.expectOK("c2", "CAPABILITY")[0]) ?? []
+            #expect(capabilities.contains("AUTH=PLAIN") && !capabilities.contains("UNAUTHENTICATE"))
+            #expect(Self.refused(try await c.command("y", "UNAUTHENTICATE"), "y"))
+            try await c.expectOK("l2", "LOGIN tim timmy")
+            try await c.expectOK("s2", "SELECT INBOX")
+        }
+    }
+
     @Test func idInEveryState() async throws {
         try await withTestServer { server in
             let c = try await server.connect()

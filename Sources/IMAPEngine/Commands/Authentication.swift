@@ -157,6 +157,29 @@ extension Session {
 }
 
 extension Session {
+    /// RFC 8437: every state of the login is reset, TLS stays; the selected mailbox is let go without expunge
+    /// events. Never NO (a client may pipeline the next AUTHENTICATE).
+    func handleUnauthenticate() -> Completion {
+        if let registration = feedRegistration { server.feed.unregister(registration) }
+        feedRegistration = nil
+        if let login { server.connections.unauthenticate(address: address, user: login) }
+        logger.info("logout", metadata: ["reason": "unauthenticate"])
+        logger[metadataKey: "imap.user"] = nil
+        account = nil
+        login = nil
+        view = nil
+        viewIsStale = false
+        savedSearch = []
+        reportedFlags = [:]
+        rev2 = false
+        condstore = false
+        qresync = false
+        pendingHighestModSeq = false
+        state = .notAuthenticated
+        loginState?.set(false)  // the small pre-login limits apply again
+        return Completion("UNAUTHENTICATE completed")
+    }
+
     /// The one answer to every failed login: logged for fail2ban, slowed to the uniform failure time and then by the
     /// address's penalty, `NO [AUTHENTICATIONFAILED]`.
     func failLogin(user: String, started: ContinuousClock.Instant) async throws -> Never {

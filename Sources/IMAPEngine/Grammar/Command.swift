@@ -143,6 +143,8 @@ public enum Command: Hashable, Sendable {
     case authenticate(mechanism: String, initialResponse: Secret?)
     // Authenticated (§6.3)
     case enable([String])
+    /// RFC 8437: back to not authenticated, on the same connection.
+    case unauthenticate
     /// ID (RFC 2971): nil for `ID NIL`.
     case id([IDField]?)
     case namespace
@@ -181,6 +183,7 @@ public enum Command: Hashable, Sendable {
         case .login: "LOGIN"
         case .authenticate: "AUTHENTICATE"
         case .enable: "ENABLE"
+        case .unauthenticate: "UNAUTHENTICATE"
         case .id: "ID"
         case .namespace: "NAMESPACE"
         case .select(_, let readOnly, _): readOnly ? "EXAMINE" : "SELECT"

@@ -76,6 +76,7 @@ enum CommandParser {
             try buffer.space()
             return .id(try parseIDParameters(&buffer))
         case "NAMESPACE": return .namespace
+        case "UNAUTHENTICATE": return .unauthenticate
         case "SELECT", "EXAMINE":
             try buffer.space()
             let mailbox = try parseMailbox(&buffer)

@@ -27,7 +27,7 @@ extension Command {
         switch self {
         case .capability, .noop, .logout, .id: .any
         case .starttls, .login, .authenticate: .notAuthenticated
-        case .enable, .namespace, .select, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status,
+        case .enable, .unauthenticate, .namespace, .select, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status,
             .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             .authenticated
         case .check, .close, .unselect, .expunge, .search, .fetch, .store, .copy, .move: .selected
@@ -39,7 +39,7 @@ extension Command {
     var flushPolicy: FlushPolicy {
         switch self {
         case .fetch(.sequence, _, _), .store(.sequence, _), .search(isUID: false, _): .noExpunges
-        case .select, .logout, .close, .unselect: .none
+        case .select, .logout, .close, .unselect, .unauthenticate: .none
         default: .full
         }
     }
@@ -176,6 +176,7 @@ extension Session {
         case .logout: return try await handleLogout()
         case .id(let fields): return try await handleID(fields)
         case .enable(let names): return try await handleEnable(names)
+        case .unauthenticate: return handleUnauthenticate()
         case .starttls: throw IMAPError.bad("STARTTLS is handled before dispatch")
         case .login(let user, let password): return try await handleLogin(user: user, password: password)
         case .authenticate(let mechanism, let initial):

@@ -406,7 +406,7 @@ final class Session {
             caps += [
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED",
                 "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
-                "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)", "CONDSTORE", "QRESYNC", "WITHIN",
+                "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)", "CONDSTORE", "QRESYNC", "WITHIN", "UNAUTHENTICATE",
             ]
         }
         return caps
