@@ -27,7 +27,8 @@ extension Command {
         switch self {
         case .capability, .noop, .logout, .id: .any
         case .starttls, .login, .authenticate: .notAuthenticated
-        case .enable, .unauthenticate, .namespace, .select, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status,
+        case .enable, .unauthenticate, .namespace, .select, .create, .delete, .rename, .subscribe, .unsubscribe, .list,
+            .lsub, .status,
             .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             .authenticated
         case .check, .close, .unselect, .expunge, .search, .fetch, .store, .copy, .move: .selected
