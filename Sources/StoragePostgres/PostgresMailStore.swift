@@ -294,14 +294,25 @@ public final class PostgresMailStore: MailStore {
         }
     }
 
-    public func createMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) {
+    public func createMailbox(account: AccountID, name: MailboxName, specialUse: String?, logger: Logger)
+        async throws(StoreError)
+    {
         try await write(logger) { connection in
             try await connection.withTransaction(logger: logger) { connection in
                 for ancestor in name.ancestors {
                     _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
                 }
-                guard try await Self.insertMailbox(connection, account: account, name: name.name, logger: logger) != nil
+                guard
+                    let id = try await Self.insertMailbox(
+                        connection, account: account, name: name.name, logger: logger)
                 else { throw StoreError.alreadyExists }
+                if let specialUse {
+                    try await connection.query(
+                        """
+                        UPDATE mailboxes SET special_use = \(specialUse)
+                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(id)
+                        """, logger: logger)
+                }
             }
         }
     }

@@ -50,6 +50,29 @@ struct MailboxTests {
         }
     }
 
+    /// RFC 6154 §3 CREATE-SPECIAL-USE: a mailbox is created with its special use, which LIST reports; a use that is
+    /// taken, virtual (\\All, \\Flagged), unknown or doubled is refused with USEATTR and creates nothing.
+    @Test func createWithASpecialUse() async throws {
+        try await withTestServer { server in
+            let c = try await server.login()
+            try await c.expectOK("c1", "CREATE Outbox (USE (\\Sent))")
+            try await c.expectOK("c2", "CREATE Plain (USE ())")
+            for (n, attempt) in [
+                "Sent2 (USE (\\Sent))", "All (USE (\\All))", "Odd (USE (\\Whatever))",
+                "Both (USE (\\Drafts \\Trash))",
+            ].enumerated() {
+                let refused = try await c.command("r\(n)", "CREATE \(attempt)")
+                #expect(refused.last?.hasPrefix("r\(n) NO [USEATTR]") == true, "\(attempt): \(refused)")
+            }
+            #expect(try await c.command("b", "CREATE Other (FROB)").last?.hasPrefix("b BAD") == true)
+            let items = Self.attributes(try await Self.list(c, "l1", "LIST \"\" * RETURN (SPECIAL-USE)"))
+            #expect(items == ["INBOX": [], "Outbox": ["\\Sent"], "Plain": []], "\(items)")
+            let special = try await Self.list(c, "l2", "LIST (SPECIAL-USE) \"\" *")
+            #expect(Set(special.keys) == ["Outbox"])
+            #expect(try await c.command("c", "CAPABILITY").first?.contains(" CREATE-SPECIAL-USE") == true)
+        }
+    }
+
     @Test func listPatternsAndReferences() async throws {
         try await withTestServer { server in
             let c = try await server.login()

@@ -4,7 +4,11 @@ import Logging
 extension Session {
     /// RFC 9051 §6.3.4: creating INBOX is an error; a trailing separator only declares the intent to create
     /// inferiors; missing superiors are created.
-    func handleCreate(_ argument: MailboxArgument) async throws -> Completion {
+    /// Special uses a mailbox here can have (RFC 6154 §2): \\All and \\Flagged would be virtual mailboxes, which
+    /// MailHost does not have.
+    static let creatableSpecialUses = ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"]
+
+    func handleCreate(_ argument: MailboxArgument, use: [String] = []) async throws -> Completion {
         let account = try requireAccount
         var name = try mailboxName(argument)
         if name.name.utf8.count > 1, name.name.hasSuffix("/") {
@@ -12,7 +16,24 @@ extension Session {
         }
         if name.isInbox { throw IMAPError.no(.alreadyExists, "INBOX always exists") }
         if let problem = name.creationProblem { throw IMAPError.no(.cannot, problem) }
-        try await store.createMailbox(account: account, name: name, logger: logger)
+        // RFC 6154 §3: one special use per mailbox, one mailbox per special use, and only real ones.
+        var specialUse: String? = nil
+        if !use.isEmpty {
+            guard use.count == 1,
+                let attribute = Self.creatableSpecialUses.first(where: {
+                    $0.lowercased() == use[0].lowercased()
+                })
+            else {
+                throw IMAPError.no(
+                    .useAttr, "Only one of \(Self.creatableSpecialUses.joined(separator: " ")) may be used")
+            }
+            let existing = try await store.listMailboxes(account: account, logger: logger)
+            if let holder = existing.first(where: { $0.specialUse == attribute }) {
+                throw IMAPError.no(.useAttr, "\(attribute) is already the use of \(holder.name.name.prefix(100))")
+            }
+            specialUse = attribute
+        }
+        try await store.createMailbox(account: account, name: name, specialUse: specialUse, logger: logger)
         return Completion("CREATE completed")
     }
 

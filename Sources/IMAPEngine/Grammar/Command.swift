@@ -149,7 +149,8 @@ public enum Command: Hashable, Sendable {
     case id([IDField]?)
     case namespace
     case select(MailboxArgument, readOnly: Bool, parameters: SelectParameters = SelectParameters())
-    case create(MailboxArgument)
+    /// `CREATE mailbox [(USE (attr …))]` (RFC 6154 §3 CREATE-SPECIAL-USE).
+    case create(MailboxArgument, use: [String] = [])
     case delete(MailboxArgument)
     case rename(from: MailboxArgument, to: MailboxArgument)
     case subscribe(MailboxArgument)

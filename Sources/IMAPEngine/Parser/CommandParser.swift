@@ -85,11 +85,29 @@ enum CommandParser {
         case "CREATE":
             try buffer.space()
             let mailbox = try parseMailbox(&buffer)
-            if buffer.peek() == UInt8(ascii: " ") {  // RFC 4466 create-params: ignored, as Dovecot does unknown ones
-                try buffer.space()
-                _ = try parseParenthesisedBlob(&buffer)
+            var use: [String] = []
+            if buffer.take(UInt8(ascii: " ")) {
+                // RFC 4466 `create-params = SP "(" create-param *(SP create-param) ")"`; RFC 6154 `"USE" SP "("
+                // [use-attr *(SP use-attr)] ")"`, each attribute a backslash and an atom.
+                try buffer.expect(UInt8(ascii: "("))
+                repeat {
+                    switch try buffer.keyword() {
+                    case "USE":
+                        try buffer.space()
+                        try buffer.expect(UInt8(ascii: "("))
+                        while !buffer.take(UInt8(ascii: ")")) {
+                            if !use.isEmpty { try buffer.space() }
+                            try buffer.expect(UInt8(ascii: "\\"))
+                            use.append("\\" + (try buffer.atom("a special-use attribute")))
+                            guard use.count <= 16 else { throw ParseError("Too many special-use attributes") }
+                        }
+                    case let other:
+                        throw ParseError("Unknown CREATE parameter \(other.prefix(32))")
+                    }
+                } while buffer.take(UInt8(ascii: " "))
+                try buffer.expect(UInt8(ascii: ")"))
             }
-            return .create(mailbox)
+            return .create(mailbox, use: use)
         case "DELETE":
             try buffer.space()
             return .delete(try parseMailbox(&buffer))

@@ -169,6 +169,10 @@ public struct FetchedBatch: Sendable {
 }
 
 extension MailStore {
+    public func createMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) {
+        try await createMailbox(account: account, name: name, specialUse: nil, logger: logger)
+    }
+
     /// Every row of `uids` at once (for tools that read few messages at a time).
     public func fetch(account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, logger: Logger)
         async throws(StoreError) -> [MessageRecord]
@@ -251,7 +255,9 @@ public protocol MailStore: Sendable {
     func listMailboxes(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxListing]
     func subscriptions(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxName]
     /// Creates the mailbox and any missing superiors (RFC 9051 §6.3.4).
-    func createMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError)
+    /// Creates `name` (and missing ancestors); `specialUse` (RFC 6154, e.g. `\\Sent`) marks it.
+    func createMailbox(account: AccountID, name: MailboxName, specialUse: String?, logger: Logger)
+        async throws(StoreError)
     func deleteMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError)
     /// Renames the mailbox and its inferiors; renaming INBOX moves its messages to a new mailbox (RFC 9051 §6.3.6).
     func renameMailbox(account: AccountID, from: MailboxName, to: MailboxName, logger: Logger) async throws(StoreError)

@@ -185,7 +185,7 @@ extension Session {
         case .namespace: return try await handleNamespace()
         case .select(let mailbox, let readOnly, let parameters):
             return try await handleSelect(mailbox, readOnly: readOnly, parameters: parameters)
-        case .create(let mailbox): return try await handleCreate(mailbox)
+        case .create(let mailbox, let use): return try await handleCreate(mailbox, use: use)
         case .delete(let mailbox): return try await handleDelete(mailbox)
         case .rename(let from, let to): return try await handleRename(from: from, to: to)
         case .subscribe(let mailbox): return try await handleSubscribe(mailbox, subscribe: true)

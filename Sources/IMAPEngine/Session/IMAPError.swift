@@ -32,6 +32,8 @@ enum ResponseCode: Sendable, Equatable {
         limit
     case overQuota, alreadyExists, nonexistent, serverBug, clientBug, expungeIssued, tooBig, noPerm, inUse, closed
     case privacyRequired, unknownCTE
+    /// RFC 6154 §3: CREATE refused because of its special-use attribute.
+    case useAttr
     case capability([String])
     case permanentFlags([String])
     case uidNext(UID)
@@ -63,6 +65,7 @@ enum ResponseCode: Sendable, Equatable {
         case .clientBug: "CLIENTBUG"
         case .expungeIssued: "EXPUNGEISSUED"
         case .tooBig: "TOOBIG"
+        case .useAttr: "USEATTR"
         case .noPerm: "NOPERM"
         case .inUse: "INUSE"
         case .closed: "CLOSED"
