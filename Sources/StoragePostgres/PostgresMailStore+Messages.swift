@@ -218,11 +218,14 @@ extension PostgresMailStore {
                         fresh AS (
                             INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
                                 parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
-                                search_body, sha256)
+                                search_body, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
+                                sort_display_to, sent_time)
                             SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
                                 \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
                                 \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
-                                \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256)
+                                \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256),
+                                \(content?.sort.subject), \(content?.sort.from), \(content?.sort.to), \(content?.sort.cc),
+                                \(content?.sort.displayFrom), \(content?.sort.displayTo), \(content?.sort.sentTime)
                             FROM b WHERE \(sharing)::bigint IS NULL
                             RETURNING content_id),
                         c AS (
@@ -672,6 +675,7 @@ struct ContentRow: Sendable {
     var from, to, cc, bcc, subject, headers, text: String
     /// SHA-256 of the stored bytes: lets an import recognise a message it already stored.
     var sha256: ByteBuffer
+    var sort: SortKeys
 
     init(_ message: ParsedMessage, internalDate: InternalDate) throws(StoreError) {
         guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
@@ -699,6 +703,13 @@ struct ContentRow: Sendable {
         headers = clean(message.search.headers)
         text = clean(message.search.body)
         sha256 = ByteBuffer(bytes: Array(SHA256.hash(data: message.bytes)))
+        sort = message.sortKeys
+        sort.subject = clean(sort.subject)
+        sort.from = clean(sort.from)
+        sort.to = clean(sort.to)
+        sort.cc = clean(sort.cc)
+        sort.displayFrom = clean(sort.displayFrom)
+        sort.displayTo = clean(sort.displayTo)
     }
 }
 

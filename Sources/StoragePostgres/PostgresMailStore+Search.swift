@@ -30,6 +30,52 @@ extension PostgresMailStore {
     }
 }
 
+extension PostgresMailStore {
+    /// SORT: the search's condition, ordered by the keys stored at ingest (bytes of i;ascii-casemapped text, so
+    /// `COLLATE "C"`), then by UID.
+    public func sort(
+        account: AccountID, mailbox: MailboxID, query: SearchQuery, criteria: [SortCriterion], maxUID: UID,
+        logger: Logger
+    ) async throws(StoreError) -> [UID] {
+        var compiler = SearchCompiler()
+        compiler.binds.append(account.rawValue)
+        compiler.binds.append(mailbox.rawValue)
+        compiler.binds.append(Int64(maxUID.rawValue))
+        let condition = compiler.compile(query)
+        var order: [String] = []
+        for criterion in criteria {
+            let expression =
+                switch criterion.key {
+                case .arrival: "m.internal_date"
+                case .date: "coalesce(c.sent_time, m.internal_date)"
+                case .size: "m.size"
+                case .subject: "coalesce(c.sort_subject, '') COLLATE \"C\""
+                case .from: "coalesce(c.sort_from, '') COLLATE \"C\""
+                case .to: "coalesce(c.sort_to, '') COLLATE \"C\""
+                case .cc: "coalesce(c.sort_cc, '') COLLATE \"C\""
+                case .displayFrom: "coalesce(c.sort_display_from, '') COLLATE \"C\""
+                case .displayTo: "coalesce(c.sort_display_to, '') COLLATE \"C\""
+                }
+            order.append(expression + (criterion.reverse ? " DESC" : " ASC"))
+        }
+        order.append("m.uid")
+        let sql = """
+            SELECT m.uid FROM messages m
+            JOIN contents c ON c.account_id = m.account_id AND c.content_id = m.content_id
+            WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))
+            ORDER BY \(order.joined(separator: ", "))
+            """
+        let statement = PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
+        let client = self.searchClient
+        return try await run(logger) {
+            var result: [UID] = []
+            let rows = try await client.query(statement, logger: logger)
+            for try await uid in rows.decode(Int64.self) { result.append(UID(UInt32(truncatingIfNeeded: uid))) }
+            return result
+        }
+    }
+}
+
 /// Compiles a `SearchQuery` into a parameterised SQL condition over `messages m` (and `contents c` when needed)
 /// (DESIGN.md §4). Every value from the client is a bind; only fixed SQL text is generated.
 ///

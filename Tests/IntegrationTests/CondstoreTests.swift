@@ -9,10 +9,7 @@ import Testing
 @Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct CondstoreTests {
     func instance(_ database: PostgresStoreConfiguration) throws -> ServerProcess {
-        try ServerProcess([
-            "serve", "--imap", "127.0.0.1:0", "--storage", database.description,
-            "--auth", "pam", "--pam-service", TestEnvironment.pamService ?? "mailhost-test",
-        ])
+        try MultiInstanceTests().startInstance(database)
     }
 
     /// The number in `KEY (n)` or `[KEY n]` on the first of `lines` that has it.

@@ -168,3 +168,79 @@ extension Session {
         }
     }
 }
+
+/// SORT and UID SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO, RFC 5267 ESORT).
+extension Session {
+    func handleSort(tag: Tag, isUID: Bool, _ sort: SortCommand) async throws -> Completion {
+        let account = try requireAccount
+        let current = try requireView
+        if !Self.supportedCharsets.contains(sort.charset.uppercased()) {
+            throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
+        }
+        let usesModSeq = Self.usesModSeq(sort.key)
+        if usesModSeq { enableCondstore() }
+        var matches: [UID] = []
+        if let maxUID = current.lastUID {
+            let found = try await store.sort(
+                account: account, mailbox: current.mailbox, query: searchQuery(sort.key, view: current),
+                criteria: sort.criteria, maxUID: maxUID, logger: logger)
+            // Only messages this client knows of (STYLE.md §4.3), in the store's order.
+            matches = found.filter { current.index(of: $0) != nil }
+        }
+        let numbers: [UInt32] =
+            isUID ? matches.map(\.rawValue) : matches.compactMap { current.sequenceNumber(of: $0)?.rawValue }
+        var highest: ModSeq? = nil
+        if usesModSeq, !matches.isEmpty {
+            // RFC 7162 §3.1.5 for SORT: the highest modseq of what is returned (with only MIN/MAX, of those).
+            var returned = matches
+            if let options = sort.returnOptions, options.isDisjoint(with: [.all, .count]) {
+                returned =
+                    (options.contains(.min) ? [matches[0]] : []) + (options.contains(.max) ? [matches.last!] : [])
+            }
+            highest = try await highestModSeq(of: returned, in: current)
+        }
+        var w = responseWriter()
+        guard let options = sort.returnOptions else {
+            w.raw("* SORT")
+            for number in numbers {
+                w.raw(" \(number)")
+                if w.count >= ResponseSink.batchSize {
+                    try await out.send(w)
+                    w.removeAll()
+                }
+            }
+            if let highest { w.raw(" (MODSEQ \(highest))") }
+            w.crlf()
+            try await out.send(w)
+            return Completion("SORT completed")
+        }
+        // RFC 5267 §3.1: MIN and MAX are the first and last in sort order; ALL keeps the sort order.
+        w.raw("* ESEARCH (TAG ")
+        w.string(tag)
+        w.raw(")")
+        if isUID { w.raw(" UID") }
+        if let first = numbers.first, let last = numbers.last {
+            if options.contains(.min) { w.raw(" MIN \(first)") }
+            if options.contains(.max) { w.raw(" MAX \(last)") }
+            if options.contains(.all) { w.raw(" ALL " + Self.sortedSet(numbers)) }
+        }
+        if options.contains(.count) { w.raw(" COUNT \(numbers.count)") }
+        if let highest { w.raw(" MODSEQ \(highest)") }
+        w.crlf()
+        try await out.send(w)
+        return Completion("SORT completed")
+    }
+
+    /// A sequence-set in sort order (RFC 5267 §3.2): only ascending runs become ranges.
+    static func sortedSet(_ numbers: [UInt32]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < numbers.count {
+            var j = i
+            while j + 1 < numbers.count, numbers[j + 1] == numbers[j] + 1 { j += 1 }
+            parts.append(j > i ? "\(numbers[i]):\(numbers[j])" : "\(numbers[i])")
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
+    }
+}

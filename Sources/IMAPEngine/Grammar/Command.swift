@@ -169,6 +169,7 @@ public enum Command: Hashable, Sendable {
     /// nil: EXPUNGE; a set: UID EXPUNGE (RFC 4315).
     case expunge(uids: NumberSet?)
     case search(isUID: Bool, SearchCommand)
+    case sort(isUID: Bool, SortCommand)
     case fetch(MessageSelector, [FetchAttribute], FetchModifiers = FetchModifiers())
     case store(MessageSelector, StoreAction)
     case copy(MessageSelector, MailboxArgument)
@@ -206,6 +207,7 @@ public enum Command: Hashable, Sendable {
         case .unselect: "UNSELECT"
         case .expunge(let uids): uids == nil ? "EXPUNGE" : "UID EXPUNGE"
         case .search(let isUID, _): isUID ? "UID SEARCH" : "SEARCH"
+        case .sort(let isUID, _): isUID ? "UID SORT" : "SORT"
         case .fetch(let s, _, _): s.isUID ? "UID FETCH" : "FETCH"
         case .store(let s, _): s.isUID ? "UID STORE" : "STORE"
         case .copy(let s, _): s.isUID ? "UID COPY" : "COPY"

@@ -33,6 +33,20 @@ public struct SearchReturnOptions: OptionSet, Hashable, Sendable {
     public static let save = SearchReturnOptions(rawValue: 16)
 }
 
+/// SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO, RFC 5267 ESORT return options).
+public struct SortCommand: Hashable, Sendable {
+    public var returnOptions: SearchReturnOptions?
+    public var criteria: [SortCriterion]
+    public var charset: String
+    public var key: SearchKey
+    public init(returnOptions: SearchReturnOptions?, criteria: [SortCriterion], charset: String, key: SearchKey) {
+        self.returnOptions = returnOptions
+        self.criteria = criteria
+        self.charset = charset
+        self.key = key
+    }
+}
+
 public struct SearchCommand: Hashable, Sendable {
     /// nil: plain SEARCH (an untagged SEARCH, or ESEARCH ALL under IMAP4rev2); otherwise `RETURN (…)`, where an empty
     /// list means ALL (RFC 4731 §3.1).

@@ -23,6 +23,8 @@ public struct ParsedMessage: Sendable {
     public var search: SearchText
     /// Date of the Date: header in the header's own zone; nil when missing/unparseable.
     public var sentDate: IMAPDate?
+    /// What SORT orders by.
+    public var sortKeys: SortKeys
 
     /// Parses a message. `binary` marks content that arrived as `literal8` (RFC 3516): its binary parts are stored
     /// base64-encoded (`BinaryContent`).
@@ -45,5 +47,6 @@ public struct ParsedMessage: Sendable {
         self.root = root
         self.search = SearchText(bytes: bytes, root: root, header: header, envelope: envelope)
         self.sentDate = envelope.date.flatMap { IMAPDate(parsing: $0) }
+        self.sortKeys = SortKeys(envelope)
     }
 }

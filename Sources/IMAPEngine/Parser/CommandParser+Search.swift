@@ -1,28 +1,69 @@
 extension CommandParser {
+    /// `sort = ["UID" SP] "SORT" [search-return-opts] SP sort-criteria SP search-criteria` (RFC 5256 §5, RFC 5267
+    /// §3 ESORT), `sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"`, `sort-criterion = ["REVERSE" SP]
+    /// sort-key`, `search-criteria = charset 1*(SP search-key)`.
+    static func parseSort(_ buffer: inout ParseBuffer, isUID: Bool) throws(ParseError) -> Command {
+        try buffer.space()
+        let returnOptions = try parseReturnOptions(&buffer, allowSave: false)
+        try buffer.expect(UInt8(ascii: "("))
+        var criteria: [SortCriterion] = []
+        repeat {
+            let reverse = buffer.takeKeyword("REVERSE")
+            if reverse { try buffer.space() }
+            let name = try buffer.keyword()
+            guard let key = SortCriterion.Key(rawValue: name) else {
+                throw ParseError("Unknown sort key \(name.prefix(32))")
+            }
+            criteria.append(SortCriterion(key, reverse: reverse))
+            guard criteria.count <= 16 else { throw ParseError("Too many sort criteria") }
+        } while buffer.take(UInt8(ascii: " "))
+        try buffer.expect(UInt8(ascii: ")"))
+        try buffer.space()
+        let charset: String
+        if buffer.peek() == UInt8(ascii: "\"") {
+            charset = try buffer.utf8(buffer.quotedBytes(), "a charset")
+        } else {
+            charset = try buffer.atom("a charset")
+        }
+        try buffer.space()
+        var keys = [try parseSearchKey(&buffer)]
+        while buffer.take(UInt8(ascii: " ")) {
+            keys.append(try parseSearchKey(&buffer))
+        }
+        let key = keys.count == 1 ? keys[0] : .and(keys)
+        return .sort(
+            isUID: isUID, SortCommand(returnOptions: returnOptions, criteria: criteria, charset: charset, key: key))
+    }
+
+    /// `[SP] "RETURN" SP "(" [return-opt *(SP return-opt)] ")" SP` (RFC 4731 §3.1), or nil when absent.
+    static func parseReturnOptions(_ buffer: inout ParseBuffer, allowSave: Bool) throws(ParseError)
+        -> SearchReturnOptions?
+    {
+        guard buffer.takeKeyword("RETURN") else { return nil }
+        try buffer.space()
+        try buffer.expect(UInt8(ascii: "("))
+        var options: SearchReturnOptions = []
+        var first = true
+        while !buffer.take(UInt8(ascii: ")")) {
+            if !first { try buffer.space() }
+            first = false
+            switch try buffer.keyword() {
+            case "MIN": options.insert(.min)
+            case "MAX": options.insert(.max)
+            case "ALL": options.insert(.all)
+            case "COUNT": options.insert(.count)
+            case "SAVE" where allowSave: options.insert(.save)
+            case let other: throw ParseError("Unsupported return option \(other.prefix(32))")
+            }
+        }
+        try buffer.space()
+        return options.isEmpty ? .all : options  // RFC 4731 §3.1: "()" means ALL
+    }
+
     /// `search = "SEARCH" [search-return-opts] SP search-program` (RFC 9051 §6.4.4, RFC 4731 §3.1).
     static func parseSearch(_ buffer: inout ParseBuffer, isUID: Bool) throws(ParseError) -> Command {
         try buffer.space()
-        var returnOptions: SearchReturnOptions? = nil
-        if buffer.takeKeyword("RETURN") {
-            try buffer.space()
-            try buffer.expect(UInt8(ascii: "("))
-            var options: SearchReturnOptions = []
-            var first = true
-            while !buffer.take(UInt8(ascii: ")")) {
-                if !first { try buffer.space() }
-                first = false
-                switch try buffer.keyword() {
-                case "MIN": options.insert(.min)
-                case "MAX": options.insert(.max)
-                case "ALL": options.insert(.all)
-                case "COUNT": options.insert(.count)
-                case "SAVE": options.insert(.save)
-                case let other: throw ParseError("Unsupported SEARCH return option \(other.prefix(32))")
-                }
-            }
-            returnOptions = options.isEmpty ? .all : options  // RFC 4731 §3.1: "()" means ALL
-            try buffer.space()
-        }
+        let returnOptions = try parseReturnOptions(&buffer, allowSave: true)
         var charset: String? = nil
         if buffer.takeKeyword("CHARSET") {
             try buffer.space()

@@ -306,6 +306,11 @@ public protocol MailStore: Sendable {
     /// UIDs matching `query` among messages with UID ≤ `maxUID`, ascending.
     func search(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
         async throws(StoreError) -> [UID]
+    /// The same, ordered by `criteria` and then by UID (RFC 5256 §3: ties keep mailbox order).
+    func sort(
+        account: AccountID, mailbox: MailboxID, query: SearchQuery, criteria: [SortCriterion], maxUID: UID,
+        logger: Logger
+    ) async throws(StoreError) -> [UID]
 }
 
 /// An account's quota use (RFC 9208 STORAGE in bytes here, MESSAGE in messages); a nil limit means none.
@@ -324,6 +329,20 @@ public struct QuotaUsage: Sendable, Equatable {
 
 /// A SEARCH program after the session resolved sequence numbers and `\Recent` into UIDs: only what the store can
 /// answer on its own.
+/// One SORT criterion (RFC 5256 §3, RFC 5957 §4), possibly REVERSE.
+public struct SortCriterion: Sendable, Hashable {
+    public enum Key: String, Sendable, Hashable, CaseIterable {
+        case arrival = "ARRIVAL", cc = "CC", date = "DATE", from = "FROM", size = "SIZE", subject = "SUBJECT"
+        case to = "TO", displayFrom = "DISPLAYFROM", displayTo = "DISPLAYTO"
+    }
+    public var key: Key
+    public var reverse: Bool
+    public init(_ key: Key, reverse: Bool = false) {
+        self.key = key
+        self.reverse = reverse
+    }
+}
+
 public indirect enum SearchQuery: Sendable, Hashable {
     case all
     case none

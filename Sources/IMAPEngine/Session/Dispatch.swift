@@ -31,7 +31,7 @@ extension Command {
             .lsub, .status,
             .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             .authenticated
-        case .check, .close, .unselect, .expunge, .search, .fetch, .store, .copy, .move: .selected
+        case .check, .close, .unselect, .expunge, .search, .sort, .fetch, .store, .copy, .move: .selected
         }
     }
 
@@ -39,7 +39,9 @@ extension Command {
     /// sequence number).
     var flushPolicy: FlushPolicy {
         switch self {
-        case .fetch(.sequence, _, _), .store(.sequence, _), .search(isUID: false, _): .noExpunges
+        case .fetch(.sequence, _, _), .store(.sequence, _), .search(isUID: false, _),
+            .sort(isUID: false, _):
+            .noExpunges
         case .select, .logout, .close, .unselect, .unauthenticate: .none
         default: .full
         }
@@ -203,6 +205,7 @@ extension Session {
         case .unselect: return try await handleClose(expunge: false)
         case .expunge(let uids): return try await handleExpunge(uids: uids)
         case .search(let isUID, let search): return try await handleSearch(tag: tag, isUID: isUID, search)
+        case .sort(let isUID, let sort): return try await handleSort(tag: tag, isUID: isUID, sort)
         case .fetch(let selector, let items, let modifiers):
             return try await handleFetch(selector, items: items, modifiers: modifiers)
         case .store(let selector, let action): return try await handleStore(selector, action: action)

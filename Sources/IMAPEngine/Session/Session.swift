@@ -407,7 +407,7 @@ final class Session {
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "ESEARCH", "SEARCHRES", "LIST-EXTENDED",
                 "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)", "CONDSTORE", "QRESYNC", "WITHIN",
-                "UNAUTHENTICATE", "CREATE-SPECIAL-USE",
+                "UNAUTHENTICATE", "CREATE-SPECIAL-USE", "SORT", "SORT=DISPLAY", "ESORT",
             ]
         }
         return caps

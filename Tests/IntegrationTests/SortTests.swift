@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+/// Issue #10 §2: SORT (RFC 5256), SORT=DISPLAY (RFC 5957) and ESORT (RFC 5267) over TCP, on four messages whose
+/// keys disagree with each other and with mailbox order, so every criterion gives a different answer.
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+struct SortTests {
+    static let messages: [(text: String, internalDate: String)] = [
+        (
+            "From: Zed <alice@example.com>\r\nTo: bob@example.com\r\nSubject: Re: beta\r\n"
+                + "Date: Wed, 3 Jan 2024 10:00:00 +0000\r\n\r\nshort\r\n", "05-Jan-2024 00:00:00 +0000"
+        ),
+        (
+            "From: bob@example.com\r\nTo: Alice <alice@example.com>\r\nSubject: alpha\r\n"
+                + "Date: Tue, 2 Jan 2024 23:00:00 -0500\r\n\r\nshort too\r\n", "04-Jan-2024 00:00:00 +0000"
+        ),
+        ("From: Amy <carol@example.com>\r\nSubject: [list] Fwd: Beta\r\n\r\nno date\r\n", "01-Jan-2024 00:00:00 +0000"),
+        (
+            "From: dave@example.com\r\nSubject: gamma (fwd)\r\nDate: Mon, 1 Jan 2024 12:00:00 +0000\r\n\r\n"
+                + String(repeating: "a long body line\r\n", count: 50), "06-Jan-2024 00:00:00 +0000"
+        ),
+    ]
+
+    @Test func everyCriterionAndTheExtendedForms() async throws {
+        try await withTestServer { server in
+            let c = try await server.login()
+            for (n, message) in Self.messages.enumerated() {
+                let appended = try await c.append(
+                    "a\(n)", to: "INBOX", Array(message.text.utf8), options: "() \"\(message.internalDate)\"")
+                #expect(appended.last?.hasPrefix("a\(n) OK") == true, "\(appended)")
+            }
+            try await c.expectOK("s", "SELECT INBOX")
+            let capabilities = try await c.command("c", "CAPABILITY").first ?? ""
+            #expect(
+                capabilities.contains(" SORT ") && capabilities.contains(" SORT=DISPLAY ")
+                    && capabilities.contains(" ESORT"))
+            let cases: [(String, String)] = [
+                // Base subjects ALPHA, BETA, BETA, GAMMA; equal keys keep mailbox order (RFC 5256 §3).
+                ("SORT (SUBJECT) UTF-8 ALL", "* SORT 2 1 3 4"),
+                ("SORT (REVERSE SUBJECT) UTF-8 ALL", "* SORT 4 1 3 2"),
+                ("SORT (SUBJECT REVERSE ARRIVAL) UTF-8 ALL", "* SORT 2 1 3 4"),
+                ("SORT (FROM) US-ASCII ALL", "* SORT 1 2 3 4"),
+                ("SORT (TO) US-ASCII ALL", "* SORT 3 4 2 1"),  // no To (empty) first: "", "", ALICE, BOB
+                ("SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 3 2 4 1"),  // AMY, BOB@…, DAVE@…, ZED
+                // Date: in UTC, the internal date where there is none: 1 Jan 00:00, 1 Jan 12:00, 3 Jan 04:00, 10:00.
+                ("SORT (DATE) UTF-8 ALL", "* SORT 3 4 2 1"),
+                ("SORT (ARRIVAL) UTF-8 ALL", "* SORT 3 2 1 4"),
+                ("SORT (REVERSE SIZE) UTF-8 ALL", "* SORT 4 2 1 3"),
+                ("SORT (SUBJECT) UTF-8 FROM bob", "* SORT 2"),
+                ("UID SORT (REVERSE DATE) UTF-8 NOT FROM bob", "* SORT 1 4 3"),
+            ]
+            for (n, (command, expected)) in cases.enumerated() {
+                #expect(try await c.expectOK("t\(n)", command) == [expected], "\(command)")
+            }
+            // ESORT: MIN and MAX are the first and last in sort order; ALL keeps the order, ranges only ascending.
+            #expect(
+                try await c.expectOK("e1", "UID SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL")
+                    == ["* ESEARCH (TAG \"e1\") UID MIN 2 MAX 4 ALL 2,1,3:4 COUNT 4"])
+            #expect(
+                try await c.expectOK("e2", "SORT RETURN () (DATE) UTF-8 ALL") == ["* ESEARCH (TAG \"e2\") ALL 3:4,2,1"])
+            #expect(
+                try await c.expectOK("e3", "SORT RETURN (COUNT) (DATE) UTF-8 FROM nobody") == [
+                    "* ESEARCH (TAG \"e3\") COUNT 0"
+                ])
+            // With MODSEQ, the highest modseq of what was found (RFC 7162 §3.1.5).
+            let modseq = try await c.expectOK("m", "SORT (ARRIVAL) UTF-8 MODSEQ 1")
+            #expect(modseq.first?.hasPrefix("* SORT 3 2 1 4 (MODSEQ ") == true, "\(modseq)")
+            // The first CONDSTORE enabling command with a mailbox selected announces its HIGHESTMODSEQ (§3.1).
+            #expect(modseq.count == 2 && modseq[1].hasPrefix("* OK [HIGHESTMODSEQ "), "\(modseq)")
+            #expect(try await c.command("b1", "SORT (FROB) UTF-8 ALL").last?.hasPrefix("b1 BAD") == true)
+            #expect(try await c.command("b2", "SORT SUBJECT UTF-8 ALL").last?.hasPrefix("b2 BAD") == true)
+            #expect(try await c.command("b3", "SORT (SUBJECT) ALL").last?.hasPrefix("b3 BAD") == true)
+            #expect(
+                try await c.command("b4", "SORT (SUBJECT) KOI8-R ALL").last?.hasPrefix("b4 NO [BADCHARSET") == true)
+        }
+    }
+}
