@@ -219,13 +219,14 @@ extension PostgresMailStore {
                             INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
                                 parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
                                 search_body, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
-                                sort_display_to, sent_time)
+                                sort_display_to, sent_time, thread_id, thread_refs, thread_reply)
                             SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
                                 \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
                                 \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
                                 \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256),
                                 \(content?.sort.subject), \(content?.sort.from), \(content?.sort.to), \(content?.sort.cc),
-                                \(content?.sort.displayFrom), \(content?.sort.displayTo), \(content?.sort.sentTime)
+                                \(content?.sort.displayFrom), \(content?.sort.displayTo), \(content?.sort.sentTime),
+                                \(content?.sort.messageID), \(content?.sort.references), \(content?.sort.isReplyOrForward)
                             FROM b WHERE \(sharing)::bigint IS NULL
                             RETURNING content_id),
                         c AS (
@@ -710,6 +711,8 @@ struct ContentRow: Sendable {
         sort.cc = clean(sort.cc)
         sort.displayFrom = clean(sort.displayFrom)
         sort.displayTo = clean(sort.displayTo)
+        sort.messageID = sort.messageID.map(clean)
+        sort.references = sort.references.map(clean)
     }
 }
 

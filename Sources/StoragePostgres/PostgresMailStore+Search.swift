@@ -76,6 +76,44 @@ extension PostgresMailStore {
     }
 }
 
+extension PostgresMailStore {
+    /// THREAD's keys for the messages the search matches, in UID order.
+    public func threadMessages(
+        account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger
+    ) async throws(StoreError) -> [(uid: UID, message: Threading.Message)] {
+        var compiler = SearchCompiler()
+        compiler.binds.append(account.rawValue)
+        compiler.binds.append(mailbox.rawValue)
+        compiler.binds.append(Int64(maxUID.rawValue))
+        let condition = compiler.compile(query)
+        let sql = """
+            SELECT m.uid, c.thread_id, coalesce(c.thread_refs, '{}'), coalesce(c.sort_subject, ''),
+                coalesce(c.thread_reply, false), coalesce(c.sent_time, m.internal_date)
+            FROM messages m JOIN contents c ON c.account_id = m.account_id AND c.content_id = m.content_id
+            WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))
+            ORDER BY m.uid
+            """
+        let statement = PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
+        let client = self.searchClient
+        return try await run(logger) {
+            var result: [(uid: UID, message: Threading.Message)] = []
+            let rows = try await client.query(statement, logger: logger)
+            for try await (uid, id, references, subject, reply, date) in rows.decode(
+                (Int64, String?, [String], String, Bool, Int64).self)
+            {
+                result.append(
+                    (
+                        UID(UInt32(truncatingIfNeeded: uid)),
+                        Threading.Message(
+                            messageID: id, references: references, subject: subject, isReplyOrForward: reply,
+                            date: date)
+                    ))
+            }
+            return result
+        }
+    }
+}
+
 /// Compiles a `SearchQuery` into a parameterised SQL condition over `messages m` (and `contents c` when needed)
 /// (DESIGN.md §4). Every value from the client is a bind; only fixed SQL text is generated.
 ///

@@ -219,12 +219,14 @@ public enum PostgresSchema {
         ALTER TABLE mailboxes ADD COLUMN vanished_floor bigint NOT NULL DEFAULT 0;
         CREATE INDEX expunged_age ON expunged (expunged_at);
         """,
-        // 5: SORT keys (RFC 5256, RFC 5957), computed at ingest (`SortKeys`): sorting reads them, parses nothing.
-        // Contents stored before this migration have NULL keys and sort as empty strings / by internal date.
+        // 5: SORT and THREAD keys (RFC 5256, RFC 5957), computed at ingest (`SortKeys`): sorting and threading read
+        // them, parse nothing. Contents stored before this migration have NULL keys: they sort as empty strings / by
+        // internal date and thread by subject only.
         """
         ALTER TABLE contents ADD COLUMN sort_subject text, ADD COLUMN sort_from text, ADD COLUMN sort_to text,
             ADD COLUMN sort_cc text, ADD COLUMN sort_display_from text, ADD COLUMN sort_display_to text,
-            ADD COLUMN sent_time bigint;
+            ADD COLUMN sent_time bigint, ADD COLUMN thread_id text, ADD COLUMN thread_refs text[],
+            ADD COLUMN thread_reply boolean;
         """,
     ]
 

@@ -74,4 +74,36 @@ struct SortTests {
                 try await c.command("b4", "SORT (SUBJECT) KOI8-R ALL").last?.hasPrefix("b4 NO [BADCHARSET") == true)
         }
     }
+
+    /// THREAD REFERENCES and ORDEREDSUBJECT (RFC 5256 §4) over TCP: a reply through References, one through
+    /// In-Reply-To only with a quoted msg-id (normalised), a reply by subject alone, and an unrelated message.
+    @Test func threadByReferencesAndBySubject() async throws {
+        try await withTestServer { server in
+            let c = try await server.login()
+            let messages = [
+                "Message-ID: <root@example.com>\r\nSubject: plans\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n1\r\n",
+                "Message-ID: <other@example.com>\r\nSubject: lunch\r\nDate: Mon, 1 Jan 2024 11:00:00 +0000\r\n\r\n2\r\n",
+                "Message-ID: <r1@example.com>\r\nReferences: <root@example.com>\r\nSubject: Re: plans\r\n"
+                    + "Date: Mon, 1 Jan 2024 12:00:00 +0000\r\n\r\n3\r\n",
+                "Message-ID: <r2@example.com>\r\nIn-Reply-To: <\"r1\"@example.com> (sent by someone)\r\n"
+                    + "Subject: Re: plans\r\nDate: Mon, 1 Jan 2024 13:00:00 +0000\r\n\r\n4\r\n",
+                "Message-ID: <r3@example.com>\r\nSubject: Re: lunch\r\nDate: Mon, 1 Jan 2024 14:00:00 +0000\r\n\r\n5\r\n",
+            ]
+            for (n, text) in messages.enumerated() { _ = try await c.append("a\(n)", to: "INBOX", Array(text.utf8)) }
+            try await c.expectOK("s", "SELECT INBOX")
+            let capabilities = try await c.command("c", "CAPABILITY").first ?? ""
+            #expect(capabilities.contains(" THREAD=REFERENCES") && capabilities.contains(" THREAD=ORDEREDSUBJECT"))
+            #expect(try await c.expectOK("t1", "THREAD REFERENCES UTF-8 ALL") == ["* THREAD (1 3 4)(2 5)"])
+            #expect(try await c.expectOK("t2", "THREAD ORDEREDSUBJECT UTF-8 ALL") == ["* THREAD (1 (3)(4))(2 5)"])
+            // Only the searched messages are threaded: without message 3, message 4's parent is missing.
+            #expect(
+                try await c.expectOK("t3", "THREAD REFERENCES UTF-8 NOT SUBJECT lunch NOT BODY 3") == ["* THREAD (1 4)"]
+            )
+            try await c.expectOK("d", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+            try await c.expectOK("x", "EXPUNGE")
+            #expect(try await c.expectOK("t4", "UID THREAD REFERENCES UTF-8 ALL") == ["* THREAD (2 5)(3 4)"])
+            #expect(try await c.expectOK("t5", "THREAD REFERENCES UTF-8 FROM nobody") == ["* THREAD"])
+            #expect(try await c.command("b", "THREAD FROB UTF-8 ALL").last?.hasPrefix("b BAD") == true)
+        }
+    }
 }

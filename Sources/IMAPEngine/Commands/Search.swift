@@ -244,3 +244,32 @@ extension Session {
         return parts.joined(separator: ",")
     }
 }
+
+/// THREAD and UID THREAD (RFC 5256 §3, §4).
+extension Session {
+    func handleThread(isUID: Bool, _ thread: ThreadCommand) async throws -> Completion {
+        let account = try requireAccount
+        let current = try requireView
+        if !Self.supportedCharsets.contains(thread.charset.uppercased()) {
+            throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
+        }
+        if Self.usesModSeq(thread.key) { enableCondstore() }
+        var rows: [(uid: UID, message: Threading.Message)] = []
+        if let maxUID = current.lastUID {
+            rows = try await store.threadMessages(
+                account: account, mailbox: current.mailbox, query: searchQuery(thread.key, view: current),
+                maxUID: maxUID, logger: logger
+            ).filter { current.index(of: $0.uid) != nil }  // only messages this client knows of
+        }
+        let messages = rows.map(\.message)
+        let threads =
+            switch thread.algorithm {
+            case .orderedSubject: Threading.orderedSubject(messages)
+            case .references: Threading.references(messages)
+            }
+        let numbers: [UInt32] = rows.map { isUID ? $0.uid.rawValue : current.sequenceNumber(of: $0.uid)?.rawValue ?? 0 }
+        let text = Threading.wire(threads) { numbers[$0] }
+        try await out.sendLine(text.isEmpty ? "* THREAD" : "* THREAD " + text)
+        return Completion("THREAD completed")
+    }
+}

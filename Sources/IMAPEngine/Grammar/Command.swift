@@ -170,6 +170,7 @@ public enum Command: Hashable, Sendable {
     case expunge(uids: NumberSet?)
     case search(isUID: Bool, SearchCommand)
     case sort(isUID: Bool, SortCommand)
+    case thread(isUID: Bool, ThreadCommand)
     case fetch(MessageSelector, [FetchAttribute], FetchModifiers = FetchModifiers())
     case store(MessageSelector, StoreAction)
     case copy(MessageSelector, MailboxArgument)
@@ -208,6 +209,7 @@ public enum Command: Hashable, Sendable {
         case .expunge(let uids): uids == nil ? "EXPUNGE" : "UID EXPUNGE"
         case .search(let isUID, _): isUID ? "UID SEARCH" : "SEARCH"
         case .sort(let isUID, _): isUID ? "UID SORT" : "SORT"
+        case .thread(let isUID, _): isUID ? "UID THREAD" : "THREAD"
         case .fetch(let s, _, _): s.isUID ? "UID FETCH" : "FETCH"
         case .store(let s, _): s.isUID ? "UID STORE" : "STORE"
         case .copy(let s, _): s.isUID ? "UID COPY" : "COPY"

@@ -47,6 +47,21 @@ public struct SortCommand: Hashable, Sendable {
     }
 }
 
+/// THREAD (RFC 5256 §3): `THREAD algorithm charset search-criteria`.
+public struct ThreadCommand: Hashable, Sendable {
+    public enum Algorithm: String, Hashable, Sendable {
+        case orderedSubject = "ORDEREDSUBJECT", references = "REFERENCES"
+    }
+    public var algorithm: Algorithm
+    public var charset: String
+    public var key: SearchKey
+    public init(algorithm: Algorithm, charset: String, key: SearchKey) {
+        self.algorithm = algorithm
+        self.charset = charset
+        self.key = key
+    }
+}
+
 public struct SearchCommand: Hashable, Sendable {
     /// nil: plain SEARCH (an untagged SEARCH, or ESEARCH ALL under IMAP4rev2); otherwise `RETURN (…)`, where an empty
     /// list means ALL (RFC 4731 §3.1).

@@ -47,6 +47,6 @@ public struct ParsedMessage: Sendable {
         self.root = root
         self.search = SearchText(bytes: bytes, root: root, header: header, envelope: envelope)
         self.sentDate = envelope.date.flatMap { IMAPDate(parsing: $0) }
-        self.sortKeys = SortKeys(envelope)
+        self.sortKeys = SortKeys(envelope, header: header)
     }
 }

@@ -16,6 +16,11 @@ public struct SortKeys: Sendable, Equatable {
     /// The Date: field as seconds since 1970 in UTC (RFC 5256 §2.2); nil when it is missing or cannot be parsed (SORT
     /// then uses the internal date).
     public var sentTime: Int64?
+    /// For THREAD=REFERENCES (RFC 5256 §4): the normalised Message-ID, the references (References, or else the first
+    /// In-Reply-To), and whether the subject marks a reply or forward.
+    public var messageID: String?
+    public var references: [String] = []
+    public var isReplyOrForward = false
 
     public init(
         subject: String = "", from: String = "", to: String = "", cc: String = "", displayFrom: String = "",
@@ -30,8 +35,17 @@ public struct SortKeys: Sendable, Equatable {
         self.sentTime = sentTime
     }
 
-    init(_ envelope: MessageEnvelope) {
-        subject = Self.casemap(Self.baseSubject(envelope.subject.map { HeaderText.decode($0) } ?? ""))
+    init(_ envelope: MessageEnvelope, header: HeaderBlock) {
+        let (base, reply) = Self.baseSubjectAndReply(envelope.subject.map { HeaderText.decode($0) } ?? "")
+        subject = Self.casemap(base)
+        isReplyOrForward = reply
+        messageID = envelope.messageID.flatMap { Self.messageIDs($0).first }
+        references = header.unfoldedValue(of: "references").map(Self.messageIDs) ?? []
+        if references.isEmpty, let first = envelope.inReplyTo.flatMap({ Self.messageIDs($0).first }) {
+            references = [first]
+        }
+        // Bounded: a hostile References line of thousands of ids would otherwise cost that much per THREAD.
+        if references.count > 100 { references = Array(references.suffix(100)) }
         from = Self.casemap(Self.mailbox(envelope.from.first))
         to = Self.casemap(Self.mailbox(envelope.to.first))
         cc = Self.casemap(Self.mailbox(envelope.cc.first))
@@ -71,8 +85,48 @@ public struct SortKeys: Sendable, Equatable {
 
     private static let space = UInt8(ascii: " ")
 
+    /// The msg-ids of a Message-ID, In-Reply-To or References value, normalised (RFC 5256 §4: quoting removed, so
+    /// `<"a"@b>` is `<a@b>`): each `<…>` holding an `@`, comments and white space dropped. Case is kept (ids
+    /// compare case-sensitively).
+    static func messageIDs(_ value: [UInt8]) -> [String] {
+        var ids: [String] = []
+        var i = 0
+        while i < value.count {
+            guard value[i] == UInt8(ascii: "<") else {
+                i += 1
+                continue
+            }
+            var id: [UInt8] = []
+            var j = i + 1
+            var inQuote = false
+            while j < value.count, value[j] != UInt8(ascii: ">") || inQuote {
+                let b = value[j]
+                if b == UInt8(ascii: "\""), !inQuote || value[j - 1] != UInt8(ascii: "\\") {
+                    inQuote.toggle()
+                } else if b == UInt8(ascii: "<") && !inQuote {
+                    break
+                } else if inQuote || (b > 0x20 && b != 0x7F) {
+                    id.append(b)
+                }
+                j += 1
+            }
+            if j < value.count, value[j] == UInt8(ascii: ">"), id.contains(UInt8(ascii: "@")), id.count <= 998 {
+                ids.append("<" + String(decoding: id, as: UTF8.self) + ">")
+                i = j + 1
+            } else {
+                i = max(j, i + 1)
+            }
+        }
+        return ids
+    }
+
     /// RFC 5256 §2.1 steps 1–7, on the decoded subject.
-    static func baseSubject(_ decoded: String) -> String {
+    static func baseSubject(_ decoded: String) -> String { baseSubjectAndReply(decoded).0 }
+
+    /// The base subject, and whether extracting it removed a subj-refwd, a "(fwd)" trailer or a "[fwd: …]" wrapper
+    /// (RFC 5256 §4: the message is a reply or forward).
+    static func baseSubjectAndReply(_ decoded: String) -> (String, Bool) {
+        var reply = false
         // (1) Tabs and line breaks become spaces, runs of spaces one space.
         var s: [UInt8] = []
         for byte in decoded.utf8 {
@@ -87,6 +141,7 @@ public struct SortKeys: Sendable, Equatable {
                     s.removeLast()
                 } else if s.count >= 5, lower(s[(s.count - 5)...]) == Array("(fwd)".utf8) {
                     s.removeLast(5)
+                    reply = true
                 } else {
                     break
                 }
@@ -96,6 +151,7 @@ public struct SortKeys: Sendable, Equatable {
             while changed {
                 changed = false
                 if let n = leaderLength(s) {
+                    if s[0] != space { reply = true }
                     s.removeFirst(n)
                     changed = true
                 }
@@ -107,11 +163,12 @@ public struct SortKeys: Sendable, Equatable {
             // (6) "[fwd: … ]" around everything: unwrap and start again.
             if s.count >= 6, lower(s[..<5]) == Array("[fwd:".utf8), s.last == UInt8(ascii: "]") {
                 s = Array(s[5..<(s.count - 1)])
+                reply = true
                 continue
             }
             break
         }
-        return String(decoding: s, as: UTF8.self)
+        return (String(decoding: s, as: UTF8.self), reply)
     }
 
     private static func lower(_ bytes: ArraySlice<UInt8>) -> [UInt8] {

@@ -19,6 +19,25 @@ extension CommandParser {
         } while buffer.take(UInt8(ascii: " "))
         try buffer.expect(UInt8(ascii: ")"))
         try buffer.space()
+        let (charset, key) = try parseSearchCriteria(&buffer)
+        return .sort(
+            isUID: isUID, SortCommand(returnOptions: returnOptions, criteria: criteria, charset: charset, key: key))
+    }
+
+    /// `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria` (RFC 5256 §5).
+    static func parseThread(_ buffer: inout ParseBuffer, isUID: Bool) throws(ParseError) -> Command {
+        try buffer.space()
+        let name = try buffer.keyword()
+        guard let algorithm = ThreadCommand.Algorithm(rawValue: name) else {
+            throw ParseError("Unknown threading algorithm \(name.prefix(32))")
+        }
+        try buffer.space()
+        let (charset, key) = try parseSearchCriteria(&buffer)
+        return .thread(isUID: isUID, ThreadCommand(algorithm: algorithm, charset: charset, key: key))
+    }
+
+    /// `search-criteria = charset 1*(SP search-key)` (RFC 5256 §5).
+    static func parseSearchCriteria(_ buffer: inout ParseBuffer) throws(ParseError) -> (String, SearchKey) {
         let charset: String
         if buffer.peek() == UInt8(ascii: "\"") {
             charset = try buffer.utf8(buffer.quotedBytes(), "a charset")
@@ -30,9 +49,7 @@ extension CommandParser {
         while buffer.take(UInt8(ascii: " ")) {
             keys.append(try parseSearchKey(&buffer))
         }
-        let key = keys.count == 1 ? keys[0] : .and(keys)
-        return .sort(
-            isUID: isUID, SortCommand(returnOptions: returnOptions, criteria: criteria, charset: charset, key: key))
+        return (charset, keys.count == 1 ? keys[0] : .and(keys))
     }
 
     /// `[SP] "RETURN" SP "(" [return-opt *(SP return-opt)] ")" SP` (RFC 4731 §3.1), or nil when absent.

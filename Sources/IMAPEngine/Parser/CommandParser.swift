@@ -158,6 +158,7 @@ enum CommandParser {
         case "EXPUNGE": return .expunge(uids: nil)
         case "SEARCH": return try parseSearch(&buffer, isUID: false)
         case "SORT": return try parseSort(&buffer, isUID: false)
+        case "THREAD": return try parseThread(&buffer, isUID: false)
         case "FETCH": return try parseFetch(&buffer, isUID: false)
         case "STORE": return try parseStore(&buffer, isUID: false)
         case "COPY", "MOVE":
@@ -182,6 +183,7 @@ enum CommandParser {
         case "STORE": return try parseStore(&buffer, isUID: true)
         case "SEARCH": return try parseSearch(&buffer, isUID: true)
         case "SORT": return try parseSort(&buffer, isUID: true)
+        case "THREAD": return try parseThread(&buffer, isUID: true)
         case "COPY", "MOVE":
             try buffer.space()
             let set = MessageSelector.uid(try parseSequenceSet(&buffer))

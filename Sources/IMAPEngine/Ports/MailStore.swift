@@ -306,6 +306,9 @@ public protocol MailStore: Sendable {
     /// UIDs matching `query` among messages with UID ≤ `maxUID`, ascending.
     func search(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
         async throws(StoreError) -> [UID]
+    /// The THREAD keys of the messages matching `query` (UID ≤ `maxUID`), ascending by UID.
+    func threadMessages(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
+        async throws(StoreError) -> [(uid: UID, message: Threading.Message)]
     /// The same, ordered by `criteria` and then by UID (RFC 5256 §3: ties keep mailbox order).
     func sort(
         account: AccountID, mailbox: MailboxID, query: SearchQuery, criteria: [SortCriterion], maxUID: UID,

@@ -31,7 +31,7 @@ extension Command {
             .lsub, .status,
             .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             .authenticated
-        case .check, .close, .unselect, .expunge, .search, .sort, .fetch, .store, .copy, .move: .selected
+        case .check, .close, .unselect, .expunge, .search, .sort, .thread, .fetch, .store, .copy, .move: .selected
         }
     }
 
@@ -40,7 +40,7 @@ extension Command {
     var flushPolicy: FlushPolicy {
         switch self {
         case .fetch(.sequence, _, _), .store(.sequence, _), .search(isUID: false, _),
-            .sort(isUID: false, _):
+            .sort(isUID: false, _), .thread(isUID: false, _):
             .noExpunges
         case .select, .logout, .close, .unselect, .unauthenticate: .none
         default: .full
@@ -206,6 +206,7 @@ extension Session {
         case .expunge(let uids): return try await handleExpunge(uids: uids)
         case .search(let isUID, let search): return try await handleSearch(tag: tag, isUID: isUID, search)
         case .sort(let isUID, let sort): return try await handleSort(tag: tag, isUID: isUID, sort)
+        case .thread(let isUID, let thread): return try await handleThread(isUID: isUID, thread)
         case .fetch(let selector, let items, let modifiers):
             return try await handleFetch(selector, items: items, modifiers: modifiers)
         case .store(let selector, let action): return try await handleStore(selector, action: action)

@@ -1,0 +1,90 @@
+import Testing
+
+@testable import IMAPEngine
+
+/// THREAD's algorithms (RFC 5256 §4) on hand-made inputs, written the way the THREAD response shows them (message n
+/// is input index n - 1).
+@Suite struct ThreadingTests {
+    static func message(
+        _ id: String?, _ references: [String] = [], subject: String = "S", reply: Bool = false, date: Int64 = 0
+    ) -> Threading.Message {
+        Threading.Message(messageID: id, references: references, subject: subject, isReplyOrForward: reply, date: date)
+    }
+
+    static func references(_ messages: [Threading.Message]) -> String {
+        Threading.wire(Threading.references(messages)) { UInt32($0 + 1) }
+    }
+
+    @Test func chainsBranchesAndDummies() {
+        // A chain through References, with a branch off the first message.
+        #expect(
+            Self.references([
+                Self.message("<a@x>", date: 1), Self.message("<b@x>", ["<a@x>"], date: 2),
+                Self.message("<c@x>", ["<a@x>", "<b@x>"], date: 3), Self.message("<d@x>", ["<a@x>"], date: 4),
+            ]) == "(1 (2 3)(4))")
+        // Two replies to a message that is not there: a dummy with two children stays at the top.
+        #expect(
+            Self.references([
+                Self.message("<b@x>", ["<gone@x>"], date: 1), Self.message("<c@x>", ["<gone@x>"], date: 2),
+            ])
+                == "((1)(2))")
+        // A single reply to a missing message is promoted to the top.
+        #expect(Self.references([Self.message("<b@x>", ["<gone@x>"])]) == "(1)")
+        // Below the top, a dummy's children are promoted whatever their number.
+        #expect(
+            Self.references([
+                Self.message("<a@x>", date: 1), Self.message("<c@x>", ["<a@x>", "<gone@x>"], date: 2),
+                Self.message("<d@x>", ["<a@x>", "<gone@x>"], date: 3),
+            ]) == "(1 (2)(3))")
+    }
+
+    @Test func subjectsGatherThreadsWithoutReferences() {
+        // A reply by subject goes under the original; two originals with one subject share a dummy.
+        #expect(
+            Self.references([
+                Self.message("<a@x>", subject: "HELLO", date: 1),
+                Self.message("<b@x>", subject: "HELLO", reply: true, date: 2),
+            ]) == "(1 2)")
+        #expect(
+            Self.references([
+                Self.message("<a@x>", subject: "HELLO", date: 1), Self.message("<b@x>", subject: "HELLO", date: 2),
+            ]) == "((1)(2))")
+        // An empty subject gathers nothing.
+        #expect(
+            Self.references([Self.message("<a@x>", subject: "", date: 1), Self.message("<b@x>", subject: "", date: 2)])
+                == "(1)(2)")
+    }
+
+    @Test func loopsDuplicatesAndMissingIDsStayFinite() {
+        // a references b and b references a: no loop, both once.
+        let looped = Self.references([
+            Self.message("<a@x>", ["<b@x>"], subject: "A", date: 1),
+            Self.message("<b@x>", ["<a@x>"], subject: "B", date: 2),
+        ])
+        #expect(looped == "(1 2)" || looped == "(2 1)", "\(looped)")
+        // A repeated Message-ID is the first message's; the second is a message of its own.
+        #expect(
+            Self.references([
+                Self.message("<a@x>", subject: "A", date: 1), Self.message("<a@x>", subject: "B", date: 2),
+                Self.message("<c@x>", ["<a@x>"], subject: "C", date: 3),
+            ]) == "(1 3)(2)")
+        // No Message-ID at all: each its own thread, sorted by date.
+        #expect(
+            Self.references([
+                Self.message(nil, subject: "A", date: 5), Self.message(nil, subject: "B", date: 1),
+            ]) == "(2)(1)")
+        // A message that references itself.
+        #expect(Self.references([Self.message("<a@x>", ["<a@x>"])]) == "(1)")
+    }
+
+    @Test func orderedSubjectIsPoorMansThreading() {
+        let messages = [
+            Self.message(nil, subject: "B", date: 3), Self.message(nil, subject: "A", date: 2),
+            Self.message(nil, subject: "B", date: 1), Self.message(nil, subject: "A", date: 4),
+            Self.message(nil, subject: "B", date: 5), Self.message(nil, subject: "C", date: 6),
+        ]
+        // Threads by their first message's date: B (3: dates 1, 3, 5), A (2: dates 2, 4), C.
+        #expect(Threading.wire(Threading.orderedSubject(messages)) { UInt32($0 + 1) } == "(3 (1)(5))(2 4)(6)")
+        #expect(Threading.wire(Threading.orderedSubject([])) { UInt32($0 + 1) } == "")
+    }
+}
