@@ -104,7 +104,10 @@ func withDatabase<T: Sendable>(_ body: (PostgresConnection) async throws -> T) a
 func withStore<T: Sendable>(
     _ body: @Sendable (PostgresMailStore, PostgresAdministration) async throws -> T
 ) async throws -> T {
-    let configuration = try StorageOption.configuration()
+    var configuration = try StorageOption.configuration()
+    // Administration runs bulk work (imports, exports) where no client waits: two minutes per store call unless the
+    // storage URL says otherwise (a busy server's 15 s would fail an import of large messages half-way).
+    if !configuration.timeoutFromURL { configuration.operationTimeout = .seconds(120) }
     try await withDatabase { connection in try await requireSchema(connection) }
     let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: adminLogger)
     return try await withThrowingTaskGroup(of: T?.self) { group in

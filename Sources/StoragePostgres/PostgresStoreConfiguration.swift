@@ -20,6 +20,8 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
     public var database: String
     /// Upper bound for every store call; past it the call fails with `StoreError.unavailable`.
     public var operationTimeout: Duration = .seconds(15)
+    /// The URL set `timeout` itself (tools with longer defaults keep it then).
+    public private(set) var timeoutFromURL = false
     /// The main pool: every command but SEARCH (and the change feed's LISTEN connection).
     public var maximumConnections = 20
     /// The SEARCH pool (`searchClientConfiguration`): how many searches run at once per instance.
@@ -66,7 +68,10 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
         username = user
         self.password = password
         self.database = database
-        if let timeout = query["timeout"].flatMap(Int.init), timeout > 0 { operationTimeout = .seconds(timeout) }
+        if let timeout = query["timeout"].flatMap(Int.init), timeout > 0 {
+            operationTimeout = .seconds(timeout)
+            timeoutFromURL = true
+        }
         if let pool = query["pool_size"] {
             guard let size = Int(pool), (2...1000).contains(size) else { throw ParseError.invalid("pool_size 2-1000") }
             maximumConnections = size
