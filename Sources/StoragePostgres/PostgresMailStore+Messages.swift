@@ -160,6 +160,102 @@ extension PostgresMailStore {
         }
     }
 
+    /// The one statement that stores a message (content, unless `sharing` names content already stored; UID and
+    /// modseq under the mailbox row lock; the message row; NOTIFY): nil when the mailbox does not exist or the shared
+    /// content is gone.
+    static func insertMessage(
+        _ connection: PostgresConnection, account: AccountID, mailbox: MailboxName, content: ContentRow?, size: Int32,
+        flags: MessageFlags, date: InternalDate, sharing: Int64?, logger: Logger
+    ) async throws -> (AppendResult, Int64)? {
+        // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
+        // together or not at all.
+        let rows = try await connection.query(
+            """
+            WITH b AS (
+                UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
+                    keywords = CASE WHEN keywords @> \(flags.keywords)::text[] THEN keywords
+                               ELSE array(SELECT DISTINCT unnest(keywords || \(flags.keywords)::text[])) END
+                WHERE account_id = \(account.rawValue) AND name = \(mailbox.name)
+                    AND (\(sharing)::bigint IS NULL OR EXISTS (SELECT 1 FROM contents
+                         WHERE account_id = \(account.rawValue) AND content_id = \(sharing)::bigint))
+                RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
+            fresh AS (
+                INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
+                    parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
+                    search_body, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
+                    sort_display_to, sent_time, thread_id, thread_refs, thread_reply)
+                SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
+                    \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
+                    \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
+                    \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256),
+                    \(content?.sort.subject), \(content?.sort.from), \(content?.sort.to), \(content?.sort.cc),
+                    \(content?.sort.displayFrom), \(content?.sort.displayTo), \(content?.sort.sentTime),
+                    \(content?.sort.messageID), \(content?.sort.references), \(content?.sort.isReplyOrForward)
+                FROM b WHERE \(sharing)::bigint IS NULL
+                RETURNING content_id),
+            c AS (
+                SELECT content_id FROM fresh
+                UNION ALL SELECT \(sharing)::bigint FROM b WHERE \(sharing)::bigint IS NOT NULL),
+            m AS (
+                INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
+                    internal_date, internal_zone, size)
+                SELECT \(account.rawValue), b.mailbox_id, b.uid, c.content_id, \(flags.system.rawValue),
+                    \(flags.keywords)::text[], b.highestmodseq, \(date.secondsSinceEpoch), \(Int16(date.zoneMinutes)),
+                    \(size)
+                FROM b, c
+                RETURNING uid, content_id)
+            SELECT b.uidvalidity, m.uid, m.content_id, pg_notify(\(Self.notifyChannel),
+                \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
+            FROM b, m
+            """, logger: logger
+        ).collect()
+        guard let row = rows.first else { return nil }
+        let (validity, uid, contentID, _) = try row.decode((Int64, Int64, Int64, String).self)
+        let result = AppendResult(
+            uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)))
+        return (result, contentID)
+    }
+
+    /// MULTIAPPEND (RFC 3502): every message in one transaction, so all are stored or none; over quota, what the
+    /// account retains is released and it is tried once more, as for one message.
+    public func appendAll(
+        account: AccountID, mailbox: MailboxName, messages: [(ParsedMessage, MessageFlags, InternalDate)],
+        logger: Logger
+    ) async throws(StoreError) -> [AppendResult] {
+        do {
+            return try await appendAllOnce(account: account, mailbox: mailbox, messages: messages, logger: logger)
+        } catch .overQuota {
+            _ = try await releaseRetainedContent(account: account, logger: logger)
+            return try await appendAllOnce(account: account, mailbox: mailbox, messages: messages, logger: logger)
+        }
+    }
+
+    private func appendAllOnce(
+        account: AccountID, mailbox: MailboxName, messages: [(ParsedMessage, MessageFlags, InternalDate)],
+        logger: Logger
+    ) async throws(StoreError) -> [AppendResult] {
+        var rows: [(ContentRow, Int32, MessageFlags, InternalDate)] = []
+        for (message, flags, date) in messages {
+            guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
+            rows.append((try ContentRow(message, internalDate: date), Int32(message.bytes.count), flags, date))
+        }
+        let prepared = rows
+        return try await write(logger) { connection in
+            try await connection.withTransaction(logger: logger) { connection in
+                var results: [AppendResult] = []
+                for (content, size, flags, date) in prepared {
+                    guard
+                        let (result, _) = try await Self.insertMessage(
+                            connection, account: account, mailbox: mailbox, content: content, size: size,
+                            flags: flags, date: date, sharing: nil, logger: logger)
+                    else { throw StoreError.mailboxNotFound }
+                    results.append(result)
+                }
+                return results
+            }
+        }
+    }
+
     /// Drops the content an account keeps only for expunged messages (sessions not yet told of the expunge then get
     /// NO [EXPUNGEISSUED] for them) and content no message refers to any more. Returns the bytes released.
     func releaseRetainedContent(account: AccountID, logger: Logger) async throws(StoreError) -> Int64 {
@@ -203,53 +299,9 @@ extension PostgresMailStore {
         do {
             outcome = .success(
                 try await write(logger) { connection -> (AppendResult, Int64)? in
-                    // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
-                    // together or not at all.
-                    let rows = try await connection.query(
-                        """
-                        WITH b AS (
-                            UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
-                                keywords = CASE WHEN keywords @> \(flags.keywords)::text[] THEN keywords
-                                           ELSE array(SELECT DISTINCT unnest(keywords || \(flags.keywords)::text[])) END
-                            WHERE account_id = \(account.rawValue) AND name = \(mailbox.name)
-                                AND (\(sharing)::bigint IS NULL OR EXISTS (SELECT 1 FROM contents
-                                     WHERE account_id = \(account.rawValue) AND content_id = \(sharing)::bigint))
-                            RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
-                        fresh AS (
-                            INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
-                                parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
-                                search_body, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
-                                sort_display_to, sent_time, thread_id, thread_refs, thread_reply)
-                            SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
-                                \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
-                                \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
-                                \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256),
-                                \(content?.sort.subject), \(content?.sort.from), \(content?.sort.to), \(content?.sort.cc),
-                                \(content?.sort.displayFrom), \(content?.sort.displayTo), \(content?.sort.sentTime),
-                                \(content?.sort.messageID), \(content?.sort.references), \(content?.sort.isReplyOrForward)
-                            FROM b WHERE \(sharing)::bigint IS NULL
-                            RETURNING content_id),
-                        c AS (
-                            SELECT content_id FROM fresh
-                            UNION ALL SELECT \(sharing)::bigint FROM b WHERE \(sharing)::bigint IS NOT NULL),
-                        m AS (
-                            INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
-                                internal_date, internal_zone, size)
-                            SELECT \(account.rawValue), b.mailbox_id, b.uid, c.content_id, \(flags.system.rawValue),
-                                \(flags.keywords)::text[], b.highestmodseq, \(date.secondsSinceEpoch), \(Int16(date.zoneMinutes)),
-                                \(size)
-                            FROM b, c
-                            RETURNING uid, content_id)
-                        SELECT b.uidvalidity, m.uid, m.content_id, pg_notify(\(Self.notifyChannel),
-                            \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
-                        FROM b, m
-                        """, logger: logger
-                    ).collect()
-                    guard let row = rows.first else { return nil }
-                    let (validity, uid, contentID, _) = try row.decode((Int64, Int64, Int64, String).self)
-                    let result = AppendResult(
-                        uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)))
-                    return (result, contentID)
+                    try await Self.insertMessage(
+                        connection, account: account, mailbox: mailbox, content: content, size: size, flags: flags,
+                        date: date, sharing: sharing, logger: logger)
                 })
         } catch {
             outcome = .failure(error)

@@ -50,6 +50,38 @@ struct AppendCopyMoveTests {
         }
     }
 
+    /// RFC 3502 MULTIAPPEND: several messages in one APPEND, each with its own flags and date, stored together with
+    /// one APPENDUID set; when one of them cannot be stored, none is.
+    @Test func multiappendStoresAllOrNothing() async throws {
+        try await withTestServer { server in
+            let c = try await server.login()
+            #expect(try await c.command("c", "CAPABILITY").first?.contains(" MULTIAPPEND") == true)
+            let one = Self.bytes("Subject: one\r\n\r\n1\r\n")
+            let two = Self.bytes("Subject: two\r\n\r\ntwo\r\n")
+            try await c.send(
+                Self.bytes("a APPEND INBOX (\\Seen) {\(one.count)+}\r\n") + one
+                    + Self.bytes(" (\\Flagged $Work) \"11-Feb-2024 10:00:00 +0100\" {\(two.count)+}\r\n") + two
+                    + Self.bytes(" {\(one.count)+}\r\n") + one + [13, 10])
+            let stored = try await c.readResponse(tag: "a")
+            let validity = try await Self.validity(c, "v", "INBOX")
+            #expect(stored.last == "a OK [APPENDUID \(validity) 1:3] APPEND completed", "\(stored)")
+            try await c.expectOK("s", "SELECT INBOX")
+            let fetched = try await c.expectOK("f", "FETCH 1:3 (FLAGS INTERNALDATE)")
+            #expect(fetched.count == 3 && fetched[0].contains("FLAGS (\\Seen"), "\(fetched)")
+            #expect(fetched[1].contains("\\Flagged $Work") && fetched[1].contains("\"11-Feb-2024 10:00:00 +0100\""))
+            // An empty second message: nothing of the command is stored.
+            try await c.send(
+                Self.bytes("b APPEND INBOX {\(one.count)+}\r\n") + one + Self.bytes(" {0+}\r\n\r\n"))
+            #expect(try await c.readResponse(tag: "b").last?.hasPrefix("b NO") == true)
+            // A missing mailbox: TRYCREATE, nothing stored.
+            try await c.send(
+                Self.bytes("d APPEND Nowhere {\(one.count)+}\r\n") + one + Self.bytes(" {\(one.count)+}\r\n") + one
+                    + [13, 10])
+            #expect(try await c.readResponse(tag: "d").last?.hasPrefix("d NO [TRYCREATE]") == true)
+            #expect(try await c.expectOK("n", "STATUS INBOX (MESSAGES)") == ["* STATUS INBOX (MESSAGES 3)"])
+        }
+    }
+
     @Test func appendToAMissingMailboxIsTryCreate() async throws {
         try await withTestServer { server in
             let c = try await server.login()

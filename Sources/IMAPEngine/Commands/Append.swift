@@ -1,9 +1,10 @@
 import Foundation
 import Logging
 
-/// APPEND (RFC 9051 §6.3.12, RFC 4315 APPENDUID, RFC 3516 literal8).
+/// APPEND (RFC 9051 §6.3.12, RFC 4315 APPENDUID, RFC 3516 literal8, RFC 3502 MULTIAPPEND).
 extension Session {
     func handleAppend(_ append: AppendCommand) async throws -> Completion {
+        if !append.more.isEmpty { return try await handleMultiAppend(append) }
         let account = try requireAccount
         let name = try mailboxName(append.mailbox)
         let flags = try storableFlags(append.flags)
@@ -18,5 +19,26 @@ extension Session {
         }
         if let view, view.name == name { viewIsStale = true }
         return Completion("APPEND completed", code: .appendUID(result.uidValidity, result.uid))
+    }
+
+    /// RFC 3502: every message is checked first, then all are stored in one transaction or none is.
+    func handleMultiAppend(_ append: AppendCommand) async throws -> Completion {
+        let account = try requireAccount
+        let name = try mailboxName(append.mailbox)
+        let now = InternalDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), zoneMinutes: 0)
+        var messages: [(ParsedMessage, MessageFlags, InternalDate)] = []
+        for message in [append] + append.more {
+            let flags = try storableFlags(message.flags)
+            guard !message.message.isEmpty else { throw IMAPError.no(.cannot, "Can't save a zero byte message") }
+            messages.append(
+                (ParsedMessage(parsing: message.message, binary: message.isBinary), flags, message.date ?? now))
+        }
+        let prepared = messages
+        let results = try await withTryCreate(name) { () async throws(StoreError) in
+            try await store.appendAll(account: account, mailbox: name, messages: prepared, logger: logger)
+        }
+        if let view, view.name == name { viewIsStale = true }
+        guard let validity = results.first?.uidValidity else { return Completion("APPEND completed") }
+        return Completion("APPEND completed", code: .appendUIDs(validity, UIDRanges(results.map(\.uid))))
     }
 }

@@ -121,14 +121,19 @@ public struct AppendCommand: Hashable, Sendable {
     public var message: [UInt8]
     /// `literal8` (`~{n}`, RFC 3516): binary content allowed.
     public var isBinary: Bool
+    /// MULTIAPPEND (RFC 3502): the messages after the first, each with its own flags and date.
+    public var more: [AppendCommand]
 
-    public init(mailbox: MailboxArgument, flags: [Flag], date: InternalDate?, message: [UInt8], isBinary: Bool = false)
-    {
+    public init(
+        mailbox: MailboxArgument, flags: [Flag], date: InternalDate?, message: [UInt8], isBinary: Bool = false,
+        more: [AppendCommand] = []
+    ) {
         self.mailbox = mailbox
         self.flags = flags
         self.date = date
         self.message = message
         self.isBinary = isBinary
+        self.more = more
     }
 }
 

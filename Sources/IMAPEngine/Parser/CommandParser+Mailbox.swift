@@ -84,10 +84,23 @@ extension CommandParser {
     }
 
     /// `append = "APPEND" SP mailbox [SP flag-list] [SP date-time] SP literal` (RFC 9051 §6.3.12; `literal8` from RFC 3516).
+    /// MULTIAPPEND (RFC 3502): `*(SP [flag-list SP] [date-time SP] literal)` after the first message.
     static func parseAppend(_ buffer: inout ParseBuffer) throws(ParseError) -> Command {
         try buffer.space()
         let mailbox = try parseMailbox(&buffer)
         try buffer.space()
+        var first = try parseAppendMessage(&buffer, mailbox: mailbox)
+        while buffer.take(UInt8(ascii: " ")) {
+            first.more.append(try parseAppendMessage(&buffer, mailbox: mailbox))
+            guard first.more.count < 1000 else { throw ParseError("Too many messages in one APPEND") }
+        }
+        return .append(first)
+    }
+
+    /// `[flag-list SP] [date-time SP] literal`.
+    static func parseAppendMessage(_ buffer: inout ParseBuffer, mailbox: MailboxArgument) throws(ParseError)
+        -> AppendCommand
+    {
         var flags: [Flag] = []
         var date: InternalDate? = nil
         if buffer.peek() == UInt8(ascii: "(") {
@@ -102,10 +115,8 @@ extension CommandParser {
             throw buffer.unexpected(expected: "a literal with the message")
         }
         let literal = try buffer.literalBytes()
-        return .append(
-            AppendCommand(
-                mailbox: mailbox, flags: flags, date: date, message: Array(literal.bytes), isBinary: literal.isBinary)
-        )
+        return AppendCommand(
+            mailbox: mailbox, flags: flags, date: date, message: Array(literal.bytes), isBinary: literal.isBinary)
     }
 
     /// `store = "STORE" SP sequence-set SP store-att-flags`,

@@ -277,6 +277,11 @@ public protocol MailStore: Sendable {
         account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
         logger: Logger
     ) async throws(StoreError) -> AppendResult
+    /// MULTIAPPEND (RFC 3502): all messages or none; their UIDs in order.
+    func appendAll(
+        account: AccountID, mailbox: MailboxName, messages: [(ParsedMessage, MessageFlags, InternalDate)],
+        logger: Logger
+    ) async throws(StoreError) -> [AppendResult]
 
     /// Rows for `uids` (ascending), including messages expunged by others that still have content. With a
     /// `byteBudget`, the batch stops after the row whose content columns (ENVELOPE, BODYSTRUCTURE, header, MIME

@@ -43,6 +43,8 @@ enum ResponseCode: Sendable, Equatable {
     /// RFC 7162 §3.1.3: the messages (sequence numbers, or UIDs for UID STORE) a conditional STORE left alone.
     case modified(UIDRanges)
     case appendUID(UIDValidity, UID)
+    /// RFC 4315 §3 for MULTIAPPEND: the UIDs of every message, as a set.
+    case appendUIDs(UIDValidity, UIDRanges)
     case copyUID(UIDValidity, UIDRanges, UIDRanges)
     case badCharset([String])
 
@@ -79,6 +81,7 @@ enum ResponseCode: Sendable, Equatable {
         case .highestModSeq(let m): "HIGHESTMODSEQ \(m)"
         case .modified(let set): "MODIFIED \(set)"
         case .appendUID(let v, let uid): "APPENDUID \(v) \(uid)"
+        case .appendUIDs(let v, let uids): "APPENDUID \(v) \(uids)"
         case .copyUID(let v, let from, let to): "COPYUID \(v) \(from) \(to)"
         case .badCharset(let names): "BADCHARSET (" + names.joined(separator: " ") + ")"
         }
