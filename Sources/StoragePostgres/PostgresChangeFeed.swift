@@ -116,17 +116,30 @@ extension PostgresMailStore {
                         UPDATE expunged SET content_id = NULL
                         WHERE content_id IS NOT NULL AND expunged_at < now() - make_interval(secs => \(seconds))
                         """, logger: logger)
-                    // The floor is raised in the same statement as the tombstones go: a resync never sees neither.
-                    try await connection.query(
-                        """
-                        WITH gone AS (
-                            DELETE FROM expunged
-                            WHERE expunged_at < now() - make_interval(secs => \(tombstoneSeconds))
-                            RETURNING account_id, mailbox_id, modseq),
-                        f AS (SELECT account_id, mailbox_id, max(modseq) AS floor FROM gone GROUP BY 1, 2)
-                        UPDATE mailboxes b SET vanished_floor = greatest(b.vanished_floor, f.floor)
-                        FROM f WHERE b.account_id = f.account_id AND b.mailbox_id = f.mailbox_id
-                        """, logger: logger)
+                    // The floor is raised in the same statement as the tombstones go, so a resync never sees
+                    // neither. In batches (the first run after an upgrade may have millions to remove), and the
+                    // mailbox rows are locked in (account, mailbox) order, as MOVE locks them: no deadlock.
+                    while true {
+                        let rows = try await connection.query(
+                            """
+                            WITH gone AS (
+                                DELETE FROM expunged WHERE ctid IN (
+                                    SELECT ctid FROM expunged
+                                    WHERE expunged_at < now() - make_interval(secs => \(tombstoneSeconds))
+                                    LIMIT 10000)
+                                RETURNING account_id, mailbox_id, modseq),
+                            f AS (SELECT account_id, mailbox_id, max(modseq) AS floor, count(*) AS n
+                                  FROM gone GROUP BY 1, 2),
+                            l AS (SELECT b.account_id, b.mailbox_id, f.floor FROM mailboxes b
+                                  JOIN f ON b.account_id = f.account_id AND b.mailbox_id = f.mailbox_id
+                                  ORDER BY b.account_id, b.mailbox_id FOR UPDATE OF b),
+                            u AS (UPDATE mailboxes b SET vanished_floor = greatest(b.vanished_floor, l.floor)
+                                  FROM l WHERE b.account_id = l.account_id AND b.mailbox_id = l.mailbox_id)
+                            SELECT coalesce(sum(n), 0)::bigint FROM f
+                            """, logger: logger
+                        ).collect()
+                        guard try rows.first?.decode(Int64.self) ?? 0 >= 10000 else { break }
+                    }
                     let deleted = try await connection.query(
                         """
                         DELETE FROM contents c

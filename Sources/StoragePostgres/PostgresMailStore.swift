@@ -297,6 +297,17 @@ public final class PostgresMailStore: MailStore {
     public func createMailbox(account: AccountID, name: MailboxName, specialUse: String?, logger: Logger)
         async throws(StoreError)
     {
+        do {
+            try await createMailboxOnce(account: account, name: name, specialUse: specialUse, logger: logger)
+        } catch .internal(let detail) where specialUse != nil && detail.hasPrefix("23505") {
+            // Another mailbox got this special use between the session's check and this insert.
+            throw .cannot("\(specialUse ?? "") is already the use of another mailbox")
+        }
+    }
+
+    private func createMailboxOnce(account: AccountID, name: MailboxName, specialUse: String?, logger: Logger)
+        async throws(StoreError)
+    {
         try await write(logger) { connection in
             try await connection.withTransaction(logger: logger) { connection in
                 for ancestor in name.ancestors {

@@ -227,6 +227,8 @@ public enum PostgresSchema {
             ADD COLUMN sort_cc text, ADD COLUMN sort_display_from text, ADD COLUMN sort_display_to text,
             ADD COLUMN sent_time bigint, ADD COLUMN thread_id text, ADD COLUMN thread_refs text[],
             ADD COLUMN thread_reply boolean;
+        -- RFC 6154: one mailbox per special use (CREATE-SPECIAL-USE checks it; this settles races).
+        CREATE UNIQUE INDEX mailboxes_special_use ON mailboxes (account_id, special_use) WHERE special_use IS NOT NULL;
         """,
     ]
 

@@ -46,6 +46,10 @@ func delta(changed: [UInt32] = [], expunged: [UInt32] = [], modSeq: Int64 = 2, f
                     .fetchFlags(SequenceNumber(3), uid: UID(12), flags: seen, recent: false, modSeq: ModSeq(12)),
                     .highestModSeq(ModSeq(9)),
                 ])
+        // Nothing else to say, the expunges still withheld: the floor is said again (the command's own FETCHes may
+        // have carried higher MODSEQs).
+        #expect(
+            view.flush(.noExpunges, reportRecent: false, modSeqs: true, vanished: true) == [.highestModSeq(ModSeq(9))])
         #expect(
             view.flush(.full, reportRecent: false, modSeqs: true, vanished: true)
                 == [.vanished(UIDRanges([UID(11), UID(13)]), earlier: false)])

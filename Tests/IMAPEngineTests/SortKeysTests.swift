@@ -51,5 +51,22 @@ import Testing
         #expect(time("1 Jan 1970 00:01 GMT") == 60)
         #expect(time("1 Jan 1970") == 0)
         #expect(time("not a date") == nil)
+        // Hostile values: numbers too large or negative are not arithmetic (they trapped the process once).
+        #expect(time("1 Jan 2024 -9999999999999999:00 +0000") == time("1 Jan 2024"))
+        #expect(time("1 Jan 2024 10:-9223372036854775808 +0000") == time("1 Jan 2024"))
+        #expect(time("1 Jan 2024 10:00:99999999999999999999 -9999") == time("1 Jan 2024 10:00:00"))
+    }
+
+    /// A subject of a megabyte of `re:` costs what 1 KiB does; references are bounded in number and length.
+    @Test func hostileSubjectsAndReferencesAreBounded() {
+        let subject = String(repeating: "re:", count: 350_000) + " x"
+        let references = (0..<5000).map { "<id\($0)@example.org>" }.joined(separator: " ")
+        let long = "<" + String(repeating: "a", count: 900) + "@b>"
+        let message = ParsedMessage(
+            parsing: Array(
+                ("Subject: \(subject)\r\nReferences: \(references) \(long)\r\nMessage-ID: <x@y>\r\n\r\nb\r\n").utf8))
+        #expect(message.sortKeys.subject == "R")  // the first KiB: 341 times "re:", then the "r" of the next
+        #expect(message.sortKeys.references.count == SortKeys.referenceLimit)
+        #expect(message.sortKeys.references.last == "<id4999@example.org>")
     }
 }

@@ -87,4 +87,34 @@ import Testing
         #expect(Threading.wire(Threading.orderedSubject(messages)) { UInt32($0 + 1) } == "(3 (1)(5))(2 4)(6)")
         #expect(Threading.wire(Threading.orderedSubject([])) { UInt32($0 + 1) } == "")
     }
+
+    /// Hostile input: a chain of 20,000 messages each referencing the one before (or a loop of them) is threaded in
+    /// linear time with its depth capped, every message exactly once, and no deep recursion.
+    @Test func aVeryLongChainIsCutNotFollowed() {
+        let count = 20_000
+        let chain = (0..<count).map { i in
+            Self.message("<m\(i)@x>", i == 0 ? [] : ["<m\(i - 1)@x>"], subject: "S\(i)", date: Int64(i))
+        }
+        let threads = Threading.references(chain)
+        var seen: [Int] = []
+        var deepest = 0
+        var stack = threads.map { ($0, 1) }
+        while let (node, depth) = stack.popLast() {
+            if let message = node.message { seen.append(message) }
+            deepest = max(deepest, depth)
+            stack += node.children.map { ($0, depth + 1) }
+        }
+        #expect(seen.sorted() == Array(0..<count))
+        #expect(deepest <= Threading.maxDepth + 2 && threads.count > 1, "depth \(deepest), \(threads.count) threads")
+        // Every message referencing the next one round: a loop through all of them.
+        let loop = (0..<count).map { i in Self.message("<m\(i)@x>", ["<m\((i + 1) % count)@x>"], date: Int64(i)) }
+        var looped = 0
+        var pending = Threading.references(loop)
+        while let node = pending.popLast() {
+            if node.message != nil { looped += 1 }
+            pending += node.children
+        }
+        #expect(looped == count)
+        #expect(!Threading.wire(threads) { UInt32($0 + 1) }.isEmpty)
+    }
 }

@@ -141,6 +141,10 @@ struct CondstoreTests {
         #expect(fetches.first?.contains("MODSEQ (") == true)
         let highest = try #require(Self.number(after: "[HIGHESTMODSEQ", in: resync))
         #expect(highest > known)
+        // Asking only for UIDs that are all gone still answers which vanished.
+        #expect(
+            try await after.expectOK("g", "UID FETCH 4:5 (FLAGS) (CHANGEDSINCE \(known) VANISHED)")
+                == ["* VANISHED (EARLIER) 4:5"])
 
         // Expunges made on B while A's session is selected arrive as VANISHED, not EXPUNGE (§3.2.10).
         try await writer.expectOK("w4", "STORE 1 +FLAGS.SILENT (\\Deleted)")

@@ -41,6 +41,21 @@ struct StoreConformanceTests {
         }
     }
 
+    /// RFC 6154: the database keeps one mailbox per special use, whatever races the session's check loses; the
+    /// loser creates nothing.
+    @Test func aSpecialUseBelongsToOneMailbox() async throws {
+        try await StoreFixture.with { f in
+            try await f.store.createMailbox(
+                account: f.account, name: MailboxName(normalizing: "Sent"), specialUse: "\\Sent", logger: f.logger)
+            await #expect(throws: StoreError.cannot("\\Sent is already the use of another mailbox")) {
+                try await f.store.createMailbox(
+                    account: f.account, name: MailboxName(normalizing: "Sent2"), specialUse: "\\Sent", logger: f.logger)
+            }
+            let names = try await f.store.listMailboxes(account: f.account, logger: f.logger).map(\.name.name)
+            #expect(names.sorted() == ["INBOX", "Sent"])
+        }
+    }
+
     @Test func changesSinceIsExactIncludingTombstones() async throws {
         try await StoreFixture.with { f in
             let a = try await f.append("a")

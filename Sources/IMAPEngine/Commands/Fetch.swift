@@ -33,7 +33,8 @@ extension Session {
         // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ; both are CONDSTORE enabling commands.
         if modifiers.changedSince != nil, !items.contains(.modSeq) { items.append(.modSeq) }
         if items.contains(.modSeq) { enableCondstore() }
-        if let since = modifiers.changedSince, !uids.isEmpty {
+        // (VANISHED is answered even when none of the UIDs asked for is left: that is when the client most needs it.)
+        if let since = modifiers.changedSince, !uids.isEmpty || modifiers.vanished {
             // Only messages changed since: found through the modseq index, not by reading every row asked for.
             let delta = try await store.changes(
                 account: account, mailbox: current.mailbox, since: since, logger: logger)

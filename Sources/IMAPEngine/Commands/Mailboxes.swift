@@ -33,7 +33,13 @@ extension Session {
             }
             specialUse = attribute
         }
-        try await store.createMailbox(account: account, name: name, specialUse: specialUse, logger: logger)
+        do {
+            try await store.createMailbox(account: account, name: name, specialUse: specialUse, logger: logger)
+        } catch {
+            // The store settles a race for the same use: still USEATTR.
+            if case .cannot(let reason) = error, specialUse != nil { throw IMAPError.no(.useAttr, reason) }
+            throw error
+        }
         return Completion("CREATE completed")
     }
 

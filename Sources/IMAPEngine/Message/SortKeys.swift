@@ -35,8 +35,16 @@ public struct SortKeys: Sendable, Equatable {
         self.sentTime = sentTime
     }
 
+    /// Subjects are cut to this many bytes before their base is extracted: sorting needs no more, and a hostile
+    /// megabyte of `re:re:…` costs nothing.
+    static let subjectLimit = 1024
+    /// References kept per message, and the longest msg-id kept (RFC 5322 lines are at most 998 bytes).
+    static let referenceLimit = 10
+    static let messageIDLimit = 250
+
     init(_ envelope: MessageEnvelope, header: HeaderBlock) {
-        let (base, reply) = Self.baseSubjectAndReply(envelope.subject.map { HeaderText.decode($0) } ?? "")
+        let decoded = envelope.subject.map { HeaderText.decode($0.prefix(Self.subjectLimit * 4)) } ?? ""
+        let (base, reply) = Self.baseSubjectAndReply(Self.prefix(decoded, bytes: Self.subjectLimit))
         subject = Self.casemap(base)
         isReplyOrForward = reply
         messageID = envelope.messageID.flatMap { Self.messageIDs($0).first }
@@ -45,13 +53,26 @@ public struct SortKeys: Sendable, Equatable {
             references = [first]
         }
         // Bounded: a hostile References line of thousands of ids would otherwise cost that much per THREAD.
-        if references.count > 100 { references = Array(references.suffix(100)) }
+        if references.count > Self.referenceLimit { references = Array(references.suffix(Self.referenceLimit)) }
         from = Self.casemap(Self.mailbox(envelope.from.first))
         to = Self.casemap(Self.mailbox(envelope.to.first))
         cc = Self.casemap(Self.mailbox(envelope.cc.first))
         displayFrom = Self.casemap(Self.display(envelope.from.first))
         displayTo = Self.casemap(Self.display(envelope.to.first))
         sentTime = envelope.date.flatMap(Self.sentTime)
+    }
+
+    /// At most `bytes` bytes of `text`, cut before a character that would not fit.
+    static func prefix(_ text: String, bytes: Int) -> String {
+        guard text.utf8.count > bytes else { return text }
+        var result = ""
+        var used = 0
+        for character in text {
+            used += character.utf8.count
+            if used > bytes { break }
+            result.append(character)
+        }
+        return result
     }
 
     /// `i;ascii-casemap`: ASCII letters upper-cased, everything else unchanged.
@@ -110,7 +131,9 @@ public struct SortKeys: Sendable, Equatable {
                 }
                 j += 1
             }
-            if j < value.count, value[j] == UInt8(ascii: ">"), id.contains(UInt8(ascii: "@")), id.count <= 998 {
+            if j < value.count, value[j] == UInt8(ascii: ">"), id.contains(UInt8(ascii: "@")),
+                id.count <= Self.messageIDLimit
+            {
                 ids.append("<" + String(decoding: id, as: UTF8.self) + ">")
                 i = j + 1
             } else {
@@ -216,13 +239,15 @@ public struct SortKeys: Sendable, Equatable {
         var seconds = Int64(date.dayNumber) * 86_400
         let words = value.split(whereSeparator: { $0 == space || $0 == 0x09 || $0 == UInt8(ascii: ",") })
         guard let timeIndex = words.firstIndex(where: { $0.contains(UInt8(ascii: ":")) }) else { return seconds }
-        let parts = words[timeIndex].split(separator: UInt8(ascii: ":")).map {
-            Int(String(decoding: $0, as: UTF8.self))
+        // Each part one or two digits and in range: no arithmetic on what a header says beyond that.
+        let parts = words[timeIndex].split(separator: UInt8(ascii: ":")).map { part -> Int? in
+            guard (1...2).contains(part.count), part.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            return part.reduce(0) { $0 * 10 + Int($1 - 0x30) }
         }
         guard parts.count >= 2, parts.count <= 3, let hour = parts[0], let minute = parts[1], hour < 24, minute < 60
         else { return seconds }
-        let second = parts.count == 3 ? (parts[2] ?? 0) : 0
-        seconds += Int64(hour * 3600 + minute * 60 + min(second, 60))
+        let second = parts.count == 3 ? min(parts[2] ?? 0, 60) : 0
+        seconds += Int64(hour * 3600 + minute * 60 + second)
         if timeIndex + 1 < words.count { seconds -= Int64(zoneMinutes(Array(words[timeIndex + 1])) * 60) }
         return seconds
     }
@@ -230,8 +255,10 @@ public struct SortKeys: Sendable, Equatable {
     /// `+hhmm` / `-hhmm`, or an obsolete zone name (RFC 5322 §4.3); 0 for anything else.
     static func zoneMinutes(_ word: [UInt8]) -> Int {
         if word.count == 5, word[0] == UInt8(ascii: "+") || word[0] == UInt8(ascii: "-"),
+            word[1...].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
             let digits = Int(String(decoding: word[1...], as: UTF8.self))
         {
+            guard digits / 100 < 24, digits % 100 < 60 else { return 0 }
             let minutes = (digits / 100) * 60 + digits % 100
             return word[0] == UInt8(ascii: "-") ? -minutes : minutes
         }

@@ -46,110 +46,134 @@ public enum Threading {
         return threads.sorted { (messages[$0.message!].date, $0.message!) < (messages[$1.message!].date, $1.message!) }
     }
 
-    /// A container of the REFERENCES algorithm.
-    private final class Container {
-        var message: Int?
-        weak var parent: Container?
-        var children: [Container] = []
-        init(_ message: Int? = nil) { self.message = message }
+    /// Threads deeper than this are cut there (the rest becomes a thread of its own): the traversals below recurse
+    /// once per level, and no real conversation nests this deep. Ancestor walks that look for loops stop after as
+    /// many steps (a longer chain is treated as a loop and not linked), so a hostile chain of 100,000 References
+    /// costs linear time, not quadratic.
+    static let maxDepth = 512
 
-        /// Whether `self` is `other` or below it.
-        func isDescendant(of other: Container) -> Bool {
-            var node: Container? = self
-            while let current = node {
-                if current === other { return true }
-                node = current.parent
-            }
-            return false
-        }
-
-        func adopt(_ child: Container) {
-            child.parent = self
-            children.append(child)
-        }
-
-        func unlinkFromParent() {
-            parent?.children.removeAll { $0 === self }
-            parent = nil
-        }
-    }
-
-    /// REFERENCES (RFC 5256 §4 steps 1–6).
+    /// REFERENCES (RFC 5256 §4 steps 1–6). Containers live in arrays indexed by number (no object graph to free
+    /// recursively).
     public static func references(_ messages: [Message]) -> [Node] {
-        // (1) Link messages by their references; dummies for ids no searched message has.
-        var table: [String: Container] = [:]
-        var all: [Container] = []
-        for (index, message) in messages.enumerated() {
-            let container: Container
-            if let id = message.messageID, let existing = table[id], existing.message == nil {
-                container = existing
-                container.message = index
-            } else {
-                container = Container(index)
-                all.append(container)
-                // A missing or repeated Message-ID gets a unique one (only the first message keeps a repeated id).
-                if let id = message.messageID, table[id] == nil { table[id] = container }
+        var message: [Int?] = []
+        var parent: [Int] = []
+        var children: [[Int]] = []
+        func container(_ index: Int?) -> Int {
+            message.append(index)
+            parent.append(-1)
+            children.append([])
+            return message.count - 1
+        }
+        /// Whether `a` is `b` or below it; true too when the walk is longer than `maxDepth` (then no link is made).
+        func isDescendant(_ a: Int, of b: Int) -> Bool {
+            var node = a
+            for _ in 0...maxDepth {
+                if node == b { return true }
+                node = parent[node]
+                if node < 0 { return false }
             }
-            var previous: Container?
-            for reference in message.references {
-                let referenced: Container
+            return true
+        }
+        func adopt(_ p: Int, _ child: Int) {
+            parent[child] = p
+            children[p].append(child)
+        }
+        func unlink(_ child: Int) {
+            let p = parent[child]
+            guard p >= 0 else { return }
+            children[p].removeAll { $0 == child }
+            parent[child] = -1
+        }
+        // (1) Link messages by their references; dummies for ids no searched message has.
+        var table: [String: Int] = [:]
+        for (index, current) in messages.enumerated() {
+            let this: Int
+            if let id = current.messageID, let existing = table[id], message[existing] == nil {
+                this = existing
+                message[existing] = index
+            } else {
+                this = container(index)
+                // A missing or repeated Message-ID gets a unique one (only the first message keeps a repeated id).
+                if let id = current.messageID, table[id] == nil { table[id] = this }
+            }
+            var previous = -1
+            for reference in current.references {
+                let referenced: Int
                 if let existing = table[reference] {
                     referenced = existing
                 } else {
-                    referenced = Container()
+                    referenced = container(nil)
                     table[reference] = referenced
-                    all.append(referenced)
                 }
                 // (A) Keep existing links (References may be truncated); never make a loop.
-                if let previous, referenced.parent == nil, referenced !== previous,
-                    !previous.isDescendant(of: referenced)
+                if previous >= 0, parent[referenced] < 0, referenced != previous,
+                    !isDescendant(previous, of: referenced)
                 {
-                    previous.adopt(referenced)
+                    adopt(previous, referenced)
                 }
                 previous = referenced
             }
             // (B) The last reference is the parent, replacing any link made before; never a loop.
-            container.unlinkFromParent()
-            if let previous, !previous.isDescendant(of: container) { previous.adopt(container) }
+            unlink(this)
+            if previous >= 0, !isDescendant(previous, of: this) { adopt(previous, this) }
         }
-        // (2) The messages without parents are the roots.
-        var roots = all.filter { $0.parent == nil }
+        // Depth cap: a container deeper than `maxDepth` starts a thread of its own (iterative, memoised walk).
+        var depth = [Int](repeating: -1, count: message.count)
+        for start in message.indices where depth[start] < 0 {
+            var path: [Int] = []
+            var node = start
+            while node >= 0, depth[node] < 0 {
+                path.append(node)
+                node = parent[node]
+            }
+            var level = node >= 0 ? depth[node] : -1
+            for member in path.reversed() {
+                level += 1
+                if level > maxDepth {
+                    unlink(member)
+                    level = 0
+                }
+                depth[member] = level
+            }
+        }
+        // (2) The containers without parents are the roots.
+        var roots = message.indices.filter { parent[$0] < 0 }
         // (3) Dummies go: childless ones entirely, others give their children to their parent (at the root, only a
         // single child is promoted).
-        func prune(_ list: [Container], atRoot: Bool) -> [Container] {
-            var result: [Container] = []
-            for container in list {
-                container.children = prune(container.children, atRoot: false)
-                for child in container.children { child.parent = container }
-                if container.message == nil {
-                    if container.children.isEmpty { continue }
-                    if !atRoot || container.children.count == 1 {
-                        result.append(contentsOf: container.children)
+        func prune(_ list: [Int], atRoot: Bool) -> [Int] {
+            var result: [Int] = []
+            for c in list {
+                children[c] = prune(children[c], atRoot: false)
+                for child in children[c] { parent[child] = c }
+                if message[c] == nil {
+                    if children[c].isEmpty { continue }
+                    if !atRoot || children[c].count == 1 {
+                        result.append(contentsOf: children[c])
                         continue
                     }
                 }
-                result.append(container)
+                result.append(c)
             }
             return result
         }
         roots = prune(roots, atRoot: true)
-        for root in roots { root.parent = nil }
+        for root in roots { parent[root] = -1 }
         // (4) Roots by sent date; a dummy by its earliest child.
-        func key(_ container: Container) -> (Int64, Int) {
-            if let index = container.message { return (messages[index].date, index) }
-            return container.children.first.map(key) ?? (Int64.max, Int.max)
+        func key(_ c: Int) -> (Int64, Int) {
+            var node = c
+            while message[node] == nil, let first = children[node].first { node = first }
+            guard let index = message[node] else { return (Int64.max, Int.max) }
+            return (messages[index].date, index)
         }
-        for root in roots where root.message == nil { root.children.sort { key($0) < key($1) } }
+        for root in roots where message[root] == nil { children[root].sort { key($0) < key($1) } }
         roots.sort { key($0) < key($1) }
         // (5) Threads with the same base subject are gathered.
-        func subject(_ container: Container) -> String {
-            guard let index = container.message ?? container.children.first?.message else { return "" }
+        func subject(_ c: Int) -> String {
+            guard let index = message[c] ?? children[c].first.flatMap({ message[$0] }) else { return "" }
             return messages[index].subject
         }
-        func isReply(_ container: Container) -> Bool {
-            container.message.map { messages[$0].isReplyOrForward } ?? false
-        }
-        var subjects: [String: Container] = [:]
+        func isReply(_ c: Int) -> Bool { message[c].map { messages[$0].isReplyOrForward } ?? false }
+        var subjects: [String: Int] = [:]
         for root in roots {
             let thread = subject(root)
             if thread.isEmpty { continue }
@@ -157,55 +181,82 @@ public enum Threading {
                 subjects[thread] = root
                 continue
             }
-            if held.message != nil, root.message == nil || (isReply(held) && !isReply(root)) { subjects[thread] = root }
+            if message[held] != nil, message[root] == nil || (isReply(held) && !isReply(root)) {
+                subjects[thread] = root
+            }
         }
-        var merged: [Container] = []
-        for root in roots where root.parent == nil {  // (a root already merged into a dummy is done)
+        var merged: [Int] = []
+        var position: [Int: Int] = [:]  // container → its index in `merged`
+        for root in roots where parent[root] < 0 {  // (a root already merged into a dummy is done)
             let thread = subject(root)
-            guard !thread.isEmpty, let held = subjects[thread], held !== root else {
+            guard !thread.isEmpty, let held = subjects[thread], held != root else {
+                position[root] = merged.count
                 merged.append(root)
                 continue
             }
-            if held.message == nil && root.message == nil {
-                for child in root.children { held.adopt(child) }
-            } else if held.message == nil {
-                held.adopt(root)
+            if message[held] == nil && message[root] == nil {
+                for child in children[root] { adopt(held, child) }
+                children[root] = []
+            } else if message[held] == nil {
+                adopt(held, root)
             } else if isReply(root) && !isReply(held) {
-                held.adopt(root)
+                adopt(held, root)
             } else {
-                let dummy = Container()
-                let position = merged.firstIndex { $0 === held }
-                held.parent = nil
-                dummy.adopt(held)
-                dummy.adopt(root)
-                if let position { merged[position] = dummy } else { merged.append(dummy) }
+                let dummy = container(nil)
+                adopt(dummy, held)
+                adopt(dummy, root)
+                if let at = position[held] {
+                    merged[at] = dummy
+                    position[dummy] = at
+                } else {
+                    position[dummy] = merged.count
+                    merged.append(dummy)
+                }
                 subjects[thread] = dummy
             }
         }
         // (6) Every set of siblings by sent date, the deepest first; a dummy sorts by its first child.
-        func sortBelow(_ container: Container) {
-            for child in container.children { sortBelow(child) }
-            container.children.sort { key($0) < key($1) }
+        func sortBelow(_ c: Int) {
+            for child in children[c] { sortBelow(child) }
+            children[c].sort { key($0) < key($1) }
         }
         for root in merged { sortBelow(root) }
         merged.sort { key($0) < key($1) }
-        func node(_ container: Container) -> Node { Node(container.message, container.children.map(node)) }
+        func node(_ c: Int) -> Node { Node(message[c], children[c].map(node)) }
         return merged.map(node)
     }
 
     /// The THREAD response's threads (RFC 5256 §4 `thread-list`), `number` giving each message's sequence number
     /// or UID: `(3 6 (4 23)(44 7 96))`.
     public static func wire(_ threads: [Node], number: (Int) -> UInt32) -> String {
-        func members(_ node: Node) -> String {
-            guard let message = node.message else { return node.children.map { "(" + members($0) + ")" }.joined() }
-            var text = String(number(message))
-            if node.children.count == 1 {
-                text += " " + members(node.children[0])
-            } else if !node.children.isEmpty {
-                text += " " + node.children.map { "(" + members($0) + ")" }.joined()
+        var text = ""
+        func members(_ node: Node) {
+            guard let message = node.message else {
+                for child in node.children {
+                    text += "("
+                    members(child)
+                    text += ")"
+                }
+                return
             }
-            return text
+            text += String(number(message))
+            if node.children.count == 1 {
+                text += " "
+                members(node.children[0])
+            } else if !node.children.isEmpty {
+                text += " "
+                for child in node.children {
+                    text += "("
+                    members(child)
+                    text += ")"
+                }
+            }
         }
-        return threads.map { "(" + members($0) + ")" }.joined()
+        for thread in threads {
+            text += "("
+            members(thread)
+            text += ")"
+        }
+        return text
     }
 }

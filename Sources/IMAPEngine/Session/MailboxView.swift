@@ -235,7 +235,8 @@ struct MailboxView: Sendable {
             uids.removeAll { gone.contains($0) }
             pendingExpunges = []
             pendingExpungeFloor = nil
-        } else if modSeqs, !out.isEmpty, let floor = pendingExpungeFloor {
+        } else if modSeqs, let floor = pendingExpungeFloor {
+            // Even with nothing else to say: the command's own FETCH responses may have carried higher MODSEQs.
             out.append(.highestModSeq(ModSeq(floor.rawValue - 1)))
         }
         if !pendingAdded.isEmpty {
