@@ -6,20 +6,34 @@ extension PostgresMailStore {
     public func search(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
         async throws(StoreError) -> [UID]
     {
+        try await uids(
+            Self.searchStatement(account: account, mailbox: mailbox, query: query, maxUID: maxUID), logger: logger)
+    }
+
+    /// `SELECT <columns> FROM messages m [JOIN contents c] WHERE <the query> ORDER BY <order>`, every value a bind.
+    /// `contents` is joined when the condition, the columns or the order need it.
+    static func searchStatement(
+        account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, columns: String = "m.uid",
+        order: String = "m.uid", needsContent: Bool = false
+    ) -> PostgresQuery {
         var compiler = SearchCompiler()
         compiler.binds.append(account.rawValue)
         compiler.binds.append(mailbox.rawValue)
         compiler.binds.append(Int64(maxUID.rawValue))
         let condition = compiler.compile(query)
         let join =
-            compiler.needsContent
+            compiler.needsContent || needsContent
             ? " JOIN contents c ON c.account_id = m.account_id AND c.content_id = m.content_id" : ""
         let sql = """
-            SELECT m.uid FROM messages m\(join)
+            SELECT \(columns) FROM messages m\(join)
             WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))
-            ORDER BY m.uid
+            ORDER BY \(order)
             """
-        let statement = PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
+        return PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
+    }
+
+    /// The UIDs a statement selects, in its order, on the SEARCH pool.
+    func uids(_ statement: PostgresQuery, logger: Logger) async throws(StoreError) -> [UID] {
         let client = self.searchClient
         return try await run(logger) {
             var result: [UID] = []
@@ -37,11 +51,6 @@ extension PostgresMailStore {
         account: AccountID, mailbox: MailboxID, query: SearchQuery, criteria: [SortCriterion], maxUID: UID,
         logger: Logger
     ) async throws(StoreError) -> [UID] {
-        var compiler = SearchCompiler()
-        compiler.binds.append(account.rawValue)
-        compiler.binds.append(mailbox.rawValue)
-        compiler.binds.append(Int64(maxUID.rawValue))
-        let condition = compiler.compile(query)
         var order: [String] = []
         for criterion in criteria {
             let expression =
@@ -59,20 +68,11 @@ extension PostgresMailStore {
             order.append(expression + (criterion.reverse ? " DESC" : " ASC"))
         }
         order.append("m.uid")
-        let sql = """
-            SELECT m.uid FROM messages m
-            JOIN contents c ON c.account_id = m.account_id AND c.content_id = m.content_id
-            WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))
-            ORDER BY \(order.joined(separator: ", "))
-            """
-        let statement = PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
-        let client = self.searchClient
-        return try await run(logger) {
-            var result: [UID] = []
-            let rows = try await client.query(statement, logger: logger)
-            for try await uid in rows.decode(Int64.self) { result.append(UID(UInt32(truncatingIfNeeded: uid))) }
-            return result
-        }
+        return try await uids(
+            Self.searchStatement(
+                account: account, mailbox: mailbox, query: query, maxUID: maxUID,
+                order: order.joined(separator: ", "), needsContent: true),
+            logger: logger)
     }
 }
 
@@ -81,19 +81,12 @@ extension PostgresMailStore {
     public func threadMessages(
         account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger
     ) async throws(StoreError) -> [(uid: UID, message: Threading.Message)] {
-        var compiler = SearchCompiler()
-        compiler.binds.append(account.rawValue)
-        compiler.binds.append(mailbox.rawValue)
-        compiler.binds.append(Int64(maxUID.rawValue))
-        let condition = compiler.compile(query)
-        let sql = """
-            SELECT m.uid, c.thread_id, coalesce(c.thread_refs, '{}'), coalesce(c.sort_subject, ''),
-                coalesce(c.thread_reply, false), coalesce(c.sent_time, m.internal_date)
-            FROM messages m JOIN contents c ON c.account_id = m.account_id AND c.content_id = m.content_id
-            WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))
-            ORDER BY m.uid
-            """
-        let statement = PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
+        let statement = Self.searchStatement(
+            account: account, mailbox: mailbox, query: query, maxUID: maxUID,
+            columns: """
+                m.uid, c.thread_id, coalesce(c.thread_refs, '{}'), coalesce(c.sort_subject, ''),
+                    coalesce(c.thread_reply, false), coalesce(c.sent_time, m.internal_date)
+                """, needsContent: true)
         let client = self.searchClient
         return try await run(logger) {
             var result: [(uid: UID, message: Threading.Message)] = []

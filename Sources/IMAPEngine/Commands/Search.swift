@@ -31,26 +31,37 @@ extension Session {
         }
 
         let options = search.returnOptions ?? (rev2 ? .all : nil)
-        // RFC 7162 §3.1.5, §3.1.10: a search by MODSEQ reports the highest modseq of the messages it returns (with
-        // only MIN and/or MAX, of those).
-        var highest: ModSeq? = nil
-        if usesModSeq, !matches.isEmpty {
-            let returned =
-                options.map { Self.savedResult(matches, options: $0.subtracting(.save)) } ?? matches
-            highest = try await highestModSeq(of: returned, in: current)
-        }
         if let options, options.contains(.save) {
             savedSearch = Self.savedResult(matches, options: options)
         }
+        // RFC 5182 §2.4: SAVE alone returns no ESEARCH.
+        if options == .save { return Completion("SEARCH completed") }
+        try await answer(
+            "SEARCH", tag: tag, isUID: isUID, matches: matches, options: options, usesModSeq: usesModSeq,
+            view: current)
+        return Completion("SEARCH completed")
+    }
+
+    /// The answer of SEARCH or SORT, in the order of `matches`: `* SEARCH` / `* SORT` with the numbers, or ESEARCH
+    /// for RETURN options (RFC 4731; RFC 5267 §3.1: MIN and MAX are the first and last in that order, ALL keeps it
+    /// with ranges only for ascending runs). A search by MODSEQ adds the highest modseq of the messages returned
+    /// (RFC 7162 §3.1.5; with only MIN and/or MAX, of those).
+    func answer(
+        _ name: String, tag: Tag, isUID: Bool, matches: [UID], options: SearchReturnOptions?, usesModSeq: Bool,
+        view current: MailboxView
+    ) async throws {
+        var highest: ModSeq? = nil
+        if usesModSeq, !matches.isEmpty {
+            let returned = options.map { Self.savedResult(matches, options: $0.subtracting(.save)) } ?? matches
+            highest = try await highestModSeq(of: returned, in: current)
+        }
+        let numbers: [UInt32] =
+            isUID ? matches.map(\.rawValue) : matches.compactMap { current.sequenceNumber(of: $0)?.rawValue }
+        var w = responseWriter()
         guard let options else {
-            var w = responseWriter()
-            w.raw("* SEARCH")
-            for uid in matches {
-                if isUID {
-                    w.raw(" \(uid)")
-                } else if let seq = current.sequenceNumber(of: uid) {
-                    w.raw(" \(seq)")
-                }
+            w.raw("* " + name)
+            for number in numbers {
+                w.raw(" \(number)")
                 if w.count >= ResponseSink.batchSize {
                     try await out.send(w)
                     w.removeAll()
@@ -59,14 +70,8 @@ extension Session {
             if let highest { w.raw(" (MODSEQ \(highest))") }
             w.crlf()
             try await out.send(w)
-            return Completion("SEARCH completed")
+            return
         }
-        // RFC 5182 §2.4: SAVE alone returns no ESEARCH.
-        if options == .save { return Completion("SEARCH completed") }
-
-        let numbers: [UInt32] =
-            isUID ? matches.map(\.rawValue) : matches.compactMap { current.sequenceNumber(of: $0)?.rawValue }
-        var w = responseWriter()
         w.raw("* ESEARCH (TAG ")
         w.string(tag)
         w.raw(")")
@@ -74,13 +79,12 @@ extension Session {
         if let first = numbers.first, let last = numbers.last {
             if options.contains(.min) { w.raw(" MIN \(first)") }
             if options.contains(.max) { w.raw(" MAX \(last)") }
-            if options.contains(.all) { w.raw(" ALL " + UIDRanges(numbers.map { UID($0) }).description) }
+            if options.contains(.all) { w.raw(" ALL " + Self.sortedSet(numbers)) }
         }
         if options.contains(.count) { w.raw(" COUNT \(numbers.count)") }
         if let highest, !options.isDisjoint(with: [.min, .max, .all, .count]) { w.raw(" MODSEQ \(highest)") }
         w.crlf()
         try await out.send(w)
-        return Completion("SEARCH completed")
     }
 
     static func usesModSeq(_ key: SearchKey) -> Bool {
@@ -187,47 +191,9 @@ extension Session {
             // Only messages this client knows of (STYLE.md §4.3), in the store's order.
             matches = found.filter { current.index(of: $0) != nil }
         }
-        let numbers: [UInt32] =
-            isUID ? matches.map(\.rawValue) : matches.compactMap { current.sequenceNumber(of: $0)?.rawValue }
-        var highest: ModSeq? = nil
-        if usesModSeq, !matches.isEmpty {
-            // RFC 7162 §3.1.5 for SORT: the highest modseq of what is returned (with only MIN/MAX, of those).
-            var returned = matches
-            if let options = sort.returnOptions, options.isDisjoint(with: [.all, .count]) {
-                returned =
-                    (options.contains(.min) ? [matches[0]] : []) + (options.contains(.max) ? [matches.last!] : [])
-            }
-            highest = try await highestModSeq(of: returned, in: current)
-        }
-        var w = responseWriter()
-        guard let options = sort.returnOptions else {
-            w.raw("* SORT")
-            for number in numbers {
-                w.raw(" \(number)")
-                if w.count >= ResponseSink.batchSize {
-                    try await out.send(w)
-                    w.removeAll()
-                }
-            }
-            if let highest { w.raw(" (MODSEQ \(highest))") }
-            w.crlf()
-            try await out.send(w)
-            return Completion("SORT completed")
-        }
-        // RFC 5267 §3.1: MIN and MAX are the first and last in sort order; ALL keeps the sort order.
-        w.raw("* ESEARCH (TAG ")
-        w.string(tag)
-        w.raw(")")
-        if isUID { w.raw(" UID") }
-        if let first = numbers.first, let last = numbers.last {
-            if options.contains(.min) { w.raw(" MIN \(first)") }
-            if options.contains(.max) { w.raw(" MAX \(last)") }
-            if options.contains(.all) { w.raw(" ALL " + Self.sortedSet(numbers)) }
-        }
-        if options.contains(.count) { w.raw(" COUNT \(numbers.count)") }
-        if let highest { w.raw(" MODSEQ \(highest)") }
-        w.crlf()
-        try await out.send(w)
+        try await answer(
+            "SORT", tag: tag, isUID: isUID, matches: matches, options: sort.returnOptions, usesModSeq: usesModSeq,
+            view: current)
         return Completion("SORT completed")
     }
 

@@ -38,18 +38,24 @@ extension CommandParser {
 
     /// `search-criteria = charset 1*(SP search-key)` (RFC 5256 §5).
     static func parseSearchCriteria(_ buffer: inout ParseBuffer) throws(ParseError) -> (String, SearchKey) {
-        let charset: String
-        if buffer.peek() == UInt8(ascii: "\"") {
-            charset = try buffer.utf8(buffer.quotedBytes(), "a charset")
-        } else {
-            charset = try buffer.atom("a charset")
-        }
+        let charset = try parseCharset(&buffer)
         try buffer.space()
+        return (charset, try parseSearchKeys(&buffer))
+    }
+
+    /// `charset = atom / quoted`.
+    static func parseCharset(_ buffer: inout ParseBuffer) throws(ParseError) -> String {
+        if buffer.peek() == UInt8(ascii: "\"") { return try buffer.utf8(buffer.quotedBytes(), "a charset") }
+        return try buffer.atom("a charset")
+    }
+
+    /// `1*(SP search-key)` after the first: all of them must match.
+    static func parseSearchKeys(_ buffer: inout ParseBuffer) throws(ParseError) -> SearchKey {
         var keys = [try parseSearchKey(&buffer)]
         while buffer.take(UInt8(ascii: " ")) {
             keys.append(try parseSearchKey(&buffer))
         }
-        return (charset, keys.count == 1 ? keys[0] : .and(keys))
+        return keys.count == 1 ? keys[0] : .and(keys)
     }
 
     /// `[SP] "RETURN" SP "(" [return-opt *(SP return-opt)] ")" SP` (RFC 4731 §3.1), or nil when absent.
@@ -84,18 +90,10 @@ extension CommandParser {
         var charset: String? = nil
         if buffer.takeKeyword("CHARSET") {
             try buffer.space()
-            if buffer.peek() == UInt8(ascii: "\"") {
-                charset = try buffer.utf8(buffer.quotedBytes(), "a charset")
-            } else {
-                charset = try buffer.atom("a charset")
-            }
+            charset = try parseCharset(&buffer)
             try buffer.space()
         }
-        var keys = [try parseSearchKey(&buffer)]
-        while buffer.take(UInt8(ascii: " ")) {
-            keys.append(try parseSearchKey(&buffer))
-        }
-        let key = keys.count == 1 ? keys[0] : .and(keys)
+        let key = try parseSearchKeys(&buffer)
         return .search(isUID: isUID, SearchCommand(returnOptions: returnOptions, charset: charset, key: key))
     }
 
