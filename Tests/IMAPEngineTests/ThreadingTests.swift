@@ -117,4 +117,29 @@ import Testing
         #expect(looped == count)
         #expect(!Threading.wire(threads) { UInt32($0 + 1) }.isEmpty)
     }
+
+    /// A mailbox like a real one: replies to earlier messages (Re: subjects, References), forwards, repeated subjects
+    /// across threads, so that subject merging makes dummies whose children are themselves sorted. Threading must
+    /// finish (exclusive access to its arrays included: an in-place sort whose comparator read them trapped the
+    /// process) with every message exactly once.
+    @Test func aMailboxOfRepliesAndRepeatedSubjects() {
+        var generator = SplitMix(seed: 7)
+        let words = ["BUDGET", "MEETING", "REPORT", "LUNCH", "RELEASE"]
+        var messages: [Threading.Message] = []
+        for i in 0..<3000 {
+            let parent = i > 0 && generator.next() % 10 < 6 ? Int(generator.next() % UInt64(i)) : nil
+            let subject = words[Int(generator.next() % 5)] + " " + words[Int(generator.next() % 5)] + " \(i % 97)"
+            messages.append(
+                Self.message(
+                    "<m\(i)@x>", parent.map { ["<m\($0)@x>"] } ?? [], subject: subject, reply: parent != nil,
+                    date: Int64(generator.next() % 100_000)))
+        }
+        var seen: [Int] = []
+        var pending = Threading.references(messages)
+        while let node = pending.popLast() {
+            if let message = node.message { seen.append(message) }
+            pending += node.children
+        }
+        #expect(seen.sorted() == Array(0..<messages.count))
+    }
 }

@@ -143,7 +143,8 @@ public enum Threading {
         func prune(_ list: [Int], atRoot: Bool) -> [Int] {
             var result: [Int] = []
             for c in list {
-                children[c] = prune(children[c], atRoot: false)
+                let pruned = prune(children[c], atRoot: false)
+                children[c] = pruned
                 for child in children[c] { parent[child] = c }
                 if message[c] == nil {
                     if children[c].isEmpty { continue }
@@ -165,8 +166,14 @@ public enum Threading {
             guard let index = message[node] else { return (Int64.max, Int.max) }
             return (messages[index].date, index)
         }
-        for root in roots where message[root] == nil { children[root].sort { key($0) < key($1) } }
-        roots.sort { key($0) < key($1) }
+        // Keys are computed before sorting and the sort compares only them: `key` reads `children`, which an in-place
+        // sort of `children[x]` holds for writing (the optimised build trapped on exactly that).
+        func byDate(_ list: [Int]) -> [Int] { list.map { (key($0), $0) }.sorted { $0.0 < $1.0 }.map(\.1) }
+        for root in roots where message[root] == nil {
+            let sorted = byDate(children[root])
+            children[root] = sorted
+        }
+        roots = byDate(roots)
         // (5) Threads with the same base subject are gathered.
         func subject(_ c: Int) -> String {
             guard let index = message[c] ?? children[c].first.flatMap({ message[$0] }) else { return "" }
@@ -218,10 +225,11 @@ public enum Threading {
         // (6) Every set of siblings by sent date, the deepest first; a dummy sorts by its first child.
         func sortBelow(_ c: Int) {
             for child in children[c] { sortBelow(child) }
-            children[c].sort { key($0) < key($1) }
+            let sorted = byDate(children[c])
+            children[c] = sorted
         }
         for root in merged { sortBelow(root) }
-        merged.sort { key($0) < key($1) }
+        merged = byDate(merged)
         func node(_ c: Int) -> Node { Node(message[c], children[c].map(node)) }
         return merged.map(node)
     }
