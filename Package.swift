@@ -29,6 +29,7 @@ let package = Package(
         .target(
             name: "IMAPEngine",
             dependencies: [
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
@@ -58,6 +59,7 @@ let package = Package(
         .target(name: "ProxyProtocol", swiftSettings: swiftSettings),
         .systemLibrary(name: "CPAM", path: "Sources/CPAM"),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "AuthPAM",
             dependencies: [

@@ -66,6 +66,7 @@ struct IMAPListener: Service {
         var channel: NIOAsyncChannel<FramedInput, ByteBuffer>
         var proxied: EventLoopFuture<ProxyProtocolHandler.Client>?
         var gate: StartTLSGate?
+        var compress: StartTLSGate
         var login: LoginState
     }
 
@@ -98,10 +99,13 @@ struct IMAPListener: Service {
                         if certificates != nil { gate = StartTLSGate() }
                     }
                     let login = LoginState()
+                    let compress = StartTLSGate()
                     try pipeline.addHandler(
-                        IMAPConnection.makeFrameDecoder(limits: limits, startTLS: gate, login: login, budget: budget))
+                        IMAPConnection.makeFrameDecoder(
+                            limits: limits, startTLS: gate, compress: compress, login: login, budget: budget),
+                        name: IMAPConnection.framingHandlerName)
                     let wrapped = try NIOAsyncChannel<FramedInput, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    return Accepted(channel: wrapped, proxied: proxied, gate: gate, login: login)
+                    return Accepted(channel: wrapped, proxied: proxied, gate: gate, compress: compress, login: login)
                 }
             }
         let bound = ListenAddress(host: address.host, port: channel.channel.localAddress?.port ?? address.port)
@@ -153,6 +157,7 @@ struct IMAPListener: Service {
             id: String(id), remoteAddress: remote, isLoopback: loopback, isSecure: secure)
         await IMAPConnection.run(
             channel: accepted.channel, server: server, info: info, shutdown: shutdown, tls: upgrade,
+            compression: DeflateUpgrade(channel: accepted.channel.channel, gate: accepted.compress),
             login: accepted.login)
     }
 

@@ -269,3 +269,36 @@ extension Session {
         return .keepGoing
     }
 }
+
+extension Session {
+    /// COMPRESS (RFC 4978): the tagged OK uncompressed, then DEFLATE both ways. The framing decoder stopped reading
+    /// when it framed the command (the client must wait for the OK before it compresses).
+    func handleCompress(tag: Tag, mechanism: String) async throws -> Outcome {
+        var w = responseWriter()
+        guard mechanism == "DEFLATE" else {
+            w.tagged(tag, "BAD", "Unknown compression mechanism")
+            try await out.send(w)
+            return .keepGoing
+        }
+        guard let compression, !compressed else {
+            if compressed {
+                w.tagged(tag, "NO", code: .compressionActive, "DEFLATE is already active")
+            } else {
+                w.tagged(tag, "NO", "COMPRESS is not available on this connection")
+            }
+            try await out.send(w)
+            return .keepGoing
+        }
+        w.tagged(tag, "OK", "DEFLATE active")
+        try await out.flush()
+        do {
+            try await compression.start(reply: w.bytes)
+        } catch {
+            logger.notice("COMPRESS failed", metadata: ["error": "\(error)"])
+            return .close
+        }
+        compressed = true
+        logger.debug("COMPRESS=DEFLATE active")
+        return .keepGoing
+    }
+}

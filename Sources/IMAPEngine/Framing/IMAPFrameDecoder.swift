@@ -43,6 +43,7 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
     private var discarding = false
     private let limits: IMAPLimits
     private let startTLS: StartTLSGate?
+    private let compress: StartTLSGate?
     private let login: LoginState?
     private let budget: MessageBudget?
     /// The memory reserved for the APPEND being read, grown as its literal arrives (a client that stalls holds only
@@ -51,12 +52,16 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
     private var countsAgainstBudget = false
 
     /// `startTLS`: the gate of a connection that offers STARTTLS (nil when it cannot). `login`: whether the session
-    /// has logged in (nil: treat as logged in).
+    /// has logged in (nil: treat as logged in). `compress`: the gate closed by `COMPRESS DEFLATE` after login, until
+    /// the session has installed compression or refused it (what follows the command is compressed, or a client
+    /// error: RFC 4978 §3 has the client wait for the OK).
     public init(
-        limits: IMAPLimits, startTLS: StartTLSGate? = nil, login: LoginState? = nil, budget: MessageBudget? = nil
+        limits: IMAPLimits, startTLS: StartTLSGate? = nil, compress: StartTLSGate? = nil, login: LoginState? = nil,
+        budget: MessageBudget? = nil
     ) {
         self.limits = limits
         self.startTLS = startTLS
+        self.compress = compress
         self.login = login
         self.budget = budget
     }
@@ -67,6 +72,12 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if let startTLS, startTLS.isClosed {
             // Plaintext after STARTTLS is never executed (see StartTLSGate).
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return .needMoreData
+        }
+        if let compress, compress.isClosed {
+            // Uncompressed bytes sent before the OK to COMPRESS: not executed (they were sent too early, and could
+            // be read neither as commands nor as compressed data).
             buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             return .needMoreData
         }
@@ -164,6 +175,7 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
                 reservation = nil
                 resetCommand()
                 if let startTLS, Self.isStartTLS(complete) { startTLS.close() }
+                if let compress, loggedIn, Self.isCompress(complete) { compress.close() }
                 context.fireChannelRead(NIOAny(FramedInput.line(complete, held)))
             }
             return .continue
@@ -289,6 +301,14 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
     static func isStartTLS(_ bytes: [UInt8]) -> Bool {
         guard let space = bytes.firstIndex(of: UInt8(ascii: " ")) else { return false }
         let word = Array("STARTTLS".utf8)
+        let rest = bytes[(space + 1)...]
+        return rest.count == word.count && zip(rest, word).allSatisfy { asciiUpper($0) == $1 }
+    }
+
+    /// Whether the line is `tag COMPRESS DEFLATE` (case-insensitive).
+    static func isCompress(_ bytes: [UInt8]) -> Bool {
+        guard let space = bytes.firstIndex(of: UInt8(ascii: " ")) else { return false }
+        let word = Array("COMPRESS DEFLATE".utf8)
         let rest = bytes[(space + 1)...]
         return rest.count == word.count && zip(rest, word).allSatisfy { asciiUpper($0) == $1 }
     }

@@ -148,6 +148,8 @@ public enum Command: Hashable, Sendable {
     case authenticate(mechanism: String, initialResponse: Secret?)
     // Authenticated (§6.3)
     case enable([String])
+    /// `COMPRESS mechanism` (RFC 4978); the mechanism upper-cased.
+    case compress(mechanism: String)
     /// RFC 8437: back to not authenticated, on the same connection.
     case unauthenticate
     /// ID (RFC 2971): nil for `ID NIL`.
@@ -191,6 +193,7 @@ public enum Command: Hashable, Sendable {
         case .login: "LOGIN"
         case .authenticate: "AUTHENTICATE"
         case .enable: "ENABLE"
+        case .compress: "COMPRESS"
         case .unauthenticate: "UNAUTHENTICATE"
         case .id: "ID"
         case .namespace: "NAMESPACE"

@@ -48,6 +48,9 @@ enum CommandParser {
         case "NOOP": return .noop
         case "LOGOUT": return .logout
         case "STARTTLS": return .starttls
+        case "COMPRESS":
+            try buffer.space()
+            return .compress(mechanism: try buffer.atom("a compression mechanism").uppercased())
         case "LOGIN":
             try buffer.space()
             let user = try buffer.astring("a user name")

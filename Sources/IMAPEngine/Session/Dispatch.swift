@@ -27,7 +27,8 @@ extension Command {
         switch self {
         case .capability, .noop, .logout, .id: .any
         case .starttls, .login, .authenticate: .notAuthenticated
-        case .enable, .unauthenticate, .namespace, .select, .create, .delete, .rename, .subscribe, .unsubscribe, .list,
+        case .enable, .compress, .unauthenticate, .namespace, .select, .create, .delete, .rename, .subscribe,
+            .unsubscribe, .list,
             .lsub, .status,
             .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             .authenticated
@@ -68,6 +69,7 @@ extension Session {
             return try await badCommand(tag: tag, code: nil, refusal)
         }
         if case .starttls = command { return try await handleStartTLS(tag: tag) }
+        if case .compress(let mechanism) = command { return try await handleCompress(tag: tag, mechanism: mechanism) }
         badCommands = 0
         reportedFlags = [:]
         reportHighestModSeq = false
@@ -181,6 +183,7 @@ extension Session {
         case .enable(let names): return try await handleEnable(names)
         case .unauthenticate: return handleUnauthenticate()
         case .starttls: throw IMAPError.bad("STARTTLS is handled before dispatch")
+        case .compress: throw IMAPError.bad("COMPRESS is handled before dispatch")
         case .login(let user, let password): return try await handleLogin(user: user, password: password)
         case .authenticate(let mechanism, let initial):
             return try await handleAuthenticate(tag: tag, mechanism: mechanism, initialResponse: initial)

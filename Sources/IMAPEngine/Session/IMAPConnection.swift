@@ -9,12 +9,17 @@ public enum IMAPConnection {
     /// How often the autologout timer looks at the session.
     static let tickInterval: Duration = .seconds(10)
 
-    /// The framing decoder an IMAP connection needs in front of `run` (TLS, when used, goes before it). Pass the
-    /// gate of a connection that offers STARTTLS.
+    /// The name the framing decoder must have in the pipeline (COMPRESS=DEFLATE goes in front of it).
+    public static let framingHandlerName = "imap-framing"
+
+    /// The framing decoder an IMAP connection needs in front of `run` (TLS, when used, goes before it), to be added
+    /// under `framingHandlerName`. Pass the gate of a connection that offers STARTTLS, and the one for COMPRESS.
     public static func makeFrameDecoder(
-        limits: IMAPLimits, startTLS: StartTLSGate? = nil, login: LoginState? = nil, budget: MessageBudget? = nil
+        limits: IMAPLimits, startTLS: StartTLSGate? = nil, compress: StartTLSGate? = nil, login: LoginState? = nil,
+        budget: MessageBudget? = nil
     ) -> ByteToMessageHandler<IMAPFrameDecoder> {
-        ByteToMessageHandler(IMAPFrameDecoder(limits: limits, startTLS: startTLS, login: login, budget: budget))
+        ByteToMessageHandler(
+            IMAPFrameDecoder(limits: limits, startTLS: startTLS, compress: compress, login: login, budget: budget))
     }
 
     /// Serves the connection until LOGOUT, autologout, a fatal error, the client leaving, or `shutdown`.
@@ -23,7 +28,8 @@ public enum IMAPConnection {
     /// closed: the "reject connection" edge of RFC 9051 §3.
     public static func run(
         channel: NIOAsyncChannel<FramedInput, ByteBuffer>, server: IMAPServerContext, info: ConnectionInfo,
-        shutdown: ShutdownSignal? = nil, tls: (any TLSUpgrade)? = nil, login: LoginState? = nil
+        shutdown: ShutdownSignal? = nil, tls: (any TLSUpgrade)? = nil, compression: (any CompressionUpgrade)? = nil,
+        login: LoginState? = nil
     ) async {
         SessionMetrics.connectionOpened()
         defer { SessionMetrics.connectionClosed() }
@@ -50,7 +56,7 @@ public enum IMAPConnection {
                 _ = await ConnectionLifetime.run(channel: channel.channel, abort: signals.abort) {
                     await serve(
                         inbound: inbound, outbound: outbound, signals: signals, server: server, info: info, tls: tls,
-                        login: login)
+                        compression: compression, login: login)
                 }
             }
         } catch {
@@ -64,10 +70,11 @@ public enum IMAPConnection {
     private static func serve(
         inbound: NIOAsyncChannelInboundStream<FramedInput>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         signals: SessionSignals, server: IMAPServerContext, info: ConnectionInfo, tls: (any TLSUpgrade)?,
-        login: LoginState?
+        compression: (any CompressionUpgrade)?, login: LoginState?
     ) async {
         let sink = ResponseSink(writer: outbound)
-        let session = Session(server: server, info: info, out: sink, signals: signals, tls: tls, login: login)
+        let session = Session(
+            server: server, info: info, out: sink, signals: signals, tls: tls, compression: compression, login: login)
         defer { session.cleanup() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {

@@ -34,6 +34,8 @@ enum ResponseCode: Sendable, Equatable {
     case privacyRequired, unknownCTE
     /// RFC 6154 §3: CREATE refused because of its special-use attribute.
     case useAttr
+    /// RFC 4978 §3: COMPRESS when compression is already on.
+    case compressionActive
     case capability([String])
     case permanentFlags([String])
     case uidNext(UID)
@@ -68,6 +70,7 @@ enum ResponseCode: Sendable, Equatable {
         case .expungeIssued: "EXPUNGEISSUED"
         case .tooBig: "TOOBIG"
         case .useAttr: "USEATTR"
+        case .compressionActive: "COMPRESSIONACTIVE"
         case .noPerm: "NOPERM"
         case .inUse: "INUSE"
         case .closed: "CLOSED"

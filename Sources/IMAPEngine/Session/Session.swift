@@ -101,6 +101,10 @@ final class Session {
     let tls: (any TLSUpgrade)?
     /// TLS is in place (implicit TLS, or after STARTTLS).
     var secure: Bool
+    /// How COMPRESS=DEFLATE is installed on this connection; nil when it cannot be.
+    let compression: (any CompressionUpgrade)?
+    /// COMPRESS=DEFLATE is active (RFC 4978).
+    var compressed = false
     /// The address limits and penalties count (the real client's, through the PROXY protocol).
     var address: String { info.remoteAddress ?? "unknown" }
     let signals: SessionSignals
@@ -145,9 +149,11 @@ final class Session {
 
     init(
         server: IMAPServerContext, info: ConnectionInfo, out: ResponseSink,
-        signals: SessionSignals, tls: (any TLSUpgrade)? = nil, login: LoginState? = nil
+        signals: SessionSignals, tls: (any TLSUpgrade)? = nil, compression: (any CompressionUpgrade)? = nil,
+        login: LoginState? = nil
     ) {
         self.loginState = login
+        self.compression = compression
         self.server = server
         self.info = info
         self.out = out
@@ -262,8 +268,12 @@ final class Session {
             logger.notice("upload refused: message memory budget spent")
             return .keepGoing
         case .line(let bytes, let reservation):
-            // The APPEND's memory stays reserved until the command is done.
-            defer { reservation?.release() }
+            // The APPEND's memory stays reserved until the command is done. Input flows again if the line closed the
+            // COMPRESS gate (after COMPRESS is installed, the gate is open already, and opening it again is harmless).
+            defer {
+                reservation?.release()
+                compression?.refuse()
+            }
             switch continuation {
             case .idle(let tag):
                 return try await finishIdle(tag: tag, line: bytes)
@@ -410,6 +420,7 @@ final class Session {
                 "UNAUTHENTICATE", "CREATE-SPECIAL-USE", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES", "MULTIAPPEND",
             ]
+            if compression != nil && !compressed { caps.append("COMPRESS=DEFLATE") }
         }
         return caps
     }

@@ -1,4 +1,5 @@
 import Foundation
+import IMAPEngine
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -160,6 +161,22 @@ final class IMAPTestClient: Sendable {
 
     func close() async {
         try? await channel.close()
+    }
+
+    /// Sends `COMPRESS DEFLATE` and, once the server's OK is read, compresses and inflates everything from here on
+    /// (RFC 4978), with the engine's own zlib wrapper at the client's usual parameters (32 KiB window). Returns the
+    /// tagged reply.
+    @discardableResult
+    func startCompression(tag: String = "z") async throws -> String {
+        let reply = try await command(tag, "COMPRESS DEFLATE").last ?? ""
+        guard reply.hasPrefix("\(tag) OK") else { return reply }
+        // The server writes nothing more until it reads a command, so no compressed byte is in the inbox yet.
+        let inbox = self.inbox
+        try await channel.eventLoop.submit { [channel] in
+            let handler = DeflateHandler(deflater: try Deflater(windowBits: 15, memLevel: 8), inflater: try Inflater())
+            try channel.pipeline.syncOperations.addHandler(handler, position: .before(inbox))
+        }.get()
+        return reply
     }
 
     /// Aborts the connection with a TCP RST instead of a FIN (SO_LINGER 0, then close): a client that crashed or
