@@ -6,7 +6,80 @@ import StoragePostgres
 struct MailboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mailbox", abstract: "Mailboxes of an account.",
-        subcommands: [List.self, Create.self, Delete.self, Rename.self, Subscribe.self, Unsubscribe.self])
+        subcommands: [
+            List.self, Create.self, Delete.self, Rename.self, Subscribe.self, Unsubscribe.self, Defaults.self,
+        ])
+
+    /// `mailbox defaults [--set NAME[=\\Use] ...] [--none]`: the mailboxes every new account gets beside INBOX,
+    /// shared by every instance (they live in the database).
+    struct Defaults: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show or replace the mailboxes new accounts get beside INBOX.",
+            discussion: """
+                Each --set is NAME or NAME=\\Use, with Use one of \\Drafts \\Sent \\Trash \\Junk \\Archive \
+                (RFC 6154); the order given is kept. New accounts get them, subscribed; existing accounts are left \
+                as they are. --none: new accounts get INBOX only.
+                """)
+        @Option(name: .customLong("set"), help: "A default mailbox, NAME or NAME=\\Use (repeatable).")
+        var entries: [String] = []
+        @ArgumentParser.Flag(help: "No default mailboxes besides INBOX.") var none = false
+        @ArgumentParser.Flag(help: "Print JSON.") var json = false
+
+        struct Row: Encodable {
+            var name: String
+            var specialUse: String?
+        }
+
+        static let uses = ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"]
+
+        /// `NAME` or `NAME=\Use`, validated: a top-level mailbox name that is not INBOX, one of RFC 6154's uses.
+        static func parse(_ entry: String) throws -> Row {
+            var text = Substring(entry)
+            var use: String?
+            if let equals = entry.lastIndex(of: "="), entry[entry.index(after: equals)...].hasPrefix("\\") {
+                let given = entry[entry.index(after: equals)...]
+                guard let known = uses.first(where: { $0.caseInsensitiveCompare(given) == .orderedSame }) else {
+                    throw AdminFailure(
+                        "\(entry): unknown special use \(given) (one of \(uses.joined(separator: " ")))")
+                }
+                use = known
+                text = entry[..<equals]
+            }
+            let name = try mailboxName(String(text), forCreation: true)
+            if name.isInbox { throw AdminFailure("\(entry): INBOX always exists") }
+            if name.name.contains("/") { throw AdminFailure("\(entry): default mailboxes are top-level names") }
+            return Row(name: name.name, specialUse: use)
+        }
+
+        func validate() throws {
+            if none && !entries.isEmpty { throw ValidationError("--none and --set exclude each other") }
+        }
+
+        func run() async throws {
+            if none || !entries.isEmpty {
+                let rows = try entries.map(Self.parse)
+                for (i, row) in rows.enumerated() {
+                    if rows[..<i].contains(where: { $0.name == row.name }) {
+                        throw AdminFailure("\(row.name) is given twice")
+                    }
+                    if let use = row.specialUse, rows[..<i].contains(where: { $0.specialUse == use }) {
+                        throw AdminFailure("\(use) is given twice (one mailbox per special use)")
+                    }
+                }
+                try await withStore { _, admin in
+                    try await admin.setDefaultMailboxes(
+                        rows.map { (name: $0.name, specialUse: $0.specialUse) }, logger: adminLogger)
+                }
+            }
+            let current = try await withStore { _, admin in
+                try await admin.defaultMailboxes(logger: adminLogger).map {
+                    Row(name: $0.name, specialUse: $0.specialUse)
+                }
+            }
+            if json { return try printJSON(current) }
+            printTable([["MAILBOX", "SPECIAL-USE"]] + current.map { [$0.name, $0.specialUse ?? "-"] })
+        }
+    }
 
     /// `mailbox list USER`.
     struct List: AsyncParsableCommand {

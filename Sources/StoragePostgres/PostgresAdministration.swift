@@ -74,7 +74,38 @@ public struct PostgresAdministration: Sendable {
         return result
     }
 
-    /// Creates a store account with its INBOX.
+    /// The mailboxes every new account gets beside INBOX (`default_mailboxes`), in order: name and special use.
+    public func defaultMailboxes(logger: Logger) async throws(AdminError) -> [(name: String, specialUse: String?)] {
+        let client = self.client
+        return try await run(logger) {
+            var result: [(name: String, specialUse: String?)] = []
+            let rows = try await client.query(
+                "SELECT name, special_use FROM default_mailboxes ORDER BY position", logger: logger)
+            for try await (name, use) in rows.decode((String, String?).self) { result.append((name, use)) }
+            return result
+        }
+    }
+
+    /// Replaces the default mailboxes (names already validated and normalised; uses among RFC 6154's).
+    public func setDefaultMailboxes(_ mailboxes: [(name: String, specialUse: String?)], logger: Logger)
+        async throws(AdminError)
+    {
+        let client = self.client
+        try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("DELETE FROM default_mailboxes", logger: logger)
+                for (position, mailbox) in mailboxes.enumerated() {
+                    try await connection.query(
+                        """
+                        INSERT INTO default_mailboxes (position, name, special_use)
+                        VALUES (\(position + 1), \(mailbox.name), \(mailbox.specialUse))
+                        """, logger: logger)
+                }
+            }
+        }
+    }
+
+    /// Creates a store account with its INBOX and the default mailboxes.
     public func addAccount(
         login: String, passwordHash: String?, quotaBytes: Int64?, quotaMessages: Int64?, logger: Logger
     ) async throws(AdminError) {
@@ -90,9 +121,7 @@ public struct PostgresAdministration: Sendable {
                 ).collect()
                 guard let row = rows.first else { return false }
                 let id = AccountID(rawValue: try row.decode(Int64.self))
-                _ = try await PostgresMailStore.insertMailbox(connection, account: id, name: "INBOX", logger: logger)
-                try await connection.query(
-                    "INSERT INTO subscriptions (account_id, name) VALUES (\(id.rawValue), 'INBOX')", logger: logger)
+                try await PostgresMailStore.provisionMailboxes(connection, account: id, logger: logger)
                 return true
             }
         }

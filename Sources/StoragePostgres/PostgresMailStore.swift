@@ -237,13 +237,31 @@ public final class PostgresMailStore: MailStore {
                     return AccountID(rawValue: try row.decode(Int64.self))
                 }
                 let id = AccountID(rawValue: try row.decode(Int64.self))
-                _ = try await Self.insertMailbox(connection, account: id, name: "INBOX", logger: logger)
-                try await connection.query(
-                    "INSERT INTO subscriptions (account_id, name) VALUES (\(id.rawValue), 'INBOX') ON CONFLICT DO NOTHING",
-                    logger: logger)
+                try await Self.provisionMailboxes(connection, account: id, logger: logger)
                 return id
             }
         }
+    }
+
+    /// A new account's mailboxes: INBOX, and those of `default_mailboxes` with their special uses, all subscribed.
+    /// Run in the transaction that creates the account, so an account never exists without them.
+    static func provisionMailboxes(_ connection: PostgresConnection, account: AccountID, logger: Logger) async throws {
+        _ = try await insertMailbox(connection, account: account, name: "INBOX", logger: logger)
+        try await connection.query(
+            """
+            WITH v AS (
+                UPDATE accounts SET last_uidvalidity = greatest(last_uidvalidity + 1, extract(epoch FROM now())::bigint)
+                WHERE account_id = \(account.rawValue) RETURNING last_uidvalidity)
+            INSERT INTO mailboxes (account_id, name, uidvalidity, special_use)
+            SELECT \(account.rawValue), d.name, v.last_uidvalidity, d.special_use FROM default_mailboxes d, v
+            ON CONFLICT (account_id, name) DO NOTHING
+            """, logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO subscriptions (account_id, name)
+            SELECT \(account.rawValue), name FROM (SELECT 'INBOX' AS name UNION ALL SELECT name FROM default_mailboxes) n
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
     }
 
     /// Inserts one mailbox with a fresh UIDVALIDITY; nil when the name exists. UIDVALIDITY is the larger of the

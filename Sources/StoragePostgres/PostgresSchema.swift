@@ -230,6 +230,19 @@ public enum PostgresSchema {
         -- RFC 6154: one mailbox per special use (CREATE-SPECIAL-USE checks it; this settles races).
         CREATE UNIQUE INDEX mailboxes_special_use ON mailboxes (account_id, special_use) WHERE special_use IS NOT NULL;
         """,
+        // 6: the mailboxes every new account gets beside INBOX, with their special uses (RFC 6154), subscribed. One
+        // table for every instance, LMTP and mailadmin alike (`mailadmin mailbox defaults`); emptied, new accounts
+        // get INBOX only. Accounts that exist already are left as they are.
+        """
+        CREATE TABLE default_mailboxes (
+            position integer PRIMARY KEY,
+            name text NOT NULL UNIQUE,
+            special_use text UNIQUE
+        );
+        INSERT INTO default_mailboxes (position, name, special_use) VALUES
+            (1, 'Drafts', '\\Drafts'), (2, 'Sent', '\\Sent'), (3, 'Trash', '\\Trash'), (4, 'Junk', '\\Junk'),
+            (5, 'Archive', '\\Archive');
+        """,
     ]
 
     public static var latestVersion: Int { migrations.count }

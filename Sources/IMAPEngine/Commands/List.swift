@@ -69,8 +69,8 @@ extension Session {
         return Completion("LIST completed")
     }
 
-    /// RFC 3501 §6.3.9: subscribed names matching the pattern. With `%`, an unsubscribed superior of a subscribed
-    /// name is returned with `\Noselect`.
+    /// RFC 3501 §6.3.9: subscribed names matching the pattern, with their special use (RFC 6154). With `%`, an
+    /// unsubscribed superior of a subscribed name is returned with `\Noselect`.
     func handleLsub(reference: MailboxArgument, pattern: MailboxArgument) async throws -> Completion {
         let account = try requireAccount
         let matcher = ListPattern(patternText(reference: reference, pattern: pattern))
@@ -80,7 +80,9 @@ extension Session {
         var w = responseWriter()
         for entry in tree.entries where matcher.matches(entry.name) {
             if entry.isSubscribed {
-                w.raw(entry.exists ? "* LSUB () \"/\" " : "* LSUB (\\Noselect) \"/\" ")
+                // Special uses are reported on LSUB too (what clients that still sync by LSUB find their Sent by).
+                let attributes = entry.exists ? (entry.specialUse ?? "") : "\\Noselect"
+                w.raw("* LSUB (\(attributes)) \"/\" ")
             } else if entry.hasSubscribedDescendant && matcher.endsWithPercent {
                 w.raw("* LSUB (\\Noselect) \"/\" ")
             } else {

@@ -49,7 +49,21 @@ enum TestDatabase {
     private static let template = Mutex<Task<String, any Error>?>(nil)
     private static let creation = CreationQueue()
 
-    /// Creates an empty MailHost database and returns its configuration.
+    /// Creates an unmigrated, empty database (the server or mailadmin creates the schema with its defaults).
+    static func createBlank() async throws -> PostgresStoreConfiguration {
+        guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
+        let base = try PostgresStoreConfiguration(url: url)
+        let name = "mh_test_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
+        try await base.withConnection(logger: TestEnvironment.logger) { connection in
+            _ = try await connection.query(
+                PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: TestEnvironment.logger)
+        }
+        var configuration = base
+        configuration.database = name
+        return configuration
+    }
+
+    /// Creates an empty MailHost database (schema migrated, no default mailboxes) and returns its configuration.
     static func create() async throws -> PostgresStoreConfiguration {
         guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
         let base = try PostgresStoreConfiguration(url: url)
@@ -108,6 +122,9 @@ enum TestDatabase {
                 configuration.database = name
                 try await configuration.withConnection(logger: TestEnvironment.logger) { connection in
                     try await PostgresSchema.migrate(connection, logger: TestEnvironment.logger)
+                    // Test accounts start with INBOX only (most tests list an account's mailboxes); the default
+                    // mailboxes have their own tests (`DefaultMailboxTests`), which set them or use a fresh schema.
+                    _ = try await connection.query("DELETE FROM default_mailboxes", logger: TestEnvironment.logger)
                 }
                 return name
             }
