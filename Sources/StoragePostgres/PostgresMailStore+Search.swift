@@ -177,6 +177,8 @@ struct SearchCompiler {
             return "m.internal_date < \(bind(instant))"
         case .arrivedSince(let instant):
             return "m.internal_date >= \(bind(instant))"
+        case .contentID(let id):
+            return "m.content_id = \(bind(id))"
         case .not(let inner):
             return "NOT (\(compile(inner)))"
         case .or(let a, let b):

@@ -428,7 +428,7 @@ public final class PostgresMailStore: MailStore {
         return try await run(logger) {
             let rows = try await client.query(
                 """
-                SELECT b.uidvalidity, b.uidnext, b.highestmodseq,
+                SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq,
                     count(m.uid), count(m.uid) FILTER (WHERE m.flags & 8 = 0),
                     count(m.uid) FILTER (WHERE m.flags & 4 <> 0), coalesce(sum(m.size), 0)::bigint,
                     count(m.uid) FILTER (WHERE m.uid >= b.first_recent_uid)
@@ -439,12 +439,12 @@ public final class PostgresMailStore: MailStore {
                 """, logger: logger
             ).collect()
             guard let row = rows.first else { throw StoreError.mailboxNotFound }
-            let (validity, next, modseq, messages, unseen, deleted, size, recent) = try row.decode(
-                (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)
+            let (id, validity, next, modseq, messages, unseen, deleted, size, recent) = try row.decode(
+                (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)
             return MailboxStatus(
                 messages: Int(messages), unseen: Int(unseen), deleted: Int(deleted), size: size, recent: Int(recent),
                 uidNext: UID(UInt32(truncatingIfNeeded: next)), uidValidity: UInt32(truncatingIfNeeded: validity),
-                highestModSeq: ModSeq(modseq))
+                highestModSeq: ModSeq(modseq), id: MailboxID(rawValue: id))
         }
     }
 

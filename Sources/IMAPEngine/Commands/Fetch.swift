@@ -172,6 +172,8 @@ extension Session {
         switch item {
         case .uid: w.raw("UID \(record.uid)")
         case .modSeq: w.raw("MODSEQ (\(record.modSeq))")
+        case .emailID: w.raw("EMAILID (\(ObjectID.email(contentID: record.contentID)))")
+        case .threadID: w.raw("THREADID NIL")
         case .flags:
             w.raw("FLAGS ")
             w.flags(record.flags, recent: view.recent.contains(record.uid))

@@ -50,7 +50,7 @@ struct FetchPlan {
             case .binary(let part, _, _), .binarySize(let part):
                 if !part.isEmpty { columns.insert(.parts) }
                 if case .binary = item { needsContent = true }
-            case .flags, .internalDate, .rfc822Size, .uid, .modSeq: break
+            case .flags, .internalDate, .rfc822Size, .uid, .modSeq, .emailID, .threadID: break
             }
         }
         if needsContent { columns.insert(.layout) }

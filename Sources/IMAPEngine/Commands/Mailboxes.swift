@@ -40,6 +40,9 @@ extension Session {
             if case .cannot(let reason) = error, specialUse != nil { throw IMAPError.no(.useAttr, reason) }
             throw error
         }
+        // RFC 8474 §4.1: the new mailbox's MAILBOXID on the tagged OK.
+        let created = try? await store.listMailboxes(account: account, logger: logger).first { $0.name == name }
+        if let created { return Completion("CREATE completed", code: .mailboxID(ObjectID.mailbox(created.id))) }
         return Completion("CREATE completed")
     }
 
@@ -108,6 +111,7 @@ extension Session {
             case .size: parts.append("SIZE \(status.size)")
             case .recent: parts.append("RECENT \(status.recent)")
             case .highestModSeq: parts.append("HIGHESTMODSEQ \(status.highestModSeq)")
+            case .mailboxID: if let id = status.id { parts.append("MAILBOXID (\(ObjectID.mailbox(id)))") }
             }
         }
         return parts.joined(separator: " ")

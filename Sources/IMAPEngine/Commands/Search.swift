@@ -160,6 +160,9 @@ extension Session {
         // RFC 5032 §3: relative to the time the search runs.
         case .older(let seconds): return .arrivedBefore(Self.now() - seconds)
         case .younger(let seconds): return .arrivedSince(Self.now() - seconds)
+        case .emailID(let id): return ObjectID.contentID(fromEmailID: id).map { .contentID($0) } ?? .none
+        // No thread ids are assigned, so none matches.
+        case .threadID: return .none
         case .uid(let set):
             if set.isLastSearchResult { return .uids(UIDRanges(savedSearch)) }
             guard let last = view.lastUID else { return .none }

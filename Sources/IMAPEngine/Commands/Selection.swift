@@ -41,6 +41,7 @@ extension Session {
             }
         }
         w.line("* OK [UIDVALIDITY \(snapshot.uidValidity)] UIDs valid")
+        w.line("* OK [MAILBOXID (\(ObjectID.mailbox(snapshot.id)))] Ok")
         w.line("* OK [UIDNEXT \(snapshot.uidNext)] Predicted next UID")
         if condstore { w.line("* OK [HIGHESTMODSEQ \(snapshot.highestModSeq)] Highest") }
         if rev2 {

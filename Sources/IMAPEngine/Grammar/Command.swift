@@ -26,6 +26,8 @@ public enum StatusAttribute: String, Hashable, Sendable, CaseIterable {
     case recent = "RECENT"
     /// RFC 7162 §3.1.2.3 (a CONDSTORE enabling command).
     case highestModSeq = "HIGHESTMODSEQ"
+    /// RFC 8474 §4.
+    case mailboxID = "MAILBOXID"
 }
 
 /// STORE's action (RFC 9051 §6.4.6).

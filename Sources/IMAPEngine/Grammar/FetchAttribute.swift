@@ -16,6 +16,8 @@ public enum FetchAttribute: Hashable, Sendable {
     case binarySize(part: [Int])
     /// RFC 7162 §3.1.5 (a CONDSTORE enabling command).
     case modSeq
+    /// RFC 8474 §5: the message's EMAILID, and its THREADID (always NIL: MailHost keeps no thread ids).
+    case emailID, threadID
 
     public enum LegacyName: Hashable, Sendable {
         case rfc822, rfc822Header, rfc822Text

@@ -15,6 +15,8 @@ public indirect enum SearchKey: Hashable, Sendable {
     case modSeq(ModSeq)
     /// RFC 5032 WITHIN: internal date more than / at most this many seconds before now.
     case older(Int64), younger(Int64)
+    /// RFC 8474 §6: messages with this EMAILID or THREADID.
+    case emailID(String), threadID(String)
     case sequence(NumberSet)
     case not(SearchKey)
     case or(SearchKey, SearchKey)

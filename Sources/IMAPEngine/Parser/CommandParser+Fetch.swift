@@ -80,6 +80,8 @@ extension CommandParser {
         case "BINARY.SIZE":
             return [.binarySize(part: try parseSectionBinary(&buffer))]
         case "MODSEQ": return [.modSeq]
+        case "EMAILID": return [.emailID]
+        case "THREADID": return [.threadID]
         default:
             throw ParseError("Unknown FETCH item \(name.prefix(32))")
         }

@@ -164,6 +164,14 @@ extension CommandParser {
             try buffer.space()
             let seconds = Int64(try buffer.nzNumber())
             return name == "OLDER" ? .older(seconds) : .younger(seconds)
+        case "EMAILID", "THREADID":
+            // RFC 8474 `objectid = 1*255(ALPHA / DIGIT / "_" / "-")`.
+            try buffer.space()
+            let id = try buffer.atom("an object id")
+            guard id.utf8.count <= 255, id.utf8.allSatisfy({ ObjectID.isIDChar($0) }) else {
+                throw ParseError("Invalid object id")
+            }
+            return name == "EMAILID" ? .emailID(id) : .threadID(id)
         case "LARGER", "SMALLER":
             try buffer.space()
             let size = try buffer.number64()

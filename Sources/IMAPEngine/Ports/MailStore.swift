@@ -22,10 +22,13 @@ public struct MailboxStatus: Sendable, Equatable {
     public var uidNext: UID
     public var uidValidity: UIDValidity
     public var highestModSeq: ModSeq
+    /// The mailbox's id (RFC 8474 MAILBOXID); nil from a store that does not say.
+    public var id: MailboxID?
     public init(
         messages: Int, unseen: Int, deleted: Int, size: Int64, recent: Int, uidNext: UID, uidValidity: UIDValidity,
-        highestModSeq: ModSeq
+        highestModSeq: ModSeq, id: MailboxID? = nil
     ) {
+        self.id = id
         self.messages = messages
         self.unseen = unseen
         self.deleted = deleted
@@ -370,6 +373,8 @@ public indirect enum SearchQuery: Sendable, Hashable {
     case modSeq(ModSeq)
     /// Messages whose internal date (as an instant, seconds since 1970) is before / at or after this (RFC 5032).
     case arrivedBefore(Int64), arrivedSince(Int64)
+    /// Messages whose stored content is this one (RFC 8474 EMAILID).
+    case contentID(Int64)
     case not(SearchQuery)
     case or(SearchQuery, SearchQuery)
     case and([SearchQuery])

@@ -36,6 +36,8 @@ enum ResponseCode: Sendable, Equatable {
     case useAttr
     /// RFC 4978 §3: COMPRESS when compression is already on.
     case compressionActive
+    /// RFC 8474 §4.1.
+    case mailboxID(String)
     case capability([String])
     case permanentFlags([String])
     case uidNext(UID)
@@ -71,6 +73,7 @@ enum ResponseCode: Sendable, Equatable {
         case .tooBig: "TOOBIG"
         case .useAttr: "USEATTR"
         case .compressionActive: "COMPRESSIONACTIVE"
+        case .mailboxID(let id): "MAILBOXID (\(id))"
         case .noPerm: "NOPERM"
         case .inUse: "INUSE"
         case .closed: "CLOSED"
