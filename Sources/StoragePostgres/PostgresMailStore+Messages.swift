@@ -183,14 +183,15 @@ extension PostgresMailStore {
                 INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
                     parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
                     search_body, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
-                    sort_display_to, sent_time, thread_id, thread_refs, thread_reply)
+                    sort_display_to, sent_time, thread_id, thread_refs, thread_reply, preview)
                 SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
                     \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
                     \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
                     \(content?.subject), \(content?.headers), \(content?.text), \(content?.sha256),
                     \(content?.sort.subject), \(content?.sort.from), \(content?.sort.to), \(content?.sort.cc),
                     \(content?.sort.displayFrom), \(content?.sort.displayTo), \(content?.sort.sentTime),
-                    \(content?.sort.messageID), \(content?.sort.references), \(content?.sort.isReplyOrForward)
+                    \(content?.sort.messageID), \(content?.sort.references), \(content?.sort.isReplyOrForward),
+                    \(content?.preview)
                 FROM b WHERE \(sharing)::bigint IS NULL
                 RETURNING content_id),
             c AS (
@@ -550,12 +551,14 @@ extension PostgresMailStore {
         let client = self.client
         let uidList = uids.map { Int64($0.rawValue) }
         // Flags-only FETCHes (the bulk of a client's resync) read the message rows alone.
+        let readsContent = columns.readsContent
         let join =
-            columns.isEmpty ? "" : "JOIN contents c ON c.account_id = x.account_id AND c.content_id = x.content_id"
+            readsContent ? "JOIN contents c ON c.account_id = x.account_id AND c.content_id = x.content_id" : ""
         // Only the asked-for content columns are read, in the order `record(_:columns:)` decodes them.
         var list = "SELECT x.uid, x.content_id, x.flags, x.keywords, x.internal_date, x.internal_zone, x.size, "
         list += "x.modseq, x.expunged"
-        if !columns.isEmpty { list += ", c.header_length" }
+        if columns.contains(.saveDate) { list += ", x.saved_at" }
+        if readsContent { list += ", c.header_length" }
         var sizes: [String] = []
         for (column, expression, size) in Self.contentColumns where columns.contains(column) {
             list += ", " + expression
@@ -608,7 +611,7 @@ extension PostgresMailStore {
                     query(
                         """
                         SELECT account_id, mailbox_id, uid, content_id, flags, keywords, internal_date, internal_zone,
-                            size, modseq, true AS expunged FROM expunged
+                            size, modseq, NULL::bigint AS saved_at, true AS expunged FROM expunged
                         WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
                             AND content_id IS NOT NULL
                         """, missing, cut: false), logger: logger)
@@ -640,6 +643,7 @@ extension PostgresMailStore {
             "CASE WHEN c.header_length <= \(FetchColumns.headerLimit) THEN substring(c.body FROM 1 FOR c.header_length) END",
             "least(c.header_length, \(FetchColumns.headerLimit))"
         ),
+        (.preview, "c.preview", "coalesce(octet_length(c.preview), 0)"),
     ]
 
     static func record(_ row: PostgresRow, columns: FetchColumns) throws -> MessageRecord {
@@ -655,7 +659,8 @@ extension PostgresMailStore {
         let size = try cells.next(Int32.self)
         let modseq = try cells.next(Int64.self)
         let expunged = try cells.next(Bool.self)
-        let headerLength = columns.isEmpty ? 0 : try cells.next(Int32.self)
+        let saved = columns.contains(.saveDate) ? try cells.next(Int64?.self) : nil
+        let headerLength = columns.readsContent ? try cells.next(Int32.self) : 0
         func column(_ column: FetchColumns) throws -> ByteBuffer? {
             columns.contains(column) ? try cells.next(ByteBuffer.self) : nil
         }
@@ -664,6 +669,7 @@ extension PostgresMailStore {
         let structure = try column(.bodyStructure)
         let parts = try column(.parts)
         let header = columns.contains(.header) ? try cells.next(ByteBuffer?.self) : nil
+        let preview = columns.contains(.preview) ? try cells.next(String?.self) : nil
         var tree: MessagePart? = nil
         if let parts, parts.readableBytes > 0 {
             tree = try JSONDecoder().decode(MessagePart.self, from: Data(parts.readableBytesView))
@@ -674,7 +680,8 @@ extension PostgresMailStore {
             flags: MessageFlags(system: SystemFlags(rawValue: flags), keywords: keywords),
             internalDate: InternalDate(secondsSinceEpoch: date, zoneMinutes: Int(zone)), size: Int(size),
             headerLength: Int(headerLength), modSeq: ModSeq(modseq), envelope: bytes(envelope), body: bytes(body),
-            bodyStructure: bytes(structure), parts: tree, header: header.map(bytes), isExpunged: expunged)
+            bodyStructure: bytes(structure), parts: tree, header: header.map(bytes), isExpunged: expunged,
+            saveDate: saved, preview: preview)
     }
 
     public func contentBytes(account: AccountID, slices: [ContentSlice], logger: Logger) async throws(StoreError)
@@ -726,6 +733,7 @@ struct ContentRow: Sendable {
     var parts: ByteBuffer
     var sentDay: Int32?
     var from, to, cc, bcc, subject, headers, text: String
+    var preview: String?
     /// SHA-256 of the stored bytes: lets an import recognise a message it already stored.
     var sha256: ByteBuffer
     var sort: SortKeys
@@ -755,6 +763,7 @@ struct ContentRow: Sendable {
         subject = clean(message.search.subject)
         headers = clean(message.search.headers)
         text = clean(message.search.body)
+        preview = message.preview.map(clean)
         sha256 = ByteBuffer(bytes: Array(SHA256.hash(data: message.bytes)))
         sort = message.sortKeys
         sort.subject = clean(sort.subject)

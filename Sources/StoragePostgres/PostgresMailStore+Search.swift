@@ -179,6 +179,8 @@ struct SearchCompiler {
             return "m.internal_date >= \(bind(instant))"
         case .contentID(let id):
             return "m.content_id = \(bind(id))"
+        case .saveDate(let comparison, let date):
+            return "floor(m.saved_at / 86400.0) \(Self.operator(comparison)) \(bind(date.dayNumber))"
         case .not(let inner):
             return "NOT (\(compile(inner)))"
         case .or(let a, let b):

@@ -232,7 +232,7 @@ public enum PostgresSchema {
         """,
         // 6: the mailboxes every new account gets beside INBOX, with their special uses (RFC 6154), subscribed. One
         // table for every instance, LMTP and mailadmin alike (`mailadmin mailbox defaults`); emptied, new accounts
-        // get INBOX only. Accounts that exist already are left as they are.
+        // get INBOX only. Accounts that exist already are left as they are. Also SAVEDATE and PREVIEW columns.
         """
         CREATE TABLE default_mailboxes (
             position integer PRIMARY KEY,
@@ -242,6 +242,12 @@ public enum PostgresSchema {
         INSERT INTO default_mailboxes (position, name, special_use) VALUES
             (1, 'Drafts', '\\Drafts'), (2, 'Sent', '\\Sent'), (3, 'Trash', '\\Trash'), (4, 'Junk', '\\Junk'),
             (5, 'Archive', '\\Archive');
+        -- RFC 8514 SAVEDATE: when the message was stored in its mailbox (APPEND, delivery, COPY and MOVE insert rows).
+        -- Rows stored before this migration have none (FETCH SAVEDATE answers NIL for them).
+        ALTER TABLE messages ADD COLUMN saved_at bigint;
+        ALTER TABLE messages ALTER COLUMN saved_at SET DEFAULT extract(epoch FROM now())::bigint;
+        -- RFC 8970 PREVIEW text, computed at ingest (`Preview`); NULL for contents stored before.
+        ALTER TABLE contents ADD COLUMN preview text;
         """,
     ]
 

@@ -174,6 +174,16 @@ extension Session {
         case .modSeq: w.raw("MODSEQ (\(record.modSeq))")
         case .emailID: w.raw("EMAILID (\(ObjectID.email(contentID: record.contentID)))")
         case .threadID: w.raw("THREADID NIL")
+        case .saveDate:
+            w.raw("SAVEDATE ")
+            if let saved = record.saveDate {
+                w.raw(InternalDate(secondsSinceEpoch: saved, zoneMinutes: 0).wire)
+            } else {
+                w.raw("NIL")
+            }
+        case .preview:
+            w.raw("PREVIEW ")
+            w.nstring(record.preview)
         case .flags:
             w.raw("FLAGS ")
             w.flags(record.flags, recent: view.recent.contains(record.uid))

@@ -51,6 +51,8 @@ struct FetchPlan {
                 if !part.isEmpty { columns.insert(.parts) }
                 if case .binary = item { needsContent = true }
             case .flags, .internalDate, .rfc822Size, .uid, .modSeq, .emailID, .threadID: break
+            case .saveDate: columns.insert(.saveDate)
+            case .preview: columns.insert(.preview)
             }
         }
         if needsContent { columns.insert(.layout) }

@@ -163,6 +163,10 @@ extension Session {
         case .emailID(let id): return ObjectID.contentID(fromEmailID: id).map { .contentID($0) } ?? .none
         // No thread ids are assigned, so none matches.
         case .threadID: return .none
+        case .savedBefore(let d): return .saveDate(.before, d)
+        case .savedOn(let d): return .saveDate(.on, d)
+        case .savedSince(let d): return .saveDate(.since, d)
+        case .saveDateSupported: return .all
         case .uid(let set):
             if set.isLastSearchResult { return .uids(UIDRanges(savedSearch)) }
             guard let last = view.lastUID else { return .none }

@@ -18,6 +18,10 @@ public enum FetchAttribute: Hashable, Sendable {
     case modSeq
     /// RFC 8474 §5: the message's EMAILID, and its THREADID (always NIL: MailHost keeps no thread ids).
     case emailID, threadID
+    /// RFC 8514 SAVEDATE.
+    case saveDate
+    /// RFC 8970 `PREVIEW [(LAZY)]`: the text is computed at ingest, so LAZY changes nothing.
+    case preview
 
     public enum LegacyName: Hashable, Sendable {
         case rfc822, rfc822Header, rfc822Text

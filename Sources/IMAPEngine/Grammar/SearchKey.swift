@@ -17,6 +17,8 @@ public indirect enum SearchKey: Hashable, Sendable {
     case older(Int64), younger(Int64)
     /// RFC 8474 §6: messages with this EMAILID or THREADID.
     case emailID(String), threadID(String)
+    /// RFC 8514: the save date's day, and SAVEDATESUPPORTED (every mailbox has save dates).
+    case savedBefore(IMAPDate), savedOn(IMAPDate), savedSince(IMAPDate), saveDateSupported
     case sequence(NumberSet)
     case not(SearchKey)
     case or(SearchKey, SearchKey)

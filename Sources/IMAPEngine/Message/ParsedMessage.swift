@@ -25,6 +25,8 @@ public struct ParsedMessage: Sendable {
     public var sentDate: IMAPDate?
     /// What SORT orders by.
     public var sortKeys: SortKeys
+    /// RFC 8970 PREVIEW text; nil when the message has no text part.
+    public var preview: String?
 
     /// Parses a message. `binary` marks content that arrived as `literal8` (RFC 3516): its binary parts are stored
     /// base64-encoded (`BinaryContent`).
@@ -48,5 +50,6 @@ public struct ParsedMessage: Sendable {
         self.search = SearchText(bytes: bytes, root: root, header: header, envelope: envelope)
         self.sentDate = envelope.date.flatMap { IMAPDate(parsing: $0) }
         self.sortKeys = SortKeys(envelope, header: header)
+        self.preview = Preview.text(bytes: bytes, root: root)
     }
 }

@@ -82,6 +82,18 @@ extension CommandParser {
         case "MODSEQ": return [.modSeq]
         case "EMAILID": return [.emailID]
         case "THREADID": return [.threadID]
+        case "SAVEDATE": return [.saveDate]
+        case "PREVIEW":
+            // RFC 8970 `"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]`, preview-mod = "LAZY".
+            if buffer.peek() == UInt8(ascii: " "), buffer.peek(1) == UInt8(ascii: "(") {
+                buffer.advance()
+                buffer.advance()
+                repeat {
+                    guard try buffer.keyword() == "LAZY" else { throw ParseError("Unknown PREVIEW modifier") }
+                } while buffer.take(UInt8(ascii: " "))
+                try buffer.expect(UInt8(ascii: ")"))
+            }
+            return [.preview]
         default:
             throw ParseError("Unknown FETCH item \(name.prefix(32))")
         }

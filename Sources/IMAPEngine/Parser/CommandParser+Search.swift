@@ -159,6 +159,10 @@ extension CommandParser {
         case "SENTBEFORE": return .sentBefore(try date())
         case "SENTON": return .sentOn(try date())
         case "SENTSINCE": return .sentSince(try date())
+        case "SAVEDBEFORE": return .savedBefore(try date())
+        case "SAVEDON": return .savedOn(try date())
+        case "SAVEDSINCE": return .savedSince(try date())
+        case "SAVEDATESUPPORTED": return .saveDateSupported
         case "OLDER", "YOUNGER":
             // RFC 5032 WITHIN: `"OLDER" SP nz-number / "YOUNGER" SP nz-number`, in seconds.
             try buffer.space()

@@ -120,6 +120,13 @@ public struct FetchColumns: OptionSet, Sendable, Hashable {
     /// The header length, to map sections onto stored bytes. Without any column the store reads only the message
     /// rows (UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ), never the contents.
     public static let layout = FetchColumns(rawValue: 1 << 5)
+    /// RFC 8514 SAVEDATE, from the message row.
+    public static let saveDate = FetchColumns(rawValue: 1 << 6)
+    /// RFC 8970 PREVIEW text, from the content.
+    public static let preview = FetchColumns(rawValue: 1 << 7)
+
+    /// Whether any column is the content's (the message rows alone serve the others).
+    public var readsContent: Bool { !subtracting(.saveDate).isEmpty }
 }
 
 /// One message's row as FETCH reads it. Fields not asked for are empty.
@@ -139,11 +146,18 @@ public struct MessageRecord: Sendable {
     public var header: [UInt8]?
     /// True when the message was expunged by another session (still in this session's view).
     public var isExpunged: Bool
+    /// When the message was stored in this mailbox (seconds since the epoch); nil when unknown or not asked for.
+    public var saveDate: Int64?
+    /// The PREVIEW text (`.preview`); nil when there is none.
+    public var preview: String?
     public init(
         uid: UID, contentID: Int64, flags: MessageFlags, internalDate: InternalDate, size: Int, headerLength: Int,
         modSeq: ModSeq, envelope: [UInt8] = [], body: [UInt8] = [], bodyStructure: [UInt8] = [],
-        parts: MessagePart? = nil, header: [UInt8]? = nil, isExpunged: Bool = false
+        parts: MessagePart? = nil, header: [UInt8]? = nil, isExpunged: Bool = false, saveDate: Int64? = nil,
+        preview: String? = nil
     ) {
+        self.saveDate = saveDate
+        self.preview = preview
         self.uid = uid
         self.contentID = contentID
         self.flags = flags
@@ -375,6 +389,8 @@ public indirect enum SearchQuery: Sendable, Hashable {
     case arrivedBefore(Int64), arrivedSince(Int64)
     /// Messages whose stored content is this one (RFC 8474 EMAILID).
     case contentID(Int64)
+    /// RFC 8514: the day (UTC) the message was stored in the mailbox.
+    case saveDate(DateComparison, IMAPDate)
     case not(SearchQuery)
     case or(SearchQuery, SearchQuery)
     case and([SearchQuery])
