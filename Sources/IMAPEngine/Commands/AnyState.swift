@@ -38,6 +38,9 @@ extension Session {
             case "CONDSTORE" where !condstore:
                 enableCondstore()
                 enabled.append("CONDSTORE")
+            case "UTF8=ACCEPT" where !utf8Accept:
+                utf8Accept = true
+                enabled.append("UTF8=ACCEPT")
             case "QRESYNC" where !qresync:
                 qresync = true
                 enableCondstore()

@@ -172,6 +172,7 @@ extension Session {
         savedSearch = []
         reportedFlags = [:]
         rev2 = false
+        utf8Accept = false
         condstore = false
         qresync = false
         pendingHighestModSeq = false

@@ -19,6 +19,8 @@ extension Session {
         if let charset = search.charset, !Self.supportedCharsets.contains(charset.uppercased()) {
             throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
         }
+        // RFC 6855 §3: after ENABLE UTF8=ACCEPT a charset conflicts with the UTF-8 the client declared.
+        if utf8Accept, search.charset != nil { throw IMAPError.bad("No CHARSET after ENABLE UTF8=ACCEPT") }
         let usesModSeq = Self.usesModSeq(search.key)
         if usesModSeq { enableCondstore() }
         var matches: [UID] = []

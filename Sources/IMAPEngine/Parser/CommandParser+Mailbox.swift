@@ -111,10 +111,18 @@ extension CommandParser {
             date = try parseDateTime(&buffer)
             try buffer.space()
         }
+        // RFC 6855 §4: `utf8-literal = "UTF8" SP "(" literal8 ")"`, a message with UTF-8 headers.
+        let utf8 = buffer.takeKeyword("UTF8")
+        if utf8 {
+            try buffer.space()
+            try buffer.expect(UInt8(ascii: "("))
+            guard buffer.peek() == UInt8(ascii: "~") else { throw buffer.unexpected(expected: "a literal8") }
+        }
         guard buffer.peek() == UInt8(ascii: "{") || buffer.peek() == UInt8(ascii: "~") else {
             throw buffer.unexpected(expected: "a literal with the message")
         }
         let literal = try buffer.literalBytes()
+        if utf8 { try buffer.expect(UInt8(ascii: ")")) }
         return AppendCommand(
             mailbox: mailbox, flags: flags, date: date, message: Array(literal.bytes), isBinary: literal.isBinary)
     }

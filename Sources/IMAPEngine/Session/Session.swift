@@ -121,6 +121,10 @@ final class Session {
     var view: MailboxView?
     /// IMAP4rev2 enabled (RFC 9051 §6.3.1): ESEARCH replies, UTF-8 names, no `\Recent`.
     var rev2 = false
+    /// `ENABLE UTF8=ACCEPT` (RFC 6855): UTF-8 mailbox names both ways, no SEARCH CHARSET.
+    var utf8Accept = false
+    /// Mailbox names are UTF-8 on the wire (IMAP4rev2 or UTF8=ACCEPT), not modified UTF-7.
+    var utf8Names: Bool { rev2 || utf8Accept }
     /// A CONDSTORE enabling command was issued (RFC 7162 §3.1): every untagged FETCH carries MODSEQ, SELECT reports
     /// HIGHESTMODSEQ.
     var condstore = false
@@ -172,7 +176,7 @@ final class Session {
     /// Plaintext credentials are acceptable on this connection (DESIGN.md §5).
     var plaintextAuthAllowed: Bool { secure || info.isLoopback || server.allowPlaintextAuth }
 
-    func responseWriter() -> ResponseWriter { ResponseWriter(utf8Names: rev2) }
+    func responseWriter() -> ResponseWriter { ResponseWriter(utf8Names: utf8Names) }
 
     // MARK: lifecycle
 
@@ -393,7 +397,7 @@ final class Session {
     /// (RFC 9051 §5.1, Appendix A.1).
     func mailboxName(_ argument: MailboxArgument) throws(IMAPError) -> MailboxName {
         let wire = argument.wire
-        if rev2 || wire.utf8.contains(where: { $0 >= 0x80 }) {
+        if utf8Names || wire.utf8.contains(where: { $0 >= 0x80 }) {
             return MailboxName(normalizing: wire)
         }
         guard let decoded = ModifiedUTF7.decode(wire) else {
@@ -418,7 +422,7 @@ final class Session {
                 "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)", "CONDSTORE", "QRESYNC", "WITHIN",
                 "UNAUTHENTICATE", "CREATE-SPECIAL-USE", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
-                "THREAD=REFERENCES", "MULTIAPPEND", "OBJECTID", "SAVEDATE", "PREVIEW",
+                "THREAD=REFERENCES", "MULTIAPPEND", "OBJECTID", "SAVEDATE", "PREVIEW", "UTF8=ACCEPT",
             ]
             if compression != nil && !compressed { caps.append("COMPRESS=DEFLATE") }
         }
