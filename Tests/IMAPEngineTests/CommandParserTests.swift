@@ -413,3 +413,30 @@ func mbox(_ name: String) -> MailboxArgument { MailboxArgument(name) }
                 == .failure("a", ParseError("Invalid UTF-8 in a user name")))
     }
 }
+
+/// RFC 5092 IMAP URLs as CATENATE reads them.
+struct IMAPURLTests {
+    @Test func parsesRelativeAndAbsoluteURLs() {
+        let url = IMAPURL(parsing: "/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME", login: "tim")
+        #expect(url?.mailbox == "INBOX" && url?.uidValidity == 385_759_045 && url?.uid == 20)
+        #expect(url?.section == "1.MIME")
+        let nested = IMAPURL(
+            parsing: "imap://Tim;AUTH=*@mail.example.com:143/Lists%2FSwift/;uid=3/;partial=0.100", login: "tim")
+        #expect(nested?.mailbox == "Lists/Swift" && nested?.uid == 3 && nested?.partial?.origin == 0)
+        #expect(nested?.partial?.length == 100)
+        #expect(nested?.fetchItem == .bodySection(Section(), partial: Partial(origin: 0, length: 100), peek: true))
+        let header = IMAPURL(parsing: "/a/;UID=1/;SECTION=HEADER.FIELDS%20(FROM%20TO)", login: "tim")
+        #expect(
+            header?.fetchItem
+                == .bodySection(Section(part: [], text: .headerFields(["FROM", "TO"])), partial: nil, peek: true))
+        for bad in [
+            "", "INBOX/;UID=1", "/INBOX", "/INBOX/;UID=0", "/INBOX/;UID=x", "/INBOX;UIDVALIDITY=0/;UID=1",
+            "/INBOX/;UID=1/;UID=2", "/INBOX/;UID=1/;URLAUTH=anonymous", "imap://bob@host/INBOX/;UID=1",
+            "/INBOX/;UID=1/;SECTION=TEXT]%20BODY[HEADER", "/INBOX/;UID=1/;SECTION=%0D%0A",
+            "/INBOX/;SECTION=1/;UID=1", "/INBOX/;UID=1/;PARTIAL=1.0",
+        ] {
+            let parsed = IMAPURL(parsing: bad, login: "tim")
+            #expect(parsed == nil || parsed?.fetchItem == nil, "\(bad)")
+        }
+    }
+}

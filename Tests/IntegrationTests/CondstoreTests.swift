@@ -141,6 +141,14 @@ struct CondstoreTests {
         #expect(fetches.first?.contains("MODSEQ (") == true)
         let highest = try #require(Self.number(after: "[HIGHESTMODSEQ", in: resync))
         #expect(highest > known)
+        // With known UIDs, flag changes and expunges only for those (§3.2.5.1): the change to UID 2 is not the
+        // business of a client that knows UIDs 3:5 only.
+        let partial = try await IMAPTestClient.loggedIn(port: portA)
+        try await partial.expectOK("e", "ENABLE QRESYNC")
+        let narrow = try await partial.expectOK("s", "SELECT INBOX (QRESYNC (\(validity) \(known) 3:5))")
+        #expect(narrow.contains("* VANISHED (EARLIER) 4:5"), "\(narrow)")
+        #expect(!narrow.contains { $0.contains(" FETCH ") }, "\(narrow)")
+        await partial.close()
         // Asking only for UIDs that are all gone still answers which vanished.
         #expect(
             try await after.expectOK("g", "UID FETCH 4:5 (FLAGS) (CHANGEDSINCE \(known) VANISHED)")

@@ -62,6 +62,16 @@ struct SortTests {
                 try await c.expectOK("e3", "SORT RETURN (COUNT) (DATE) UTF-8 FROM nobody") == [
                     "* ESEARCH (TAG \"e3\") COUNT 0"
                 ])
+            // RFC 5182 SAVE with ESORT: nothing returned for SAVE alone, the set saved for `$`; with MIN, the first in
+            // sort order.
+            #expect(
+                try await c.expectOK("r1", "UID SORT RETURN (SAVE) (REVERSE SUBJECT) UTF-8 NOT SUBJECT gamma").isEmpty)
+            #expect(
+                try await c.expectOK("r2", "UID SEARCH RETURN (ALL) UID $") == ["* ESEARCH (TAG \"r2\") UID ALL 1:3"])
+            #expect(
+                try await c.expectOK("r3", "SORT RETURN (SAVE MIN) (SUBJECT) UTF-8 ALL")
+                    == ["* ESEARCH (TAG \"r3\") MIN 2"])
+            #expect(try await c.expectOK("r4", "UID FETCH $ (UID)") == ["* 2 FETCH (UID 2)"])
             // With MODSEQ, the highest modseq of what was found (RFC 7162 §3.1.5).
             let modseq = try await c.expectOK("m", "SORT (ARRIVAL) UTF-8 MODSEQ 1")
             #expect(modseq.first?.hasPrefix("* SORT 3 2 1 4 (MODSEQ ") == true, "\(modseq)")

@@ -3,7 +3,19 @@ import Logging
 
 /// APPEND (RFC 9051 §6.3.12, RFC 4315 APPENDUID, RFC 3516 literal8, RFC 3502 MULTIAPPEND).
 extension Session {
-    func handleAppend(_ append: AppendCommand) async throws -> Completion {
+    func handleAppend(_ original: AppendCommand) async throws -> Completion {
+        var append = original
+        var held: MessageBudget.Reservation?
+        defer { held?.release() }
+        if append.catenate != nil || append.more.contains(where: { $0.catenate != nil }) {
+            // RFC 4469 §5: a missing destination is TRYCREATE, whatever the URLs say.
+            let account = try requireAccount
+            let name = try mailboxName(append.mailbox)
+            _ = try await withTryCreate(name) { () async throws(StoreError) in
+                try await store.status(account: account, name: name, logger: logger)
+            }
+            (append, held) = try await catenated(append)
+        }
         if !append.more.isEmpty { return try await handleMultiAppend(append) }
         let account = try requireAccount
         let name = try mailboxName(append.mailbox)

@@ -311,7 +311,7 @@ extension Session {
         }
     }
 
-    private func transformed(_ bytes: [UInt8], _ transform: FetchValue.Transform?) throws -> [UInt8] {
+    func transformed(_ bytes: [UInt8], _ transform: FetchValue.Transform?) throws -> [UInt8] {
         switch transform {
         case nil:
             return bytes

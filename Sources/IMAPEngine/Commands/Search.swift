@@ -187,6 +187,8 @@ extension Session {
     func handleSort(tag: Tag, isUID: Bool, _ sort: SortCommand) async throws -> Completion {
         let account = try requireAccount
         let current = try requireView
+        // RFC 5182 with RFC 5267: SORT RETURN (SAVE) saves like SEARCH; a failed one leaves the result empty.
+        if sort.returnOptions?.contains(.save) == true { savedSearch = [] }
         if !Self.supportedCharsets.contains(sort.charset.uppercased()) {
             throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
         }
@@ -199,6 +201,11 @@ extension Session {
                 criteria: sort.criteria, maxUID: maxUID, logger: logger)
             // Only messages this client knows of (STYLE.md §4.3), in the store's order.
             matches = found.filter { current.index(of: $0) != nil }
+        }
+        if let options = sort.returnOptions, options.contains(.save) {
+            // MIN and MAX are the first and last in sort order; the saved result is a set.
+            savedSearch = Self.savedResult(matches, options: options).sorted()
+            if options == .save { return Completion("SORT completed") }
         }
         try await answer(
             "SORT", tag: tag, isUID: isUID, matches: matches, options: sort.returnOptions, usesModSeq: usesModSeq,

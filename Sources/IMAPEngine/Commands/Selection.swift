@@ -53,8 +53,13 @@ extension Session {
             // RFC 7162 §3.2.5.1: what changed since the client's modseq. Expunges of messages this view does not
             // hold are VANISHED (EARLIER) (within the UIDs the client says it knows); everything else is folded into
             // the view and announced as any change is, so the view and the client agree.
-            let delta = try await store.changes(
+            var delta = try await store.changes(
                 account: account, mailbox: snapshot.id, since: known.modSeq, logger: logger)
+            if let knownUIDs = known.knownUIDs {
+                // Flag changes only for the UIDs the client says it knows (messages that arrived after the snapshot
+                // are still announced, as EXISTS).
+                delta.changed = delta.changed.filter { knownUIDs.contains($0.uid) || newView.index(of: $0.uid) == nil }
+            }
             let earlier: UIDRanges
             if delta.expungedIncomplete {
                 // Older expunges are no longer recorded: every UID the client may know that is not here.

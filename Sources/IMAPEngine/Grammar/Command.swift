@@ -125,6 +125,14 @@ public struct AppendCommand: Hashable, Sendable {
     public var isBinary: Bool
     /// MULTIAPPEND (RFC 3502): the messages after the first, each with its own flags and date.
     public var more: [AppendCommand]
+    /// CATENATE (RFC 4469): the message is these parts joined (then `message` is empty).
+    public var catenate: [CatenatePart]?
+
+    /// One `cat-part` (RFC 4469 §5): literal text, or an IMAP URL of (part of) a message in this account.
+    public enum CatenatePart: Hashable, Sendable {
+        case text([UInt8])
+        case url(String)
+    }
 
     public init(
         mailbox: MailboxArgument, flags: [Flag], date: InternalDate?, message: [UInt8], isBinary: Bool = false,
@@ -136,6 +144,7 @@ public struct AppendCommand: Hashable, Sendable {
         self.message = message
         self.isBinary = isBinary
         self.more = more
+        self.catenate = nil
     }
 }
 

@@ -111,6 +111,44 @@ extension CommandParser {
             date = try parseDateTime(&buffer)
             try buffer.space()
         }
+        // RFC 4469 §5: `"CATENATE" SP "(" cat-part *(SP cat-part) ")"`.
+        if buffer.takeKeyword("CATENATE") {
+            try buffer.space()
+            try buffer.expect(UInt8(ascii: "("))
+            var parts: [AppendCommand.CatenatePart] = []
+            var binary = false
+            repeat {
+                switch try buffer.keyword() {
+                case "TEXT":
+                    try buffer.space()
+                    guard buffer.peek() == UInt8(ascii: "{") || buffer.peek() == UInt8(ascii: "~") else {
+                        throw buffer.unexpected(expected: "a literal")
+                    }
+                    let literal = try buffer.literalBytes()
+                    binary = binary || literal.isBinary
+                    parts.append(.text(Array(literal.bytes)))
+                case "UTF8":
+                    // RFC 6855 §4: `cat-part =/ utf8-literal`.
+                    try buffer.space()
+                    try buffer.expect(UInt8(ascii: "("))
+                    guard buffer.peek() == UInt8(ascii: "~") else { throw buffer.unexpected(expected: "a literal8") }
+                    let literal = try buffer.literalBytes()
+                    binary = true
+                    parts.append(.text(Array(literal.bytes)))
+                    try buffer.expect(UInt8(ascii: ")"))
+                case "URL":
+                    try buffer.space()
+                    parts.append(.url(try buffer.astring("an IMAP URL")))
+                case let other:
+                    throw ParseError("Unknown CATENATE part \(other.prefix(32))")
+                }
+                guard parts.count <= 1000 else { throw ParseError("Too many CATENATE parts") }
+            } while buffer.take(UInt8(ascii: " "))
+            try buffer.expect(UInt8(ascii: ")"))
+            var command = AppendCommand(mailbox: mailbox, flags: flags, date: date, message: [], isBinary: binary)
+            command.catenate = parts
+            return command
+        }
         // RFC 6855 §4: `utf8-literal = "UTF8" SP "(" literal8 ")"`, a message with UTF-8 headers.
         let utf8 = buffer.takeKeyword("UTF8")
         if utf8 {

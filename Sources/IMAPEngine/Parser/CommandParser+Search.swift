@@ -4,7 +4,7 @@ extension CommandParser {
     /// sort-key`, `search-criteria = charset 1*(SP search-key)`.
     static func parseSort(_ buffer: inout ParseBuffer, isUID: Bool) throws(ParseError) -> Command {
         try buffer.space()
-        let returnOptions = try parseReturnOptions(&buffer, allowSave: false)
+        let returnOptions = try parseReturnOptions(&buffer, allowSave: true)
         try buffer.expect(UInt8(ascii: "("))
         var criteria: [SortCriterion] = []
         repeat {

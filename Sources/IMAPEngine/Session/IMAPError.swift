@@ -38,6 +38,8 @@ enum ResponseCode: Sendable, Equatable {
     case compressionActive
     /// RFC 8474 §4.1.
     case mailboxID(String)
+    /// RFC 4469 §5: a CATENATE URL that cannot be used (the URL as the client sent it, made safe for resp-text).
+    case badURL(String)
     case capability([String])
     case permanentFlags([String])
     case uidNext(UID)
@@ -74,6 +76,11 @@ enum ResponseCode: Sendable, Equatable {
         case .useAttr: "USEATTR"
         case .compressionActive: "COMPRESSIONACTIVE"
         case .mailboxID(let id): "MAILBOXID (\(id))"
+        case .badURL(let url):
+            "BADURL "
+                + String(
+                    url.unicodeScalars.prefix(200).filter { $0 != "]" && $0.value >= 0x20 && $0.value != 0x7F }
+                        .map(Character.init))
         case .noPerm: "NOPERM"
         case .inUse: "INUSE"
         case .closed: "CLOSED"
