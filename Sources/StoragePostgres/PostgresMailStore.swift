@@ -465,3 +465,94 @@ extension Duration {
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
+
+// MARK: METADATA (RFC 5464)
+
+extension PostgresMailStore {
+    /// The mailbox's id, or nil for the server; `mailboxNotFound` when it does not exist.
+    private static func metadataOwner(
+        _ connection: PostgresConnection, account: AccountID, mailbox: MailboxName?, logger: Logger
+    ) async throws -> Int64? {
+        guard let mailbox else { return nil }
+        let rows = try await connection.query(
+            "SELECT mailbox_id FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(mailbox.name)",
+            logger: logger
+        ).collect()
+        guard let row = rows.first else { throw StoreError.mailboxNotFound }
+        return try row.decode(Int64.self)
+    }
+
+    public func metadata(
+        account: AccountID, mailbox: MailboxName?, entries: [String], depth: MetadataDepth, logger: Logger
+    ) async throws(StoreError) -> [MetadataEntry] {
+        let client = self.client
+        return try await run(logger) {
+            try await client.withConnection { connection in
+                let owner = try await Self.metadataOwner(connection, account: account, mailbox: mailbox, logger: logger)
+                // An entry itself, and below it: children only (depth 1) or all descendants.
+                let prefixes = entries.map { Self.likeEscape($0) + "/%" }
+                let deeper = depth != .zero
+                let childrenOnly = depth == .one
+                let rows = try await connection.query(
+                    """
+                    SELECT name, value FROM metadata
+                    WHERE account_id = \(account.rawValue) AND coalesce(mailbox_id, 0) = \(owner ?? 0)
+                        AND (name = ANY(\(entries)::text[])
+                             OR (\(deeper) AND EXISTS (
+                                 SELECT 1 FROM unnest(\(prefixes)::text[], \(entries)::text[]) p(pattern, entry)
+                                 WHERE name LIKE p.pattern
+                                     AND (NOT \(childrenOnly) OR position('/' IN substr(name, length(p.entry) + 2)) = 0))))
+                    ORDER BY name
+                    """, logger: logger)
+                var result: [MetadataEntry] = []
+                for try await (name, value) in rows.decode((String, ByteBuffer).self) {
+                    result.append(MetadataEntry(name: name, value: Array(value.readableBytesView)))
+                }
+                return result
+            }
+        }
+    }
+
+    public func setMetadata(
+        account: AccountID, mailbox: MailboxName?, entries: [MetadataEntry], maxEntries: Int, logger: Logger
+    ) async throws(StoreError) -> Bool {
+        do {
+            try await write(logger) { connection in
+                try await connection.withTransaction(logger: logger) { connection in
+                    // The account row serialises concurrent SETMETADATA, so the count below stays true.
+                    try await connection.query(
+                        "SELECT 1 FROM accounts WHERE account_id = \(account.rawValue) FOR UPDATE", logger: logger)
+                    let owner = try await Self.metadataOwner(
+                        connection, account: account, mailbox: mailbox, logger: logger)
+                    for entry in entries {
+                        if let value = entry.value {
+                            try await connection.query(
+                                """
+                                INSERT INTO metadata (account_id, mailbox_id, name, value)
+                                VALUES (\(account.rawValue), \(owner), \(entry.name), \(ByteBuffer(bytes: value)))
+                                ON CONFLICT (account_id, (coalesce(mailbox_id, 0)), name)
+                                DO UPDATE SET value = excluded.value
+                                """, logger: logger)
+                        } else {
+                            try await connection.query(
+                                """
+                                DELETE FROM metadata WHERE account_id = \(account.rawValue)
+                                    AND coalesce(mailbox_id, 0) = \(owner ?? 0) AND name = \(entry.name)
+                                """, logger: logger)
+                        }
+                    }
+                    let count =
+                        try await connection.query(
+                            "SELECT count(*) FROM metadata WHERE account_id = \(account.rawValue)", logger: logger
+                        ).collect().first?.decode(Int64.self) ?? 0
+                    // Thrown inside the transaction: nothing of this command stays.
+                    if count > maxEntries { throw StoreError.overQuota }
+                }
+            }
+            return true
+        } catch {
+            if case .overQuota = error { return false }
+            throw error
+        }
+    }
+}

@@ -248,6 +248,16 @@ public enum PostgresSchema {
         ALTER TABLE messages ALTER COLUMN saved_at SET DEFAULT extract(epoch FROM now())::bigint;
         -- RFC 8970 PREVIEW text, computed at ingest (`Preview`); NULL for contents stored before.
         ALTER TABLE contents ADD COLUMN preview text;
+        -- RFC 5464 METADATA: entries of a mailbox, or of the server for this account (mailbox_id NULL); names are
+        -- stored lower-cased (they are case-insensitive). A mailbox's entries go with it; RENAME keeps them.
+        CREATE TABLE metadata (
+            account_id bigint NOT NULL REFERENCES accounts ON DELETE CASCADE,
+            mailbox_id bigint,
+            name text NOT NULL,
+            value bytea NOT NULL,
+            FOREIGN KEY (account_id, mailbox_id) REFERENCES mailboxes ON DELETE CASCADE
+        );
+        CREATE UNIQUE INDEX metadata_entry ON metadata (account_id, coalesce(mailbox_id, 0), name);
         """,
     ]
 

@@ -161,6 +161,10 @@ public enum Command: Hashable, Sendable {
     case enable([String])
     /// `COMPRESS mechanism` (RFC 4978); the mechanism upper-cased.
     case compress(mechanism: String)
+    /// RFC 5464 GETMETADATA: the mailbox ("" for the server), MAXSIZE, DEPTH and the entry names (lower-case).
+    case getMetadata(MailboxArgument, maxSize: UInt32?, depth: MetadataDepth, entries: [String])
+    /// RFC 5464 SETMETADATA: entries to set, or to remove (nil values).
+    case setMetadata(MailboxArgument, [MetadataEntry])
     /// RFC 8437: back to not authenticated, on the same connection.
     case unauthenticate
     /// ID (RFC 2971): nil for `ID NIL`.
@@ -205,6 +209,8 @@ public enum Command: Hashable, Sendable {
         case .authenticate: "AUTHENTICATE"
         case .enable: "ENABLE"
         case .compress: "COMPRESS"
+        case .getMetadata: "GETMETADATA"
+        case .setMetadata: "SETMETADATA"
         case .unauthenticate: "UNAUTHENTICATE"
         case .id: "ID"
         case .namespace: "NAMESPACE"

@@ -132,6 +132,8 @@ enum CommandParser {
             try buffer.space()
             return .lsub(reference: reference, pattern: MailboxArgument(try buffer.listMailbox()))
         case "STATUS": return try parseStatus(&buffer)
+        case "GETMETADATA": return try parseGetMetadata(&buffer)
+        case "SETMETADATA": return try parseSetMetadata(&buffer)
         case "APPEND": return try parseAppend(&buffer)
         case "IDLE": return .idle
         case "GETQUOTA":

@@ -279,6 +279,16 @@ public protocol MailStore: Sendable {
     /// Renames the mailbox and its inferiors; renaming INBOX moves its messages to a new mailbox (RFC 9051 §6.3.6).
     func renameMailbox(account: AccountID, from: MailboxName, to: MailboxName, logger: Logger) async throws(StoreError)
     func setSubscribed(account: AccountID, name: MailboxName, subscribed: Bool, logger: Logger) async throws(StoreError)
+    /// RFC 5464: the entries of `mailbox` (nil: the server's) named in `entries` (lower-case), with their
+    /// descendants to `depth`, ordered by name.
+    func metadata(
+        account: AccountID, mailbox: MailboxName?, entries: [String], depth: MetadataDepth, logger: Logger
+    ) async throws(StoreError) -> [MetadataEntry]
+    /// Sets (or, for a nil value, removes) entries, all or none. False, and nothing changed, when the account would
+    /// then have more than `maxEntries` entries.
+    func setMetadata(
+        account: AccountID, mailbox: MailboxName?, entries: [MetadataEntry], maxEntries: Int, logger: Logger
+    ) async throws(StoreError) -> Bool
     func status(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) -> MailboxStatus
 
     /// Reads the mailbox for SELECT/EXAMINE; with `claimRecent`, takes ownership of `\Recent` for the new messages.
@@ -397,4 +407,19 @@ public indirect enum SearchQuery: Sendable, Hashable {
 
     public enum AddressField: String, Sendable, Hashable { case from, to, cc, bcc }
     public enum DateComparison: Sendable, Hashable { case before, on, since }
+}
+
+/// One METADATA entry (RFC 5464): a lower-case name such as `/private/comment`, and its value (nil: none / remove).
+public struct MetadataEntry: Hashable, Sendable {
+    public var name: String
+    public var value: [UInt8]?
+    public init(name: String, value: [UInt8]?) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// GETMETADATA's DEPTH (RFC 5464 §4.2.2).
+public enum MetadataDepth: Hashable, Sendable {
+    case zero, one, infinity
 }

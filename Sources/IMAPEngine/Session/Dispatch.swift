@@ -27,7 +27,8 @@ extension Command {
         switch self {
         case .capability, .noop, .logout, .id: .any
         case .starttls, .login, .authenticate: .notAuthenticated
-        case .enable, .compress, .unauthenticate, .namespace, .select, .create, .delete, .rename, .subscribe,
+        case .enable, .compress, .getMetadata, .setMetadata, .unauthenticate, .namespace, .select, .create, .delete,
+            .rename, .subscribe,
             .unsubscribe, .list,
             .lsub, .status,
             .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
@@ -194,6 +195,9 @@ extension Session {
         case .delete(let mailbox): return try await handleDelete(mailbox)
         case .rename(let from, let to): return try await handleRename(from: from, to: to)
         case .subscribe(let mailbox): return try await handleSubscribe(mailbox, subscribe: true)
+        case .getMetadata(let mailbox, let maxSize, let depth, let entries):
+            return try await handleGetMetadata(mailbox, maxSize: maxSize, depth: depth, entries: entries)
+        case .setMetadata(let mailbox, let entries): return try await handleSetMetadata(mailbox, entries)
         case .unsubscribe(let mailbox): return try await handleSubscribe(mailbox, subscribe: false)
         case .list(let list): return try await handleList(list)
         case .lsub(let reference, let pattern): return try await handleLsub(reference: reference, pattern: pattern)

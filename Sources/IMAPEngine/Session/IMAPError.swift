@@ -38,6 +38,8 @@ enum ResponseCode: Sendable, Equatable {
     case compressionActive
     /// RFC 8474 §4.1.
     case mailboxID(String)
+    /// RFC 5464: `METADATA LONGENTRIES n`, `METADATA MAXSIZE n`, `METADATA TOOMANY` (the text after "METADATA ").
+    case metadata(String)
     /// RFC 4469 §5: a CATENATE URL that cannot be used (the URL as the client sent it, made safe for resp-text).
     case badURL(String)
     case capability([String])
@@ -76,6 +78,7 @@ enum ResponseCode: Sendable, Equatable {
         case .useAttr: "USEATTR"
         case .compressionActive: "COMPRESSIONACTIVE"
         case .mailboxID(let id): "MAILBOXID (\(id))"
+        case .metadata(let detail): "METADATA " + detail
         case .badURL(let url):
             "BADURL "
                 + String(

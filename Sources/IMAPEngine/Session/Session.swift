@@ -423,6 +423,7 @@ final class Session {
                 "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)", "CONDSTORE", "QRESYNC", "WITHIN",
                 "UNAUTHENTICATE", "CREATE-SPECIAL-USE", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES", "MULTIAPPEND", "OBJECTID", "SAVEDATE", "PREVIEW", "UTF8=ACCEPT", "CATENATE",
+                "METADATA", "METADATA-SERVER",
             ]
             if compression != nil && !compressed { caps.append("COMPRESS=DEFLATE") }
         }
