@@ -170,6 +170,7 @@ extension Session {
         view = nil
         viewIsStale = false
         savedSearch = []
+        updateContexts = []
         reportedFlags = [:]
         rev2 = false
         utf8Accept = false

@@ -16,6 +16,7 @@ extension Session {
         let current = try requireView
         // RFC 9051 §6.4.4.1: a SEARCH with SAVE that fails leaves the saved result empty.
         if search.returnOptions?.contains(.save) == true { savedSearch = [] }
+        if search.returnOptions?.contains(.update) == true { try checkUpdateTag(tag) }
         if let charset = search.charset, !Self.supportedCharsets.contains(charset.uppercased()) {
             throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
         }
@@ -24,8 +25,8 @@ extension Session {
         let usesModSeq = Self.usesModSeq(search.key)
         if usesModSeq { enableCondstore() }
         var matches: [UID] = []
+        let query = searchQuery(search.key, view: current)
         if let maxUID = current.lastUID {
-            let query = searchQuery(search.key, view: current)
             let found = try await store.search(
                 account: account, mailbox: current.mailbox, query: query, maxUID: maxUID, logger: logger)
             // Only messages this client knows of (STYLE.md §4.3).
@@ -37,10 +38,15 @@ extension Session {
             savedSearch = Self.savedResult(matches, options: options)
         }
         // RFC 5182 §2.4: SAVE alone returns no ESEARCH.
-        if options == .save { return Completion("SEARCH completed") }
-        try await answer(
-            "SEARCH", tag: tag, isUID: isUID, matches: matches, options: options, usesModSeq: usesModSeq,
-            view: current)
+        if options != .save {
+            try await answer(
+                "SEARCH", tag: tag, isUID: isUID, matches: matches, options: options, usesModSeq: usesModSeq,
+                view: current, partial: search.partial)
+        }
+        if options?.contains(.update) == true {
+            try await registerUpdate(
+                tag: tag, isUID: isUID, query: query, criteria: nil, results: matches, view: current)
+        }
         return Completion("SEARCH completed")
     }
 
@@ -50,7 +56,7 @@ extension Session {
     /// (RFC 7162 §3.1.5; with only MIN and/or MAX, of those).
     func answer(
         _ name: String, tag: Tag, isUID: Bool, matches: [UID], options: SearchReturnOptions?, usesModSeq: Bool,
-        view current: MailboxView
+        view current: MailboxView, partial: ClosedRange<UInt32>? = nil
     ) async throws {
         var highest: ModSeq? = nil
         if usesModSeq, !matches.isEmpty {
@@ -82,6 +88,13 @@ extension Session {
             if options.contains(.min) { w.raw(" MIN \(first)") }
             if options.contains(.max) { w.raw(" MAX \(last)") }
             if options.contains(.all) { w.raw(" ALL " + Self.sortedSet(numbers)) }
+        }
+        if let partial {
+            // RFC 5267 §4.4: the results at these positions (in the answer's order), NIL when there are none.
+            let low = Int(partial.lowerBound) - 1
+            let slice = low < numbers.count ? Array(numbers[low..<min(numbers.count, Int(partial.upperBound))]) : []
+            w.raw(" PARTIAL (\(partial.lowerBound):\(partial.upperBound) ")
+            w.raw(slice.isEmpty ? "NIL)" : Self.sortedSet(slice) + ")")
         }
         if options.contains(.count) { w.raw(" COUNT \(numbers.count)") }
         if let highest, !options.isDisjoint(with: [.min, .max, .all, .count]) { w.raw(" MODSEQ \(highest)") }
@@ -189,15 +202,17 @@ extension Session {
         let current = try requireView
         // RFC 5182 with RFC 5267: SORT RETURN (SAVE) saves like SEARCH; a failed one leaves the result empty.
         if sort.returnOptions?.contains(.save) == true { savedSearch = [] }
+        if sort.returnOptions?.contains(.update) == true { try checkUpdateTag(tag) }
         if !Self.supportedCharsets.contains(sort.charset.uppercased()) {
             throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
         }
         let usesModSeq = Self.usesModSeq(sort.key)
         if usesModSeq { enableCondstore() }
         var matches: [UID] = []
+        let query = searchQuery(sort.key, view: current)
         if let maxUID = current.lastUID {
             let found = try await store.sort(
-                account: account, mailbox: current.mailbox, query: searchQuery(sort.key, view: current),
+                account: account, mailbox: current.mailbox, query: query,
                 criteria: sort.criteria, maxUID: maxUID, logger: logger)
             // Only messages this client knows of (STYLE.md §4.3), in the store's order.
             matches = found.filter { current.index(of: $0) != nil }
@@ -205,11 +220,16 @@ extension Session {
         if let options = sort.returnOptions, options.contains(.save) {
             // MIN and MAX are the first and last in sort order; the saved result is a set.
             savedSearch = Self.savedResult(matches, options: options).sorted()
-            if options == .save { return Completion("SORT completed") }
         }
-        try await answer(
-            "SORT", tag: tag, isUID: isUID, matches: matches, options: sort.returnOptions, usesModSeq: usesModSeq,
-            view: current)
+        if sort.returnOptions != .save {
+            try await answer(
+                "SORT", tag: tag, isUID: isUID, matches: matches, options: sort.returnOptions, usesModSeq: usesModSeq,
+                view: current, partial: sort.partial)
+        }
+        if sort.returnOptions?.contains(.update) == true {
+            try await registerUpdate(
+                tag: tag, isUID: isUID, query: query, criteria: sort.criteria, results: matches, view: current)
+        }
         return Completion("SORT completed")
     }
 

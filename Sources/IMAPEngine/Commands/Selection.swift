@@ -12,6 +12,7 @@ extension Session {
             throw IMAPError.bad("QRESYNC parameter without ENABLE QRESYNC")
         }
         // Selecting deselects first; a failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
+        updateContexts = []
         if view != nil {
             view = nil
             state = .authenticated
@@ -91,6 +92,7 @@ extension Session {
         }
         view = nil
         savedSearch = []
+        updateContexts = []
         state = .authenticated
         return Completion(expunge ? "CLOSE completed" : "UNSELECT completed")
     }

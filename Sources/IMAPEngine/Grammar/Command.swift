@@ -188,6 +188,8 @@ public enum Command: Hashable, Sendable {
     case setQuota(root: String)
     // Selected (§6.4)
     case check, close, unselect
+    /// RFC 5267 §4.3.5: stop updating the searches with these tags.
+    case cancelUpdate([String])
     /// nil: EXPUNGE; a set: UID EXPUNGE (RFC 4315).
     case expunge(uids: NumberSet?)
     case search(isUID: Bool, SearchCommand)
@@ -209,6 +211,7 @@ public enum Command: Hashable, Sendable {
         case .authenticate: "AUTHENTICATE"
         case .enable: "ENABLE"
         case .compress: "COMPRESS"
+        case .cancelUpdate: "CANCELUPDATE"
         case .getMetadata: "GETMETADATA"
         case .setMetadata: "SETMETADATA"
         case .unauthenticate: "UNAUTHENTICATE"

@@ -35,6 +35,16 @@ public struct SearchReturnOptions: OptionSet, Hashable, Sendable {
     public static let count = SearchReturnOptions(rawValue: 8)
     /// RFC 5182 SEARCHRES.
     public static let save = SearchReturnOptions(rawValue: 16)
+    /// RFC 5267 §4.3: notify changes to the result (ADDTO/REMOVEFROM) until CANCELUPDATE or the mailbox is left.
+    public static let update = SearchReturnOptions(rawValue: 32)
+    /// RFC 5267 §4.4: the results at these positions (`SearchCommand.partial` / `SortCommand.partial`).
+    public static let partial = SearchReturnOptions(rawValue: 64)
+}
+
+/// `RETURN (…)` parsed: the options, and PARTIAL's range (positions, low to high).
+public struct SearchReturn: Hashable, Sendable {
+    public var options: SearchReturnOptions
+    public var partial: ClosedRange<UInt32>?
 }
 
 /// SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO, RFC 5267 ESORT return options).
@@ -43,7 +53,13 @@ public struct SortCommand: Hashable, Sendable {
     public var criteria: [SortCriterion]
     public var charset: String
     public var key: SearchKey
-    public init(returnOptions: SearchReturnOptions?, criteria: [SortCriterion], charset: String, key: SearchKey) {
+    /// RFC 5267 PARTIAL: the positions asked for.
+    public var partial: ClosedRange<UInt32>?
+    public init(
+        returnOptions: SearchReturnOptions?, criteria: [SortCriterion], charset: String, key: SearchKey,
+        partial: ClosedRange<UInt32>? = nil
+    ) {
+        self.partial = partial
         self.returnOptions = returnOptions
         self.criteria = criteria
         self.charset = charset
@@ -72,8 +88,13 @@ public struct SearchCommand: Hashable, Sendable {
     public var returnOptions: SearchReturnOptions?
     public var charset: String?
     public var key: SearchKey
+    /// RFC 5267 PARTIAL: the positions asked for.
+    public var partial: ClosedRange<UInt32>?
 
-    public init(returnOptions: SearchReturnOptions?, charset: String?, key: SearchKey) {
+    public init(
+        returnOptions: SearchReturnOptions?, charset: String?, key: SearchKey, partial: ClosedRange<UInt32>? = nil
+    ) {
+        self.partial = partial
         self.returnOptions = returnOptions
         self.charset = charset
         self.key = key

@@ -4,7 +4,7 @@ extension CommandParser {
     /// sort-key`, `search-criteria = charset 1*(SP search-key)`.
     static func parseSort(_ buffer: inout ParseBuffer, isUID: Bool) throws(ParseError) -> Command {
         try buffer.space()
-        let returnOptions = try parseReturnOptions(&buffer, allowSave: true)
+        let returned = try parseReturnOptions(&buffer, allowSave: true)
         try buffer.expect(UInt8(ascii: "("))
         var criteria: [SortCriterion] = []
         repeat {
@@ -21,7 +21,10 @@ extension CommandParser {
         try buffer.space()
         let (charset, key) = try parseSearchCriteria(&buffer)
         return .sort(
-            isUID: isUID, SortCommand(returnOptions: returnOptions, criteria: criteria, charset: charset, key: key))
+            isUID: isUID,
+            SortCommand(
+                returnOptions: returned?.options, criteria: criteria, charset: charset, key: key,
+                partial: returned?.partial))
     }
 
     /// `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria` (RFC 5256 §5).
@@ -60,12 +63,13 @@ extension CommandParser {
 
     /// `[SP] "RETURN" SP "(" [return-opt *(SP return-opt)] ")" SP` (RFC 4731 §3.1), or nil when absent.
     static func parseReturnOptions(_ buffer: inout ParseBuffer, allowSave: Bool) throws(ParseError)
-        -> SearchReturnOptions?
+        -> SearchReturn?
     {
         guard buffer.takeKeyword("RETURN") else { return nil }
         try buffer.space()
         try buffer.expect(UInt8(ascii: "("))
         var options: SearchReturnOptions = []
+        var partial: ClosedRange<UInt32>?
         var first = true
         while !buffer.take(UInt8(ascii: ")")) {
             if !first { try buffer.space() }
@@ -76,17 +80,30 @@ extension CommandParser {
             case "ALL": options.insert(.all)
             case "COUNT": options.insert(.count)
             case "SAVE" where allowSave: options.insert(.save)
+            // RFC 5267: CONTEXT is a hint (results are not cached, so it changes nothing); UPDATE; PARTIAL m:n.
+            case "CONTEXT": break
+            case "UPDATE": options.insert(.update)
+            case "PARTIAL" where partial == nil:
+                try buffer.space()
+                let a = try buffer.nzNumber()
+                try buffer.expect(UInt8(ascii: ":"))
+                let b = try buffer.nzNumber()
+                partial = min(a, b)...max(a, b)
+                options.insert(.partial)
             case let other: throw ParseError("Unsupported return option \(other.prefix(32))")
             }
         }
         try buffer.space()
-        return options.isEmpty ? .all : options  // RFC 4731 §3.1: "()" means ALL
+        // RFC 5267 §4.4: PARTIAL and ALL exclude each other.
+        if partial != nil, options.contains(.all) { throw ParseError("PARTIAL and ALL exclude each other") }
+        // RFC 4731 §3.1: "()" means ALL (CONTEXT alone too: it returns nothing of its own).
+        return SearchReturn(options: options.isEmpty ? .all : options, partial: partial)
     }
 
     /// `search = "SEARCH" [search-return-opts] SP search-program` (RFC 9051 §6.4.4, RFC 4731 §3.1).
     static func parseSearch(_ buffer: inout ParseBuffer, isUID: Bool) throws(ParseError) -> Command {
         try buffer.space()
-        let returnOptions = try parseReturnOptions(&buffer, allowSave: true)
+        let returned = try parseReturnOptions(&buffer, allowSave: true)
         var charset: String? = nil
         if buffer.takeKeyword("CHARSET") {
             try buffer.space()
@@ -94,7 +111,9 @@ extension CommandParser {
             try buffer.space()
         }
         let key = try parseSearchKeys(&buffer)
-        return .search(isUID: isUID, SearchCommand(returnOptions: returnOptions, charset: charset, key: key))
+        return .search(
+            isUID: isUID,
+            SearchCommand(returnOptions: returned?.options, charset: charset, key: key, partial: returned?.partial))
     }
 
     /// One `search-key` (RFC 9051 §9, plus RFC 3501's NEW, OLD and RECENT).

@@ -133,6 +133,15 @@ enum CommandParser {
             return .lsub(reference: reference, pattern: MailboxArgument(try buffer.listMailbox()))
         case "STATUS": return try parseStatus(&buffer)
         case "GETMETADATA": return try parseGetMetadata(&buffer)
+        case "CANCELUPDATE":
+            // RFC 5267 `"CANCELUPDATE" 1*(SP quoted)`.
+            var tags: [String] = []
+            repeat {
+                try buffer.space()
+                tags.append(String(decoding: try buffer.quotedBytes(), as: UTF8.self))
+                guard tags.count <= 100 else { throw ParseError("Too many tags") }
+            } while buffer.peek() == UInt8(ascii: " ")
+            return .cancelUpdate(tags)
         case "SETMETADATA": return try parseSetMetadata(&buffer)
         case "APPEND": return try parseAppend(&buffer)
         case "IDLE": return .idle

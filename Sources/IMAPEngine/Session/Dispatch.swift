@@ -33,7 +33,8 @@ extension Command {
             .lsub, .status,
             .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             .authenticated
-        case .check, .close, .unselect, .expunge, .search, .sort, .thread, .fetch, .store, .copy, .move: .selected
+        case .check, .close, .unselect, .cancelUpdate, .expunge, .search, .sort, .thread, .fetch, .store, .copy, .move:
+            .selected
         }
     }
 
@@ -195,6 +196,7 @@ extension Session {
         case .delete(let mailbox): return try await handleDelete(mailbox)
         case .rename(let from, let to): return try await handleRename(from: from, to: to)
         case .subscribe(let mailbox): return try await handleSubscribe(mailbox, subscribe: true)
+        case .cancelUpdate(let tags): return handleCancelUpdate(tags)
         case .getMetadata(let mailbox, let maxSize, let depth, let entries):
             return try await handleGetMetadata(mailbox, maxSize: maxSize, depth: depth, entries: entries)
         case .setMetadata(let mailbox, let entries): return try await handleSetMetadata(mailbox, entries)

@@ -140,6 +140,8 @@ final class Session {
     var viewIsStale = false
     /// RFC 5182 SEARCHRES: the UIDs saved by `SEARCH RETURN (SAVE)`.
     var savedSearch: [UID] = []
+    /// RFC 5267 updating searches of the selected mailbox.
+    var updateContexts: [UpdateContext] = []
     /// Flags this command already reported for messages (STORE, FETCH setting \Seen): the matching pending updates
     /// from the store are the command's own and are not announced again (STYLE.md §4.4).
     var reportedFlags: [UID: MessageFlags] = [:]
@@ -364,15 +366,23 @@ final class Session {
         guard view != nil, policy != .none else { return }
         if forcePull || viewIsStale { try await pullChanges() }
         guard var current = view else { return }
+        let before = current
         var responses = current.flush(policy, reportRecent: !rev2, modSeqs: condstore, vanished: qresync)
         if pendingHighestModSeq, !current.hasPendingExpunges {
             pendingHighestModSeq = false
             responses.append(.highestModSeq(current.highestModSeq))
         }
         view = current
-        guard !responses.isEmpty else { return }
+        // RFC 5267 §4.3.3-4: REMOVEFROM before the EXPUNGEs (their numbers still valid), ADDTO after EXISTS.
+        var (removals, additions): ([UInt8], [UInt8]) = ([], [])
+        if !updateContexts.isEmpty {
+            (removals, additions) = await refreshUpdateContexts(before: before, after: current)
+        }
+        guard !responses.isEmpty || !removals.isEmpty || !additions.isEmpty else { return }
         var w = responseWriter()
+        w.raw(removals)
         for response in responses { w.untagged(response) }
+        w.raw(additions)
         try await out.send(w)
     }
 
@@ -423,7 +433,7 @@ final class Session {
                 "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)", "CONDSTORE", "QRESYNC", "WITHIN",
                 "UNAUTHENTICATE", "CREATE-SPECIAL-USE", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES", "MULTIAPPEND", "OBJECTID", "SAVEDATE", "PREVIEW", "UTF8=ACCEPT", "CATENATE",
-                "METADATA", "METADATA-SERVER",
+                "METADATA", "METADATA-SERVER", "CONTEXT=SEARCH", "CONTEXT=SORT",
             ]
             if compression != nil && !compressed { caps.append("COMPRESS=DEFLATE") }
         }

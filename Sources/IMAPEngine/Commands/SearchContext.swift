@@ -1,0 +1,130 @@
+import Logging
+
+/// RFC 5267 §4.3: a SEARCH or SORT with RETURN (UPDATE) whose result the session keeps up to date, announcing
+/// ADDTO and REMOVEFROM at sync points (with the FETCH, EXISTS and EXPUNGE responses of the same changes).
+struct UpdateContext {
+    var tag: String
+    var isUID: Bool
+    var mailbox: MailboxID
+    /// The program as resolved when the command ran (sequence numbers in it are not re-read, per the RFC).
+    var query: SearchQuery
+    /// nil for SEARCH (results in mailbox order, position 0); the order for SORT (positions count).
+    var criteria: [SortCriterion]?
+    var results: [UID]
+    /// The mailbox's modseq the results are current for.
+    var evaluatedAt: ModSeq
+}
+
+extension Session {
+    /// Updating contexts per session (RFC 5267 §4.3.1: at least one; more are `NO [NOUPDATE]`). Each costs a
+    /// search at every sync point where the mailbox changed.
+    static let maxUpdateContexts = 5
+
+    /// Registers an updating context for a command that just answered; false (after `* NO [NOUPDATE]`) past the
+    /// limit.
+    func registerUpdate(
+        tag: Tag, isUID: Bool, query: SearchQuery, criteria: [SortCriterion]?, results: [UID], view: MailboxView
+    ) async throws {
+        updateContexts.removeAll { $0.mailbox != view.mailbox }
+        guard updateContexts.count < Self.maxUpdateContexts else {
+            var w = responseWriter()
+            w.raw("* NO [NOUPDATE ")
+            w.string(tag)
+            w.line("] Too many updating searches")
+            try await out.send(w)
+            return
+        }
+        updateContexts.append(
+            UpdateContext(
+                tag: tag, isUID: isUID, mailbox: view.mailbox, query: query, criteria: criteria, results: results,
+                evaluatedAt: view.highestModSeq))
+    }
+
+    /// RFC 5267 §4.3: reusing the tag of a live updating context is BAD.
+    func checkUpdateTag(_ tag: Tag) throws {
+        if updateContexts.contains(where: { $0.tag == tag }) { throw IMAPError.bad("Tag reuse") }
+    }
+
+    /// CANCELUPDATE (RFC 5267 §4.3.5).
+    func handleCancelUpdate(_ tags: [String]) -> Completion {
+        updateContexts.removeAll { tags.contains($0.tag) }
+        return Completion("CANCELUPDATE completed")
+    }
+
+    /// The REMOVEFROM lines (numbered as in `before`, to go before the sync point's other responses, EXPUNGEs
+    /// included) and ADDTO lines (numbered as in `after`, to go after its EXISTS) of every context whose mailbox
+    /// changed. A failed search leaves the context as it was, to be brought up to date at the next sync point.
+    func refreshUpdateContexts(before: MailboxView, after: MailboxView) async -> (removals: [UInt8], additions: [UInt8])
+    {
+        var removals = responseWriter()
+        var additions = responseWriter()
+        guard let account else { return ([], []) }
+        updateContexts.removeAll { $0.mailbox != after.mailbox }
+        for i in updateContexts.indices where updateContexts[i].evaluatedAt != after.highestModSeq {
+            let context = updateContexts[i]
+            var found: [UID] = []
+            if let maxUID = after.lastUID {
+                do {
+                    if let criteria = context.criteria {
+                        found = try await store.sort(
+                            account: account, mailbox: context.mailbox, query: context.query, criteria: criteria,
+                            maxUID: maxUID, logger: logger)
+                    } else {
+                        found = try await store.search(
+                            account: account, mailbox: context.mailbox, query: context.query, maxUID: maxUID,
+                            logger: logger)
+                    }
+                } catch {
+                    logger.warning("updating search not refreshed", metadata: ["error": "\(error)"])
+                    continue
+                }
+            }
+            let current = found.filter { after.index(of: $0) != nil }
+            let old = context.results
+            let currentSet = Set(current)
+            let oldSet = Set(old)
+            updateContexts[i].results = current
+            updateContexts[i].evaluatedAt = after.highestModSeq
+            func number(_ uid: UID, in view: MailboxView) -> UInt32? {
+                context.isUID ? uid.rawValue : view.sequenceNumber(of: uid)?.rawValue
+            }
+            // Removals from the last position down, so that each position is still right when it is applied.
+            let removed = old.enumerated().filter { !currentSet.contains($0.element) }
+            if !removed.isEmpty {
+                let pairs: [String]
+                if context.criteria == nil {
+                    let numbers = removed.compactMap { number($0.element, in: before) }.sorted()
+                    pairs = numbers.isEmpty ? [] : ["0 " + Self.sortedSet(numbers)]
+                } else {
+                    pairs = removed.reversed().compactMap { entry in
+                        number(entry.element, in: before).map { "\(entry.offset + 1) \($0)" }
+                    }
+                }
+                if !pairs.isEmpty { write(&removals, context, "REMOVEFROM", pairs) }
+            }
+            // Additions at their final positions, lowest first.
+            let added = current.enumerated().filter { !oldSet.contains($0.element) }
+            if !added.isEmpty {
+                let pairs: [String]
+                if context.criteria == nil {
+                    let numbers = added.compactMap { number($0.element, in: after) }.sorted()
+                    pairs = numbers.isEmpty ? [] : ["0 " + Self.sortedSet(numbers)]
+                } else {
+                    pairs = added.compactMap { entry in
+                        number(entry.element, in: after).map { "\(entry.offset + 1) \($0)" }
+                    }
+                }
+                if !pairs.isEmpty { write(&additions, context, "ADDTO", pairs) }
+            }
+        }
+        return (removals.bytes, additions.bytes)
+    }
+
+    private func write(_ w: inout ResponseWriter, _ context: UpdateContext, _ item: String, _ pairs: [String]) {
+        w.raw("* ESEARCH (TAG ")
+        w.string(context.tag)
+        w.raw(")")
+        if context.isUID { w.raw(" UID") }
+        w.line(" \(item) (" + pairs.joined(separator: " ") + ")")
+    }
+}
