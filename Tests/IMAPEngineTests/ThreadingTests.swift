@@ -15,6 +15,18 @@ import Testing
         Threading.wire(Threading.references(messages)) { UInt32($0 + 1) }
     }
 
+    /// THREAD=REFS: no gathering by subject, and the thread with the most recent message last.
+    @Test func refsOrdersThreadsByTheirLatestMessage() {
+        let messages = [
+            Self.message("<a@x>", subject: "one", date: 1), Self.message("<b@x>", subject: "two", date: 2),
+            Self.message("<c@x>", ["<a@x>"], subject: "one", reply: true, date: 5),
+            // Same base subject as 2, no references: REFERENCES would gather it with 2, REFS leaves it apart.
+            Self.message("<d@x>", subject: "two", reply: true, date: 3),
+        ]
+        #expect(Threading.wire(Threading.references(messages)) { UInt32($0 + 1) } == "(1 3)(2 4)")
+        #expect(Threading.wire(Threading.references(messages, refs: true)) { UInt32($0 + 1) } == "(2)(4)(1 3)")
+    }
+
     @Test func chainsBranchesAndDummies() {
         // A chain through References, with a branch off the first message.
         #expect(

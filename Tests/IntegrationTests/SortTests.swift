@@ -105,6 +105,9 @@ struct SortTests {
             #expect(capabilities.contains(" THREAD=REFERENCES") && capabilities.contains(" THREAD=ORDEREDSUBJECT"))
             #expect(try await c.expectOK("t1", "THREAD REFERENCES UTF-8 ALL") == ["* THREAD (1 3 4)(2 5)"])
             #expect(try await c.expectOK("t2", "THREAD ORDEREDSUBJECT UTF-8 ALL") == ["* THREAD (1 (3)(4))(2 5)"])
+            // THREAD=REFS: 5 stays apart (no gathering by subject); threads ordered by their latest message.
+            #expect(capabilities.contains(" THREAD=REFS"))
+            #expect(try await c.expectOK("t6", "THREAD REFS UTF-8 ALL") == ["* THREAD (2)(1 3 4)(5)"])
             // Only the searched messages are threaded: without message 3, message 4's parent is missing.
             #expect(
                 try await c.expectOK("t3", "THREAD REFERENCES UTF-8 NOT SUBJECT lunch NOT BODY 3") == ["* THREAD (1 4)"]

@@ -268,6 +268,7 @@ extension Session {
             switch thread.algorithm {
             case .orderedSubject: Threading.orderedSubject(messages)
             case .references: Threading.references(messages)
+            case .refs: Threading.references(messages, refs: true)
             }
         let numbers: [UInt32] = rows.map { isUID ? $0.uid.rawValue : current.sequenceNumber(of: $0.uid)?.rawValue ?? 0 }
         let text = Threading.wire(threads) { numbers[$0] }

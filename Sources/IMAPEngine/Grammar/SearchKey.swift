@@ -71,6 +71,9 @@ public struct SortCommand: Hashable, Sendable {
 public struct ThreadCommand: Hashable, Sendable {
     public enum Algorithm: String, Hashable, Sendable {
         case orderedSubject = "ORDEREDSUBJECT", references = "REFERENCES"
+        /// REFERENCES without gathering by subject, threads ordered by their latest message (THREAD=REFS, as
+        /// Dovecot offers it from draft-ietf-morg-inthread).
+        case refs = "REFS"
     }
     public var algorithm: Algorithm
     public var charset: String

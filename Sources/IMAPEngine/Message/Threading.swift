@@ -53,8 +53,9 @@ public enum Threading {
     static let maxDepth = 512
 
     /// REFERENCES (RFC 5256 §4 steps 1–6). Containers live in arrays indexed by number (no object graph to free
-    /// recursively).
-    public static func references(_ messages: [Message]) -> [Node] {
+    /// recursively). With `refs` (THREAD=REFS): step 5 (gathering threads by subject) is left out, and the threads are
+    /// ordered by their latest message (the most recently active thread last) instead of by their first.
+    public static func references(_ messages: [Message], refs: Bool = false) -> [Node] {
         var message: [Int?] = []
         var parent: [Int] = []
         var children: [[Int]] = []
@@ -194,7 +195,7 @@ public enum Threading {
         }
         var merged: [Int] = []
         var position: [Int: Int] = [:]  // container → its index in `merged`
-        for root in roots where parent[root] < 0 {  // (a root already merged into a dummy is done)
+        for root in roots where parent[root] < 0 && !refs {  // (a root already merged into a dummy is done)
             let thread = subject(root)
             guard !thread.isEmpty, let held = subjects[thread], held != root else {
                 position[root] = merged.count
@@ -228,8 +229,25 @@ public enum Threading {
             let sorted = byDate(children[c])
             children[c] = sorted
         }
+        if refs { merged = roots }
         for root in merged { sortBelow(root) }
-        merged = byDate(merged)
+        if refs {
+            // The latest (date, index) in each thread, computed once per root before sorting.
+            func latest(_ c: Int) -> (Int64, Int) {
+                var best: (Int64, Int) = (Int64.min, Int.min)
+                var stack = [c]
+                while let top = stack.popLast() {
+                    if let index = message[top], (messages[index].date, index) > best {
+                        best = (messages[index].date, index)
+                    }
+                    stack.append(contentsOf: children[top])
+                }
+                return best
+            }
+            merged = merged.map { (latest($0), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        } else {
+            merged = byDate(merged)
+        }
         func node(_ c: Int) -> Node { Node(message[c], children[c].map(node)) }
         return merged.map(node)
     }

@@ -432,7 +432,8 @@ final class Session {
                 "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE", "APPENDLIMIT=\(server.limits.maxAppendSize)", "CONDSTORE", "QRESYNC", "WITHIN",
                 "UNAUTHENTICATE", "CREATE-SPECIAL-USE", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
-                "THREAD=REFERENCES", "MULTIAPPEND", "OBJECTID", "SAVEDATE", "PREVIEW", "UTF8=ACCEPT", "CATENATE",
+                "THREAD=REFERENCES", "THREAD=REFS", "MULTIAPPEND", "OBJECTID", "SAVEDATE", "PREVIEW", "UTF8=ACCEPT",
+                "CATENATE",
                 "METADATA", "METADATA-SERVER", "CONTEXT=SEARCH", "CONTEXT=SORT",
             ]
             if compression != nil && !compressed { caps.append("COMPRESS=DEFLATE") }
