@@ -171,6 +171,7 @@ extension Session {
         viewIsStale = false
         savedSearch = []
         updateContexts = []
+        notify = nil
         reportedFlags = [:]
         rev2 = false
         utf8Accept = false

@@ -188,6 +188,8 @@ public enum Command: Hashable, Sendable {
     case setQuota(root: String)
     // Selected (§6.4)
     case check, close, unselect
+    /// RFC 5465 NOTIFY SET (nil: NOTIFY NONE).
+    case notify(NotifyCommand?)
     /// RFC 5267 §4.3.5: stop updating the searches with these tags.
     case cancelUpdate([String])
     /// nil: EXPUNGE; a set: UID EXPUNGE (RFC 4315).
@@ -212,6 +214,7 @@ public enum Command: Hashable, Sendable {
         case .enable: "ENABLE"
         case .compress: "COMPRESS"
         case .cancelUpdate: "CANCELUPDATE"
+        case .notify: "NOTIFY"
         case .getMetadata: "GETMETADATA"
         case .setMetadata: "SETMETADATA"
         case .unauthenticate: "UNAUTHENTICATE"

@@ -133,6 +133,7 @@ enum CommandParser {
             return .lsub(reference: reference, pattern: MailboxArgument(try buffer.listMailbox()))
         case "STATUS": return try parseStatus(&buffer)
         case "GETMETADATA": return try parseGetMetadata(&buffer)
+        case "NOTIFY": return try parseNotify(&buffer)
         case "CANCELUPDATE":
             // RFC 5267 `"CANCELUPDATE" 1*(SP quoted)`.
             var tags: [String] = []

@@ -27,7 +27,8 @@ extension Command {
         switch self {
         case .capability, .noop, .logout, .id: .any
         case .starttls, .login, .authenticate: .notAuthenticated
-        case .enable, .compress, .getMetadata, .setMetadata, .unauthenticate, .namespace, .select, .create, .delete,
+        case .enable, .compress, .getMetadata, .setMetadata, .notify, .unauthenticate, .namespace, .select, .create,
+            .delete,
             .rename, .subscribe,
             .unsubscribe, .list,
             .lsub, .status,
@@ -197,6 +198,7 @@ extension Session {
         case .rename(let from, let to): return try await handleRename(from: from, to: to)
         case .subscribe(let mailbox): return try await handleSubscribe(mailbox, subscribe: true)
         case .cancelUpdate(let tags): return handleCancelUpdate(tags)
+        case .notify(let command): return try await handleNotify(command)
         case .getMetadata(let mailbox, let maxSize, let depth, let entries):
             return try await handleGetMetadata(mailbox, maxSize: maxSize, depth: depth, entries: entries)
         case .setMetadata(let mailbox, let entries): return try await handleSetMetadata(mailbox, entries)

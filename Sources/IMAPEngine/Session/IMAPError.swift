@@ -40,6 +40,8 @@ enum ResponseCode: Sendable, Equatable {
     case mailboxID(String)
     /// RFC 5464: `METADATA LONGENTRIES n`, `METADATA MAXSIZE n`, `METADATA TOOMANY` (the text after "METADATA ").
     case metadata(String)
+    /// RFC 5465 §3: the events the server notifies.
+    case badEvent([String])
     /// RFC 4469 §5: a CATENATE URL that cannot be used (the URL as the client sent it, made safe for resp-text).
     case badURL(String)
     case capability([String])
@@ -79,6 +81,7 @@ enum ResponseCode: Sendable, Equatable {
         case .compressionActive: "COMPRESSIONACTIVE"
         case .mailboxID(let id): "MAILBOXID (\(id))"
         case .metadata(let detail): "METADATA " + detail
+        case .badEvent(let events): "BADEVENT (" + events.joined(separator: " ") + ")"
         case .badURL(let url):
             "BADURL "
                 + String(

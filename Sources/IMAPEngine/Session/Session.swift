@@ -142,6 +142,8 @@ final class Session {
     var savedSearch: [UID] = []
     /// RFC 5267 updating searches of the selected mailbox.
     var updateContexts: [UpdateContext] = []
+    /// RFC 5465 NOTIFY SET in effect.
+    var notify: NotifyState?
     /// Flags this command already reported for messages (STORE, FETCH setting \Seen): the matching pending updates
     /// from the store are the command's own and are not announced again (STYLE.md §4.4).
     var reportedFlags: [UID: MessageFlags] = [:]
@@ -314,6 +316,16 @@ final class Session {
     // MARK: change feed
 
     func handleChange(_ change: ChangeEvent) async throws {
+        if notify != nil {
+            switch change {
+            case .mailboxChanged(let mailbox, _) where mailbox != view?.mailbox:
+                await notifyOtherMailboxes(changed: mailbox)
+            case .resync:
+                await notifyOtherMailboxes(changed: nil)
+            default:
+                break
+            }
+        }
         guard let view else { return }
         switch change {
         case .mailboxChanged(let mailbox, let modSeq):
@@ -331,6 +343,15 @@ final class Session {
                 // Still stale: the next change, or DONE and the next command, tries again.
                 viewIsStale = true
                 logger.warning("changes not announced in IDLE", metadata: ["error": "\(error)"])
+            }
+        } else if case .none = continuation, let notify, let events = notify.selected, !events.isEmpty {
+            // NOTIFY SELECTED (RFC 5465 §3): announced at once, between commands too; SELECTED-DELAYED keeps the
+            // expunges for a command that may carry them (sequence numbers stay stable for the client).
+            do {
+                try await synchronize(notify.selectedDelayed ? .noExpunges : .full)
+            } catch let error as StoreError {
+                viewIsStale = true
+                logger.warning("changes not announced for NOTIFY", metadata: ["error": "\(error)"])
             }
         }
     }
@@ -434,7 +455,7 @@ final class Session {
                 "UNAUTHENTICATE", "CREATE-SPECIAL-USE", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES", "THREAD=REFS", "MULTIAPPEND", "OBJECTID", "SAVEDATE", "PREVIEW", "UTF8=ACCEPT",
                 "CATENATE",
-                "METADATA", "METADATA-SERVER", "CONTEXT=SEARCH", "CONTEXT=SORT",
+                "METADATA", "METADATA-SERVER", "CONTEXT=SEARCH", "CONTEXT=SORT", "NOTIFY",
             ]
             if compression != nil && !compressed { caps.append("COMPRESS=DEFLATE") }
         }
