@@ -35,6 +35,8 @@ struct StoreFixture: Sendable {
         configuration.database = name
         try await configuration.withConnection(logger: StoreEnvironment.logger) { connection in
             try await PostgresSchema.migrate(connection, logger: StoreEnvironment.logger)
+            // Accounts start with INBOX only here: the conformance tests create the mailboxes they use.
+            _ = try await connection.query("DELETE FROM default_mailboxes", logger: StoreEnvironment.logger)
         }
         let client = PostgresClient(
             configuration: configuration.clientConfiguration, backgroundLogger: StoreEnvironment.logger)
