@@ -119,6 +119,9 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
         var configuration = clientConfiguration
         configuration.options.maximumConnections = searchConnections
         configuration.options.minimumConnections = 0
+        // SORT of a 100,000-message mailbox sorts 100,000 keys: with the default 4 MB they spill to disk. 32 MB per
+        // search connection (4 by default, so 128 MB at most) keeps them in memory.
+        configuration.options.additionalStartupParameters.append(("work_mem", "32MB"))
         return configuration
     }
 
