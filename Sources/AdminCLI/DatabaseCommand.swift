@@ -5,7 +5,7 @@ import StoragePostgres
 
 struct DatabaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "db", abstract: "Database schema.", subcommands: [Migrate.self, Status.self])
+        commandName: "db", abstract: "Database schema.", subcommands: [Migrate.self, Status.self, Backfill.self])
 
     /// `db migrate`: applies pending migrations; running it again changes nothing.
     struct Migrate: AsyncParsableCommand {
@@ -46,6 +46,36 @@ struct DatabaseCommand: AsyncParsableCommand {
                 print("latest version: \(PostgresSchema.latestVersion)")
                 print("pending:        \(pending.isEmpty ? "none" : pending.map(String.init).joined(separator: ", "))")
             }
+        }
+    }
+
+    /// `db backfill`: computes the sort, thread and preview keys of messages stored before they existed.
+    struct Backfill: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compute SORT/THREAD/PREVIEW keys of messages stored by an older version (resumable).",
+            discussion: """
+                Messages stored before schema migrations 5 and 6 have no sort, thread or preview keys: they sort \
+                as empty strings, thread by subject only and have PREVIEW NIL until this has run. It works in \
+                batches of its own transactions while servers run; interrupted, it goes on where it stopped.
+                """)
+        @Option(help: "Messages per transaction.") var batch = 500
+
+        func validate() throws {
+            guard (1...10_000).contains(batch) else { throw ValidationError("--batch is 1 to 10000") }
+        }
+
+        func run() async throws {
+            let batch = self.batch
+            var total = 0
+            while true {
+                let (done, left) = try await withStore { _, admin in
+                    try await admin.backfillKeys(batch: batch, logger: adminLogger)
+                }
+                total += done
+                if done > 0 { print("backfilled \(total) messages, \(left) left") }
+                if left == 0 || done == 0 { break }
+            }
+            print("keys are up to date (\(total) messages backfilled)")
         }
     }
 }

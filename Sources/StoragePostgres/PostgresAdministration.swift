@@ -1,3 +1,4 @@
+import Foundation
 import IMAPEngine
 import Logging
 import PostgresNIO
@@ -266,6 +267,52 @@ public struct PostgresAdministration: Sendable {
             return Statistics(
                 accounts: accounts, mailboxes: mailboxes, messages: messages, bytes: bytes,
                 storedContents: contents, storedBytes: contentBytes)
+        }
+    }
+}
+
+// MARK: backfill of keys computed at ingest
+
+extension PostgresAdministration {
+    /// Contents stored before the sort, thread and preview keys existed (schema migrations 5 and 6) sort as empty
+    /// strings, thread by subject only and have no preview. This computes their keys from the stored message, `batch`
+    /// rows per transaction; returns how many rows it brought up to date and how many are left. Resumable and
+    /// idempotent: run it until nothing is left (`mailadmin db backfill`).
+    public func backfillKeys(batch: Int, logger: Logger) async throws(AdminError) -> (done: Int, left: Int) {
+        let client = self.client
+        return try await run(logger) {
+            let done = try await client.withTransaction(logger: logger) { connection -> Int in
+                let rows = try await connection.query(
+                    """
+                    SELECT account_id, content_id, body FROM contents WHERE keys_version IS NULL
+                    ORDER BY account_id, content_id LIMIT \(batch) FOR UPDATE SKIP LOCKED
+                    """, logger: logger)
+                var updated = 0
+                for try await (account, content, body) in rows.decode((Int64, Int64, ByteBuffer).self) {
+                    let message = ParsedMessage(parsing: Array(body.readableBytesView))
+                    func clean(_ s: String) -> String {
+                        s.contains("\0") ? s.replacingOccurrences(of: "\0", with: " ") : s
+                    }
+                    let sort = message.sortKeys
+                    try await connection.query(
+                        """
+                        UPDATE contents SET sort_subject = \(clean(sort.subject)), sort_from = \(clean(sort.from)),
+                            sort_to = \(clean(sort.to)), sort_cc = \(clean(sort.cc)),
+                            sort_display_from = \(clean(sort.displayFrom)), sort_display_to = \(clean(sort.displayTo)),
+                            sent_time = \(sort.sentTime), thread_id = \(sort.messageID.map(clean)),
+                            thread_refs = \(sort.references.map(clean)), thread_reply = \(sort.isReplyOrForward),
+                            preview = \(message.preview.map(clean)), keys_version = \(ContentRow.keysVersion)
+                        WHERE account_id = \(account) AND content_id = \(content)
+                        """, logger: logger)
+                    updated += 1
+                }
+                return updated
+            }
+            let left =
+                try await client.query(
+                    "SELECT count(*) FROM contents WHERE keys_version IS NULL", logger: logger
+                ).collect().first?.decode(Int64.self) ?? 0
+            return (done, Int(left))
         }
     }
 }

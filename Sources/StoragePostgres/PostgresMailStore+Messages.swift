@@ -183,7 +183,7 @@ extension PostgresMailStore {
                 INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
                     parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
                     search_body, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
-                    sort_display_to, sent_time, thread_id, thread_refs, thread_reply, preview)
+                    sort_display_to, sent_time, thread_id, thread_refs, thread_reply, preview, keys_version)
                 SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
                     \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
                     \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
@@ -191,7 +191,7 @@ extension PostgresMailStore {
                     \(content?.sort.subject), \(content?.sort.from), \(content?.sort.to), \(content?.sort.cc),
                     \(content?.sort.displayFrom), \(content?.sort.displayTo), \(content?.sort.sentTime),
                     \(content?.sort.messageID), \(content?.sort.references), \(content?.sort.isReplyOrForward),
-                    \(content?.preview)
+                    \(content?.preview), \(ContentRow.keysVersion)
                 FROM b WHERE \(sharing)::bigint IS NULL
                 RETURNING content_id),
             c AS (
@@ -724,6 +724,9 @@ struct CellReader {
 }
 
 struct ContentRow: Sendable {
+    /// The version of the derived keys this code computes (`contents.keys_version`).
+    static let keysVersion: Int16 = 6
+
     var size: Int32
     var headerLength: Int32
     var body: ByteBuffer

@@ -248,6 +248,10 @@ public enum PostgresSchema {
         ALTER TABLE messages ALTER COLUMN saved_at SET DEFAULT extract(epoch FROM now())::bigint;
         -- RFC 8970 PREVIEW text, computed at ingest (`Preview`); NULL for contents stored before.
         ALTER TABLE contents ADD COLUMN preview text;
+        -- Which version of the keys computed at ingest (sort, thread, preview) a content row has: NULL for rows
+        -- stored before this migration, which `mailadmin db backfill` brings up to date.
+        ALTER TABLE contents ADD COLUMN keys_version smallint;
+        CREATE INDEX contents_keys_pending ON contents (account_id, content_id) WHERE keys_version IS NULL;
         -- RFC 5464 METADATA: entries of a mailbox, or of the server for this account (mailbox_id NULL); names are
         -- stored lower-cased (they are case-insensitive). A mailbox's entries go with it; RENAME keeps them.
         CREATE TABLE metadata (
