@@ -92,30 +92,43 @@ extension PostgresMailStore {
 }
 
 extension PostgresMailStore {
-    /// THREAD's keys for the messages the search matches, in UID order.
+    /// THREAD's keys for the messages the search matches, in UID order. One text value for them all (records split
+    /// by U+001E, fields by U+001F; References joined by spaces, as normalised msg-ids have none): a row per message
+    /// cost more in decoding than the query itself.
     public func threadMessages(
         account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger
     ) async throws(StoreError) -> [(uid: UID, message: Threading.Message)] {
         let statement = Self.searchStatement(
             account: account, mailbox: mailbox, query: query, maxUID: maxUID,
             columns: """
-                m.uid, c.thread_id, coalesce(c.thread_refs, '{}'), coalesce(c.sort_subject, ''),
-                    coalesce(c.thread_reply, false), coalesce(c.sent_time, m.internal_date)
+                coalesce(string_agg(concat_ws(E'\\x1f', m.uid::text,
+                    translate(coalesce(c.thread_id, ''), E'\\x1e\\x1f ', ''),
+                    translate(array_to_string(coalesce(c.thread_refs, '{}'), ' '), E'\\x1e\\x1f', ''),
+                    translate(coalesce(c.sort_subject, ''), E'\\x1e\\x1f', '  '),
+                    CASE WHEN coalesce(c.thread_reply, false) THEN '1' ELSE '0' END,
+                    coalesce(c.sent_time, m.internal_date)::text), E'\\x1e' ORDER BY m.uid), '')
                 """, needsContent: true)
         let client = self.searchClient
         return try await run(logger) {
             var result: [(uid: UID, message: Threading.Message)] = []
             let rows = try await client.query(statement, logger: logger)
-            for try await (uid, id, references, subject, reply, date) in rows.decode(
-                (Int64, String?, [String], String, Bool, Int64).self)
-            {
-                result.append(
-                    (
-                        UID(UInt32(truncatingIfNeeded: uid)),
-                        Threading.Message(
-                            messageID: id, references: references, subject: subject, isReplyOrForward: reply,
-                            date: date)
-                    ))
+            for try await packed in rows.decode(String.self) {
+                for record in packed.utf8.split(separator: 0x1E, omittingEmptySubsequences: true) {
+                    let fields = record.split(separator: 0x1F, maxSplits: 5, omittingEmptySubsequences: false)
+                    guard fields.count == 6, let uid = UInt32(Substring(fields[0])),
+                        let date = Int64(Substring(fields[5]))
+                    else { continue }
+                    let id = String(Substring(fields[1]))
+                    let references = fields[2].split(separator: 0x20).map { String(Substring($0)) }
+                    result.append(
+                        (
+                            UID(uid),
+                            Threading.Message(
+                                messageID: id.isEmpty ? nil : id, references: references,
+                                subject: String(Substring(fields[3])), isReplyOrForward: fields[4].first == 0x31,
+                                date: date)
+                        ))
+                }
             }
             return result
         }
