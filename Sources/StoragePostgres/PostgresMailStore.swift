@@ -524,22 +524,28 @@ extension PostgresMailStore {
                         "SELECT 1 FROM accounts WHERE account_id = \(account.rawValue) FOR UPDATE", logger: logger)
                     let owner = try await Self.metadataOwner(
                         connection, account: account, mailbox: mailbox, logger: logger)
-                    for entry in entries {
-                        if let value = entry.value {
-                            try await connection.query(
-                                """
-                                INSERT INTO metadata (account_id, mailbox_id, name, value)
-                                VALUES (\(account.rawValue), \(owner), \(entry.name), \(ByteBuffer(bytes: value)))
-                                ON CONFLICT (account_id, (coalesce(mailbox_id, 0)), name)
-                                DO UPDATE SET value = excluded.value
-                                """, logger: logger)
-                        } else {
-                            try await connection.query(
-                                """
-                                DELETE FROM metadata WHERE account_id = \(account.rawValue)
-                                    AND coalesce(mailbox_id, 0) = \(owner ?? 0) AND name = \(entry.name)
-                                """, logger: logger)
-                        }
+                    // One statement each for the sets and the removals (a command may carry 1,000 entries); the last
+                    // value given for a name wins.
+                    var last: [String: [UInt8]?] = [:]
+                    for entry in entries { last[entry.name] = .some(entry.value) }
+                    let sets = last.compactMap { name, value in value.map { (name, ByteBuffer(bytes: $0)) } }
+                    let removals = last.filter { $0.value == nil }.map(\.key)
+                    if !sets.isEmpty {
+                        try await connection.query(
+                            """
+                            INSERT INTO metadata (account_id, mailbox_id, name, value)
+                            SELECT \(account.rawValue), \(owner), n, v
+                            FROM unnest(\(sets.map(\.0))::text[], \(sets.map(\.1))::bytea[]) AS e(n, v)
+                            ON CONFLICT (account_id, (coalesce(mailbox_id, 0)), name)
+                            DO UPDATE SET value = excluded.value
+                            """, logger: logger)
+                    }
+                    if !removals.isEmpty {
+                        try await connection.query(
+                            """
+                            DELETE FROM metadata WHERE account_id = \(account.rawValue)
+                                AND coalesce(mailbox_id, 0) = \(owner ?? 0) AND name = ANY(\(removals)::text[])
+                            """, logger: logger)
                     }
                     let count =
                         try await connection.query(
