@@ -118,3 +118,15 @@ struct MultiInstanceTests {
         #expect(try await server.waitForExit() == 0)
     }
 }
+
+/// Two server processes on one new database, as two instances behind a load balancer: `body` gets their IMAP ports;
+/// both are stopped and the database dropped afterwards.
+func withTwoInstances<T>(_ body: (Int, Int) async throws -> T) async throws -> T {
+    let database = try await TestDatabase.create()
+    defer { Task { await TestDatabase.drop(database) } }
+    let a = try MultiInstanceTests().startInstance(database)
+    defer { a.terminate() }
+    let b = try MultiInstanceTests().startInstance(database)
+    defer { b.terminate() }
+    return try await body(try await a.waitUntilListening(), try await b.waitUntilListening())
+}

@@ -88,13 +88,7 @@ extension Session {
         let name = try mailboxName(argument)
         if items.contains(.highestModSeq) { enableCondstore() }
         let status = try await store.status(account: account, name: name, logger: logger)
-        var w = responseWriter()
-        w.raw("* STATUS ")
-        w.mailbox(name)
-        w.raw(" (")
-        w.raw(Self.statusItems(status, items: items))
-        w.line(")")
-        try await out.send(w)
+        try await sendStatus(name, status, items)
         return Completion("STATUS completed")
     }
 

@@ -109,7 +109,8 @@ extension Session {
         }
     }
 
-    private func sendStatus(_ name: MailboxName, _ status: MailboxStatus, _ items: [StatusAttribute]) async throws {
+    /// `* STATUS name (items)` (STATUS, NOTIFY).
+    func sendStatus(_ name: MailboxName, _ status: MailboxStatus, _ items: [StatusAttribute]) async throws {
         var w = responseWriter()
         w.raw("* STATUS ")
         w.mailbox(name)

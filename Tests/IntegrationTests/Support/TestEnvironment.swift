@@ -52,15 +52,7 @@ enum TestDatabase {
     /// Creates an unmigrated, empty database (the server or mailadmin creates the schema with its defaults).
     static func createBlank() async throws -> PostgresStoreConfiguration {
         guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
-        let base = try PostgresStoreConfiguration(url: url)
-        let name = "mh_test_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
-        try await base.withConnection(logger: TestEnvironment.logger) { connection in
-            _ = try await connection.query(
-                PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: TestEnvironment.logger)
-        }
-        var configuration = base
-        configuration.database = name
-        return configuration
+        return try await createDatabase(base: try PostgresStoreConfiguration(url: url), name: randomName())
     }
 
     /// Creates an empty MailHost database (schema migrated, no default mailboxes) and returns its configuration.
@@ -68,13 +60,25 @@ enum TestDatabase {
         guard let url = TestEnvironment.databaseURL else { throw TestEnvironment.Missing() }
         let base = try PostgresStoreConfiguration(url: url)
         let templateName = try await templateDatabase(base)
-        let name = "mh_test_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
-        try await creation.run {
-            try await base.withConnection(logger: TestEnvironment.logger) { connection in
-                _ = try await connection.query(
-                    PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(templateName)"),
-                    logger: TestEnvironment.logger)
-            }
+        let name = randomName()
+        // One CREATE DATABASE from the template at a time (see CreationQueue); the configuration is the same whoever
+        // runs it.
+        try await creation.run { _ = try await createDatabase(base: base, name: name, template: templateName) }
+        var configuration = base
+        configuration.database = name
+        return configuration
+    }
+
+    static func randomName() -> String { "mh_test_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)" }
+
+    /// `CREATE DATABASE name [TEMPLATE template]` on the server of `base`; the configuration for the new database.
+    private static func createDatabase(base: PostgresStoreConfiguration, name: String, template: String? = nil)
+        async throws -> PostgresStoreConfiguration
+    {
+        try await base.withConnection(logger: TestEnvironment.logger) { connection in
+            _ = try await connection.query(
+                PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)" + (template.map { " TEMPLATE \($0)" } ?? "")),
+                logger: TestEnvironment.logger)
         }
         var configuration = base
         configuration.database = name
@@ -114,12 +118,7 @@ enum TestDatabase {
             if let task { return task }
             let created = Task<String, any Error> {
                 let name = "mh_template_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
-                try await base.withConnection(logger: TestEnvironment.logger) { connection in
-                    _ = try await connection.query(
-                        PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: TestEnvironment.logger)
-                }
-                var configuration = base
-                configuration.database = name
+                let configuration = try await createDatabase(base: base, name: name)
                 try await configuration.withConnection(logger: TestEnvironment.logger) { connection in
                     try await PostgresSchema.migrate(connection, logger: TestEnvironment.logger)
                     // Test accounts start with INBOX only (most tests list an account's mailboxes); the default
