@@ -282,31 +282,34 @@ extension PostgresAdministration {
         let client = self.client
         return try await run(logger) {
             let done = try await client.withTransaction(logger: logger) { connection -> Int in
-                let rows = try await connection.query(
+                // The ids first, collected: a second query on the connection cannot start while rows of the first
+                // are still arriving. Then one message at a time, so memory holds one message, whatever its size.
+                let pending = try await connection.query(
                     """
-                    SELECT account_id, content_id, body FROM contents WHERE keys_version IS NULL
+                    SELECT account_id, content_id FROM contents WHERE keys_version IS NULL
                     ORDER BY account_id, content_id LIMIT \(batch) FOR UPDATE SKIP LOCKED
-                    """, logger: logger)
-                var updated = 0
-                for try await (account, content, body) in rows.decode((Int64, Int64, ByteBuffer).self) {
+                    """, logger: logger
+                ).collect().map { try $0.decode((Int64, Int64).self) }
+                for (account, content) in pending {
+                    let body =
+                        try await connection.query(
+                            "SELECT body FROM contents WHERE account_id = \(account) AND content_id = \(content)",
+                            logger: logger
+                        ).collect().first?.decode(ByteBuffer.self) ?? ByteBuffer()
                     let message = ParsedMessage(parsing: Array(body.readableBytesView))
-                    func clean(_ s: String) -> String {
-                        s.contains("\0") ? s.replacingOccurrences(of: "\0", with: " ") : s
-                    }
-                    let sort = message.sortKeys
+                    let sort = ContentRow.cleaned(message.sortKeys)
                     try await connection.query(
                         """
-                        UPDATE contents SET sort_subject = \(clean(sort.subject)), sort_from = \(clean(sort.from)),
-                            sort_to = \(clean(sort.to)), sort_cc = \(clean(sort.cc)),
-                            sort_display_from = \(clean(sort.displayFrom)), sort_display_to = \(clean(sort.displayTo)),
-                            sent_time = \(sort.sentTime), thread_id = \(sort.messageID.map(clean)),
-                            thread_refs = \(sort.references.map(clean)), thread_reply = \(sort.isReplyOrForward),
-                            preview = \(message.preview.map(clean)), keys_version = \(ContentRow.keysVersion)
+                        UPDATE contents SET sort_subject = \(sort.subject), sort_from = \(sort.from),
+                            sort_to = \(sort.to), sort_cc = \(sort.cc), sort_display_from = \(sort.displayFrom),
+                            sort_display_to = \(sort.displayTo), sent_time = \(sort.sentTime),
+                            thread_id = \(sort.messageID), thread_refs = \(sort.references),
+                            thread_reply = \(sort.isReplyOrForward), preview = \(message.preview.map(ContentRow.clean)),
+                            keys_version = \(ContentRow.keysVersion)
                         WHERE account_id = \(account) AND content_id = \(content)
                         """, logger: logger)
-                    updated += 1
                 }
-                return updated
+                return pending.count
             }
             let left =
                 try await client.query(

@@ -757,8 +757,7 @@ struct ContentRow: Sendable {
         // SENTBEFORE/ON/SINCE use the Date: header's day; without one, the internal date's (as Dovecot does).
         let sent = message.sentDate ?? internalDate.localDate
         sentDay = Int32(truncatingIfNeeded: sent.dayNumber)
-        // PostgreSQL text cannot hold NUL.
-        func clean(_ s: String) -> String { s.contains("\0") ? s.replacingOccurrences(of: "\0", with: " ") : s }
+        let clean = Self.clean
         from = clean(message.search.from)
         to = clean(message.search.to)
         cc = clean(message.search.cc)
@@ -768,7 +767,15 @@ struct ContentRow: Sendable {
         text = clean(message.search.body)
         preview = message.preview.map(clean)
         sha256 = ByteBuffer(bytes: Array(SHA256.hash(data: message.bytes)))
-        sort = message.sortKeys
+        sort = Self.cleaned(message.sortKeys)
+    }
+
+    /// PostgreSQL text cannot hold NUL.
+    static func clean(_ s: String) -> String { s.contains("\0") ? s.replacingOccurrences(of: "\0", with: " ") : s }
+
+    /// The sort and thread keys as text columns can hold them.
+    static func cleaned(_ keys: SortKeys) -> SortKeys {
+        var sort = keys
         sort.subject = clean(sort.subject)
         sort.from = clean(sort.from)
         sort.to = clean(sort.to)
@@ -777,6 +784,7 @@ struct ContentRow: Sendable {
         sort.displayTo = clean(sort.displayTo)
         sort.messageID = sort.messageID.map(clean)
         sort.references = sort.references.map(clean)
+        return sort
     }
 }
 

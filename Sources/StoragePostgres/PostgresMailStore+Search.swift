@@ -18,11 +18,12 @@ extension PostgresMailStore {
         "coalesce(string_agg(int4send(m.uid::int4), ''::bytea ORDER BY \(order)), ''::bytea)"
     }
 
-    /// `SELECT <columns> FROM messages m [JOIN contents c] WHERE <the query> ORDER BY <order>`, every value a bind.
-    /// `contents` is joined when the condition, the columns or the order need it.
+    /// `SELECT <columns> FROM messages m [JOIN contents c] WHERE <the query>`, every value a bind. The columns are one
+    /// aggregate that carries its own order (`packedUIDs`, THREAD's packed keys): one row, no ORDER BY.
+    /// `contents` is joined when the condition or the columns need it.
     static func searchStatement(
-        account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, columns: String = "m.uid",
-        order: String = "m.uid", needsContent: Bool = false
+        account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, columns: String,
+        needsContent: Bool = false
     ) -> PostgresQuery {
         var compiler = SearchCompiler()
         compiler.binds.append(account.rawValue)
@@ -32,11 +33,9 @@ extension PostgresMailStore {
         let join =
             compiler.needsContent || needsContent
             ? " JOIN contents c ON c.account_id = m.account_id AND c.content_id = m.content_id" : ""
-        // An aggregate (packed UIDs) is one row: no ORDER BY outside it.
-        let ordering = columns.hasPrefix("coalesce(string_agg(") ? "" : "\nORDER BY \(order)"
         let sql = """
             SELECT \(columns) FROM messages m\(join)
-            WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))\(ordering)
+            WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))
             """
         return PostgresQuery(unsafeSQL: sql, binds: compiler.binds)
     }

@@ -85,37 +85,24 @@ extension Session {
             let oldSet = Set(old)
             updateContexts[i].results = current
             updateContexts[i].evaluatedAt = after.highestModSeq
-            func number(_ uid: UID, in view: MailboxView) -> UInt32? {
-                context.isUID ? uid.rawValue : view.sequenceNumber(of: uid)?.rawValue
-            }
-            // Removals from the last position down, so that each position is still right when it is applied.
-            let removed = old.enumerated().filter { !currentSet.contains($0.element) }
-            if !removed.isEmpty {
-                let pairs: [String]
-                if context.criteria == nil {
-                    let numbers = removed.compactMap { number($0.element, in: before) }.sorted()
-                    pairs = numbers.isEmpty ? [] : ["0 " + Self.sortedSet(numbers)]
-                } else {
-                    pairs = removed.reversed().compactMap { entry in
-                        number(entry.element, in: before).map { "\(entry.offset + 1) \($0)" }
-                    }
+            // The `position set` pairs of one change: SEARCH contexts use position 0 and mailbox order; SORT
+            // contexts one pair per message at its position (`entries` in the order they are to be applied).
+            func pairs(_ entries: [(offset: Int, element: UID)], in view: MailboxView) -> [String] {
+                func number(_ uid: UID) -> UInt32? {
+                    context.isUID ? uid.rawValue : view.sequenceNumber(of: uid)?.rawValue
                 }
-                if !pairs.isEmpty { write(&removals, context, "REMOVEFROM", pairs) }
-            }
-            // Additions at their final positions, lowest first.
-            let added = current.enumerated().filter { !oldSet.contains($0.element) }
-            if !added.isEmpty {
-                let pairs: [String]
-                if context.criteria == nil {
-                    let numbers = added.compactMap { number($0.element, in: after) }.sorted()
-                    pairs = numbers.isEmpty ? [] : ["0 " + Self.sortedSet(numbers)]
-                } else {
-                    pairs = added.compactMap { entry in
-                        number(entry.element, in: after).map { "\(entry.offset + 1) \($0)" }
-                    }
+                guard context.criteria != nil else {
+                    let numbers = entries.compactMap { number($0.element) }.sorted()
+                    return numbers.isEmpty ? [] : ["0 " + Self.sortedSet(numbers)]
                 }
-                if !pairs.isEmpty { write(&additions, context, "ADDTO", pairs) }
+                return entries.compactMap { entry in number(entry.element).map { "\(entry.offset + 1) \($0)" } }
             }
+            // Removals from the last position down, so that each position is still right when it is applied, numbered
+            // as before the sync point; additions at their final positions, lowest first, numbered as after it.
+            let removed = pairs(old.enumerated().filter { !currentSet.contains($0.element) }.reversed(), in: before)
+            if !removed.isEmpty { write(&removals, context, "REMOVEFROM", removed) }
+            let added = pairs(current.enumerated().filter { !oldSet.contains($0.element) }, in: after)
+            if !added.isEmpty { write(&additions, context, "ADDTO", added) }
         }
         return (removals.bytes, additions.bytes)
     }

@@ -8,6 +8,21 @@ public struct DeflateError: Error, CustomStringConvertible {
     public var description: String { "zlib error \(code): \(message)" }
 }
 
+/// A z_stream at a stable address, set up by `initialize` (deflateInit2 or inflateInit2); freed again if that fails.
+private func zStream(_ name: String, _ initialize: (UnsafeMutablePointer<z_stream>) -> Int32) throws(DeflateError)
+    -> UnsafeMutablePointer<z_stream>
+{
+    let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+    stream.initialize(to: z_stream())
+    let status = initialize(stream)
+    guard status == Z_OK else {
+        stream.deinitialize(count: 1)
+        stream.deallocate()
+        throw DeflateError(code: status, message: "\(name) failed")
+    }
+    return stream
+}
+
 /// The raw DEFLATE stream (RFC 1951, no zlib header) the server sends under COMPRESS=DEFLATE (RFC 4978 §4).
 ///
 /// Memory: zlib takes `2^(windowBits+2) + 2^(memLevel+9)` bytes plus about 6 KiB for a deflate stream; with the
@@ -27,15 +42,8 @@ public final class Deflater {
     public init(level: Int32 = 6, windowBits: Int32 = Deflater.serverWindowBits, memLevel: Int32 = serverMemLevel)
         throws(DeflateError)
     {
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
         // Negative window bits: raw DEFLATE, as RFC 4978 requires.
-        let status = mailhost_deflate_init(stream, level, -windowBits, memLevel)
-        guard status == Z_OK else {
-            stream.deinitialize(count: 1)
-            stream.deallocate()
-            throw DeflateError(code: status, message: "deflateInit2 failed")
-        }
+        stream = try zStream("deflateInit2") { mailhost_deflate_init($0, level, -windowBits, memLevel) }
     }
 
     deinit {
@@ -91,14 +99,7 @@ public final class Inflater {
     private var ended = false
 
     public init() throws(DeflateError) {
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        let status = mailhost_inflate_init(stream, -15)
-        guard status == Z_OK else {
-            stream.deinitialize(count: 1)
-            stream.deallocate()
-            throw DeflateError(code: status, message: "inflateInit2 failed")
-        }
+        stream = try zStream("inflateInit2") { mailhost_inflate_init($0, -15) }
     }
 
     deinit {
