@@ -70,11 +70,21 @@ public struct PostgresChangeFeed: Sendable {
         return result
     }
 
-    /// `account:mailbox:modseq:milliseconds` for a change, `account:disabled` for an account disabled or deleted.
+    /// `account:mailbox:modseq:milliseconds` for a change, `account:disabled` for an account disabled or deleted,
+    /// `account:list` for mailboxes or subscriptions changed, `account:meta:mailbox:entry entry …` for METADATA
+    /// entries set or removed (mailbox 0: the server's).
     static func parse(_ payload: String) -> (AccountID, ChangeEvent)? {
-        let parts = payload.split(separator: ":")
+        let parts = payload.split(separator: ":", maxSplits: 3)
         guard let account = parts.first.flatMap({ Int64($0) }) else { return nil }
         if parts.count == 2, parts[1] == "disabled" { return (AccountID(rawValue: account), .accountDisabled) }
+        if parts.count == 2, parts[1] == "list" { return (AccountID(rawValue: account), .mailboxesChanged) }
+        if parts.count == 4, parts[1] == "meta", let owner = Int64(parts[2]) {
+            let entries = parts[3].split(separator: " ").map(String.init)
+            return (
+                AccountID(rawValue: account),
+                .metadataChanged(owner == 0 ? nil : MailboxID(rawValue: owner), entries)
+            )
+        }
         guard parts.count >= 3, let mailbox = Int64(parts[1]), let modSeq = Int64(parts[2]) else { return nil }
         if parts.count == 4, let sent = Int64(parts[3]) {
             // Change-feed lag: from the writing transaction to this instance (clocks of one host or NTP-synced).

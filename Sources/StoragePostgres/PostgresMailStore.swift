@@ -204,11 +204,6 @@ public final class PostgresMailStore: MailStore {
         }
     }
 
-    /// `NOTIFY` payload: `account:mailbox:modseq`, read by `PostgresChangeFeed`.
-    static func notifyPayload(account: AccountID, mailbox: Int64, modSeq: Int64) -> String {
-        "\(account.rawValue):\(mailbox):\(modSeq)"
-    }
-
     // MARK: accounts
 
     public func account(login: String, create: Bool, logger: Logger) async throws(StoreError) -> AccountID {
@@ -342,8 +337,17 @@ public final class PostgresMailStore: MailStore {
                         WHERE account_id = \(account.rawValue) AND mailbox_id = \(id)
                         """, logger: logger)
                 }
+                try await Self.notifyMailboxesChanged(connection, account: account, logger: logger)
             }
         }
+    }
+
+    /// Tells every instance (at commit) that the account's mailbox names or subscriptions changed.
+    static func notifyMailboxesChanged(_ connection: PostgresConnection, account: AccountID, logger: Logger)
+        async throws
+    {
+        try await connection.query(
+            "SELECT pg_notify(\(notifyChannel), \("\(account.rawValue):list"))::text", logger: logger)
     }
 
     public func deleteMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) {
@@ -354,7 +358,8 @@ public final class PostgresMailStore: MailStore {
                     DELETE FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(name.name)
                     RETURNING mailbox_id)
                 SELECT mailbox_id, pg_notify(\(Self.notifyChannel),
-                    \(account.rawValue)::text || ':' || mailbox_id::text || ':' || \(Int64.max)::text || ':' || \(unescaped: Self.notifyTime))::text
+                    \(account.rawValue)::text || ':' || mailbox_id::text || ':' || \(Int64.max)::text || ':' || \(unescaped: Self.notifyTime))::text,
+                    pg_notify(\(Self.notifyChannel), \("\(account.rawValue):list"))::text
                 FROM gone
                 """, logger: logger
             ).collect()
@@ -390,6 +395,7 @@ public final class PostgresMailStore: MailStore {
                 for ancestor in to.ancestors {
                     _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
                 }
+                try await Self.notifyMailboxesChanged(connection, account: account, logger: logger)
             }
         }
     }
@@ -407,17 +413,25 @@ public final class PostgresMailStore: MailStore {
     public func setSubscribed(account: AccountID, name: MailboxName, subscribed: Bool, logger: Logger)
         async throws(StoreError)
     {
+        // A change (not a repeat) is announced to every instance.
+        let notify = "\(account.rawValue):list"
         _ = try await write(logger) { connection in
             if subscribed {
                 try await connection.query(
                     """
-                    INSERT INTO subscriptions (account_id, name) VALUES (\(account.rawValue), \(name.name))
-                    ON CONFLICT DO NOTHING
+                    WITH added AS (
+                        INSERT INTO subscriptions (account_id, name) VALUES (\(account.rawValue), \(name.name))
+                        ON CONFLICT DO NOTHING RETURNING 1)
+                    SELECT pg_notify(\(Self.notifyChannel), \(notify))::text FROM added
                     """, logger: logger)
             } else {
                 try await connection.query(
-                    "DELETE FROM subscriptions WHERE account_id = \(account.rawValue) AND name = \(name.name)",
-                    logger: logger)
+                    """
+                    WITH removed AS (
+                        DELETE FROM subscriptions WHERE account_id = \(account.rawValue) AND name = \(name.name)
+                        RETURNING 1)
+                    SELECT pg_notify(\(Self.notifyChannel), \(notify))::text FROM removed
+                    """, logger: logger)
             }
         }
     }
@@ -513,6 +527,23 @@ extension PostgresMailStore {
         }
     }
 
+    /// `account:meta:owner:name name …` payloads for the changed entry names, each under PostgreSQL's 8,000-byte
+    /// limit (names are at most 1,024 bytes without spaces).
+    static func metadataNotifications(account: AccountID, owner: Int64?, names: [String]) -> [String] {
+        let prefix = "\(account.rawValue):meta:\(owner ?? 0):"
+        var payloads: [String] = []
+        var current = ""
+        for name in names.sorted() {
+            if !current.isEmpty, prefix.utf8.count + current.utf8.count + 1 + name.utf8.count > 7_000 {
+                payloads.append(prefix + current)
+                current = ""
+            }
+            current += current.isEmpty ? name : " " + name
+        }
+        if !current.isEmpty { payloads.append(prefix + current) }
+        return payloads
+    }
+
     public func setMetadata(
         account: AccountID, mailbox: MailboxName?, entries: [MetadataEntry], maxEntries: Int, logger: Logger
     ) async throws(StoreError) -> Bool {
@@ -553,6 +584,12 @@ extension PostgresMailStore {
                         ).collect().first?.decode(Int64.self) ?? 0
                     // Thrown inside the transaction: nothing of this command stays.
                     if count > maxEntries { throw StoreError.overQuota }
+                    try await connection.query(
+                        """
+                        SELECT pg_notify(\(Self.notifyChannel), p)::text
+                        FROM unnest(\(Self.metadataNotifications(account: account, owner: owner, names: Array(last.keys))))
+                            AS p
+                        """, logger: logger)
                 }
             }
             return true

@@ -34,6 +34,35 @@ import Testing
         #expect(!signals.abort.isOpen)
     }
 
+    /// NOTIFY's mailbox-list and METADATA hints are state too: repeats coalesce, names are kept per owner, and past
+    /// `maxMetadataBytes` of pending names the session is told it overflowed (RFC 5465 §5.8) instead of holding more.
+    @Test func metadataHintsCoalesceAndOverflowInsteadOfGrowing() {
+        let signals = SessionSignals()
+        let inbox = MailboxID(rawValue: 3)
+        signals.post(.change(.mailboxesChanged))
+        signals.post(.change(.mailboxesChanged))
+        signals.post(.change(.metadataChanged(inbox, ["/private/b", "/private/a"])))
+        signals.post(.change(.metadataChanged(inbox, ["/private/a"])))
+        signals.post(.change(.metadataChanged(nil, ["/shared/x"])))
+        let events = signals.take()
+        #expect(events.count == 3)
+        #expect(events.contains(.change(.mailboxesChanged)))
+        #expect(events.contains(.change(.metadataChanged(inbox, ["/private/a", "/private/b"]))))
+        #expect(events.contains(.change(.metadataChanged(nil, ["/shared/x"]))))
+
+        let name = "/private/" + String(repeating: "n", count: 1000)
+        for n in 0...(SessionSignals.maxMetadataBytes / 1000) {
+            signals.post(.change(.metadataChanged(inbox, [name + "\(n)"])))
+        }
+        signals.post(.change(.metadataChanged(inbox, ["/private/late"])))
+        signals.post(.change(.mailboxChanged(inbox, ModSeq(9))))
+        let overflowed = signals.take()
+        #expect(overflowed.count == 2, "\(overflowed)")
+        #expect(overflowed.contains(.notificationOverflow))
+        #expect(overflowed.contains(.change(.mailboxChanged(inbox, ModSeq(9)))))
+        #expect(signals.take().isEmpty)
+    }
+
     @Test func latchReleasesWaitersAndCancelledTasks() async {
         let latch = Latch()
         let waiter = Task { await latch.wait() }

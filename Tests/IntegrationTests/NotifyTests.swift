@@ -76,18 +76,130 @@ struct NotifyTests {
 
             // Events MailHost does not notify: NO [BADEVENT] with the ones it does; the previous setting stays.
             #expect(
-                try await c.command("n3", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))").last
-                    == "n3 NO [BADEVENT (MessageNew MessageExpunge FlagChange)] Only message events are notified")
-            #expect(
-                try await c.command("n4", "NOTIFY SET (SELECTED (MessageNew (UID ENVELOPE) MessageExpunge))").last?
-                    .hasPrefix("n4 NO [BADEVENT") == true)
+                try await c.command("n3", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge AnnotationChange))").last
+                    == "n3 NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange"
+                    + " MailboxMetadataChange ServerMetadataChange)] AnnotationChange isn't offered"
+                    + " (no ANNOTATE)")
             for (n, bad) in [
                 "NOTIFY", "NOTIFY SET", "NOTIFY SET (FOO (MessageNew))", "NOTIFY SET (SELECTED (Frob))",
                 "NOTIFY SET (MAILBOXES (MessageNew))", "NOTIFY BOGUS",
+                // §6.1: SELECTED takes message events only, and only one of SELECTED and SELECTED-DELAYED.
+                "NOTIFY SET (SELECTED (MailboxName))",
+                "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED (MessageNew MessageExpunge))",
             ].enumerated() {
                 #expect(try await c.command("x\(n)", bad).last?.hasPrefix("x\(n) BAD") == true, "\(bad)")
             }
             try await c.expectOK("n5", "NOTIFY NONE")
+            await c.close()
+        }
+    }
+
+    /// RFC 5465 §5.4-§5.7: mailboxes created, renamed and deleted, subscriptions, and METADATA entries changed on
+    /// instance B are announced to a NOTIFY session on instance A as LIST (with OLDNAME, \NonExistent, \Subscribed) and
+    /// METADATA responses; A's own changes are not announced back to it (§5).
+    @Test func mailboxNamesSubscriptionsAndMetadataFromAnotherInstance() async throws {
+        try await withTwoInstances { portA, portB in
+            let c = try await IMAPTestClient.loggedIn(port: portA)
+            try await c.expectOK("m1", "CREATE Old/Child")
+            // STATUS covers message events only: a set without them reports no STATUS.
+            let set = try await c.expectOK(
+                "n1",
+                "NOTIFY SET STATUS (PERSONAL (MailboxName SubscriptionChange MailboxMetadataChange ServerMetadataChange))"
+            )
+            #expect(!set.contains { $0.hasPrefix("* STATUS") }, "\(set)")
+            let other = try await IMAPTestClient.loggedIn(port: portB)
+            try await Self.mailboxNameEvents(c, other)
+            try await Self.metadataEvents(c, other)
+            await other.close()
+            await c.close()
+        }
+    }
+
+    static func mailboxNameEvents(_ c: IMAPTestClient, _ other: IMAPTestClient) async throws {
+        // Created with its missing superior: both are new; the parent is announced once.
+        try await other.expectOK("b1", "CREATE Projects/2026")
+        var heard = try await Self.read(c) { $0.hasSuffix(" Projects/2026") }
+        #expect(
+            heard == ["* LIST (\\HasChildren) \"/\" Projects", "* LIST (\\HasNoChildren) \"/\" Projects/2026"],
+            "\(heard)")
+        // Renamed with its inferior: one LIST with OLDNAME, none for the child.
+        try await other.expectOK("b2", "RENAME Old Renamed")
+        heard = try await Self.read(c) { $0.hasPrefix("* LIST") }
+        #expect(heard == ["* LIST (\\HasChildren) \"/\" Renamed (\"OLDNAME\" (Old))"], "\(heard)")
+        // Deleted: \NonExistent, and the parent that lost its child.
+        try await other.expectOK("b3", "DELETE Projects/2026")
+        heard = try await Self.read(c) { $0.hasSuffix(" Projects") }
+        #expect(
+            heard == ["* LIST (\\NonExistent) \"/\" Projects/2026", "* LIST (\\HasNoChildren) \"/\" Projects"],
+            "\(heard)")
+        // Subscriptions: \Subscribed if and only if subscribed after the change.
+        try await other.expectOK("b4", "SUBSCRIBE Renamed")
+        heard = try await Self.read(c) { $0.hasPrefix("* LIST") }
+        #expect(heard == ["* LIST (\\HasChildren \\Subscribed) \"/\" Renamed"], "\(heard)")
+        try await other.expectOK("b5", "UNSUBSCRIBE Renamed")
+        heard = try await Self.read(c) { $0.hasPrefix("* LIST") }
+        #expect(heard == ["* LIST (\\HasChildren) \"/\" Renamed"], "\(heard)")
+
+        // A's own changes are not announced to A: the next LIST it hears is B's.
+        let own = try await c.expectOK("c1", "CREATE Mine")
+        #expect(!own.contains { $0.hasPrefix("* LIST") }, "\(own)")
+        try await c.expectOK("c2", "SUBSCRIBE Mine")
+        try await c.expectOK("c3", "RENAME Mine Yours")
+        try await other.expectOK("b6", "CREATE Fence")
+        heard = try await Self.read(c) { $0.hasPrefix("* LIST") }
+        #expect(heard == ["* LIST (\\HasNoChildren) \"/\" Fence"], "\(heard)")
+
+        // A filter limits the names announced: only the SUBTREE's.
+        try await c.expectOK("n2", "NOTIFY SET (SUBTREE Lists (MailboxName))")
+        try await other.expectOK("b10", "CREATE Outside")
+        try await other.expectOK("b11", "CREATE Lists/In")
+        heard = try await Self.read(c) { $0.hasSuffix(" Lists/In") }
+        #expect(
+            heard == ["* LIST (\\HasChildren) \"/\" Lists", "* LIST (\\HasNoChildren) \"/\" Lists/In"], "\(heard)")
+    }
+
+    static func metadataEvents(_ c: IMAPTestClient, _ other: IMAPTestClient) async throws {
+        try await c.expectOK("n3", "NOTIFY SET (PERSONAL (MailboxMetadataChange ServerMetadataChange))")
+        // METADATA: the changed entry names (removals too), for a mailbox and for the server.
+        try await other.expectOK("b7", "SETMETADATA INBOX (/private/comment \"hello\")")
+        var heard = try await Self.read(c) { $0.hasPrefix("* METADATA") }
+        #expect(heard == ["* METADATA INBOX /private/comment"], "\(heard)")
+        try await other.expectOK("b8", "SETMETADATA \"\" (/shared/admin \"x\" /private/vendor/a NIL)")
+        heard = try await Self.read(c) { $0.hasPrefix("* METADATA") }
+        #expect(heard == ["* METADATA \"\" /private/vendor/a /shared/admin"], "\(heard)")
+        try await c.expectOK("c4", "SETMETADATA Renamed (/private/mine \"1\")")
+        try await other.expectOK("b9", "SETMETADATA Renamed (/private/theirs \"2\")")
+        heard = try await Self.read(c) { $0.hasPrefix("* METADATA") }
+        #expect(heard == ["* METADATA Renamed /private/theirs"], "\(heard)")
+    }
+
+    /// RFC 5465 §5.2: `MessageNew (fetch-att …)` for the selected mailbox: each message another client adds is
+    /// announced with EXISTS and then a FETCH of the attributes, with no command in progress; the session's own
+    /// APPEND and COPY get no such FETCH.
+    @Test func newMessagesAreFetchedWithTheAttributesAsked() async throws {
+        try await withTwoInstances { portA, portB in
+            let c = try await IMAPTestClient.loggedIn(port: portA)
+            _ = try await c.append("a0", to: "INBOX", Self.message("first"))
+            try await c.expectOK("s", "SELECT INBOX")
+            try await c.expectOK("n1", "NOTIFY SET (SELECTED (MessageNew (FLAGS ENVELOPE) MessageExpunge))")
+            let other = try await IMAPTestClient.loggedIn(port: portB)
+            _ = try await other.append("b1", to: "INBOX", Self.message("theirs"))
+            var heard = try await Self.read(c) { $0.contains(" FETCH ") }
+            #expect(heard.first == "* 2 EXISTS", "\(heard)")
+            #expect(
+                heard.last?.hasPrefix("* 2 FETCH (UID 2 FLAGS (\\Recent) ENVELOPE (NIL \"theirs\" ") == true, "\(heard)"
+            )
+
+            // Its own messages: EXISTS, no FETCH; the next FETCH heard is for another client's message.
+            let own = try await c.append("a1", to: "INBOX", Self.message("mine"))
+            let copied = try await c.expectOK("a2", "UID COPY 1 INBOX")
+            #expect(!(own + copied).contains { $0.contains(" FETCH ") }, "\(own + copied)")
+            _ = try await other.append("b2", to: "INBOX", Self.message("fence"))
+            heard = try await Self.read(c) { $0.contains(" FETCH ") }
+            #expect(
+                heard.last?.hasPrefix("* 5 FETCH (UID 5 FLAGS (\\Recent) ENVELOPE (NIL \"fence\" ") == true, "\(heard)")
+            #expect(!heard.contains { $0.contains("mine") || $0.contains("first") }, "\(heard)")
+            await other.close()
             await c.close()
         }
     }

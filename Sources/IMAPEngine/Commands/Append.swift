@@ -29,7 +29,10 @@ extension Session {
             try await store.append(
                 account: account, mailbox: name, message: parsed, flags: flags, date: date, logger: logger)
         }
-        if let view, view.name == name { viewIsStale = true }
+        if let view, view.name == name {
+            viewIsStale = true
+            messagesAddedHere([result.uid])
+        }
         return Completion("APPEND completed", code: .appendUID(result.uidValidity, result.uid))
     }
 
@@ -49,7 +52,10 @@ extension Session {
         let results = try await withTryCreate(name) { () async throws(StoreError) in
             try await store.appendAll(account: account, mailbox: name, messages: prepared, logger: logger)
         }
-        if let view, view.name == name { viewIsStale = true }
+        if let view, view.name == name {
+            viewIsStale = true
+            messagesAddedHere(results.map(\.uid))
+        }
         guard let validity = results.first?.uidValidity else { return Completion("APPEND completed") }
         return Completion("APPEND completed", code: .appendUIDs(validity, UIDRanges(results.map(\.uid))))
     }

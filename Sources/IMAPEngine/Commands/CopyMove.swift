@@ -21,6 +21,7 @@ extension Session {
                     account: account, from: current.mailbox, uids: uids, to: destination, logger: logger)
         }
         if move || destination == current.name { viewIsStale = true }
+        if destination == current.name { messagesAddedHere(result.destinationUIDs) }
         guard !result.sourceUIDs.isEmpty else { return Completion("\(verb) completed") }
         let code = ResponseCode.copyUID(
             result.uidValidity, UIDRanges(result.sourceUIDs), UIDRanges(result.destinationUIDs))

@@ -40,6 +40,7 @@ extension Session {
             if case .cannot(let reason) = error, specialUse != nil { throw IMAPError.no(.useAttr, reason) }
             throw error
         }
+        await mailboxesChangedHere(.created(name))
         // RFC 8474 §4.1: the new mailbox's MAILBOXID on the tagged OK.
         let created = try? await store.listMailboxes(account: account, logger: logger).first { $0.name == name }
         if let created { return Completion("CREATE completed", code: .mailboxID(ObjectID.mailbox(created.id))) }
@@ -57,6 +58,7 @@ extension Session {
             if rev2 { try await out.sendLine("* OK [CLOSED] Mailbox closed") }
         }
         try await store.deleteMailbox(account: account, name: name, logger: logger)
+        await mailboxesChangedHere(.deleted(name))
         return Completion("DELETE completed")
     }
 
@@ -70,6 +72,7 @@ extension Session {
         if source == target { throw IMAPError.no(.alreadyExists, "Mailbox already exists") }
         if target.isDescendant(of: source) { throw IMAPError.no(.cannot, "Can't rename a mailbox under itself") }
         try await store.renameMailbox(account: account, from: source, to: target, logger: logger)
+        await mailboxesChangedHere(.renamed(source, target))
         return Completion("RENAME completed")
     }
 
@@ -79,6 +82,7 @@ extension Session {
         let name = try mailboxName(argument)
         if subscribe, let problem = name.creationProblem { throw IMAPError.no(.cannot, problem) }
         try await store.setSubscribed(account: account, name: name, subscribed: subscribe, logger: logger)
+        await mailboxesChangedHere(.subscription(name))
         return Completion(subscribe ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed")
     }
 

@@ -84,6 +84,7 @@ extension Session {
             throw error
         }
         guard stored else { throw IMAPError.no(.metadata("TOOMANY"), "Too many entries") }
+        metadataChangedHere(mailbox: owner, entries: entries)
         return Completion("SETMETADATA completed")
     }
 }

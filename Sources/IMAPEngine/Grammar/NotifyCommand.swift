@@ -17,9 +17,12 @@ public struct NotifyGroup: Hashable, Sendable {
     public var filter: Filter
     /// Empty: NONE.
     public var events: Set<NotifyEvent>
-    public init(filter: Filter, events: Set<NotifyEvent>) {
+    /// `MessageNew (fetch-att …)`: what to FETCH for each new message in the selected mailbox (RFC 5465 §5.2).
+    public var newMessageAttributes: [FetchAttribute]?
+    public init(filter: Filter, events: Set<NotifyEvent>, newMessageAttributes: [FetchAttribute]? = nil) {
         self.filter = filter
         self.events = events
+        self.newMessageAttributes = newMessageAttributes
     }
 }
 
@@ -28,10 +31,18 @@ public enum NotifyEvent: String, Hashable, Sendable {
     case messageNew = "MESSAGENEW", messageExpunge = "MESSAGEEXPUNGE", flagChange = "FLAGCHANGE"
     case annotationChange = "ANNOTATIONCHANGE", mailboxName = "MAILBOXNAME", subscriptionChange = "SUBSCRIPTIONCHANGE"
     case mailboxMetadataChange = "MAILBOXMETADATACHANGE", serverMetadataChange = "SERVERMETADATACHANGE"
-    /// MessageNew with FETCH attributes (RFC 5465 §5.2), which MailHost does not offer.
-    case messageNewWithAttributes = "MESSAGENEW (…)"
 
     /// The events MailHost notifies (BADEVENT lists them).
-    public static let supported: [String] = ["MessageNew", "MessageExpunge", "FlagChange"]
-    var isSupported: Bool { self == .messageNew || self == .messageExpunge || self == .flagChange }
+    public static let supported: [String] = [
+        "MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange", "MailboxMetadataChange",
+        "ServerMetadataChange",
+    ]
+    var isSupported: Bool { self != .annotationChange }
+    /// Events about messages: the only ones SELECTED and SELECTED-DELAYED take (RFC 5465 §6.1).
+    var isMessageEvent: Bool {
+        switch self {
+        case .messageNew, .messageExpunge, .flagChange, .annotationChange: true
+        case .mailboxName, .subscriptionChange, .mailboxMetadataChange, .serverMetadataChange: false
+        }
+    }
 }

@@ -42,31 +42,32 @@ extension CommandParser {
         }
         try buffer.space()
         var events = Set<NotifyEvent>()
+        var attributes: [FetchAttribute]? = nil
         if !buffer.takeKeyword("NONE") {
             try buffer.expect(UInt8(ascii: "("))
             repeat {
                 let name = try buffer.keyword()
-                guard var event = NotifyEvent(rawValue: name) else {
+                guard let event = NotifyEvent(rawValue: name) else {
                     throw ParseError("Unknown event \(name.prefix(32))")
                 }
                 if event == .messageNew, buffer.peek() == UInt8(ascii: " "), buffer.peek(1) == UInt8(ascii: "(") {
-                    // FETCH attributes for new messages: parsed, then refused as an event MailHost does not offer.
+                    // `MessageNew (fetch-att …)`: what to FETCH for each new message.
                     buffer.advance()
                     try buffer.expect(UInt8(ascii: "("))
-                    var count = 0
+                    var list: [FetchAttribute] = []
                     repeat {
-                        if count > 0 { try buffer.space() }
-                        _ = try parseFetchAttribute(&buffer, allowMacros: false)
-                        count += 1
+                        if !list.isEmpty { try buffer.space() }
+                        list.append(contentsOf: try parseFetchAttribute(&buffer, allowMacros: false))
+                        guard list.count <= 100 else { throw ParseError("Too many FETCH attributes") }
                     } while !buffer.take(UInt8(ascii: ")"))
-                    event = .messageNewWithAttributes
+                    attributes = list
                 }
                 events.insert(event)
             } while buffer.take(UInt8(ascii: " "))
             try buffer.expect(UInt8(ascii: ")"))
         }
         try buffer.expect(UInt8(ascii: ")"))
-        return NotifyGroup(filter: filter, events: events)
+        return NotifyGroup(filter: filter, events: events, newMessageAttributes: attributes)
     }
 
     /// `one-or-more-mailbox = mailbox / "(" mailbox *(SP mailbox) ")"`.

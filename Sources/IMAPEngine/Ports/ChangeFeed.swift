@@ -4,6 +4,11 @@ import Synchronization
 public enum ChangeEvent: Sendable, Equatable {
     /// Mailbox `mailbox` of the account reached `modSeq` (or changed in a way that needs a re-read).
     case mailboxChanged(MailboxID, ModSeq)
+    /// Mailboxes of the account were created, deleted or renamed, or its subscriptions changed (NOTIFY MailboxName
+    /// and SubscriptionChange re-read the list).
+    case mailboxesChanged
+    /// METADATA entries (lower-cased names) of mailbox `mailbox` (nil: the server's) were set or removed.
+    case metadataChanged(MailboxID?, [String])
     /// The feed lost notifications (a reconnect): every session re-reads what it watches.
     case resync
     /// The account was disabled or deleted by an administrator: its sessions end with BYE.

@@ -42,6 +42,8 @@ enum ResponseCode: Sendable, Equatable {
     case metadata(String)
     /// RFC 5465 §3: the events the server notifies.
     case badEvent([String])
+    /// RFC 5465 §5.8: NOTIFY turned off because the session fell too far behind.
+    case notificationOverflow
     /// RFC 4469 §5: a CATENATE URL that cannot be used (the URL as the client sent it, made safe for resp-text).
     case badURL(String)
     case capability([String])
@@ -82,6 +84,7 @@ enum ResponseCode: Sendable, Equatable {
         case .mailboxID(let id): "MAILBOXID (\(id))"
         case .metadata(let detail): "METADATA " + detail
         case .badEvent(let events): "BADEVENT (" + events.joined(separator: " ") + ")"
+        case .notificationOverflow: "NOTIFICATIONOVERFLOW"
         case .badURL(let url):
             "BADURL "
                 + String(

@@ -57,6 +57,8 @@ public struct ConnectionInfo: Sendable {
 /// Events a session reacts to besides client input (posted through `SessionSignals`).
 enum ControlEvent: Sendable, Equatable {
     case change(ChangeEvent)
+    /// More change notifications arrived than the session could hold (NOTIFY: RFC 5465 §5.8).
+    case notificationOverflow
     case tick
     case shutdown
 }
@@ -235,6 +237,10 @@ final class Session {
             }
             try await out.flush()
             return .keepGoing
+        case .control(.notificationOverflow):
+            try await notificationOverflow()
+            try await out.flush()
+            return .keepGoing
         case .control(.tick):
             let timeout =
                 state == .notAuthenticated ? server.limits.unauthenticatedTimeout : server.limits.authenticatedTimeout
@@ -322,6 +328,11 @@ final class Session {
                 await notifyOtherMailboxes(changed: mailbox)
             case .resync:
                 await notifyOtherMailboxes(changed: nil)
+                await announceMailboxChanges()
+            case .mailboxesChanged:
+                await announceMailboxChanges()
+            case .metadataChanged(let owner, let entries):
+                await announceMetadata(owner: owner, entries: entries)
             default:
                 break
             }
@@ -332,7 +343,7 @@ final class Session {
             guard mailbox == view.mailbox, modSeq > view.highestModSeq else { return }
         case .resync:
             break
-        case .accountDisabled:
+        case .accountDisabled, .mailboxesChanged, .metadataChanged:
             return
         }
         viewIsStale = true
@@ -405,6 +416,11 @@ final class Session {
         for response in responses { w.untagged(response) }
         w.raw(additions)
         try await out.send(w)
+        if let attributes = notify?.newMessageAttributes, notify?.selected?.contains(.messageNew) == true,
+            current.count > 0, current.lastUID != before.lastUID
+        {
+            try await fetchNewMessages(after: before.lastUID, in: current, attributes)
+        }
     }
 
     // MARK: helpers shared by command families

@@ -17,9 +17,21 @@ final class SessionSignals: Sendable {
         var tick = false
         /// The highest modseq announced per mailbox since the session last looked.
         var changed: [MailboxID: ModSeq] = [:]
+        var mailboxes = false
+        /// METADATA entry names changed per owner (nil: the server), at most `maxMetadataBytes` of names in all.
+        var metadata: [MailboxID?: Set<String>] = [:]
+        var metadataBytes = 0
+        /// More metadata changes than that arrived before the session looked (NOTIFY overflows).
+        var overflow = false
 
-        var isEmpty: Bool { !shutdown && !resync && !tick && changed.isEmpty }
+        var isEmpty: Bool {
+            !shutdown && !resync && !tick && changed.isEmpty && !mailboxes && metadata.isEmpty && !overflow
+        }
     }
+
+    /// How many bytes of changed METADATA entry names a session that does not keep up may have pending: every entry
+    /// of an account (1,000) with names of ordinary length fits.
+    static let maxMetadataBytes = 64 << 10
 
     private let pending = Mutex(Pending())
     private let wakeContinuation: AsyncStream<Void>.Continuation
@@ -42,6 +54,18 @@ final class SessionSignals: Sendable {
             switch event {
             case .change(.accountDisabled): break
             case .change(.resync): pending.resync = true
+            case .change(.mailboxesChanged): pending.mailboxes = true
+            case .change(.metadataChanged(let owner, let names)):
+                guard !pending.overflow else { break }
+                for name in names where pending.metadata[owner, default: []].insert(name).inserted {
+                    pending.metadataBytes += name.utf8.count
+                }
+                if pending.metadataBytes > Self.maxMetadataBytes {
+                    pending.metadata = [:]
+                    pending.metadataBytes = 0
+                    pending.overflow = true
+                }
+            case .notificationOverflow: pending.overflow = true
             case .change(.mailboxChanged(let mailbox, let modSeq)):
                 pending.changed[mailbox] = max(pending.changed[mailbox] ?? modSeq, modSeq)
             case .tick: pending.tick = true
@@ -62,6 +86,9 @@ final class SessionSignals: Sendable {
         var events: [ControlEvent] = []
         if taken.shutdown { events.append(.shutdown) }
         if taken.resync { events.append(.change(.resync)) }
+        if taken.overflow { events.append(.notificationOverflow) }
+        if taken.mailboxes { events.append(.change(.mailboxesChanged)) }
+        for (owner, names) in taken.metadata { events.append(.change(.metadataChanged(owner, names.sorted()))) }
         for (mailbox, modSeq) in taken.changed { events.append(.change(.mailboxChanged(mailbox, modSeq))) }
         if taken.tick { events.append(.tick) }
         return events
