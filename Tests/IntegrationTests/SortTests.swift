@@ -123,6 +123,74 @@ struct SortTests {
     }
 }
 
+/// SORT by ARRIVAL, DATE, SIZE and SUBJECT is answered from the process's key cache (`MessageKeyCache`), other
+/// criteria by the store's ORDER BY. With every From equal, `SORT (FROM x)` (store) must equal `SORT (x)` (cache):
+/// two independent implementations checked against each other on varied messages, also after another instance added
+/// and expunged messages behind the cache's back.
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+struct SortCacheTests {
+    static func message(_ n: Int) -> String {
+        let subjects = [
+            "Re: plans", "plans", "Fwd: Élan", "élan", "[list] Ünïcode", "zeta", "Zeta", "", "Re: Re: alpha", "alpha",
+            "\u{65E5}\u{672C}", "a\u{0301}b",
+        ]
+        let subject = subjects[(n * 7) % subjects.count]
+        let day = 1 + (n * 13) % 28
+        let body = String(repeating: "x", count: (n * 37) % 300)
+        return "From: same@example.com\r\nSubject: \(subject)\r\n"
+            + (n % 5 == 0 ? "" : "Date: \(day) Mar 2024 \(n % 24):00:00 +0000\r\n") + "\r\n\(body)\r\n"
+    }
+
+    static let criteria = [
+        "SUBJECT", "REVERSE SUBJECT", "DATE", "REVERSE DATE", "ARRIVAL", "REVERSE ARRIVAL", "SIZE", "SUBJECT DATE",
+        "REVERSE SIZE SUBJECT", "SUBJECT REVERSE ARRIVAL",
+    ]
+
+    /// Every criterion list through the cache and through the store; both answers must agree and be non-trivial.
+    static func compare(_ c: IMAPTestClient, expectCount: Int) async throws {
+        for (n, criteria) in criteria.enumerated() {
+            let cached = try await c.expectOK("c\(n)", "UID SORT (\(criteria)) UTF-8 ALL")
+            let stored = try await c.expectOK("s\(n)", "UID SORT (FROM \(criteria)) UTF-8 ALL")
+            #expect(cached == stored, "\(criteria)")
+            #expect(cached.first?.split(separator: " ").count == expectCount + 2, "\(criteria): \(cached)")
+        }
+        let cached = try await c.expectOK("c", "UID SORT (SUBJECT) UTF-8 NOT LARGER 150")
+        let stored = try await c.expectOK("s", "UID SORT (FROM SUBJECT) UTF-8 NOT LARGER 150")
+        #expect(cached == stored)
+    }
+
+    @Test func cacheAndStoreAgreeAndFollowOtherInstances() async throws {
+        try await withTwoInstances { portA, portB in
+            let c = try await IMAPTestClient.loggedIn(port: portA)
+            for n in 0..<60 {
+                _ = try await c.append(
+                    "a\(n)", to: "INBOX", Array(Self.message(n).utf8),
+                    options: "() \"\(1 + n % 27)-Feb-2024 0\(n % 10):00:00 +0000\"")
+            }
+            try await c.expectOK("sel", "SELECT INBOX")
+            try await Self.compare(c, expectCount: 60)
+            // Another instance adds and expunges; this instance's cache holds the old keys.
+            let other = try await IMAPTestClient.loggedIn(port: portB)
+            for n in 60..<80 { _ = try await other.append("b\(n)", to: "INBOX", Array(Self.message(n).utf8)) }
+            try await other.expectOK("bs", "SELECT INBOX")
+            try await other.expectOK("bd", "UID STORE 1:10,70 +FLAGS.SILENT (\\Deleted)")
+            try await other.expectOK("bx", "EXPUNGE")
+            await other.close()
+            // Once this session has been told of them all (ten EXPUNGEs; UID 70 came and went unseen: 69 left).
+            var told: [String] = []
+            let deadline = ContinuousClock.now + .seconds(60)
+            while told.filter({ $0.hasSuffix(" EXPUNGE") }).count < 10 || !told.contains("* 69 EXISTS") {
+                guard ContinuousClock.now < deadline else { throw TestFailure("changes not announced: \(told)") }
+                told += try await c.expectOK("n\(told.count)", "NOOP")
+            }
+            try await Self.compare(c, expectCount: 69)
+            let threads = try await c.expectOK("t", "UID THREAD REFERENCES UTF-8 ALL")
+            #expect(!threads.contains { $0.contains("(1)") || $0.contains(" 70)") || $0.contains("(70") })
+            await c.close()
+        }
+    }
+}
+
 /// Messages stored before the sort, thread and preview keys existed get them from `mailadmin db backfill`.
 @Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct BackfillTests {

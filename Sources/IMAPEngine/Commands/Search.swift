@@ -210,7 +210,20 @@ extension Session {
         if usesModSeq { enableCondstore() }
         var matches: [UID] = []
         let query = searchQuery(sort.key, view: current)
-        if let maxUID = current.lastUID {
+        if current.lastUID != nil, sort.criteria.allSatisfy({ Self.cachedSortKeys.contains($0.key) }) {
+            // ARRIVAL, DATE, SIZE and SUBJECT: sorted here, over the keys of the process's cache.
+            let bySubject = sort.criteria.contains { $0.key == .subject }
+            let lookup = try await messageKeys(query, view: current, subjectRanks: bySubject)
+            let keys = lookup.keys
+            let ranks = bySubject ? lookup.subjectRanks ?? MessageKeyCache.subjectRanks(keys) : []
+            var order = Array(keys.indices)
+            keys.withUnsafeBufferPointer { keys in
+                ranks.withUnsafeBufferPointer { ranks in
+                    order.sort { Self.precedes($0, $1, keys, ranks, sort.criteria) }
+                }
+            }
+            matches = order.map { keys[$0].uid }
+        } else if let maxUID = current.lastUID {
             let found = try await store.sort(
                 account: account, mailbox: current.mailbox, query: query,
                 criteria: sort.criteria, maxUID: maxUID, logger: logger)
@@ -233,6 +246,49 @@ extension Session {
         return Completion("SORT completed")
     }
 
+    /// The sort keys `MessageKeys` carries (the others are sorted by the store).
+    static let cachedSortKeys: Set<SortCriterion.Key> = [.arrival, .date, .size, .subject]
+
+    /// The keys of the messages `query` matches among those this client knows of, ascending by UID: for ALL the
+    /// view's UIDs, otherwise the store's search; the keys from the process's cache.
+    func messageKeys(_ query: SearchQuery, view: MailboxView, subjectRanks: Bool = false) async throws
+        -> MessageKeyCache.Lookup
+    {
+        let account = try requireAccount
+        guard let maxUID = view.lastUID else { return MessageKeyCache.Lookup(keys: [], subjectRanks: []) }
+        var uids = view.uids
+        if query != .all {
+            uids = try await store.search(
+                account: account, mailbox: view.mailbox, query: query, maxUID: maxUID, logger: logger
+            ).filter { view.index(of: $0) != nil }
+        }
+        return try await server.keyCache.keys(
+            for: uids, account: account, mailbox: view.mailbox, complete: query == .all, subjectRanks: subjectRanks,
+            store: store, logger: logger)
+    }
+
+    /// RFC 5256 §3: by the criteria in turn, then by UID (mailbox order), which REVERSE does not turn. Subjects
+    /// compare by their ranks (`MessageKeyCache.subjectRanks`: byte order, as the store's `COLLATE "C"`; i;ascii-casemap
+    /// was applied at ingest).
+    static func precedes(
+        _ a: Int, _ b: Int, _ keys: UnsafeBufferPointer<MessageKeys>, _ subjectRanks: UnsafeBufferPointer<UInt32>,
+        _ criteria: [SortCriterion]
+    ) -> Bool {
+        func order<T: Comparable>(_ x: T, _ y: T) -> Int { x < y ? -1 : x == y ? 0 : 1 }
+        for criterion in criteria {
+            let result: Int
+            switch criterion.key {
+            case .arrival: result = order(keys[a].arrival, keys[b].arrival)
+            case .date: result = order(keys[a].thread.date, keys[b].thread.date)
+            case .size: result = order(keys[a].size, keys[b].size)
+            case .subject: result = order(subjectRanks[a], subjectRanks[b])
+            default: result = 0
+            }
+            if result != 0 { return criterion.reverse ? result > 0 : result < 0 }
+        }
+        return keys[a].uid < keys[b].uid
+    }
+
     /// A sequence-set in sort order (RFC 5267 §3.2): only ascending runs become ranges.
     static func sortedSet(_ numbers: [UInt32]) -> String {
         var parts: [String] = []
@@ -250,20 +306,13 @@ extension Session {
 /// THREAD and UID THREAD (RFC 5256 §3, §4).
 extension Session {
     func handleThread(isUID: Bool, _ thread: ThreadCommand) async throws -> Completion {
-        let account = try requireAccount
         let current = try requireView
         if !Self.supportedCharsets.contains(thread.charset.uppercased()) {
             throw IMAPError.no(.badCharset(Self.supportedCharsets), "Unsupported charset")
         }
         if Self.usesModSeq(thread.key) { enableCondstore() }
-        var rows: [(uid: UID, message: Threading.Message)] = []
-        if let maxUID = current.lastUID {
-            rows = try await store.threadMessages(
-                account: account, mailbox: current.mailbox, query: searchQuery(thread.key, view: current),
-                maxUID: maxUID, logger: logger
-            ).filter { current.index(of: $0.uid) != nil }  // only messages this client knows of
-        }
-        let messages = rows.map(\.message)
+        let rows = try await messageKeys(searchQuery(thread.key, view: current), view: current).keys
+        let messages = rows.map(\.thread)
         let threads =
             switch thread.algorithm {
             case .orderedSubject: Threading.orderedSubject(messages)

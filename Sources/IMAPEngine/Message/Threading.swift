@@ -59,6 +59,10 @@ public enum Threading {
         var message: [Int?] = []
         var parent: [Int] = []
         var children: [[Int]] = []
+        // Containers: one per message, and dummies for referenced ids no message has (at most a few per message).
+        message.reserveCapacity(messages.count * 2)
+        parent.reserveCapacity(messages.count * 2)
+        children.reserveCapacity(messages.count * 2)
         func container(_ index: Int?) -> Int {
             message.append(index)
             parent.append(-1)
@@ -87,6 +91,7 @@ public enum Threading {
         }
         // (1) Link messages by their references; dummies for ids no searched message has.
         var table: [String: Int] = [:]
+        table.reserveCapacity(messages.count * 2)
         for (index, current) in messages.enumerated() {
             let this: Int
             if let id = current.messageID, let existing = table[id], message[existing] == nil {
@@ -169,7 +174,10 @@ public enum Threading {
         }
         // Keys are computed before sorting and the sort compares only them: `key` reads `children`, which an in-place
         // sort of `children[x]` holds for writing (the optimised build trapped on exactly that).
-        func byDate(_ list: [Int]) -> [Int] { list.map { (key($0), $0) }.sorted { $0.0 < $1.0 }.map(\.1) }
+        func byDate(_ list: [Int]) -> [Int] {
+            guard list.count > 1 else { return list }
+            return list.map { (key($0), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        }
         for root in roots where message[root] == nil {
             let sorted = byDate(children[root])
             children[root] = sorted
@@ -182,6 +190,7 @@ public enum Threading {
         }
         func isReply(_ c: Int) -> Bool { message[c].map { messages[$0].isReplyOrForward } ?? false }
         var subjects: [String: Int] = [:]
+        subjects.reserveCapacity(roots.count)
         for root in roots {
             let thread = subject(root)
             if thread.isEmpty { continue }
@@ -225,7 +234,9 @@ public enum Threading {
         }
         // (6) Every set of siblings by sent date, the deepest first; a dummy sorts by its first child.
         func sortBelow(_ c: Int) {
+            guard !children[c].isEmpty else { return }
             for child in children[c] { sortBelow(child) }
+            guard children[c].count > 1 else { return }
             let sorted = byDate(children[c])
             children[c] = sorted
         }

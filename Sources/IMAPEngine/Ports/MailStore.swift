@@ -338,9 +338,9 @@ public protocol MailStore: Sendable {
     /// UIDs matching `query` among messages with UID ≤ `maxUID`, ascending.
     func search(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
         async throws(StoreError) -> [UID]
-    /// The THREAD keys of the messages matching `query` (UID ≤ `maxUID`), ascending by UID.
-    func threadMessages(account: AccountID, mailbox: MailboxID, query: SearchQuery, maxUID: UID, logger: Logger)
-        async throws(StoreError) -> [(uid: UID, message: Threading.Message)]
+    /// The SORT and THREAD keys computed at ingest of the messages among `uids` that exist, ascending by UID.
+    func messageKeys(account: AccountID, mailbox: MailboxID, uids: UIDRanges, logger: Logger)
+        async throws(StoreError) -> [MessageKeys]
     /// The same, ordered by `criteria` and then by UID (RFC 5256 §3: ties keep mailbox order).
     func sort(
         account: AccountID, mailbox: MailboxID, query: SearchQuery, criteria: [SortCriterion], maxUID: UID,
@@ -365,6 +365,28 @@ public struct QuotaUsage: Sendable, Equatable {
 /// A SEARCH program after the session resolved sequence numbers and `\Recent` into UIDs: only what the store can
 /// answer on its own.
 /// One SORT criterion (RFC 5256 §3, RFC 5957 §4), possibly REVERSE.
+/// What SORT by ARRIVAL, DATE, SIZE or SUBJECT and THREAD need of a message (RFC 5256), computed at ingest. A
+/// message's keys never change (UIDs are not reused within a mailbox), except once: `mailadmin db backfill` computes
+/// them for messages an older version stored, which `isFinal` tells apart.
+public struct MessageKeys: Sendable, Equatable {
+    public var uid: UID
+    /// THREAD's keys; `subject` is SORT's SUBJECT key (the base subject, i;ascii-casemapped, compared as bytes),
+    /// `date` SORT's DATE key (the sent date, or the internal date where there is none).
+    public var thread: Threading.Message
+    /// The internal date, seconds since 1970 (SORT ARRIVAL).
+    public var arrival: Int64
+    public var size: Int64
+    /// False for keys an older version stored that `mailadmin db backfill` has not recomputed yet (not to be kept).
+    public var isFinal: Bool
+    public init(uid: UID, thread: Threading.Message, arrival: Int64, size: Int64, isFinal: Bool) {
+        self.uid = uid
+        self.thread = thread
+        self.arrival = arrival
+        self.size = size
+        self.isFinal = isFinal
+    }
+}
+
 public struct SortCriterion: Sendable, Hashable {
     public enum Key: String, Sendable, Hashable, CaseIterable {
         case arrival = "ARRIVAL", cc = "CC", date = "DATE", from = "FROM", size = "SIZE", subject = "SUBJECT"

@@ -18,14 +18,17 @@ public struct IMAPServerContext: Sendable {
     /// Every failed login is answered no sooner than this after it began (the authenticator pads its own failures
     /// to the same time; a disabled account is refused after the authenticator succeeded).
     public var authenticationFailureTime: Duration
+    /// SORT and THREAD keys of recently sorted mailboxes, shared by the process's sessions.
+    public var keyCache: MessageKeyCache
 
     public init(
         store: any MailStore, feed: ChangeFeed, authenticator: any Authenticator, limits: IMAPLimits = IMAPLimits(),
         logger: Logger, allowPlaintextAuth: Bool = false, greeting: String = "MailHost ready.",
         connections: ConnectionRegistry = ConnectionRegistry(), penalty: LoginPenalty = LoginPenalty(),
         messageBudget: MessageBudget = MessageBudget(capacity: IMAPLimits.defaultUploadMemory),
-        authenticationFailureTime: Duration = .seconds(1)
+        authenticationFailureTime: Duration = .seconds(1), keyCache: MessageKeyCache = MessageKeyCache()
     ) {
+        self.keyCache = keyCache
         self.messageBudget = messageBudget
         self.authenticationFailureTime = authenticationFailureTime
         self.store = store
