@@ -12,30 +12,24 @@ extension PostgresMailStore {
         async throws(StoreError) -> MailboxSnapshot
     {
         let client = self.client
-        // One statement, one snapshot: the UID list and HIGHESTMODSEQ agree (STYLE.md §4.5).
+        let key = SelectCache.Key(account: account, name: name.name)
+        let cached = selectCache.entry(key)
+        // One statement, one snapshot: the UID list and HIGHESTMODSEQ agree (STYLE.md §4.5). With the UIDs this
+        // instance last read for the mailbox, only what changed since is read.
         var snapshot = try await run(logger) {
-            let rows = try await client.query(
-                """
-                SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,
-                    (SELECT min(uid) FROM messages m
-                     WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0),
-                    array(SELECT uid FROM messages m
-                          WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id ORDER BY uid)
-                FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
-                """, logger: logger
-            ).collect()
-            guard let row = rows.first else { throw StoreError.mailboxNotFound }
-            let (id, validity, next, modseq, keywords, firstRecent, firstUnseen, uids) = try row.decode(
-                (Int64, Int64, Int64, Int64, [String], Int64, Int64?, [Int64]).self)
-            // Without a claim (EXAMINE) the session shows what is recent without taking it (as Dovecot does).
-            let recent = uids.drop { $0 < firstRecent }.map { UID(UInt32(truncatingIfNeeded: $0)) }
-            return MailboxSnapshot(
-                id: MailboxID(rawValue: id), name: name, uidValidity: UInt32(truncatingIfNeeded: validity),
-                uidNext: UID(UInt32(truncatingIfNeeded: next)), highestModSeq: ModSeq(modseq),
-                uids: uids.map { UID(UInt32(truncatingIfNeeded: $0)) },
-                firstUnseen: firstUnseen.map { UID(UInt32(truncatingIfNeeded: $0)) }, keywords: keywords, recent: recent
-            )
+            if let cached,
+                let snapshot = try await Self.selectChanges(
+                    client, account: account, name: name, since: cached, logger: logger)
+            {
+                return snapshot
+            }
+            return try await Self.selectWhole(client, account: account, name: name, logger: logger)
         }
+        selectCache.store(
+            SelectCache.Entry(
+                mailbox: snapshot.id, uidValidity: snapshot.uidValidity, uidNext: snapshot.uidNext,
+                highestModSeq: snapshot.highestModSeq, uids: snapshot.uids),
+            at: key)
         if claimRecent {
             snapshot.recent = []
             if let last = snapshot.uids.last,
@@ -47,6 +41,77 @@ extension PostgresMailStore {
             }
         }
         return snapshot
+    }
+
+    /// SELECT's snapshot with every UID of the mailbox.
+    static func selectWhole(_ client: PostgresClient, account: AccountID, name: MailboxName, logger: Logger)
+        async throws -> MailboxSnapshot
+    {
+        let rows = try await client.query(
+            """
+            SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,
+                (SELECT min(uid) FROM messages m
+                 WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0),
+                array(SELECT uid FROM messages m
+                      WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id ORDER BY uid)
+            FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
+            """, logger: logger
+        ).collect()
+        guard let row = rows.first else { throw StoreError.mailboxNotFound }
+        let (id, validity, next, modseq, keywords, firstRecent, firstUnseen, uids) = try row.decode(
+            (Int64, Int64, Int64, Int64, [String], Int64, Int64?, [Int64]).self)
+        return snapshot(
+            id: id, name: name, validity: validity, next: next, modseq: modseq, keywords: keywords,
+            firstRecent: firstRecent, firstUnseen: firstUnseen, uids: uids.map { UID(UInt32(truncatingIfNeeded: $0)) })
+    }
+
+    /// SELECT's snapshot from `since`, an earlier one of this mailbox: the UIDs added since (at or above its UIDNEXT)
+    /// and the tombstones of those expunged since (above its HIGHESTMODSEQ), in one statement. Nil when `since` cannot
+    /// be built on: another mailbox of that name, tombstones it needs collected, or a database that went back in time.
+    static func selectChanges(
+        _ client: PostgresClient, account: AccountID, name: MailboxName, since: SelectCache.Entry, logger: Logger
+    ) async throws -> MailboxSnapshot? {
+        let rows = try await client.query(
+            """
+            SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,
+                b.vanished_floor,
+                (SELECT min(uid) FROM messages m
+                 WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0),
+                array(SELECT uid FROM messages m
+                      WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id
+                          AND m.uid >= \(Int64(since.uidNext.rawValue)) ORDER BY uid),
+                array(SELECT uid FROM expunged e
+                      WHERE e.account_id = b.account_id AND e.mailbox_id = b.mailbox_id
+                          AND e.modseq > \(since.highestModSeq.rawValue))
+            FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
+            """, logger: logger
+        ).collect()
+        guard let row = rows.first else { throw StoreError.mailboxNotFound }
+        let (id, validity, next, modseq, keywords, firstRecent, floor, firstUnseen, added, expunged) =
+            try row.decode((Int64, Int64, Int64, Int64, [String], Int64, Int64, Int64?, [Int64], [Int64]).self)
+        guard id == since.mailbox.rawValue, UInt32(truncatingIfNeeded: validity) == since.uidValidity,
+            floor <= since.highestModSeq.rawValue, modseq >= since.highestModSeq.rawValue,
+            next >= Int64(since.uidNext.rawValue)
+        else { return nil }
+        let uids = SelectCache.apply(
+            since.uids, expunged: expunged.map { UID(UInt32(truncatingIfNeeded: $0)) },
+            added: added.map { UID(UInt32(truncatingIfNeeded: $0)) })
+        return snapshot(
+            id: id, name: name, validity: validity, next: next, modseq: modseq, keywords: keywords,
+            firstRecent: firstRecent, firstUnseen: firstUnseen, uids: uids)
+    }
+
+    private static func snapshot(
+        id: Int64, name: MailboxName, validity: Int64, next: Int64, modseq: Int64, keywords: [String],
+        firstRecent: Int64, firstUnseen: Int64?, uids: [UID]
+    ) -> MailboxSnapshot {
+        // Without a claim (EXAMINE) the session shows what is recent without taking it (as Dovecot does).
+        let recentStart = uids.partitionPoint { Int64($0.rawValue) < firstRecent }
+        return MailboxSnapshot(
+            id: MailboxID(rawValue: id), name: name, uidValidity: UInt32(truncatingIfNeeded: validity),
+            uidNext: UID(UInt32(truncatingIfNeeded: next)), highestModSeq: ModSeq(modseq), uids: uids,
+            firstUnseen: firstUnseen.map { UID(UInt32(truncatingIfNeeded: $0)) }, keywords: keywords,
+            recent: Array(uids[recentStart...]))
     }
 
     /// Moves `first_recent_uid` past `upTo` and returns the UIDs that became this session's `\Recent`

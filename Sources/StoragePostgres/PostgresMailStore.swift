@@ -15,6 +15,8 @@ public final class PostgresMailStore: MailStore {
     /// The pool SEARCH runs on: a few heavy searches can fill it, never the pool every other command needs.
     let searchClient: PostgresClient
     let timeout: Duration
+    /// The UID lists of recently selected mailboxes (SELECT reads only what changed since).
+    let selectCache = SelectCache()
     static let notifyChannel = "mailhost_changes"
     /// The commit's transaction time in epoch milliseconds, last in every change notification: the change feed
     /// measures its lag from it. `now()` is constant within a transaction, so PostgreSQL still folds identical

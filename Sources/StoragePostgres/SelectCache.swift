@@ -1,0 +1,89 @@
+import IMAPEngine
+import Synchronization
+
+/// The UID lists of recently selected mailboxes, per instance, so that SELECT of a large mailbox reads only what
+/// changed since (DESIGN.md §3: UIDs and modseqs are allocated under the mailbox row's lock, so every message a
+/// snapshot lacks has a UID ≥ its UIDNEXT, and every expunge after it a tombstone with a higher modseq).
+///
+/// An entry is used only when the mailbox row still has the same id and UIDVALIDITY, its HIGHESTMODSEQ has not gone
+/// backwards (a restored database) and no tombstone newer than the entry was collected (`vanished_floor`); otherwise
+/// SELECT reads the whole list again. Bounded by `capacity` UIDs (4 bytes each); least recently used mailboxes go
+/// first.
+final class SelectCache: Sendable {
+    struct Key: Hashable {
+        var account: AccountID
+        var name: String
+    }
+
+    struct Entry {
+        var mailbox: MailboxID
+        var uidValidity: UIDValidity
+        var uidNext: UID
+        var highestModSeq: ModSeq
+        var uids: [UID]
+        var lastUse: UInt64 = 0
+    }
+
+    private struct State {
+        var entries: [Key: Entry] = [:]
+        var held = 0
+        var clock: UInt64 = 0
+    }
+
+    let capacity: Int
+    private let state = Mutex(State())
+
+    /// 4 million UIDs (16 MiB): forty mailboxes of 100,000 messages.
+    init(capacity: Int = 4_000_000) {
+        self.capacity = capacity
+    }
+
+    /// UIDs held (for tests).
+    var held: Int { state.withLock { $0.held } }
+
+    func entry(_ key: Key) -> Entry? {
+        state.withLock { state in
+            state.clock += 1
+            state.entries[key]?.lastUse = state.clock
+            return state.entries[key]
+        }
+    }
+
+    /// Keeps `entry` unless it alone exceeds the capacity (an older entry for the mailbox is replaced only by a newer
+    /// one), evicting the least recently used others until the total fits.
+    func store(_ entry: Entry, at key: Key) {
+        guard entry.uids.count <= capacity else { return }
+        state.withLock { state in
+            if let old = state.entries[key] {
+                if old.mailbox == entry.mailbox, old.highestModSeq > entry.highestModSeq { return }
+                state.held -= old.uids.count
+            }
+            state.clock += 1
+            var entry = entry
+            entry.lastUse = state.clock
+            state.entries[key] = entry
+            state.held += entry.uids.count
+            while state.held > capacity,
+                let victim = state.entries.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse })
+            {
+                state.held -= victim.value.uids.count
+                state.entries[victim.key] = nil
+            }
+        }
+    }
+
+    /// `uids` without `expunged`, then `added` (all above the last of `uids`).
+    static func apply(_ uids: [UID], expunged: [UID], added: [UID]) -> [UID] {
+        var result = uids
+        if !expunged.isEmpty {
+            let gone = Set(expunged)
+            result.removeAll { gone.contains($0) }
+        }
+        if let last = result.last {
+            result += added.drop { $0 <= last }
+        } else {
+            result += added
+        }
+        return result
+    }
+}
