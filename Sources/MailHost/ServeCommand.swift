@@ -296,21 +296,29 @@ struct ServeCommand: AsyncParsableCommand {
 
     static func prepareSchema(_ configuration: PostgresStoreConfiguration, logger: Logger) async throws {
         try await configuration.withConnection(logger: logger) { connection in
-            switch try await PostgresSchema.state(connection, logger: logger) {
-            case .current:
-                return
-            case .empty:
-                let applied = try await PostgresSchema.migrate(connection, logger: logger)
-                logger.notice("created the database schema", metadata: ["versions": "\(applied)"])
-            case .behind(let current, let latest):
-                throw ServeError(
-                    "the database schema is at version \(current) but this mailhost needs version \(latest): "
-                        + "run `mailadmin --storage URL db migrate` first")
-            case .ahead(let current, let latest):
-                throw ServeError(
-                    "the database schema is at version \(current), newer than this mailhost knows (\(latest)): "
-                        + "upgrade mailhost")
+            // Under the migration lock: an instance starting beside one that is creating the schema waits for it
+            // instead of finding it half made ("behind").
+            try await PostgresSchema.withMigrationLock(connection, logger: logger) {
+                try await prepare(connection, logger: logger)
             }
+        }
+    }
+
+    private static func prepare(_ connection: PostgresConnection, logger: Logger) async throws {
+        switch try await PostgresSchema.state(connection, logger: logger) {
+        case .current:
+            return
+        case .empty:
+            let applied = try await PostgresSchema.migrate(connection, logger: logger)
+            logger.notice("created the database schema", metadata: ["versions": "\(applied)"])
+        case .behind(let current, let latest):
+            throw ServeError(
+                "the database schema is at version \(current) but this mailhost needs version \(latest): "
+                    + "run `mailadmin --storage URL db migrate` first")
+        case .ahead(let current, let latest):
+            throw ServeError(
+                "the database schema is at version \(current), newer than this mailhost knows (\(latest)): "
+                    + "upgrade mailhost")
         }
     }
 }

@@ -319,6 +319,22 @@ public enum PostgresSchema {
         return .ahead(current: version, latest: latestVersion)
     }
 
+    /// Runs `body` holding the migration lock (a session-level advisory lock: `migrate` inside takes it again, which
+    /// PostgreSQL allows), so that checking the schema and creating it are one step among instances starting at once.
+    public static func withMigrationLock<T>(
+        _ connection: PostgresConnection, logger: Logger, _ body: () async throws -> T
+    ) async throws -> T {
+        try await connection.query("SELECT pg_advisory_lock(\(advisoryLock))", logger: logger)
+        do {
+            let result = try await body()
+            try await connection.query("SELECT pg_advisory_unlock(\(advisoryLock))", logger: logger)
+            return result
+        } catch {
+            _ = try? await connection.query("SELECT pg_advisory_unlock(\(advisoryLock))", logger: logger)
+            throw error
+        }
+    }
+
     /// Applies pending migrations, each in its own transaction, under an advisory lock. Idempotent.
     /// Returns the versions applied.
     @discardableResult

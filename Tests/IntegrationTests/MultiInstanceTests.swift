@@ -15,6 +15,49 @@ struct MultiInstanceTests {
         ])
     }
 
+    /// Instances started together on a new database: one creates the schema while the other waits for it. The test
+    /// holds the migration lock with the schema half made (what a starting instance used to find and refuse as
+    /// "behind"), sees the server wait for the lock, finishes the schema, and the server then serves.
+    @Test func anInstanceStartingWhileAnotherCreatesTheSchemaWaitsForIt() async throws {
+        let database = try await TestDatabase.createBlank()
+        defer { Task { await TestDatabase.drop(database) } }
+        let logger = TestEnvironment.logger
+        // The process handle leaves the connection's closure through a box (the closure's result must be Sendable).
+        let started = StartedServer()
+        try await database.withConnection(logger: logger) { connection in
+            try await PostgresSchema.withMigrationLock(connection, logger: logger) {
+                try await connection.query(
+                    """
+                    CREATE TABLE schema_migrations (
+                        version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+                    """, logger: logger)
+                let server = try startInstance(database)
+                started.server = server
+                let deadline = ContinuousClock.now + .seconds(60)
+                while try await connection.query(
+                    """
+                    SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    """, logger: logger
+                ).collect().first?.decode(Int64.self) ?? 0 < 1 {
+                    guard ContinuousClock.now < deadline, server.process.isRunning else {
+                        server.terminate()
+                        throw TestFailure("the server did not wait for the migration lock: \(server.log)")
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                try await PostgresSchema.migrate(connection, logger: logger)
+            }
+        }
+        let server = try #require(started.server)
+        defer { server.terminate() }
+        let port = try await server.waitUntilListening()
+        let client = try await IMAPTestClient.loggedIn(port: port)
+        try await client.expectOK("s", "SELECT INBOX")
+        #expect(!server.log.contains("critical"), "\(server.log)")
+        await client.close()
+    }
+
     @Test func idleOnOneInstanceIsToldOfAnAppendThroughTheOther() async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
@@ -129,4 +172,9 @@ func withTwoInstances<T>(_ body: (Int, Int) async throws -> T) async throws -> T
     let b = try MultiInstanceTests().startInstance(database)
     defer { b.terminate() }
     return try await body(try await a.waitUntilListening(), try await b.waitUntilListening())
+}
+
+/// Carries a started server out of a closure that must be Sendable; used on one task only.
+private final class StartedServer: @unchecked Sendable {
+    var server: ServerProcess?
 }
