@@ -1,5 +1,9 @@
 import NIOCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What the framing layer hands to the session: complete commands, or facts the session must answer.
 public enum FramedInput: Sendable, Equatable {
     /// One complete command (or a continuation line such as `DONE` or a SASL response): the line with its literals
@@ -101,6 +105,7 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
             }
             if let bytes = buffer.readBytes(length: count) { command.append(contentsOf: bytes) }
             if remaining - count == 0 { countsAgainstBudget = false }
+            Self.acknowledgePromptly(context)
             state = remaining - count == 0 ? .line(scanned: 0) : .literal(remaining: remaining - count)
             return .continue
         case .skipLine:
@@ -119,6 +124,17 @@ public struct IMAPFrameDecoder: ByteToMessageDecoder {
                 remaining - Int64(count) == 0 ? .line(scanned: 0) : .skipLiteral(remaining: remaining - Int64(count))
             return .continue
         }
+    }
+
+    /// Literal bytes are acknowledged at once (TCP_QUICKACK, as Dovecot does): a client with Nagle's algorithm on
+    /// holds the CRLF after a literal until the literal is acknowledged, and the kernel would delay that ACK by up to
+    /// 40 ms while the server, waiting for the CRLF, has nothing to send. The option is not sticky, so it is set
+    /// again for every piece of a literal. Channels without sockets (tests' embedded channels) ignore it.
+    static func acknowledgePromptly(_ context: ChannelHandlerContext) {
+        #if os(Linux)
+            try? context.channel.syncOptions?.setOption(
+                ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_TCP), name: TCP_QUICKACK), value: 1)
+        #endif
     }
 
     public mutating func decodeLast(
