@@ -14,8 +14,9 @@ extension PostgresMailStore {
 
     /// One bytea of 4-byte big-endian UIDs in `order`, instead of a row per message: PostgresNIO's per-row cost was
     /// most of the time of a SEARCH or SORT that matches 100,000 messages.
+    /// (`bit(32)` keeps the low 32 bits: UIDs above 2^31 - 1 would overflow `int4`; read back as unsigned.)
     static func packedUIDs(_ order: String) -> String {
-        "coalesce(string_agg(int4send(m.uid::int4), ''::bytea ORDER BY \(order)), ''::bytea)"
+        "coalesce(string_agg(int4send(m.uid::bit(32)::int4), ''::bytea ORDER BY \(order)), ''::bytea)"
     }
 
     /// `SELECT <columns> FROM messages m [JOIN contents c] WHERE <the query>`, every value a bind. The columns are one
@@ -102,7 +103,7 @@ extension PostgresMailStore {
         let statement = Self.searchStatement(
             account: account, mailbox: mailbox, query: .uids(uids), maxUID: UID(last),
             columns: """
-                coalesce(string_agg(int4send(m.uid::int4) || int8send(coalesce(c.sent_time, m.internal_date))
+                coalesce(string_agg(int4send(m.uid::bit(32)::int4) || int8send(coalesce(c.sent_time, m.internal_date))
                     || int8send(m.internal_date) || int8send(m.size::int8)
                     || set_byte('\\x00'::bytea, 0, CASE WHEN coalesce(c.thread_reply, false) THEN 1 ELSE 0 END
                         + CASE WHEN c.keys_version IS NULL THEN 0 ELSE 2 END)

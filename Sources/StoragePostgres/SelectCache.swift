@@ -7,8 +7,9 @@ import Synchronization
 ///
 /// An entry is used only when the mailbox row still has the same id and UIDVALIDITY, its HIGHESTMODSEQ has not gone
 /// backwards (a restored database) and no tombstone newer than the entry was collected (`vanished_floor`); otherwise
-/// SELECT reads the whole list again. Bounded by `capacity` UIDs (4 bytes each); least recently used mailboxes go
-/// first.
+/// SELECT reads the whole list again. Bounded by `capacity` units of 4 bytes: each UID is one, and each entry also
+/// costs its fixed part and its name (so many small or empty mailboxes are bounded too); least recently used
+/// mailboxes go first.
 final class SelectCache: Sendable {
     struct Key: Hashable {
         var account: AccountID
@@ -33,13 +34,16 @@ final class SelectCache: Sendable {
     let capacity: Int
     private let state = Mutex(State())
 
-    /// 4 million UIDs (16 MiB): forty mailboxes of 100,000 messages.
+    /// 4 million units (16 MiB): forty mailboxes of 100,000 messages, or 100,000 small ones.
     init(capacity: Int = 4_000_000) {
         self.capacity = capacity
     }
 
-    /// UIDs held (for tests).
+    /// Units held (for tests).
     var held: Int { state.withLock { $0.held } }
+
+    /// What an entry costs, in units of 4 bytes: its UIDs, its fixed part and its key's name.
+    static func cost(_ entry: Entry, _ key: Key) -> Int { entry.uids.count + 32 + key.name.utf8.count / 4 }
 
     func entry(_ key: Key) -> Entry? {
         state.withLock { state in
@@ -52,21 +56,21 @@ final class SelectCache: Sendable {
     /// Keeps `entry` unless it alone exceeds the capacity (an older entry for the mailbox is replaced only by a newer
     /// one), evicting the least recently used others until the total fits.
     func store(_ entry: Entry, at key: Key) {
-        guard entry.uids.count <= capacity else { return }
+        guard Self.cost(entry, key) <= capacity else { return }
         state.withLock { state in
             if let old = state.entries[key] {
                 if old.mailbox == entry.mailbox, old.highestModSeq > entry.highestModSeq { return }
-                state.held -= old.uids.count
+                state.held -= Self.cost(old, key)
             }
             state.clock += 1
             var entry = entry
             entry.lastUse = state.clock
             state.entries[key] = entry
-            state.held += entry.uids.count
+            state.held += Self.cost(entry, key)
             while state.held > capacity,
                 let victim = state.entries.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse })
             {
-                state.held -= victim.value.uids.count
+                state.held -= Self.cost(victim.value, victim.key)
                 state.entries[victim.key] = nil
             }
         }

@@ -84,7 +84,7 @@ struct NotifyTests {
                 "NOTIFY", "NOTIFY SET", "NOTIFY SET (FOO (MessageNew))", "NOTIFY SET (SELECTED (Frob))",
                 "NOTIFY SET (MAILBOXES (MessageNew))", "NOTIFY BOGUS",
                 // §6.1: SELECTED takes message events only, and only one of SELECTED and SELECTED-DELAYED.
-                "NOTIFY SET (SELECTED (MailboxName))",
+                "NOTIFY SET (SELECTED (MailboxName))", "NOTIFY SET (PERSONAL (MessageNew (UID) MessageExpunge))",
                 "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED (MessageNew MessageExpunge))",
             ].enumerated() {
                 #expect(try await c.command("x\(n)", bad).last?.hasPrefix("x\(n) BAD") == true, "\(bad)")
@@ -148,6 +148,18 @@ struct NotifyTests {
         try await other.expectOK("b6", "CREATE Fence")
         heard = try await Self.read(c) { $0.hasPrefix("* LIST") }
         #expect(heard == ["* LIST (\\HasNoChildren) \"/\" Fence"], "\(heard)")
+
+        // A parent that does not exist (deleted while it had a child) is announced \NonExistent when its last
+        // child goes.
+        try await other.expectOK("b12", "CREATE Gone/Child")
+        heard = try await Self.read(c) { $0.hasSuffix(" Gone/Child") }
+        try await other.expectOK("b13", "DELETE Gone")
+        heard = try await Self.read(c) { $0.hasPrefix("* LIST") }
+        #expect(heard == ["* LIST (\\NonExistent \\HasChildren) \"/\" Gone"], "\(heard)")
+        try await other.expectOK("b14", "DELETE Gone/Child")
+        heard = try await Self.read(c) { $0.hasSuffix(" Gone") }
+        #expect(
+            heard == ["* LIST (\\NonExistent) \"/\" Gone/Child", "* LIST (\\NonExistent) \"/\" Gone"], "\(heard)")
 
         // A filter limits the names announced: only the SUBTREE's.
         try await c.expectOK("n2", "NOTIFY SET (SUBTREE Lists (MailboxName))")

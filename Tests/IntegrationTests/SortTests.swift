@@ -186,6 +186,13 @@ struct SortCacheTests {
             try await Self.compare(c, expectCount: 69)
             let threads = try await c.expectOK("t", "UID THREAD REFERENCES UTF-8 ALL")
             #expect(!threads.contains { $0.contains("(1)") || $0.contains(" 70)") || $0.contains("(70") })
+            // A SUBJECT sort over a search that takes in a message the cache lacks: the subject ranks kept for the
+            // entry must not outlive its keys (they once indexed past their end and stopped the process).
+            _ = try await c.expectOK("r1", "UID SORT (SUBJECT) UTF-8 ALL")
+            _ = try await c.append("r2", to: "INBOX", Array(Self.message(99).utf8))
+            let cached = try await c.expectOK("r3", "UID SORT (SUBJECT) UTF-8 UNSEEN")
+            #expect(cached == (try await c.expectOK("r4", "UID SORT (FROM SUBJECT) UTF-8 UNSEEN")))
+            #expect(cached.first?.split(separator: " ").count == 70 + 2, "\(cached)")
             await c.close()
         }
     }

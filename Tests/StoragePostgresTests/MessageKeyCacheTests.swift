@@ -9,6 +9,47 @@ import Testing
 /// recently used mailbox.
 @Suite(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
 struct MessageKeyCacheTests {
+    /// Ranks are given, one per key, and order the subjects as their bytes do (equal ranks for equal subjects).
+    static func expectRanksOrderSubjects(_ lookup: MessageKeyCache.Lookup) throws {
+        let ranks = try #require(lookup.subjectRanks)
+        try #require(ranks.count == lookup.keys.count)
+        for i in lookup.keys.indices {
+            for j in lookup.keys.indices {
+                let (x, y) = (Array(lookup.keys[i].thread.subject.utf8), Array(lookup.keys[j].thread.subject.utf8))
+                #expect((ranks[i] < ranks[j]) == x.lexicographicallyPrecedes(y))
+                #expect((ranks[i] == ranks[j]) == (x == y))
+            }
+        }
+    }
+
+    /// Ranks kept with an entry are dropped when keys are added to it (a SUBJECT sort over a search that takes in
+    /// new messages once indexed past the old ranks and brought the process down).
+    @Test func ranksFollowTheKeysWhenMessagesArrive() async throws {
+        try await StoreFixture.with { f in
+            for n in 0..<10 { try await f.append("s\(9 - n)") }
+            var inbox = try await f.snapshot()
+            let cache = MessageKeyCache()
+            try Self.expectRanksOrderSubjects(
+                try await cache.keys(
+                    for: inbox.uids, account: f.account, mailbox: inbox.id, complete: true, subjectRanks: true,
+                    store: f.store, logger: f.logger))
+            try await f.append("a new one")
+            try await f.append("zz last")
+            inbox = try await f.snapshot()
+            // A search's subset with the new messages (added to the entry by `insert`), then the whole mailbox.
+            let recent = try await cache.keys(
+                for: Array(inbox.uids.suffix(4)), account: f.account, mailbox: inbox.id, complete: false,
+                subjectRanks: true, store: f.store, logger: f.logger)
+            #expect(recent.keys.count == 4)
+            try Self.expectRanksOrderSubjects(recent)
+            let all = try await cache.keys(
+                for: inbox.uids, account: f.account, mailbox: inbox.id, complete: true, subjectRanks: true,
+                store: f.store, logger: f.logger)
+            #expect(all.keys.count == 12)
+            try Self.expectRanksOrderSubjects(all)
+        }
+    }
+
     @Test func answersLikeTheStoreAndStaysWithinItsCapacity() async throws {
         try await StoreFixture.with { f in
             try await f.store.createMailbox(
@@ -40,14 +81,7 @@ struct MessageKeyCacheTests {
                 for: some, account: f.account, mailbox: inbox.id, complete: false, subjectRanks: true,
                 store: f.store, logger: f.logger)
             #expect(subset.keys == direct.filter { some.contains($0.uid) })
-            let ranks = try #require(subset.subjectRanks)
-            for i in subset.keys.indices {
-                for j in subset.keys.indices {
-                    let (x, y) = (Array(subset.keys[i].thread.subject.utf8), Array(subset.keys[j].thread.subject.utf8))
-                    #expect((ranks[i] < ranks[j]) == x.lexicographicallyPrecedes(y))
-                    #expect((ranks[i] == ranks[j]) == (x == y))
-                }
-            }
+            try Self.expectRanksOrderSubjects(subset)
             // A second mailbox pushes the first out; the total stays within the capacity.
             let others = try await cache.keys(
                 for: other.uids, account: f.account, mailbox: other.id, complete: true, store: f.store,

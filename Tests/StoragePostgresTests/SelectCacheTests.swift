@@ -28,7 +28,7 @@ struct SelectCacheTests {
             let inbox = MailboxName.inbox
             for n in 0..<20 { try await f.append("m\(n)") }
             let before = try await f.store.select(account: f.account, name: inbox, claimRecent: false, logger: f.logger)
-            #expect(f.store.selectCache.held == 20)
+            #expect(f.store.selectCache.held == 20 + 32 + 1)  // UIDs, the entry's fixed part, "INBOX"
 
             // Another instance: new mail, flags, keywords, expunges (old and new messages).
             for n in 20..<25 { try await f.append("n\(n)") }
@@ -92,7 +92,7 @@ struct SelectCacheTests {
     }
 
     @Test func theCacheStaysWithinItsCapacity() {
-        let cache = SelectCache(capacity: 100)
+        let cache = SelectCache(capacity: 100 + 3 * 32)  // each entry costs 32 units beside its UIDs
         func entry(_ id: Int64, _ count: Int) -> SelectCache.Entry {
             SelectCache.Entry(
                 mailbox: MailboxID(rawValue: id), uidValidity: 1, uidNext: UID(UInt32(count + 1)),
@@ -103,10 +103,20 @@ struct SelectCacheTests {
         cache.store(entry(2, 30), at: .init(account: account, name: "b"))
         _ = cache.entry(.init(account: account, name: "a"))  // a is used again: b is the least recent
         cache.store(entry(3, 30), at: .init(account: account, name: "c"))
-        #expect(cache.held == 90)
+        #expect(cache.held == 90 + 2 * 32)
         #expect(cache.entry(.init(account: account, name: "b")) == nil)
-        cache.store(entry(4, 101), at: .init(account: account, name: "d"))  // too large to keep at all
-        #expect(cache.held == 90 && cache.entry(.init(account: account, name: "d")) == nil)
+        cache.store(entry(4, 101 + 2 * 32), at: .init(account: account, name: "d"))  // too large to keep at all
+        #expect(cache.held == 90 + 2 * 32 && cache.entry(.init(account: account, name: "d")) == nil)
+        // Empty mailboxes cost their fixed part: many of them are bounded too.
+        let small = SelectCache(capacity: 10 * 32)
+        for n in 0..<100 {
+            small.store(
+                SelectCache.Entry(
+                    mailbox: MailboxID(rawValue: Int64(n)), uidValidity: 1, uidNext: UID(1), highestModSeq: ModSeq(1),
+                    uids: []),
+                at: .init(account: account, name: "e\(n)"))
+        }
+        #expect(small.held <= 10 * 32)
         // An older list never replaces a newer one of the same mailbox.
         cache.store(entry(1, 10), at: .init(account: account, name: "a"))
         #expect(cache.entry(.init(account: account, name: "a"))?.uids.count == 60)

@@ -17,8 +17,9 @@ struct NotifyState {
     /// `MessageNew (fetch-att …)` of that group: fetched for each new message another client added (§5.2).
     var newMessageAttributes: [FetchAttribute]?
     /// Messages this session itself added to the selected mailbox (APPEND, COPY) that the view has not taken in
-    /// yet: no FETCH for them (§5.2). Kept only while `newMessageAttributes` is set.
+    /// yet, and that mailbox: no FETCH for them (§5.2). Kept only while `newMessageAttributes` is set.
     var ownNewUIDs: Set<UID> = []
+    var ownNewUIDsMailbox: MailboxID?
     var lastStatus: [MailboxID: MailboxStatus] = [:]
     /// For MailboxName and SubscriptionChange (nil when neither is asked for): the names by mailbox id, and the
     /// subscriptions, as last reported; changes are found by comparing the store's list with them.
@@ -104,6 +105,12 @@ extension Session {
         if selectedGroups.count > 1 { throw IMAPError.bad("Only one of SELECTED and SELECTED-DELAYED may be given") }
         if selectedGroups.contains(where: { $0.events.contains { !$0.isMessageEvent } }) {
             throw IMAPError.bad("SELECTED and SELECTED-DELAYED take message events only")
+        }
+        // §8: `MessageNew (fetch-att …)` belongs to the selected mailbox's group only.
+        if command.groups.contains(where: {
+            $0.newMessageAttributes != nil && $0.filter != .selected && $0.filter != .selectedDelayed
+        }) {
+            throw IMAPError.bad("MessageNew FETCH attributes are for SELECTED and SELECTED-DELAYED only")
         }
         var state = NotifyState(others: [], selected: nil, selectedDelayed: false)
         for group in command.groups {
@@ -255,12 +262,11 @@ extension Session {
                 }
                 w.crlf()
             }
-            /// §5.4: a created or deleted mailbox's direct parent is affected too (its children changed).
+            /// §5.4: a created or deleted mailbox's direct parent is affected too, whether it exists or not (its
+            /// children changed; one that does not exist is announced `\NonExistent`).
             func announceWithParent(_ name: MailboxName) {
                 announce(name)
-                if let parent = name.ancestors.last, entries[parent]?.exists == true, watched(.mailboxName, parent) {
-                    announce(parent)
-                }
+                if let parent = name.ancestors.last, watched(.mailboxName, parent) { announce(parent) }
             }
 
             var renames: [(old: MailboxName, new: MailboxName)] = []
@@ -353,7 +359,7 @@ extension Session {
     /// selected mailbox, a FETCH of the asked attributes for each one another client added. A store failure or a
     /// message expunged meanwhile is logged, not an error of the command that happened to synchronise.
     func fetchNewMessages(after previous: UID?, in view: MailboxView, _ attributes: [FetchAttribute]) async throws {
-        let own = notify?.ownNewUIDs ?? []
+        let own = notify?.ownNewUIDsMailbox == view.mailbox ? notify?.ownNewUIDs ?? [] : []
         let start = view.lowerBound(UID((previous?.rawValue ?? 0) + 1))
         let fresh = view.uids[start...].filter { !own.contains($0) }
         if !own.isEmpty, let last = view.lastUID { notify?.ownNewUIDs = own.filter { $0 > last } }
@@ -371,7 +377,11 @@ extension Session {
 
     /// After this session's own APPEND or COPY into the selected mailbox: no MessageNew FETCH for those messages.
     func messagesAddedHere(_ uids: some Sequence<UID>) {
-        guard notify?.newMessageAttributes != nil else { return }
+        guard notify?.newMessageAttributes != nil, let mailbox = view?.mailbox else { return }
+        if notify?.ownNewUIDsMailbox != mailbox {
+            notify?.ownNewUIDs = []
+            notify?.ownNewUIDsMailbox = mailbox
+        }
         notify?.ownNewUIDs.formUnion(uids)
     }
 

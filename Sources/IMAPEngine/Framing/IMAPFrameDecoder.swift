@@ -2,6 +2,8 @@ import NIOCore
 
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Musl)
+    import Musl
 #endif
 
 /// What the framing layer hands to the session: complete commands, or facts the session must answer.

@@ -25,6 +25,8 @@ public final class MessageKeyCache: Sendable {
         /// Parallel to `keys`: each subject's rank among the entry's subjects (`subjectRanks(_:)`); computed when a
         /// SUBJECT sort first asks, dropped whenever `keys` changes.
         var subjectRanks: [UInt32]?
+        /// Changes whenever `keys` does (ranks are kept only for the keys they were computed from).
+        var generation: UInt64 = 0
     }
 
     /// Keys in ascending UID order, with each one's subject rank when asked for and all came from the cache.
@@ -144,8 +146,8 @@ public final class MessageKeyCache: Sendable {
     /// Keeps `ranks` with the entry they were computed for, unless it changed meanwhile; returns them.
     private func remember(_ ranks: [UInt32], for entry: Entry, at key: Key) -> [UInt32] {
         state.withLock { state in
-            guard let current = state.entries[key], current.uids.count == entry.uids.count,
-                current.uids.last == entry.uids.last, current.subjectRanks == nil
+            guard let current = state.entries[key], current.generation == entry.generation,
+                current.subjectRanks == nil
             else { return }
             state.entries[key]?.subjectRanks = ranks
             state.entries[key]?.bytes += 4 * ranks.count
@@ -198,6 +200,11 @@ public final class MessageKeyCache: Sendable {
         state.withLock { state in
             var entry = state.entries.removeValue(forKey: key) ?? Entry()
             state.bytes -= entry.bytes
+            // The keys change: ranks computed for the old ones no longer line up.
+            if let ranks = entry.subjectRanks {
+                entry.bytes -= 4 * ranks.count
+                entry.subjectRanks = nil
+            }
             if let last = entry.uids.last, let first = keys.first, first.uid.rawValue <= last {
                 entry.keys = Self.merge(entry.keys, keys)
                 entry.uids = entry.keys.map(\.uid.rawValue)
@@ -218,6 +225,7 @@ public final class MessageKeyCache: Sendable {
         var entry = entry
         state.clock += 1
         entry.lastUse = state.clock
+        entry.generation = state.clock
         state.entries[key] = entry
         state.bytes += entry.bytes
         while state.bytes > capacity,
