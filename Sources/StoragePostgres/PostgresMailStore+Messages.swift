@@ -43,34 +43,24 @@ extension PostgresMailStore {
         return snapshot
     }
 
-    /// SELECT's snapshot with every UID of the mailbox.
+    /// SELECT's snapshot with every UID of the mailbox: the same statement as `selectChanges`, from nothing.
     static func selectWhole(_ client: PostgresClient, account: AccountID, name: MailboxName, logger: Logger)
         async throws -> MailboxSnapshot
     {
-        let rows = try await client.query(
-            """
-            SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,
-                (SELECT min(uid) FROM messages m
-                 WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0),
-                array(SELECT uid FROM messages m
-                      WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id ORDER BY uid)
-            FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
-            """, logger: logger
-        ).collect()
-        guard let row = rows.first else { throw StoreError.mailboxNotFound }
-        let (id, validity, next, modseq, keywords, firstRecent, firstUnseen, uids) = try row.decode(
-            (Int64, Int64, Int64, Int64, [String], Int64, Int64?, [Int64]).self)
-        return snapshot(
-            id: id, name: name, validity: validity, next: next, modseq: modseq, keywords: keywords,
-            firstRecent: firstRecent, firstUnseen: firstUnseen, uids: uids.map { UID(UInt32(truncatingIfNeeded: $0)) })
+        guard let snapshot = try await selectChanges(client, account: account, name: name, since: nil, logger: logger)
+        else { throw StoreError.internal("a whole SELECT read was refused") }
+        return snapshot
     }
 
     /// SELECT's snapshot from `since`, an earlier one of this mailbox: the UIDs added since (at or above its UIDNEXT)
-    /// and the tombstones of those expunged since (above its HIGHESTMODSEQ), in one statement. Nil when `since` cannot
-    /// be built on: another mailbox of that name, tombstones it needs collected, or a database that went back in time.
+    /// and the tombstones of those expunged since (above its HIGHESTMODSEQ), in one statement; with no `since`, every
+    /// UID. Nil when `since` cannot be built on: another mailbox of that name, tombstones it needs collected, or a
+    /// database that went back in time.
     static func selectChanges(
-        _ client: PostgresClient, account: AccountID, name: MailboxName, since: SelectCache.Entry, logger: Logger
+        _ client: PostgresClient, account: AccountID, name: MailboxName, since: SelectCache.Entry?, logger: Logger
     ) async throws -> MailboxSnapshot? {
+        let fromUID = Int64(since?.uidNext.rawValue ?? 0)
+        let fromModSeq = since?.highestModSeq.rawValue ?? Int64.max
         let rows = try await client.query(
             """
             SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,
@@ -78,23 +68,24 @@ extension PostgresMailStore {
                 (SELECT min(uid) FROM messages m
                  WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0),
                 array(SELECT uid FROM messages m
-                      WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id
-                          AND m.uid >= \(Int64(since.uidNext.rawValue)) ORDER BY uid),
+                      WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.uid >= \(fromUID)
+                      ORDER BY uid),
                 array(SELECT uid FROM expunged e
-                      WHERE e.account_id = b.account_id AND e.mailbox_id = b.mailbox_id
-                          AND e.modseq > \(since.highestModSeq.rawValue))
+                      WHERE e.account_id = b.account_id AND e.mailbox_id = b.mailbox_id AND e.modseq > \(fromModSeq))
             FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
             """, logger: logger
         ).collect()
         guard let row = rows.first else { throw StoreError.mailboxNotFound }
         let (id, validity, next, modseq, keywords, firstRecent, floor, firstUnseen, added, expunged) =
             try row.decode((Int64, Int64, Int64, Int64, [String], Int64, Int64, Int64?, [Int64], [Int64]).self)
-        guard id == since.mailbox.rawValue, UInt32(truncatingIfNeeded: validity) == since.uidValidity,
-            floor <= since.highestModSeq.rawValue, modseq >= since.highestModSeq.rawValue,
-            next >= Int64(since.uidNext.rawValue)
-        else { return nil }
+        if let since {
+            guard id == since.mailbox.rawValue, UInt32(truncatingIfNeeded: validity) == since.uidValidity,
+                floor <= since.highestModSeq.rawValue, modseq >= since.highestModSeq.rawValue,
+                next >= Int64(since.uidNext.rawValue)
+            else { return nil }
+        }
         let uids = SelectCache.apply(
-            since.uids, expunged: expunged.map { UID(UInt32(truncatingIfNeeded: $0)) },
+            since?.uids ?? [], expunged: expunged.map { UID(UInt32(truncatingIfNeeded: $0)) },
             added: added.map { UID(UInt32(truncatingIfNeeded: $0)) })
         return snapshot(
             id: id, name: name, validity: validity, next: next, modseq: modseq, keywords: keywords,

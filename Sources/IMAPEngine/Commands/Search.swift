@@ -198,7 +198,6 @@ extension Session {
 /// SORT and UID SORT (RFC 5256 §3, RFC 5957 DISPLAYFROM/DISPLAYTO, RFC 5267 ESORT).
 extension Session {
     func handleSort(tag: Tag, isUID: Bool, _ sort: SortCommand) async throws -> Completion {
-        let account = try requireAccount
         let current = try requireView
         // RFC 5182 with RFC 5267: SORT RETURN (SAVE) saves like SEARCH; a failed one leaves the result empty.
         if sort.returnOptions?.contains(.save) == true { savedSearch = [] }
@@ -208,28 +207,8 @@ extension Session {
         }
         let usesModSeq = Self.usesModSeq(sort.key)
         if usesModSeq { enableCondstore() }
-        var matches: [UID] = []
         let query = searchQuery(sort.key, view: current)
-        if current.lastUID != nil, sort.criteria.allSatisfy({ Self.cachedSortKeys.contains($0.key) }) {
-            // ARRIVAL, DATE, SIZE and SUBJECT: sorted here, over the keys of the process's cache.
-            let bySubject = sort.criteria.contains { $0.key == .subject }
-            let lookup = try await messageKeys(query, view: current, subjectRanks: bySubject)
-            let keys = lookup.keys
-            let ranks = bySubject ? lookup.subjectRanks ?? MessageKeyCache.subjectRanks(keys) : []
-            var order = Array(keys.indices)
-            keys.withUnsafeBufferPointer { keys in
-                ranks.withUnsafeBufferPointer { ranks in
-                    order.sort { Self.precedes($0, $1, keys, ranks, sort.criteria) }
-                }
-            }
-            matches = order.map { keys[$0].uid }
-        } else if let maxUID = current.lastUID {
-            let found = try await store.sort(
-                account: account, mailbox: current.mailbox, query: query,
-                criteria: sort.criteria, maxUID: maxUID, logger: logger)
-            // Only messages this client knows of (STYLE.md §4.3), in the store's order.
-            matches = found.filter { current.index(of: $0) != nil }
-        }
+        let matches = try await sorted(query, by: sort.criteria, view: current)
         if let options = sort.returnOptions, options.contains(.save) {
             // MIN and MAX are the first and last in sort order; the saved result is a set.
             savedSearch = Self.savedResult(matches, options: options).sorted()
@@ -248,6 +227,29 @@ extension Session {
 
     /// The sort keys `MessageKeys` carries (the others are sorted by the store).
     static let cachedSortKeys: Set<SortCriterion.Key> = [.arrival, .date, .size, .subject]
+
+    /// The UIDs `query` matches among those this client knows of (STYLE.md §4.3), in `criteria`'s order: ARRIVAL,
+    /// DATE, SIZE and SUBJECT sorted here over the process's key cache, the others by the store. SORT and its
+    /// updating contexts both sort here.
+    func sorted(_ query: SearchQuery, by criteria: [SortCriterion], view: MailboxView) async throws -> [UID] {
+        let account = try requireAccount
+        guard let maxUID = view.lastUID else { return [] }
+        guard criteria.allSatisfy({ Self.cachedSortKeys.contains($0.key) }) else {
+            return try await store.sort(
+                account: account, mailbox: view.mailbox, query: query, criteria: criteria, maxUID: maxUID,
+                logger: logger
+            ).filter { view.index(of: $0) != nil }
+        }
+        let bySubject = criteria.contains { $0.key == .subject }
+        let lookup = try await messageKeys(query, view: view, subjectRanks: bySubject)
+        let keys = lookup.keys
+        let ranks = bySubject ? lookup.subjectRanks ?? MessageKeyCache.subjectRanks(keys) : []
+        var order = Array(keys.indices)
+        keys.withUnsafeBufferPointer { keys in
+            ranks.withUnsafeBufferPointer { ranks in order.sort { Self.precedes($0, $1, keys, ranks, criteria) } }
+        }
+        return order.map { keys[$0].uid }
+    }
 
     /// The keys of the messages `query` matches among those this client knows of, ascending by UID: for ALL the
     /// view's UIDs, otherwise the store's search; the keys from the process's cache.

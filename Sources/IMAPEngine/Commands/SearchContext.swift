@@ -62,24 +62,20 @@ extension Session {
         updateContexts.removeAll { $0.mailbox != after.mailbox }
         for i in updateContexts.indices where updateContexts[i].evaluatedAt != after.highestModSeq {
             let context = updateContexts[i]
-            var found: [UID] = []
-            if let maxUID = after.lastUID {
-                do {
-                    if let criteria = context.criteria {
-                        found = try await store.sort(
-                            account: account, mailbox: context.mailbox, query: context.query, criteria: criteria,
-                            maxUID: maxUID, logger: logger)
-                    } else {
-                        found = try await store.search(
-                            account: account, mailbox: context.mailbox, query: context.query, maxUID: maxUID,
-                            logger: logger)
-                    }
-                } catch {
-                    logger.warning("updating search not refreshed", metadata: ["error": "\(error)"])
-                    continue
+            var current: [UID] = []
+            do {
+                if let criteria = context.criteria {
+                    current = try await sorted(context.query, by: criteria, view: after)
+                } else if let maxUID = after.lastUID {
+                    current = try await store.search(
+                        account: account, mailbox: context.mailbox, query: context.query, maxUID: maxUID,
+                        logger: logger
+                    ).filter { after.index(of: $0) != nil }
                 }
+            } catch {
+                logger.warning("updating search not refreshed", metadata: ["error": "\(error)"])
+                continue
             }
-            let current = found.filter { after.index(of: $0) != nil }
             let old = context.results
             let currentSet = Set(current)
             let oldSet = Set(old)

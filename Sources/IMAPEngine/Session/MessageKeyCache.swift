@@ -17,8 +17,7 @@ public final class MessageKeyCache: Sendable {
     }
 
     struct Entry {
-        /// Ascending, parallel to `keys`.
-        var uids: [UInt32] = []
+        /// Ascending by UID.
         var keys: [MessageKeys] = []
         var bytes = 0
         var lastUse: UInt64 = 0
@@ -82,8 +81,8 @@ public final class MessageKeyCache: Sendable {
             positions.reserveCapacity(min(uids.count, cached.keys.count))
             var j = 0
             for uid in uids {
-                while j < cached.uids.count, cached.uids[j] < uid.rawValue { j += 1 }
-                if j < cached.uids.count, cached.uids[j] == uid.rawValue {
+                while j < cached.keys.count, cached.keys[j].uid < uid { j += 1 }
+                if j < cached.keys.count, cached.keys[j].uid == uid {
                     found.append(cached.keys[j])
                     positions.append(j)
                 } else {
@@ -91,7 +90,7 @@ public final class MessageKeyCache: Sendable {
                 }
             }
             if missing.isEmpty {
-                if complete, cached.uids.count > uids.count + uids.count / 4 + 64 {
+                if complete, cached.keys.count > uids.count + uids.count / 4 + 64 {
                     replace(key, with: found)
                     return Lookup(keys: found, subjectRanks: wanted ? Self.subjectRanks(found) : nil)
                 }
@@ -188,7 +187,6 @@ public final class MessageKeyCache: Sendable {
             let old = state.entries.removeValue(forKey: key)
             state.bytes -= old?.bytes ?? 0
             var entry = Entry()
-            entry.uids = keys.map(\.uid.rawValue)
             entry.keys = keys
             entry.bytes = keys.reduce(0) { $0 + Self.estimate($1) }
             store(entry, at: key, in: &state)
@@ -205,13 +203,11 @@ public final class MessageKeyCache: Sendable {
                 entry.bytes -= 4 * ranks.count
                 entry.subjectRanks = nil
             }
-            if let last = entry.uids.last, let first = keys.first, first.uid.rawValue <= last {
+            if let last = entry.keys.last, let first = keys.first, first.uid <= last.uid {
                 entry.keys = Self.merge(entry.keys, keys)
-                entry.uids = entry.keys.map(\.uid.rawValue)
                 entry.bytes = entry.keys.reduce(0) { $0 + Self.estimate($1) }
             } else {
                 entry.keys += keys
-                entry.uids += keys.map(\.uid.rawValue)
                 entry.bytes += keys.reduce(0) { $0 + Self.estimate($1) }
             }
             store(entry, at: key, in: &state)
