@@ -33,7 +33,18 @@ public enum PasswordHash {
     }
 
     /// The crypt(3) string inside a stored hash (Dovecot's `{SCHEME}` prefix removed), or why it is not usable.
+    /// Checks that libxcrypt knows the method by hashing a probe: as costly as a login, so only for admin input.
     public static func cryptString(_ stored: String) throws(HashError) -> String {
+        let value = try cryptPayload(stored)
+        // libxcrypt answers a string starting with "*" for settings it does not know.
+        guard let probe = crypt("probe", setting: Array(value.utf8CString)), !probe.hasPrefix("*") else {
+            throw .unsupported("libxcrypt does not know the hash method of \(value.prefix(4))…")
+        }
+        return value
+    }
+
+    /// The crypt(3) string of a stored hash, checked for its form only.
+    static func cryptPayload(_ stored: String) throws(HashError) -> String {
         var value = stored.trimmingCharacters(in: .whitespaces)
         if value.hasPrefix("{") {
             guard let scheme = cryptSchemes.first(where: { value.uppercased().hasPrefix($0) }) else {
@@ -45,16 +56,13 @@ public enum PasswordHash {
         guard value.hasPrefix("$"), value.count >= 13, !value.contains(":"), !value.contains("\n") else {
             throw .unsupported("expected a crypt(3) hash such as $y$…, $6$… or $2y$…")
         }
-        // libxcrypt answers a string starting with "*" for settings it does not know.
-        guard let probe = crypt("probe", setting: Array(value.utf8CString)), !probe.hasPrefix("*") else {
-            throw .unsupported("libxcrypt does not know the hash method of \(value.prefix(4))…")
-        }
         return value
     }
 
-    /// Whether `password` matches `stored`. Compares in constant time; an unusable hash never matches.
+    /// Whether `password` matches `stored`: one crypt(3) call (an unknown method answers "*…", which cannot
+    /// match). Compares in constant time; an unusable hash never matches.
     public static func verify(_ password: String, against stored: String) -> Bool {
-        guard let setting = try? cryptString(stored),
+        guard let setting = try? cryptPayload(stored),
             let computed = crypt(password, setting: Array(setting.utf8CString))
         else { return false }
         let a = Array(computed.utf8)

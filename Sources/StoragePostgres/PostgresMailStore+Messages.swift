@@ -31,8 +31,10 @@ extension PostgresMailStore {
                 highestModSeq: snapshot.highestModSeq, uids: snapshot.uids),
             at: key)
         if claimRecent {
+            // Nothing unclaimed in the snapshot (the common case): no UPDATE.
+            let unclaimed = !snapshot.recent.isEmpty
             snapshot.recent = []
-            if let last = snapshot.uids.last,
+            if unclaimed, let last = snapshot.uids.last,
                 let claimed = try await self.claimRecent(
                     account: account, mailbox: snapshot.id, upTo: last, logger: logger)
             {
@@ -61,7 +63,7 @@ extension PostgresMailStore {
     ) async throws -> MailboxSnapshot? {
         let fromUID = Int64(since?.uidNext.rawValue ?? 0)
         let fromModSeq = since?.highestModSeq.rawValue ?? Int64.max
-        let rows = try await client.query(
+        let rows = try await client.prepared(
             """
             SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,
                 b.vanished_floor,
@@ -73,8 +75,7 @@ extension PostgresMailStore {
                 array(SELECT uid FROM expunged e
                       WHERE e.account_id = b.account_id AND e.mailbox_id = b.mailbox_id AND e.modseq > \(fromModSeq))
             FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
-            """, logger: logger
-        ).collect()
+            """, logger: logger)
         guard let row = rows.first else { throw StoreError.mailboxNotFound }
         let (id, validity, next, modseq, keywords, firstRecent, floor, firstUnseen, added, expunged) =
             try row.decode((Int64, Int64, Int64, Int64, [String], Int64, Int64, Int64?, [Int64], [Int64]).self)
@@ -115,7 +116,7 @@ extension PostgresMailStore {
             // Every session told of new mail asks; only the first gets them. The condition inside the locking
             // subquery lets the others return at once when the UIDs are already claimed, instead of queueing for
             // the mailbox row lock (re-checked on the latest row version when they do wait).
-            let rows = try await client.query(
+            let rows = try await client.prepared(
                 """
                 UPDATE mailboxes b SET first_recent_uid = \(Int64(upTo.rawValue) + 1)
                 FROM (SELECT first_recent_uid AS old FROM mailboxes
@@ -124,8 +125,7 @@ extension PostgresMailStore {
                       FOR UPDATE) o
                 WHERE b.account_id = \(account.rawValue) AND b.mailbox_id = \(mailbox.rawValue)
                 RETURNING o.old
-                """, logger: logger
-            ).collect()
+                """, logger: logger)
             guard let old = try rows.first?.decode(Int64.self) else { return nil }
             return UInt32(truncatingIfNeeded: old)...upTo.rawValue
         }
@@ -138,27 +138,29 @@ extension PostgresMailStore {
         return try await run(logger) {
             // One statement: the mailbox row (existence and HIGHESTMODSEQ), changed messages and tombstones in one
             // snapshot, so nothing committed in between is skipped.
-            let rows = try await client.query(
+            let rows = try await client.prepared(
                 """
-                SELECT 0 AS kind, vanished_floor, 0::smallint, '{}'::text[], highestmodseq FROM mailboxes
+                SELECT 0 AS kind, vanished_floor, 0::smallint, '{}'::text[], highestmodseq, first_recent_uid
+                    FROM mailboxes
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
                 UNION ALL
-                SELECT 1, uid, flags, keywords, modseq FROM messages
+                SELECT 1, uid, flags, keywords, modseq, 0 FROM messages
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
                         AND modseq > \(since.rawValue)
                 UNION ALL
-                SELECT 2, uid, 0::smallint, '{}'::text[], modseq FROM expunged
+                SELECT 2, uid, 0::smallint, '{}'::text[], modseq, 0 FROM expunged
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
                         AND modseq > \(since.rawValue)
                 """, logger: logger)
             var exists = false
             var delta = MailboxDelta(highestModSeq: since)
-            for try await (kind, uid, flags, keywords, modseq) in rows.decode(
-                (Int32, Int64, Int16, [String], Int64).self)
-            {
+            for row in rows {
+                let (kind, uid, flags, keywords, modseq, firstRecent) = try row.decode(
+                    (Int32, Int64, Int16, [String], Int64, Int64).self)
                 switch kind {
                 case 0:
                     exists = true
+                    delta.firstUnclaimedUID = UID(UInt32(clamping: firstRecent))
                     delta.highestModSeq = max(delta.highestModSeq, ModSeq(modseq))
                     // `uid` is the mailbox's vanished_floor here: tombstones up to it were removed.
                     delta.expungedIncomplete = since.rawValue < uid
@@ -225,7 +227,7 @@ extension PostgresMailStore {
     ) async throws -> (AppendResult, Int64)? {
         // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
         // together or not at all.
-        let rows = try await connection.query(
+        let rows = try await connection.prepared(
             """
             WITH b AS (
                 UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
@@ -264,8 +266,7 @@ extension PostgresMailStore {
             SELECT b.uidvalidity, m.uid, m.content_id, pg_notify(\(Self.notifyChannel),
                 \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
             FROM b, m
-            """, logger: logger
-        ).collect()
+            """, logger: logger)
         guard let row = rows.first else { return nil }
         let (validity, uid, contentID, _) = try row.decode((Int64, Int64, Int64, String).self)
         let result = AppendResult(
@@ -414,7 +415,7 @@ extension PostgresMailStore {
             // first (`l` feeds `cur`), then the message rows, as COPY, MOVE and EXPUNGE lock them: no deadlock.
             // `cur` reads the latest committed flags (FOR UPDATE), and a modseq is taken only when something
             // changes (STYLE.md §4.8). `u`, like every data-modifying CTE, runs whether or not the query reads it.
-            let rows = try await connection.query(
+            let rows = try await connection.prepared(
                 """
                 WITH p AS (SELECT \(update.flags.system.rawValue)::smallint AS f, \(keywords)::text[] AS k),
                 l AS (
@@ -446,8 +447,7 @@ extension PostgresMailStore {
                     coalesce(b.highestmodseq, cur.modseq), ch.uid IS NOT NULL, NOT coalesce(cur.passes, true)
                 FROM l LEFT JOIN cur ON true LEFT JOIN ch ON ch.uid = cur.uid LEFT JOIN b ON ch.uid IS NOT NULL
                 ORDER BY cur.uid
-                """, logger: logger
-            ).collect()
+                """, logger: logger)
             guard !rows.isEmpty else { throw StoreError.mailboxNotFound }
             var result: [StoredFlags] = []
             for row in rows {
@@ -482,7 +482,7 @@ extension PostgresMailStore {
         _ connection: PostgresConnection, account: AccountID, mailbox: Int64, onlyDeleted: Bool, uids: [Int64]?,
         logger: Logger
     ) async throws -> [UID] {
-        let rows = try await connection.query(
+        let rows = try await connection.prepared(
             """
             WITH l AS (
                 SELECT mailbox_id FROM mailboxes
@@ -509,7 +509,8 @@ extension PostgresMailStore {
             FROM t ORDER BY uid
             """, logger: logger)
         var expunged: [UID] = []
-        for try await (uid, _) in rows.decode((Int64, String).self) {
+        for row in rows {
+            let (uid, _) = try row.decode((Int64, String).self)
             expunged.append(UID(UInt32(truncatingIfNeeded: uid)))
         }
         return expunged
@@ -643,13 +644,13 @@ extension PostgresMailStore {
             var records: [MessageRecord] = []
             records.reserveCapacity(uids.count)
             var total = 0
-            let live = try await client.query(
+            let live = try await client.prepared(
                 query(
                     """
                     SELECT *, false AS expunged FROM messages
                     WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
                     """, uidList, cut: budgeted), logger: logger)
-            for try await row in live {
+            for row in live {
                 records.append(try Self.record(row, columns: columns))
                 if budgeted && total == 0 { total = Int(try PostgresRandomAccessRow(row)["total"].decode(Int64.self)) }
             }
@@ -663,7 +664,7 @@ extension PostgresMailStore {
                 // while the content exists (STYLE.md §4.6).
                 let found = Set(records.map { Int64($0.uid.rawValue) })
                 let missing = uidList.prefix(covered).filter { !found.contains($0) }
-                let gone = try await client.query(
+                let gone = try await client.prepared(
                     query(
                         """
                         SELECT account_id, mailbox_id, uid, content_id, flags, keywords, internal_date, internal_zone,
@@ -671,7 +672,7 @@ extension PostgresMailStore {
                         WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
                             AND content_id IS NOT NULL
                         """, missing, cut: false), logger: logger)
-                for try await row in gone { records.append(try Self.record(row, columns: columns)) }
+                for row in gone { records.append(try Self.record(row, columns: columns)) }
                 records.sort { $0.uid < $1.uid }
             }
             return FetchedBatch(records: records, covered: covered)
@@ -750,14 +751,15 @@ extension PostgresMailStore {
         let lengths = slices.map { Int64($0.range.count) }
         return try await run(logger) {
             var result = [[UInt8]](repeating: [], count: slices.count)
-            let rows = try await client.query(
+            let rows = try await client.prepared(
                 """
                 SELECT s.i, substring(c.body FROM s.off::int FOR s.len::int)
                 FROM unnest(\(ids)::bigint[], \(offsets)::bigint[], \(lengths)::bigint[]) WITH ORDINALITY
                     AS s(content_id, off, len, i)
                 JOIN contents c ON c.account_id = \(account.rawValue) AND c.content_id = s.content_id
                 """, logger: logger)
-            for try await (index, bytes) in rows.decode((Int64, ByteBuffer).self) {
+            for row in rows {
+                let (index, bytes) = try row.decode((Int64, ByteBuffer).self)
                 let i = Int(index) - 1
                 if i >= 0 && i < result.count { result[i] = Array(bytes.readableBytesView) }
             }

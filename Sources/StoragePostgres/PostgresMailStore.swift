@@ -211,9 +211,8 @@ public final class PostgresMailStore: MailStore {
     public func account(login: String, create: Bool, logger: Logger) async throws(StoreError) -> AccountID {
         let client = self.client
         return try await run(logger) {
-            let rows = try await client.query(
-                "SELECT account_id, disabled FROM accounts WHERE login = \(login)", logger: logger
-            ).collect()
+            let rows = try await client.prepared(
+                "SELECT account_id, disabled FROM accounts WHERE login = \(login)", logger: logger)
             if let row = rows.first {
                 let (id, disabled) = try row.decode((Int64, Bool).self)
                 if disabled { throw StoreError.cannot("Account is disabled") }
@@ -286,10 +285,11 @@ public final class PostgresMailStore: MailStore {
         let client = self.client
         return try await run(logger) {
             var result: [MailboxListing] = []
-            let rows = try await client.query(
+            let rows = try await client.prepared(
                 "SELECT mailbox_id, name, special_use FROM mailboxes WHERE account_id = \(account.rawValue)",
                 logger: logger)
-            for try await (id, name, specialUse) in rows.decode((Int64, String, String?).self) {
+            for row in rows {
+                let (id, name, specialUse) = try row.decode((Int64, String, String?).self)
                 result.append(
                     MailboxListing(
                         id: MailboxID(rawValue: id), name: MailboxName(normalizing: name), specialUse: specialUse))
@@ -442,7 +442,7 @@ public final class PostgresMailStore: MailStore {
     {
         let client = self.client
         return try await run(logger) {
-            let rows = try await client.query(
+            let rows = try await client.prepared(
                 """
                 SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq,
                     count(m.uid), count(m.uid) FILTER (WHERE m.flags & 8 = 0),
@@ -452,8 +452,7 @@ public final class PostgresMailStore: MailStore {
                 LEFT JOIN messages m ON m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id
                 WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
                 GROUP BY b.account_id, b.mailbox_id
-                """, logger: logger
-            ).collect()
+                """, logger: logger)
             guard let row = rows.first else { throw StoreError.mailboxNotFound }
             let (id, validity, next, modseq, messages, unseen, deleted, size, recent) = try row.decode(
                 (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)

@@ -40,9 +40,8 @@ extension PostgresMailStore {
     public func credentials(login: String, logger: Logger) async throws(StoreError) -> Credentials? {
         let client = self.client
         return try await run(logger) {
-            let rows = try await client.query(
-                "SELECT password_hash, disabled FROM accounts WHERE login = \(login)", logger: logger
-            ).collect()
+            let rows = try await client.prepared(
+                "SELECT password_hash, disabled FROM accounts WHERE login = \(login)", logger: logger)
             guard let row = rows.first else { return nil }
             let (hash, disabled) = try row.decode((String?, Bool).self)
             return Credentials(passwordHash: hash, disabled: disabled)

@@ -94,6 +94,9 @@ public struct MailboxDelta: Sendable, Equatable {
     /// Expunges this old are no longer recorded (past the tombstone retention): `expunged` lists only the recent
     /// ones, and any UID that is not in the mailbox may have been expunged since.
     public var expungedIncomplete = false
+    /// The lowest UID no session has yet claimed as `\Recent`, when the store read it with the changes: a session
+    /// need not try to claim UIDs below it (another one has them).
+    public var firstUnclaimedUID: UID?
     public init(
         changed: [FlagChange] = [], expunged: [UID] = [], highestModSeq: ModSeq, lowestExpungedModSeq: ModSeq? = nil
     ) {

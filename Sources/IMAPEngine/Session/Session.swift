@@ -387,7 +387,10 @@ final class Session {
             view?.suppressFlagUpdates(matching: reportedFlags)
             reportedFlags = [:]
         }
-        if !current.readOnly, let highest = view?.highestPendingUID {
+        // IMAP4rev2 has no \Recent: such a session leaves the claim to IMAP4rev1 ones.
+        if !current.readOnly, !rev2, let highest = view?.highestPendingUID,
+            delta.firstUnclaimedUID.map({ $0 <= highest }) ?? true
+        {
             if let claimed = try await store.claimRecent(
                 account: account, mailbox: current.mailbox, upTo: highest, logger: logger)
             {
