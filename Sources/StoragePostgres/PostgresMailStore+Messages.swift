@@ -426,7 +426,8 @@ extension PostgresMailStore {
                         \(unescaped: newFlags) AS new_flags, \(unescaped: newKeywords) AS new_keywords
                     FROM l, p, messages m
                     WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = l.mailbox_id
-                        AND m.uid = ANY(\(uidList)::bigint[])
+                        AND m.uid >= \(uidList.min() ?? 0) AND m.uid <= \(uidList.max() ?? -1)
+                        AND m.uid IN (SELECT unnest(\(uidList)::bigint[]))
                     FOR UPDATE OF m),
                 ch AS (SELECT uid, new_flags, new_keywords FROM cur
                        WHERE passes AND (new_flags <> flags OR new_keywords <> keywords)),
@@ -491,7 +492,8 @@ extension PostgresMailStore {
                 DELETE FROM messages USING l
                 WHERE messages.account_id = \(account.rawValue) AND messages.mailbox_id = l.mailbox_id
                     AND (NOT \(onlyDeleted) OR flags & 4 <> 0)
-                    AND (\(uids == nil) OR uid = ANY(\(uids ?? [])::bigint[]))
+                    AND uid >= \(uids?.min() ?? 0) AND uid <= \(uids?.max() ?? Int64.max)
+                    AND (\(uids == nil) OR uid IN (SELECT unnest(\(uids ?? [])::bigint[])))
                 RETURNING messages.*),
             b AS (
                 UPDATE mailboxes SET highestmodseq = highestmodseq + 1
@@ -631,27 +633,42 @@ extension PostgresMailStore {
         }
         let select = list
         let budget = Int64(byteBudget ?? Int.max)
-        @Sendable func query(_ source: String, _ uids: [Int64], cut: Bool) -> PostgresQuery {
-            var binds = Self.binds(account.rawValue, mailbox.rawValue, uids)
-            var sql = select + " FROM (" + source + ") x " + join
+        // The statements are prepared (planned once, generically), so the UIDs are found by their range, which an
+        // index scan can use whatever the values: a `uid = ANY($n)` alone would make the generic plan read the whole
+        // mailbox. A set that fills most of its range is read by the range alone and filtered here; a sparse one
+        // also joins the list.
+        @Sendable func query(_ source: String, _ uids: [Int64], cut: Bool) -> (PostgresQuery, filter: Set<Int64>?) {
+            let (low, high) = (uids.min() ?? 0, uids.max() ?? -1)
+            let byRange = !cut && uids.count * 2 >= high - low + 1
+            var binds = PostgresBindings(capacity: 6)
+            binds.append(account.rawValue)
+            binds.append(mailbox.rawValue)
+            binds.append(low)
+            binds.append(high)
+            var where_ = "account_id = $1 AND mailbox_id = $2 AND uid >= $3 AND uid <= $4"
+            if !byRange {
+                binds.append(uids)
+                where_ += " AND uid IN (SELECT unnest($5::bigint[]))"
+            }
+            var sql = select + " FROM (" + source + " WHERE " + where_ + ") x " + join
             if cut {
                 binds.append(budget)
-                sql = "SELECT * FROM (" + sql + ") y WHERE y.before < $4"
+                sql = "SELECT * FROM (" + sql + ") y WHERE y.before < $\(binds.count)"
             }
-            return PostgresQuery(unsafeSQL: sql + " ORDER BY uid", binds: binds)
+            let filter = byRange && uids.count < high - low + 1 ? Set(uids) : nil
+            return (PostgresQuery(unsafeSQL: sql + " ORDER BY uid", binds: binds), filter)
         }
         return try await run(logger) {
             var records: [MessageRecord] = []
             records.reserveCapacity(uids.count)
             var total = 0
-            let live = try await client.prepared(
-                query(
-                    """
-                    SELECT *, false AS expunged FROM messages
-                    WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
-                    """, uidList, cut: budgeted), logger: logger)
+            let (liveQuery, liveFilter) = query(
+                "SELECT *, false AS expunged FROM messages", uidList, cut: budgeted)
+            let live = try await client.prepared(liveQuery, logger: logger)
             for row in live {
-                records.append(try Self.record(row, columns: columns))
+                let record = try Self.record(row, columns: columns)
+                if let liveFilter, !liveFilter.contains(Int64(record.uid.rawValue)) { continue }
+                records.append(record)
                 if budgeted && total == 0 { total = Int(try PostgresRandomAccessRow(row)["total"].decode(Int64.self)) }
             }
             // Cut by the budget: the batch covers the UIDs up to its last row.
@@ -664,27 +681,22 @@ extension PostgresMailStore {
                 // while the content exists (STYLE.md §4.6).
                 let found = Set(records.map { Int64($0.uid.rawValue) })
                 let missing = uidList.prefix(covered).filter { !found.contains($0) }
-                let gone = try await client.prepared(
-                    query(
-                        """
+                let (goneQuery, goneFilter) = query(
+                    """
+                    SELECT * FROM (
                         SELECT account_id, mailbox_id, uid, content_id, flags, keywords, internal_date, internal_zone,
                             size, modseq, NULL::bigint AS saved_at, true AS expunged FROM expunged
-                        WHERE account_id = $1 AND mailbox_id = $2 AND uid = ANY($3::bigint[])
-                            AND content_id IS NOT NULL
-                        """, missing, cut: false), logger: logger)
-                for row in gone { records.append(try Self.record(row, columns: columns)) }
+                        WHERE content_id IS NOT NULL) e
+                    """, missing, cut: false)
+                for row in try await client.prepared(goneQuery, logger: logger) {
+                    let record = try Self.record(row, columns: columns)
+                    if let goneFilter, !goneFilter.contains(Int64(record.uid.rawValue)) { continue }
+                    records.append(record)
+                }
                 records.sort { $0.uid < $1.uid }
             }
             return FetchedBatch(records: records, covered: covered)
         }
-    }
-
-    static func binds(_ account: Int64, _ mailbox: Int64, _ uids: [Int64]) -> PostgresBindings {
-        var binds = PostgresBindings(capacity: 3)
-        binds.append(account)
-        binds.append(mailbox)
-        binds.append(uids)
-        return binds
     }
 
     /// The content columns FETCH may ask for, in the order they are selected and decoded.

@@ -20,7 +20,8 @@ extension Session {
         }
         pendingHighestModSeq = false
         if parameters.condstore { condstore = true }
-        var snapshot = try await store.select(account: account, name: name, claimRecent: !readOnly && !rev2, logger: logger)
+        var snapshot = try await store.select(
+            account: account, name: name, claimRecent: !readOnly && !rev2, logger: logger)
         if rev2 { snapshot.recent = [] }  // RFC 9051 has no \Recent
         var newView = MailboxView(snapshot: snapshot, readOnly: readOnly)
         view = newView
