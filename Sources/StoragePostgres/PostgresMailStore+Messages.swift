@@ -699,6 +699,56 @@ extension PostgresMailStore {
         }
     }
 
+    /// Sets smaller than this are read directly; larger ones through the flags cache.
+    static let flagsCacheThreshold = 64
+
+    /// A flags-only FETCH: from the flags cache, brought up to date by the changes since its entry (one statement
+    /// that reads only what changed), or read whole the first time. UIDs the picture lacks (expunged elsewhere, that
+    /// this session has not been told of) are served from their tombstones as `fetch` does.
+    public func flags(account: AccountID, mailbox: MailboxID, uids: [UID], logger: Logger) async throws(StoreError)
+        -> [MessageFlagsRecord]
+    {
+        guard uids.count >= Self.flagsCacheThreshold else {
+            return try await fetch(account: account, mailbox: mailbox, uids: uids, columns: [], logger: logger).map {
+                MessageFlagsRecord(uid: $0.uid, flags: $0.flags, modSeq: $0.modSeq)
+            }
+        }
+        let key = FlagsCache.Key(account: account, mailbox: mailbox)
+        let cached = flagsCache.entry(key)
+        var entry: FlagsCache.Entry
+        let delta = try await changes(
+            account: account, mailbox: mailbox, since: cached?.highestModSeq ?? ModSeq(0), logger: logger)
+        if let cached, !delta.expungedIncomplete {
+            entry = cached.applying(delta)
+        } else {
+            // Read whole: every message has a modseq above 0 (tombstones are of no use to an empty picture).
+            let whole =
+                cached == nil
+                ? delta
+                : try await changes(
+                    account: account, mailbox: mailbox, since: ModSeq(0), logger: logger)
+            entry = FlagsCache.Entry(highestModSeq: ModSeq(0)).applying(
+                MailboxDelta(changed: whole.changed, highestModSeq: whole.highestModSeq))
+        }
+        if entry.highestModSeq != cached?.highestModSeq { flagsCache.store(entry, at: key) }
+        var result: [MessageFlagsRecord] = []
+        result.reserveCapacity(uids.count)
+        var absent: [UID] = []
+        for uid in uids {
+            if let i = entry.index(of: uid) {
+                result.append(MessageFlagsRecord(uid: uid, flags: entry.flags[i], modSeq: entry.modSeqs[i]))
+            } else {
+                absent.append(uid)
+            }
+        }
+        if !absent.isEmpty {
+            let gone = try await fetch(account: account, mailbox: mailbox, uids: absent, columns: [], logger: logger)
+            result += gone.map { MessageFlagsRecord(uid: $0.uid, flags: $0.flags, modSeq: $0.modSeq) }
+            result.sort { $0.uid < $1.uid }
+        }
+        return result
+    }
+
     /// The content columns FETCH may ask for, in the order they are selected and decoded.
     /// The content columns FETCH may ask for, in the order they are selected and decoded, with their stored sizes.
     static let contentColumns: [(FetchColumns, String, String)] = [

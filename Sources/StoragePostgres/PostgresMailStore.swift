@@ -17,6 +17,7 @@ public final class PostgresMailStore: MailStore {
     let timeout: Duration
     /// The UID lists of recently selected mailboxes (SELECT reads only what changed since).
     let selectCache = SelectCache()
+    let flagsCache = FlagsCache()
     static let notifyChannel = "mailhost_changes"
     /// The commit's transaction time in epoch milliseconds, last in every change notification: the change feed
     /// measures its lag from it. `now()` is constant within a transaction, so PostgreSQL still folds identical

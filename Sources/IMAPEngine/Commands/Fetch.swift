@@ -69,6 +69,9 @@ extension Session {
             if !seenSet.isEmpty { viewIsStale = true }
         }
 
+        if seenSet.isEmpty, items.allSatisfy({ $0 == .uid || $0 == .flags || $0 == .modSeq }) {
+            return try await fetchFlagsOnly(uids, items: items, account: account, mailbox: current.mailbox)
+        }
         let plan = FetchPlan(items: items)
         let batchSize = plan.needsContent ? Self.fetchBatchWithBodies : Self.fetchBatchMetadata
         // The next batch is read while this one is written, so the store and the client side overlap; at most two
@@ -102,6 +105,66 @@ extension Session {
         }
         if missing || lostContent {
             // RFC 9051 §7.1: some messages were expunged and their content is gone (before or while they were read).
+            throw IMAPError.no(.expungeIssued, "Some messages were expunged before they could be fetched")
+        }
+        return Completion("FETCH completed")
+    }
+
+    /// UIDs per `flags` call of a flags-only FETCH (what one holds: about 32 bytes a message).
+    static let flagsBatch = 16384
+
+    /// A flags-only FETCH (a client's resync: UID, FLAGS, MODSEQ): the store answers from what it keeps of the
+    /// mailbox, and the lines are written without the general per-item machinery.
+    private func fetchFlagsOnly(_ uids: [UID], items: [FetchAttribute], account: AccountID, mailbox: MailboxID)
+        async throws -> Completion
+    {
+        var missing = false
+        var start = 0
+        while start < uids.count {
+            let batch = Array(uids[start..<min(start + Self.flagsBatch, uids.count)])
+            start += batch.count
+            let records = try await store.flags(account: account, mailbox: mailbox, uids: batch, logger: logger)
+            if records.count < batch.count { missing = true }
+            if items.contains(.flags) {
+                let announcements = view?.announceKeywords(of: records.lazy.map(\.flags)) ?? []
+                if !announcements.isEmpty {
+                    var w = responseWriter()
+                    for response in announcements { w.untagged(response) }
+                    try await out.send(w)
+                }
+            }
+            guard let view else { break }
+            var w = responseWriter()
+            for record in records {
+                guard let index = view.index(of: record.uid) else { continue }
+                w.raw("* ")
+                w.number(UInt64(index + 1))
+                w.raw(" FETCH (")
+                for (i, item) in items.enumerated() {
+                    if i > 0 { w.raw(" ") }
+                    switch item {
+                    case .uid:
+                        w.raw("UID ")
+                        w.number(UInt64(record.uid.rawValue))
+                    case .modSeq:
+                        w.raw("MODSEQ (")
+                        w.number(UInt64(clamping: record.modSeq.rawValue))
+                        w.raw(")")
+                    default:
+                        w.raw("FLAGS ")
+                        w.flagList(record.flags, recent: view.recent.contains(record.uid))
+                    }
+                }
+                w.raw(")\r\n")
+                if w.count >= ResponseSink.batchSize {
+                    try await out.send(w)
+                    w.removeAll()
+                }
+            }
+            try await out.send(w)
+        }
+        if missing {
+            // RFC 9051 §7.1: some messages were expunged and their content is gone.
             throw IMAPError.no(.expungeIssued, "Some messages were expunged before they could be fetched")
         }
         return Completion("FETCH completed")

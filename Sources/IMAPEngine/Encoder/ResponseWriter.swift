@@ -59,6 +59,50 @@ struct ResponseWriter {
         }
     }
 
+    /// A number in decimal, without going through a String.
+    mutating func number(_ value: UInt64) {
+        var width = 1
+        var bound: UInt64 = 10
+        while width < 20 && value >= bound {
+            width += 1
+            bound = bound &* 10
+        }
+        let end = bytes.count + width
+        bytes.append(contentsOf: repeatElement(0x30, count: width))
+        var rest = value
+        var i = end - 1
+        while rest > 0 {
+            bytes[i] = UInt8(truncatingIfNeeded: rest % 10) + 0x30
+            rest /= 10
+            i -= 1
+        }
+    }
+
+    /// The system flags' atoms in the order `MessageFlags.flags` gives, then the keywords: `flags` without building
+    /// an array of `Flag`s (a flags-only FETCH writes one such list per message).
+    mutating func flagList(_ flags: MessageFlags, recent: Bool) {
+        bytes.append(0x28)  // (
+        var first = true
+        func add(_ atom: StaticString) {
+            if !first { bytes.append(0x20) }
+            first = false
+            bytes.append(contentsOf: UnsafeBufferPointer(start: atom.utf8Start, count: atom.utf8CodeUnitCount))
+        }
+        let system = flags.system
+        if system.contains(.answered) { add("\\Answered") }
+        if system.contains(.flagged) { add("\\Flagged") }
+        if system.contains(.deleted) { add("\\Deleted") }
+        if system.contains(.seen) { add("\\Seen") }
+        if system.contains(.draft) { add("\\Draft") }
+        for keyword in flags.keywords {
+            if !first { bytes.append(0x20) }
+            first = false
+            bytes.append(contentsOf: Flag.keyword(keyword).wire.utf8)
+        }
+        if recent && !utf8Names { add("\\Recent") }
+        bytes.append(0x29)  // )
+    }
+
     mutating func flags(_ flags: MessageFlags, recent: Bool) {
         raw("(")
         var first = true

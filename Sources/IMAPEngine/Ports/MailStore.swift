@@ -107,6 +107,18 @@ public struct MailboxDelta: Sendable, Equatable {
     }
 }
 
+/// What a flags-only FETCH (UID, FLAGS, MODSEQ) needs of a message.
+public struct MessageFlagsRecord: Sendable, Equatable {
+    public var uid: UID
+    public var flags: MessageFlags
+    public var modSeq: ModSeq
+    public init(uid: UID, flags: MessageFlags, modSeq: ModSeq) {
+        self.uid = uid
+        self.flags = flags
+        self.modSeq = modSeq
+    }
+}
+
 /// Which message data a FETCH needs from the store.
 public struct FetchColumns: OptionSet, Sendable, Hashable {
     public var rawValue: UInt16
@@ -194,6 +206,15 @@ extension MailStore {
     }
 
     /// Every row of `uids` at once (for tools that read few messages at a time).
+    /// `flags` through `fetch`, for stores with nothing faster.
+    public func flags(account: AccountID, mailbox: MailboxID, uids: [UID], logger: Logger) async throws(StoreError)
+        -> [MessageFlagsRecord]
+    {
+        try await fetch(account: account, mailbox: mailbox, uids: uids, columns: [], logger: logger).map {
+            MessageFlagsRecord(uid: $0.uid, flags: $0.flags, modSeq: $0.modSeq)
+        }
+    }
+
     public func fetch(account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, logger: Logger)
         async throws(StoreError) -> [MessageRecord]
     {
@@ -320,6 +341,10 @@ public protocol MailStore: Sendable {
     func fetch(
         account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, byteBudget: Int?, logger: Logger
     ) async throws(StoreError) -> FetchedBatch
+    /// UID, flags and modseq of each message of `uids` that exists, or was expunged elsewhere with its content still
+    /// kept (as `fetch` serves it), ascending: a flags-only FETCH. The whole set is answered at once.
+    func flags(account: AccountID, mailbox: MailboxID, uids: [UID], logger: Logger) async throws(StoreError)
+        -> [MessageFlagsRecord]
     /// Byte ranges of stored contents, in the order asked.
     func contentBytes(account: AccountID, slices: [ContentSlice], logger: Logger) async throws(StoreError) -> [[UInt8]]
 

@@ -1,0 +1,131 @@
+import IMAPEngine
+import Synchronization
+
+/// The flags of recently fetched mailboxes, per instance, so that a flags-only FETCH (a client's resync, often
+/// `1:*`) reads only what changed since the entry was taken instead of every message row.
+///
+/// An entry is an exact picture of the mailbox at its HIGHESTMODSEQ: the store reads the changes above that modseq
+/// (messages whose modseq is higher, with their current flags, and the tombstones of those expunged) in one
+/// statement with the mailbox's HIGHESTMODSEQ, which gives an exact picture at the new HIGHESTMODSEQ (DESIGN.md §3:
+/// every change takes a modseq under the mailbox row's lock). Entries are keyed by mailbox id, never reused, so a
+/// recreated mailbox never meets an old entry; an entry is replaced only by a newer one. Bounded by `capacity`
+/// bytes (an estimate of what the arrays hold); least recently used mailboxes go first.
+final class FlagsCache: Sendable {
+    struct Key: Hashable {
+        var account: AccountID
+        var mailbox: MailboxID
+    }
+
+    struct Entry {
+        var highestModSeq: ModSeq
+        /// Ascending.
+        var uids: [UID]
+        var flags: [MessageFlags]
+        var modSeqs: [ModSeq]
+        var keywordBytes = 0
+        var lastUse: UInt64 = 0
+
+        init(highestModSeq: ModSeq) {
+            self.highestModSeq = highestModSeq
+            uids = []
+            flags = []
+            modSeqs = []
+        }
+
+        var cost: Int { 64 + uids.count * 32 + keywordBytes }
+
+        func index(of uid: UID) -> Int? {
+            let i = uids.partitionPoint { $0 < uid }
+            return i < uids.count && uids[i] == uid ? i : nil
+        }
+
+        /// This picture moved forward by `delta`, read from its HIGHESTMODSEQ (and not `expungedIncomplete`).
+        func applying(_ delta: MailboxDelta) -> Entry {
+            var next = self
+            if !delta.expunged.isEmpty {
+                let gone = Set(delta.expunged)
+                if next.uids.contains(where: { gone.contains($0) }) {
+                    var (uids, flags, modSeqs): ([UID], [MessageFlags], [ModSeq]) = ([], [], [])
+                    for i in next.uids.indices {
+                        if gone.contains(next.uids[i]) {
+                            next.keywordBytes -= Self.keywordCost(next.flags[i])
+                            continue
+                        }
+                        uids.append(next.uids[i])
+                        flags.append(next.flags[i])
+                        modSeqs.append(next.modSeqs[i])
+                    }
+                    (next.uids, next.flags, next.modSeqs) = (uids, flags, modSeqs)
+                }
+            }
+            for change in delta.changed {
+                if let i = next.index(of: change.uid) {
+                    next.keywordBytes -= Self.keywordCost(next.flags[i])
+                    next.flags[i] = change.flags
+                    next.modSeqs[i] = change.modSeq
+                } else {
+                    // New since (UIDs are allocated in commit order, so almost always at the end).
+                    let i = next.uids.partitionPoint { $0 < change.uid }
+                    next.uids.insert(change.uid, at: i)
+                    next.flags.insert(change.flags, at: i)
+                    next.modSeqs.insert(change.modSeq, at: i)
+                }
+                next.keywordBytes += Self.keywordCost(change.flags)
+            }
+            next.highestModSeq = max(next.highestModSeq, delta.highestModSeq)
+            return next
+        }
+
+        static func keywordCost(_ flags: MessageFlags) -> Int {
+            flags.keywords.reduce(0) { $0 + 32 + $1.utf8.count }
+        }
+    }
+
+    private struct State {
+        var entries: [Key: Entry] = [:]
+        var held = 0
+        var clock: UInt64 = 0
+    }
+
+    let capacity: Int
+    private let state = Mutex(State())
+
+    /// 32 MiB: ten mailboxes of 100,000 messages.
+    init(capacity: Int = 32 << 20) {
+        self.capacity = capacity
+    }
+
+    /// Bytes held (for tests).
+    var held: Int { state.withLock { $0.held } }
+
+    func entry(_ key: Key) -> Entry? {
+        state.withLock { state in
+            state.clock += 1
+            state.entries[key]?.lastUse = state.clock
+            return state.entries[key]
+        }
+    }
+
+    /// Keeps `entry` unless it alone exceeds the capacity or a newer one is held, evicting the least recently used
+    /// others until the total fits.
+    func store(_ entry: Entry, at key: Key) {
+        guard entry.cost <= capacity else { return }
+        state.withLock { state in
+            if let old = state.entries[key] {
+                if old.highestModSeq >= entry.highestModSeq { return }
+                state.held -= old.cost
+            }
+            state.clock += 1
+            var entry = entry
+            entry.lastUse = state.clock
+            state.entries[key] = entry
+            state.held += entry.cost
+            while state.held > capacity,
+                let victim = state.entries.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse })
+            {
+                state.held -= victim.value.cost
+                state.entries[victim.key] = nil
+            }
+        }
+    }
+}
