@@ -891,7 +891,11 @@ struct ContentRow: Sendable {
     }
 
     /// PostgreSQL text cannot hold NUL.
-    static func clean(_ s: String) -> String { s.contains("\0") ? s.replacingOccurrences(of: "\0", with: " ") : s }
+    static func clean(_ s: String) -> String {
+        // A byte scan: Foundation's `contains` on a String is a locale-aware search, a tenth of an APPEND's CPU.
+        guard s.utf8.contains(0) else { return s }
+        return String(decoding: s.utf8.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
 
     /// The sort and thread keys as text columns can hold them.
     static func cleaned(_ keys: SortKeys) -> SortKeys {

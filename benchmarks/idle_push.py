@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Cross-instance IDLE push latency: how long after an APPEND on one instance an IDLE client on another hears EXISTS.
+
+    benchmarks/idle_push.py --append-port 18143 --idle-port 18243 --user imaptest150 --password imaptest1 \\
+        --idlers 20 --appends 300 --interval 0.05
+
+`--idlers` connections IDLE on INBOX through the second instance; one connection APPENDs (LITERAL+) to the same
+INBOX through the first, `--appends` times, `--interval` seconds apart. The latency of each push is the time from
+the APPEND's tagged OK (the message is committed) to the `* n EXISTS` on each IDLE connection. Prints the median,
+p90, p99 and the maximum in milliseconds. Run it while a load runs (e.g. imaptest's default mix) to measure push
+under load; it does not start the load itself.
+"""
+import argparse
+import socket
+import statistics
+import threading
+import time
+
+
+def connect(host, port, user, password):
+    s = socket.create_connection((host, port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(f'a LOGIN {user} "{password}"\r\n'.encode())
+    while not f.readline().startswith(b"a "):
+        pass
+    s.sendall(b"b SELECT INBOX\r\n")
+    while True:
+        line = f.readline()
+        if line.startswith(b"b "):
+            if not line.startswith(b"b OK"):
+                raise RuntimeError(line)
+            break
+    return s, f
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--append-port", type=int, required=True)
+    p.add_argument("--idle-port", type=int, required=True)
+    p.add_argument("--user", default="imaptest150")
+    p.add_argument("--password", default="imaptest1")
+    p.add_argument("--idlers", type=int, default=20)
+    p.add_argument("--appends", type=int, default=300)
+    p.add_argument("--interval", type=float, default=0.05)
+    args = p.parse_args()
+
+    committed = {}  # EXISTS count -> time the APPEND that made it was answered
+    heard = []  # (exists count, time heard)
+    lock = threading.Lock()
+    ready = threading.Barrier(args.idlers + 1)
+    stop = threading.Event()
+
+    def idler():
+        s, f = connect(args.host, args.idle_port, args.user, args.password)
+        s.sendall(b"i IDLE\r\n")
+        line = f.readline()
+        if not line.startswith(b"+"):
+            raise RuntimeError(line)
+        ready.wait()
+        s.settimeout(1.0)
+        while not stop.is_set():
+            try:
+                line = f.readline()
+            except (socket.timeout, TimeoutError):
+                continue
+            if not line:
+                break
+            now = time.perf_counter()
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == b"EXISTS":
+                with lock:
+                    heard.append((int(parts[1]), now))
+        try:
+            s.sendall(b"DONE\r\n")
+            s.close()
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=idler, daemon=True) for _ in range(args.idlers)]
+    for t in threads:
+        t.start()
+    appender, af = connect(args.host, args.append_port, args.user, args.password)
+    ready.wait()
+    time.sleep(0.5)
+    body = b"From: push@example.org\r\nSubject: push\r\n\r\n" + b"x" * 1000 + b"\r\n"
+    for n in range(args.appends):
+        appender.sendall(f"p{n} APPEND INBOX {{{len(body)}+}}\r\n".encode() + body + b"\r\n")
+        exists = None
+        while True:
+            line = af.readline()
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == b"EXISTS":
+                exists = int(parts[1])
+            if line.startswith(f"p{n} ".encode()):
+                done = time.perf_counter()
+                if not line.startswith(f"p{n} OK".encode()):
+                    raise RuntimeError(line)
+                # APPENDUID's UID is not the EXISTS count; the appender's own selected view says the count.
+                appender.sendall(f"q{n} NOOP\r\n".encode())
+                while True:
+                    l2 = af.readline()
+                    p2 = l2.split()
+                    if len(p2) == 3 and p2[2] == b"EXISTS":
+                        exists = int(p2[1])
+                    if l2.startswith(f"q{n} ".encode()):
+                        break
+                break
+        if exists is not None:
+            committed[exists] = done
+        time.sleep(args.interval)
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(timeout=3)
+    latencies = []
+    with lock:
+        for count, when in heard:
+            # A push may cover several appends (EXISTS jumps): it answers for each count up to it.
+            if count in committed:
+                latencies.append((when - committed[count]) * 1000)
+    if not latencies:
+        print("no pushes matched")
+        return
+    latencies.sort()
+    q = lambda f: latencies[min(len(latencies) - 1, int(f * len(latencies)))]
+    print(f"pushes={len(latencies)} expected={args.appends * args.idlers} median={statistics.median(latencies):.1f}ms "
+          f"p90={q(0.90):.1f}ms p99={q(0.99):.1f}ms max={latencies[-1]:.1f}ms")
+
+
+if __name__ == "__main__":
+    main()
