@@ -60,19 +60,23 @@ def main():
         if not line.startswith(b"+"):
             raise RuntimeError(line)
         ready.wait()
-        s.settimeout(1.0)
+        s.settimeout(0.5)
+        buffered = b""
         while not stop.is_set():
             try:
-                line = f.readline()
+                chunk = s.recv(65536)
             except (socket.timeout, TimeoutError):
                 continue
-            if not line:
+            if not chunk:
                 break
             now = time.perf_counter()
-            parts = line.split()
-            if len(parts) == 3 and parts[2] == b"EXISTS":
-                with lock:
-                    heard.append((int(parts[1]), now))
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\r\n")
+            for line in lines:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == b"EXISTS":
+                    with lock:
+                        heard.append((int(parts[1]), now))
         try:
             s.sendall(b"DONE\r\n")
             s.close()
