@@ -6,7 +6,8 @@
 
 `--idlers` connections IDLE on INBOX through the second instance; one connection APPENDs (LITERAL+) to the same
 INBOX through the first, `--appends` times, `--interval` seconds apart. The latency of each push is the time from
-the APPEND's tagged OK (the message is committed) to the `* n EXISTS` on each IDLE connection. Prints the median,
+sending the APPEND to the `* n EXISTS` on each IDLE connection, so it includes storing the message (under load the
+tagged OK can reach the appender after the push reaches the IDLE clients). Prints the median,
 p90, p99 and the maximum in milliseconds. Run it while a load runs (e.g. imaptest's default mix) to measure push
 under load; it does not start the load itself.
 """
@@ -91,6 +92,7 @@ def main():
     time.sleep(0.5)
     body = b"From: push@example.org\r\nSubject: push\r\n\r\n" + b"x" * 1000 + b"\r\n"
     for n in range(args.appends):
+        sent = time.perf_counter()
         appender.sendall(f"p{n} APPEND INBOX {{{len(body)}+}}\r\n".encode() + body + b"\r\n")
         exists = None
         while True:
@@ -99,7 +101,6 @@ def main():
             if len(parts) == 3 and parts[2] == b"EXISTS":
                 exists = int(parts[1])
             if line.startswith(f"p{n} ".encode()):
-                done = time.perf_counter()
                 if not line.startswith(f"p{n} OK".encode()):
                     raise RuntimeError(line)
                 # APPENDUID's UID is not the EXISTS count; the appender's own selected view says the count.
@@ -113,7 +114,7 @@ def main():
                         break
                 break
         if exists is not None:
-            committed[exists] = done
+            committed[exists] = sent
         time.sleep(args.interval)
     time.sleep(1.0)
     stop.set()

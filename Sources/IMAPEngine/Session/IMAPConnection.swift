@@ -1,4 +1,3 @@
-import AsyncAlgorithms
 import Logging
 import NIOCore
 import Synchronization
@@ -76,6 +75,7 @@ public enum IMAPConnection {
         let session = Session(
             server: server, info: info, out: sink, signals: signals, tls: tls, compression: compression, login: login)
         defer { session.cleanup() }
+        let events = SessionEventQueue()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
@@ -83,15 +83,26 @@ public enum IMAPConnection {
                     signals.post(.tick)
                 }
             }
-            defer { group.cancelAll() }
+            // Client input ends with `.clientClosed`, so the end of the input ends the session even though the
+            // signals never finish.
+            group.addTask {
+                do {
+                    for try await input in inbound { await events.deliver(.client(input)) }
+                    await events.deliver(.clientClosed)
+                } catch {
+                    events.finish(throwing: error)
+                }
+            }
+            group.addTask {
+                for await _ in signals.wakes { events.wake() }
+            }
+            defer {
+                events.finish()
+                group.cancelAll()
+            }
             do {
                 try await session.greet()
-                // Client input ends with `.clientClosed`, so the end of the input ends the session even though the
-                // signals never finish (merge would otherwise wait for both).
-                let events = merge(
-                    chain(inbound.map { SessionEvent.client($0) }, [SessionEvent.clientClosed].async),
-                    signals.wakes.map { SessionEvent.signalled })
-                for try await event in events {
+                while let event = try await events.next() {
                     if try await session.handle(event) == .close { break }
                 }
                 // Cancelled (the peer left, or the account was disabled mid-command): nothing more can be said.
