@@ -1,5 +1,4 @@
 import IMAPEngine
-import Synchronization
 
 /// The flags of recently fetched mailboxes, per instance, so that a flags-only FETCH (a client's resync, often
 /// `1:*`) reads only what changed since the entry was taken instead of every message row.
@@ -23,7 +22,6 @@ final class FlagsCache: Sendable {
         var flags: [MessageFlags]
         var modSeqs: [ModSeq]
         var keywordBytes = 0
-        var lastUse: UInt64 = 0
 
         init(highestModSeq: ModSeq) {
             self.highestModSeq = highestModSeq
@@ -81,51 +79,22 @@ final class FlagsCache: Sendable {
         }
     }
 
-    private struct State {
-        var entries: [Key: Entry] = [:]
-        var held = 0
-        var clock: UInt64 = 0
-    }
-
-    let capacity: Int
-    private let state = Mutex(State())
+    private let entries: LRUCache<Key, Entry>
+    var capacity: Int { entries.capacity }
 
     /// 32 MiB: ten mailboxes of 100,000 messages.
     init(capacity: Int = 32 << 20) {
-        self.capacity = capacity
+        entries = LRUCache(capacity: capacity) { _, entry in entry.cost }
     }
 
     /// Bytes held (for tests).
-    var held: Int { state.withLock { $0.held } }
+    var held: Int { entries.held }
 
-    func entry(_ key: Key) -> Entry? {
-        state.withLock { state in
-            state.clock += 1
-            state.entries[key]?.lastUse = state.clock
-            return state.entries[key]
-        }
-    }
+    func entry(_ key: Key) -> Entry? { entries.value(key) }
 
     /// Keeps `entry` unless it alone exceeds the capacity or a newer one is held, evicting the least recently used
     /// others until the total fits.
     func store(_ entry: Entry, at key: Key) {
-        guard entry.cost <= capacity else { return }
-        state.withLock { state in
-            if let old = state.entries[key] {
-                if old.highestModSeq >= entry.highestModSeq { return }
-                state.held -= old.cost
-            }
-            state.clock += 1
-            var entry = entry
-            entry.lastUse = state.clock
-            state.entries[key] = entry
-            state.held += entry.cost
-            while state.held > capacity,
-                let victim = state.entries.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse })
-            {
-                state.held -= victim.value.cost
-                state.entries[victim.key] = nil
-            }
-        }
+        entries.store(entry, at: key) { old, new in old.highestModSeq < new.highestModSeq }
     }
 }

@@ -1,5 +1,4 @@
 import IMAPEngine
-import Synchronization
 
 /// The UID lists of recently selected mailboxes, per instance, so that SELECT of a large mailbox reads only what
 /// changed since (DESIGN.md §3: UIDs and modseqs are allocated under the mailbox row's lock, so every message a
@@ -22,57 +21,28 @@ final class SelectCache: Sendable {
         var uidNext: UID
         var highestModSeq: ModSeq
         var uids: [UID]
-        var lastUse: UInt64 = 0
     }
 
-    private struct State {
-        var entries: [Key: Entry] = [:]
-        var held = 0
-        var clock: UInt64 = 0
-    }
-
-    let capacity: Int
-    private let state = Mutex(State())
+    private let entries: LRUCache<Key, Entry>
+    var capacity: Int { entries.capacity }
 
     /// 4 million units (16 MiB): forty mailboxes of 100,000 messages, or 100,000 small ones.
     init(capacity: Int = 4_000_000) {
-        self.capacity = capacity
+        entries = LRUCache(capacity: capacity) { key, entry in Self.cost(entry, key) }
     }
 
     /// Units held (for tests).
-    var held: Int { state.withLock { $0.held } }
+    var held: Int { entries.held }
 
     /// What an entry costs, in units of 4 bytes: its UIDs, its fixed part and its key's name.
     static func cost(_ entry: Entry, _ key: Key) -> Int { entry.uids.count + 32 + key.name.utf8.count / 4 }
 
-    func entry(_ key: Key) -> Entry? {
-        state.withLock { state in
-            state.clock += 1
-            state.entries[key]?.lastUse = state.clock
-            return state.entries[key]
-        }
-    }
+    func entry(_ key: Key) -> Entry? { entries.value(key) }
 
     /// Keeps `entry` unless it alone exceeds the capacity (an older entry for the mailbox is replaced only by a newer
     /// one), evicting the least recently used others until the total fits.
     func store(_ entry: Entry, at key: Key) {
-        guard Self.cost(entry, key) <= capacity else { return }
-        state.withLock { state in
-            if let old = state.entries[key] {
-                if old.mailbox == entry.mailbox, old.highestModSeq > entry.highestModSeq { return }
-                state.held -= Self.cost(old, key)
-            }
-            state.clock += 1
-            var entry = entry
-            entry.lastUse = state.clock
-            state.entries[key] = entry
-            state.held += Self.cost(entry, key)
-            while state.held > capacity,
-                let victim = state.entries.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse })
-            {
-                state.held -= Self.cost(victim.value, victim.key)
-                state.entries[victim.key] = nil
-            }
+        entries.store(entry, at: key) { old, new in old.mailbox != new.mailbox || old.highestModSeq <= new.highestModSeq
         }
     }
 
