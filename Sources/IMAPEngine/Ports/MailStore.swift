@@ -107,17 +107,8 @@ public struct MailboxDelta: Sendable, Equatable {
     }
 }
 
-/// What a flags-only FETCH (UID, FLAGS, MODSEQ) needs of a message.
-public struct MessageFlagsRecord: Sendable, Equatable {
-    public var uid: UID
-    public var flags: MessageFlags
-    public var modSeq: ModSeq
-    public init(uid: UID, flags: MessageFlags, modSeq: ModSeq) {
-        self.uid = uid
-        self.flags = flags
-        self.modSeq = modSeq
-    }
-}
+/// What a flags-only FETCH (UID, FLAGS, MODSEQ) needs of a message: what a changes delta says of one.
+public typealias MessageFlagsRecord = MailboxDelta.FlagChange
 
 /// Which message data a FETCH needs from the store.
 public struct FetchColumns: OptionSet, Sendable, Hashable {
