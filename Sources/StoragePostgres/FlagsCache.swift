@@ -9,7 +9,7 @@ import IMAPEngine
 /// every change takes a modseq under the mailbox row's lock). Entries are keyed by mailbox id, never reused, so a
 /// recreated mailbox never meets an old entry; an entry is replaced only by a newer one. Bounded by `capacity`
 /// bytes (an estimate of what the arrays hold); least recently used mailboxes go first.
-final class FlagsCache: Sendable {
+public final class FlagsCache: Sendable {
     struct Key: Hashable {
         var account: AccountID
         var mailbox: MailboxID
@@ -22,6 +22,9 @@ final class FlagsCache: Sendable {
         var flags: [MessageFlags]
         var modSeqs: [ModSeq]
         var keywordBytes = 0
+        /// The mailbox did not fit the cache: a marker that sends its flags-only FETCHes to the rows, so a mailbox
+        /// too large to keep is not read whole again for each batch.
+        var oversized = false
 
         init(highestModSeq: ModSeq) {
             self.highestModSeq = highestModSeq
@@ -83,7 +86,9 @@ final class FlagsCache: Sendable {
     var capacity: Int { entries.capacity }
 
     /// 32 MiB: ten mailboxes of 100,000 messages.
-    init(capacity: Int = 32 << 20) {
+    public static let defaultCapacity = 32 << 20
+
+    init(capacity: Int = defaultCapacity) {
         entries = LRUCache(capacity: capacity) { _, entry in entry.cost }
     }
 
@@ -92,9 +97,14 @@ final class FlagsCache: Sendable {
 
     func entry(_ key: Key) -> Entry? { entries.value(key) }
 
-    /// Keeps `entry` unless it alone exceeds the capacity or a newer one is held, evicting the least recently used
-    /// others until the total fits.
+    /// Keeps `entry` (only an `oversized` marker when it alone exceeds the capacity) unless a newer one is held,
+    /// evicting the least recently used others until the total fits.
     func store(_ entry: Entry, at key: Key) {
+        var entry = entry
+        if entry.cost > capacity {
+            entry = Entry(highestModSeq: entry.highestModSeq)
+            entry.oversized = true
+        }
         entries.store(entry, at: key) { old, new in old.highestModSeq < new.highestModSeq }
     }
 }

@@ -75,7 +75,8 @@ extension PostgresMailStore {
                 array(SELECT uid FROM expunged e
                       WHERE e.account_id = b.account_id AND e.mailbox_id = b.mailbox_id AND e.modseq > \(fromModSeq))
             FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
-            """, logger: logger)
+            """, logger: logger
+        ).collect()
         guard let row = rows.first else { throw StoreError.mailboxNotFound }
         let (id, validity, next, modseq, keywords, firstRecent, floor, firstUnseen, added, expunged) =
             try row.decode((Int64, Int64, Int64, Int64, [String], Int64, Int64, Int64?, [Int64], [Int64]).self)
@@ -125,7 +126,8 @@ extension PostgresMailStore {
                       FOR UPDATE) o
                 WHERE b.account_id = \(account.rawValue) AND b.mailbox_id = \(mailbox.rawValue)
                 RETURNING o.old
-                """, logger: logger)
+                """, logger: logger
+            ).collect()
             guard let old = try rows.first?.decode(Int64.self) else { return nil }
             return UInt32(truncatingIfNeeded: old)...upTo.rawValue
         }
@@ -154,7 +156,7 @@ extension PostgresMailStore {
                 """, logger: logger)
             var exists = false
             var delta = MailboxDelta(highestModSeq: since)
-            for row in rows {
+            for try await row in rows {
                 let (kind, uid, flags, keywords, modseq, firstRecent) = try row.decode(
                     (Int32, Int64, Int16, [String], Int64, Int64).self)
                 switch kind {
@@ -266,7 +268,8 @@ extension PostgresMailStore {
             SELECT b.uidvalidity, m.uid, m.content_id, pg_notify(\(Self.notifyChannel),
                 \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
             FROM b, m
-            """, logger: logger)
+            """, logger: logger
+        ).collect()
         guard let row = rows.first else { return nil }
         let (validity, uid, contentID, _) = try row.decode((Int64, Int64, Int64, String).self)
         let result = AppendResult(
@@ -448,7 +451,8 @@ extension PostgresMailStore {
                     coalesce(b.highestmodseq, cur.modseq), ch.uid IS NOT NULL, NOT coalesce(cur.passes, true)
                 FROM l LEFT JOIN cur ON true LEFT JOIN ch ON ch.uid = cur.uid LEFT JOIN b ON ch.uid IS NOT NULL
                 ORDER BY cur.uid
-                """, logger: logger)
+                """, logger: logger
+            ).collect()
             guard !rows.isEmpty else { throw StoreError.mailboxNotFound }
             var result: [StoredFlags] = []
             for row in rows {
@@ -511,7 +515,7 @@ extension PostgresMailStore {
             FROM t ORDER BY uid
             """, logger: logger)
         var expunged: [UID] = []
-        for row in rows {
+        for try await row in rows {
             let (uid, _) = try row.decode((Int64, String).self)
             expunged.append(UID(UInt32(truncatingIfNeeded: uid)))
         }
@@ -665,7 +669,7 @@ extension PostgresMailStore {
             let (liveQuery, liveFilter) = query(
                 "SELECT *, false AS expunged FROM messages", uidList, cut: budgeted)
             let live = try await client.prepared(liveQuery, logger: logger)
-            for row in live {
+            for try await row in live {
                 let record = try Self.record(row, columns: columns)
                 if let liveFilter, !liveFilter.contains(Int64(record.uid.rawValue)) { continue }
                 records.append(record)
@@ -688,7 +692,7 @@ extension PostgresMailStore {
                             size, modseq, NULL::bigint AS saved_at, true AS expunged FROM expunged
                         WHERE content_id IS NOT NULL) e
                     """, missing, cut: false)
-                for row in try await client.prepared(goneQuery, logger: logger) {
+                for try await row in try await client.prepared(goneQuery, logger: logger) {
                     let record = try Self.record(row, columns: columns)
                     if let goneFilter, !goneFilter.contains(Int64(record.uid.rawValue)) { continue }
                     records.append(record)
@@ -708,13 +712,14 @@ extension PostgresMailStore {
     public func flags(account: AccountID, mailbox: MailboxID, uids: [UID], logger: Logger) async throws(StoreError)
         -> [MessageFlagsRecord]
     {
-        guard uids.count >= Self.flagsCacheThreshold else {
+        let key = FlagsCache.Key(account: account, mailbox: mailbox)
+        let cached = uids.count >= Self.flagsCacheThreshold ? flagsCache.entry(key) : nil
+        // Small sets, and mailboxes too large to keep, are read from their rows (in the caller's batches).
+        guard uids.count >= Self.flagsCacheThreshold, cached?.oversized != true else {
             return try await fetch(account: account, mailbox: mailbox, uids: uids, columns: [], logger: logger).map {
                 MessageFlagsRecord(uid: $0.uid, flags: $0.flags, modSeq: $0.modSeq)
             }
         }
-        let key = FlagsCache.Key(account: account, mailbox: mailbox)
-        let cached = flagsCache.entry(key)
         var entry: FlagsCache.Entry
         let delta = try await changes(
             account: account, mailbox: mailbox, since: cached?.highestModSeq ?? ModSeq(0), logger: logger)
@@ -820,7 +825,7 @@ extension PostgresMailStore {
                     AS s(content_id, off, len, i)
                 JOIN contents c ON c.account_id = \(account.rawValue) AND c.content_id = s.content_id
                 """, logger: logger)
-            for row in rows {
+            for try await row in rows {
                 let (index, bytes) = try row.decode((Int64, ByteBuffer).self)
                 let i = Int(index) - 1
                 if i >= 0 && i < result.count { result[i] = Array(bytes.readableBytesView) }

@@ -17,7 +17,8 @@ public final class PostgresMailStore: MailStore {
     let timeout: Duration
     /// The UID lists of recently selected mailboxes (SELECT reads only what changed since).
     let selectCache = SelectCache()
-    let flagsCache = FlagsCache()
+    /// The flags of recently fetched mailboxes (a flags-only FETCH reads only what changed since).
+    let flagsCache: FlagsCache
     static let notifyChannel = "mailhost_changes"
     /// The commit's transaction time in epoch milliseconds, last in every change notification: the change feed
     /// measures its lag from it. `now()` is constant within a transaction, so PostgreSQL still folds identical
@@ -25,9 +26,13 @@ public final class PostgresMailStore: MailStore {
     static let notifyTime = "(extract(epoch FROM now()) * 1000)::bigint::text"
 
     /// `searchClient`: a separate, smaller pool for SEARCH (the query class that can run long); nil shares `client`.
-    public init(client: PostgresClient, searchClient: PostgresClient? = nil, operationTimeout: Duration = .seconds(15))
-    {
+    /// `flagsCacheBytes`: what the flags cache may hold.
+    public init(
+        client: PostgresClient, searchClient: PostgresClient? = nil, operationTimeout: Duration = .seconds(15),
+        flagsCacheBytes: Int = FlagsCache.defaultCapacity
+    ) {
         self.client = client
+        self.flagsCache = FlagsCache(capacity: flagsCacheBytes)
         self.searchClient = searchClient ?? client
         self.timeout = operationTimeout
     }
@@ -213,7 +218,8 @@ public final class PostgresMailStore: MailStore {
         let client = self.client
         return try await run(logger) {
             let rows = try await client.prepared(
-                "SELECT account_id, disabled FROM accounts WHERE login = \(login)", logger: logger)
+                "SELECT account_id, disabled FROM accounts WHERE login = \(login)", logger: logger
+            ).collect()
             if let row = rows.first {
                 let (id, disabled) = try row.decode((Int64, Bool).self)
                 if disabled { throw StoreError.cannot("Account is disabled") }
@@ -289,7 +295,7 @@ public final class PostgresMailStore: MailStore {
             let rows = try await client.prepared(
                 "SELECT mailbox_id, name, special_use FROM mailboxes WHERE account_id = \(account.rawValue)",
                 logger: logger)
-            for row in rows {
+            for try await row in rows {
                 let (id, name, specialUse) = try row.decode((Int64, String, String?).self)
                 result.append(
                     MailboxListing(
@@ -453,7 +459,8 @@ public final class PostgresMailStore: MailStore {
                 LEFT JOIN messages m ON m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id
                 WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
                 GROUP BY b.account_id, b.mailbox_id
-                """, logger: logger)
+                """, logger: logger
+            ).collect()
             guard let row = rows.first else { throw StoreError.mailboxNotFound }
             let (id, validity, next, modseq, messages, unseen, deleted, size, recent) = try row.decode(
                 (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)

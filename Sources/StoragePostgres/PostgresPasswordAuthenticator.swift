@@ -41,7 +41,8 @@ extension PostgresMailStore {
         let client = self.client
         return try await run(logger) {
             let rows = try await client.prepared(
-                "SELECT password_hash, disabled FROM accounts WHERE login = \(login)", logger: logger)
+                "SELECT password_hash, disabled FROM accounts WHERE login = \(login)", logger: logger
+            ).collect()
             guard let row = rows.first else { return nil }
             let (hash, disabled) = try row.decode((String?, Bool).self)
             return Credentials(passwordHash: hash, disabled: disabled)

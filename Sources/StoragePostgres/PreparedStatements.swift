@@ -45,26 +45,6 @@ enum PreparedStatements {
         for high in digits { for low in digits { types.append(pair(high, low)) } }
         return types
     }()
-
-    static func rows<Slot: PreparedSlot>(
-        _: Slot.Type, _ binds: PostgresBindings, on client: PostgresClient, logger: Logger
-    ) async throws -> [PostgresRow] {
-        var rows: [PostgresRow] = []
-        for try await row in try await client.execute(SlotStatement<Slot>(bindings: binds), logger: logger) {
-            rows.append(row)
-        }
-        return rows
-    }
-
-    static func rows<Slot: PreparedSlot>(
-        _: Slot.Type, _ binds: PostgresBindings, on connection: PostgresConnection, logger: Logger
-    ) async throws -> [PostgresRow] {
-        var rows: [PostgresRow] = []
-        for try await row in try await connection.execute(SlotStatement<Slot>(bindings: binds), logger: logger) {
-            rows.append(row)
-        }
-        return rows
-    }
 }
 
 protocol SlotDigit { static var digit: Int { get } }
@@ -92,24 +72,50 @@ struct SlotStatement<S: PreparedSlot>: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
 }
 
-extension PostgresClient {
-    /// Runs `query` as a named prepared statement (see `PreparedStatements`) and collects its rows.
-    func prepared(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
-        guard let slot = PreparedStatements.slot(for: query.sql) else {
-            return try await self.query(query, logger: logger).collect()
-        }
-        return try await PreparedStatements.rows(
-            PreparedStatements.slotTypes[slot], query.binds, on: self, logger: logger)
+/// Rows of a statement, streamed as PostgreSQL sends them (a large answer is not held whole).
+typealias PreparedRows = AsyncThrowingMapSequence<PostgresRowSequence, PostgresRow>
+
+extension PreparedRows {
+    func collect() async throws -> [PostgresRow] {
+        var rows: [PostgresRow] = []
+        for try await row in self { rows.append(row) }
+        return rows
     }
 }
 
-extension PostgresConnection {
-    /// Runs `query` as a named prepared statement (see `PreparedStatements`) and collects its rows.
-    func prepared(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
+/// What runs statements: the pool (`PostgresClient`) or one connection (inside a transaction).
+protocol StatementRunner: Sendable {
+    func executeSlot<S: PreparedSlot>(_ statement: SlotStatement<S>, logger: Logger) async throws -> PreparedRows
+    func unnamed(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence
+}
+
+extension StatementRunner {
+    /// Runs `query` as a named prepared statement (see `PreparedStatements`), or unnamed when the slots are taken.
+    func prepared(_ query: PostgresQuery, logger: Logger) async throws -> PreparedRows {
         guard let slot = PreparedStatements.slot(for: query.sql) else {
-            return try await self.query(query, logger: logger).collect()
+            return try await unnamed(query, logger: logger).map { (row) throws -> PostgresRow in row }
         }
-        return try await PreparedStatements.rows(
-            PreparedStatements.slotTypes[slot], query.binds, on: self, logger: logger)
+        func run<S: PreparedSlot>(_: S.Type) async throws -> PreparedRows {
+            try await executeSlot(SlotStatement<S>(bindings: query.binds), logger: logger)
+        }
+        return try await run(PreparedStatements.slotTypes[slot])
+    }
+}
+
+extension PostgresClient: StatementRunner {
+    func executeSlot<S: PreparedSlot>(_ statement: SlotStatement<S>, logger: Logger) async throws -> PreparedRows {
+        try await execute(statement, logger: logger, file: #fileID, line: #line)
+    }
+    func unnamed(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        try await self.query(query, logger: logger)
+    }
+}
+
+extension PostgresConnection: StatementRunner {
+    func executeSlot<S: PreparedSlot>(_ statement: SlotStatement<S>, logger: Logger) async throws -> PreparedRows {
+        try await execute(statement, logger: logger, file: #fileID, line: #line)
+    }
+    func unnamed(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        try await self.query(query, logger: logger)
     }
 }

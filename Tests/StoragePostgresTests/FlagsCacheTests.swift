@@ -83,6 +83,26 @@ struct FlagsCacheTests {
         #expect(answered.count == 80)
     }
 
+    /// A mailbox larger than the whole cache is kept as a marker only, and its flags-only FETCHes read the rows
+    /// (otherwise each batch of a FETCH would read the whole mailbox again).
+    @Test func aMailboxTooLargeToKeepIsReadFromItsRows() async throws {
+        try await StoreFixture.with { f in try await Self.checkOversized(f) }
+    }
+
+    static func checkOversized(_ f: StoreFixture) async throws {
+        let small = PostgresMailStore(client: f.client, flagsCacheBytes: 1_000)
+        for n in 0..<100 { try await f.append("m\(n)") }
+        let first = try await f.snapshot()
+        for _ in 0..<2 {
+            let answered = try await small.flags(
+                account: f.account, mailbox: first.id, uids: first.uids, logger: f.logger)
+            #expect(answered == (try await reference(f, first.id, first.uids)))
+            let key = FlagsCache.Key(account: f.account, mailbox: first.id)
+            #expect(small.flagsCache.entry(key)?.oversized == true)
+            #expect(small.flagsCache.held < 1_000)
+        }
+    }
+
     @Test func theCacheStaysWithinItsCapacity() {
         func entry(_ count: Int, modSeq: Int64) -> FlagsCache.Entry {
             FlagsCache.Entry(highestModSeq: ModSeq(0)).applying(

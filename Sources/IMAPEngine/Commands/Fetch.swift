@@ -152,7 +152,7 @@ extension Session {
                         w.raw(")")
                     default:
                         w.raw("FLAGS ")
-                        w.flagList(record.flags, recent: view.recent.contains(record.uid))
+                        w.flags(record.flags, recent: view.recent.contains(record.uid))
                     }
                 }
                 w.raw(")\r\n")

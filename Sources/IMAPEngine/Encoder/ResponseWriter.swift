@@ -78,9 +78,9 @@ struct ResponseWriter {
         }
     }
 
-    /// The system flags' atoms in the order `MessageFlags.flags` gives, then the keywords: `flags` without building
-    /// an array of `Flag`s (a flags-only FETCH writes one such list per message).
-    mutating func flagList(_ flags: MessageFlags, recent: Bool) {
+    /// A flag list: the system flags in the order `MessageFlags.flags` gives, then the keywords, then `\Recent`
+    /// (IMAP4rev1 only). Written without building an array of `Flag`s: a flags-only FETCH writes one per message.
+    mutating func flags(_ flags: MessageFlags, recent: Bool) {
         bytes.append(0x28)  // (
         var first = true
         func add(_ atom: StaticString) {
@@ -97,25 +97,10 @@ struct ResponseWriter {
         for keyword in flags.keywords {
             if !first { bytes.append(0x20) }
             first = false
-            bytes.append(contentsOf: Flag.keyword(keyword).wire.utf8)
+            bytes.append(contentsOf: keyword.utf8)  // a keyword is its own atom
         }
         if recent && !utf8Names { add("\\Recent") }
         bytes.append(0x29)  // )
-    }
-
-    mutating func flags(_ flags: MessageFlags, recent: Bool) {
-        raw("(")
-        var first = true
-        for flag in flags.flags {
-            if !first { raw(" ") }
-            first = false
-            raw(flag.wire)
-        }
-        if recent && !utf8Names {
-            if !first { raw(" ") }
-            raw("\\Recent")
-        }
-        raw(")")
     }
 
     mutating func untagged(_ response: Untagged) {

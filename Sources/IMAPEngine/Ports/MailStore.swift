@@ -196,7 +196,6 @@ extension MailStore {
         try await createMailbox(account: account, name: name, specialUse: nil, logger: logger)
     }
 
-    /// Every row of `uids` at once (for tools that read few messages at a time).
     /// `flags` through `fetch`, for stores with nothing faster.
     public func flags(account: AccountID, mailbox: MailboxID, uids: [UID], logger: Logger) async throws(StoreError)
         -> [MessageFlagsRecord]
@@ -206,6 +205,7 @@ extension MailStore {
         }
     }
 
+    /// Every row of `uids` at once (for tools that read few messages at a time).
     public func fetch(account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, logger: Logger)
         async throws(StoreError) -> [MessageRecord]
     {
