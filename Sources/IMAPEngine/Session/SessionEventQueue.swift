@@ -41,6 +41,9 @@ final class SessionEventQueue: Sendable {
         }
     }
 
+    /// Whether a delivery is waiting for the session to take its event (for tests).
+    var isHoldingDelivery: Bool { state.withLock { $0.producer != nil } }
+
     /// Something is pending in the session's signals.
     func wake() {
         let consumer = state.withLock { state -> CheckedContinuation<SessionEvent?, any Error>? in
@@ -61,6 +64,7 @@ final class SessionEventQueue: Sendable {
         let (consumer, producer) = state.withLock {
             state -> (CheckedContinuation<SessionEvent?, any Error>?, CheckedContinuation<Void, Never>?) in
             if state.end == nil { state.end = .some(error) }
+            state.pending = nil  // the released delivery's event is dropped with it
             defer { (state.consumer, state.producer) = (nil, nil) }
             return (state.consumer, state.producer)
         }
