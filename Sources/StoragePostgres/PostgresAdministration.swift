@@ -157,8 +157,8 @@ public struct PostgresAdministration: Sendable {
     }
 
     public func setPassword(login: String, hash: String, logger: Logger) async throws(AdminError) {
-        try await updateOne(login, logger) { client in
-            try await client.query(
+        try await updateOne(login, logger) { connection in
+            try await connection.query(
                 "UPDATE accounts SET password_hash = \(hash) WHERE login = \(login) RETURNING account_id",
                 logger: logger
             ).collect()
@@ -167,8 +167,8 @@ public struct PostgresAdministration: Sendable {
 
     /// Disabling closes the account's open sessions: every server listening on the change feed says BYE.
     public func setDisabled(login: String, disabled: Bool, logger: Logger) async throws(AdminError) {
-        try await updateOne(login, logger) { client in
-            try await client.query(
+        try await updateOne(login, logger) { connection in
+            try await connection.query(
                 """
                 WITH a AS (UPDATE accounts SET disabled = \(disabled) WHERE login = \(login) RETURNING account_id)
                 SELECT account_id, pg_notify(\(PostgresMailStore.notifyChannel), account_id::text || ':disabled')::text
@@ -180,17 +180,21 @@ public struct PostgresAdministration: Sendable {
     }
 
     public func rename(login: String, to newLogin: String, logger: Logger) async throws(AdminError) {
-        let client = self.client
-        let outcome = try await run(logger) { () -> Int in
-            do {
-                let rows = try await client.query(
-                    "UPDATE accounts SET login = \(newLogin) WHERE login = \(login) RETURNING account_id",
-                    logger: logger
-                ).collect()
-                return rows.isEmpty ? 0 : 1
-            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                return -1
+        let outcome: Int
+        do {
+            outcome = try await store.write(logger) { connection -> Int in
+                do {
+                    let rows = try await connection.query(
+                        "UPDATE accounts SET login = \(newLogin) WHERE login = \(login) RETURNING account_id",
+                        logger: logger
+                    ).collect()
+                    return rows.isEmpty ? 0 : 1
+                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                    return -1
+                }
             }
+        } catch {
+            throw .store(error)
         }
         if outcome == 0 { throw .noSuchUser(login) }
         if outcome < 0 { throw .userExists(newLogin) }
@@ -198,8 +202,8 @@ public struct PostgresAdministration: Sendable {
 
     /// Removes the account and all its mail (content goes with it: every table cascades from `accounts`).
     public func delete(login: String, logger: Logger) async throws(AdminError) {
-        try await updateOne(login, logger) { client in
-            try await client.withTransaction(logger: logger) { connection in
+        try await updateOne(login, logger) { connection in
+            try await connection.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     "SELECT account_id FROM accounts WHERE login = \(login) FOR UPDATE", logger: logger
                 ).collect()
@@ -222,8 +226,8 @@ public struct PostgresAdministration: Sendable {
 
     /// Sets or clears (nil) the limits; usage may exceed a lowered limit, after which only deletions succeed.
     public func setQuota(login: String, bytes: Int64?, messages: Int64?, logger: Logger) async throws(AdminError) {
-        try await updateOne(login, logger) { client in
-            try await client.query(
+        try await updateOne(login, logger) { connection in
+            try await connection.query(
                 """
                 UPDATE accounts SET quota_bytes = \(bytes), quota_messages = \(messages)
                 WHERE login = \(login) RETURNING account_id
@@ -234,10 +238,14 @@ public struct PostgresAdministration: Sendable {
 
     private func updateOne(
         _ login: String, _ logger: Logger,
-        _ body: @escaping @Sendable (PostgresClient) async throws -> [PostgresRow]
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> [PostgresRow]
     ) async throws(AdminError) {
-        let client = self.client
-        let rows = try await run(logger) { try await body(client).count }
+        let rows: Int
+        do {
+            rows = try await store.write(logger) { try await body($0).count }
+        } catch {
+            throw .store(error)
+        }
         if rows == 0 { throw .noSuchUser(login) }
     }
 

@@ -301,19 +301,17 @@ extension PostgresMailStore {
             rows.append((try ContentRow(message, internalDate: date), Int32(message.bytes.count), flags, date))
         }
         let prepared = rows
-        return try await write(logger) { connection in
-            try await connection.withTransaction(logger: logger) { connection in
-                var results: [AppendResult] = []
-                for (content, size, flags, date) in prepared {
-                    guard
-                        let (result, _) = try await Self.insertMessage(
-                            connection, account: account, mailbox: mailbox, content: content, size: size,
-                            flags: flags, date: date, sharing: nil, logger: logger)
-                    else { throw StoreError.mailboxNotFound }
-                    results.append(result)
-                }
-                return results
+        return try await writeTransaction(logger) { connection in
+            var results: [AppendResult] = []
+            for (content, size, flags, date) in prepared {
+                guard
+                    let (result, _) = try await Self.insertMessage(
+                        connection, account: account, mailbox: mailbox, content: content, size: size,
+                        flags: flags, date: date, sharing: nil, logger: logger)
+                else { throw StoreError.mailboxNotFound }
+                results.append(result)
             }
+            return results
         }
     }
 
@@ -540,69 +538,67 @@ extension PostgresMailStore {
         account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, move: Bool, logger: Logger
     ) async throws(StoreError) -> CopyResult {
         let uidList = uids.map { Int64($0.rawValue) }
-        return try await write(logger) { connection in
-            try await connection.withTransaction(logger: logger) { connection in
-                let target = try await connection.query(
-                    "SELECT mailbox_id FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(to.name)",
-                    logger: logger
-                ).collect()
-                guard let destination = try target.first?.decode(Int64.self) else { throw StoreError.mailboxNotFound }
-                if move {
-                    // A move adds and removes the same messages: the quota trigger must not count the copy alone.
-                    try await connection.query("SET LOCAL mailhost.skip_quota = 'on'", logger: logger)
-                }
-                // Both rows locked in id order, so concurrent COPYs in opposite directions cannot deadlock.
-                let locked = try await connection.query(
-                    """
-                    SELECT mailbox_id FROM mailboxes
-                    WHERE account_id = \(account.rawValue) AND mailbox_id IN (\(from.rawValue), \(destination))
-                    ORDER BY mailbox_id FOR UPDATE
-                    """, logger: logger
-                ).collect()
-                guard locked.count == (destination == from.rawValue ? 1 : 2) else { throw StoreError.mailboxNotFound }
-
-                let rows = try await connection.query(
-                    """
-                    WITH src AS (
-                        SELECT * FROM messages
-                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(from.rawValue)
-                            AND uid = ANY(\(uidList)::bigint[])),
-                    n AS (SELECT count(*) AS n FROM src),
-                    b AS (
-                        UPDATE mailboxes SET uidnext = uidnext + n.n, highestmodseq = highestmodseq + 1,
-                            keywords = array(SELECT DISTINCT k FROM (
-                                SELECT unnest(keywords) AS k UNION SELECT unnest(keywords) FROM src) x)
-                        FROM n
-                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(destination) AND n.n > 0
-                        RETURNING uidvalidity, uidnext - n.n AS first_uid, highestmodseq),
-                    ins AS (
-                        INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
-                            internal_date, internal_zone, size)
-                        SELECT src.account_id, \(destination), b.first_uid + row_number() OVER (ORDER BY src.uid) - 1,
-                            src.content_id, src.flags, src.keywords, b.highestmodseq, src.internal_date,
-                            src.internal_zone, src.size
-                        FROM src, b
-                        RETURNING uid)
-                    SELECT b.uidvalidity, array(SELECT uid FROM src ORDER BY uid), array(SELECT uid FROM ins ORDER BY uid),
-                        pg_notify(\(Self.notifyChannel),
-                            \(account.rawValue)::text || ':' || \(destination)::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
-                    FROM b
-                    """, logger: logger
-                ).collect()
-                guard let row = rows.first else {
-                    return CopyResult(uidValidity: 0, sourceUIDs: [], destinationUIDs: [])
-                }
-                let (validity, sources, destinations, _) = try row.decode((Int64, [Int64], [Int64], String).self)
-                if move {
-                    _ = try await Self.expungeLocked(
-                        connection, account: account, mailbox: from.rawValue, onlyDeleted: false, uids: sources,
-                        logger: logger)
-                }
-                return CopyResult(
-                    uidValidity: UInt32(truncatingIfNeeded: validity),
-                    sourceUIDs: sources.map { UID(UInt32(truncatingIfNeeded: $0)) },
-                    destinationUIDs: destinations.map { UID(UInt32(truncatingIfNeeded: $0)) })
+        return try await writeTransaction(logger) { connection in
+            let target = try await connection.query(
+                "SELECT mailbox_id FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(to.name)",
+                logger: logger
+            ).collect()
+            guard let destination = try target.first?.decode(Int64.self) else { throw StoreError.mailboxNotFound }
+            if move {
+                // A move adds and removes the same messages: the quota trigger must not count the copy alone.
+                try await connection.query("SET LOCAL mailhost.skip_quota = 'on'", logger: logger)
             }
+            // Both rows locked in id order, so concurrent COPYs in opposite directions cannot deadlock.
+            let locked = try await connection.query(
+                """
+                SELECT mailbox_id FROM mailboxes
+                WHERE account_id = \(account.rawValue) AND mailbox_id IN (\(from.rawValue), \(destination))
+                ORDER BY mailbox_id FOR UPDATE
+                """, logger: logger
+            ).collect()
+            guard locked.count == (destination == from.rawValue ? 1 : 2) else { throw StoreError.mailboxNotFound }
+
+            let rows = try await connection.query(
+                """
+                WITH src AS (
+                    SELECT * FROM messages
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(from.rawValue)
+                        AND uid = ANY(\(uidList)::bigint[])),
+                n AS (SELECT count(*) AS n FROM src),
+                b AS (
+                    UPDATE mailboxes SET uidnext = uidnext + n.n, highestmodseq = highestmodseq + 1,
+                        keywords = array(SELECT DISTINCT k FROM (
+                            SELECT unnest(keywords) AS k UNION SELECT unnest(keywords) FROM src) x)
+                    FROM n
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(destination) AND n.n > 0
+                    RETURNING uidvalidity, uidnext - n.n AS first_uid, highestmodseq),
+                ins AS (
+                    INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
+                        internal_date, internal_zone, size)
+                    SELECT src.account_id, \(destination), b.first_uid + row_number() OVER (ORDER BY src.uid) - 1,
+                        src.content_id, src.flags, src.keywords, b.highestmodseq, src.internal_date,
+                        src.internal_zone, src.size
+                    FROM src, b
+                    RETURNING uid)
+                SELECT b.uidvalidity, array(SELECT uid FROM src ORDER BY uid), array(SELECT uid FROM ins ORDER BY uid),
+                    pg_notify(\(Self.notifyChannel),
+                        \(account.rawValue)::text || ':' || \(destination)::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
+                FROM b
+                """, logger: logger
+            ).collect()
+            guard let row = rows.first else {
+                return CopyResult(uidValidity: 0, sourceUIDs: [], destinationUIDs: [])
+            }
+            let (validity, sources, destinations, _) = try row.decode((Int64, [Int64], [Int64], String).self)
+            if move {
+                _ = try await Self.expungeLocked(
+                    connection, account: account, mailbox: from.rawValue, onlyDeleted: false, uids: sources,
+                    logger: logger)
+            }
+            return CopyResult(
+                uidValidity: UInt32(truncatingIfNeeded: validity),
+                sourceUIDs: sources.map { UID(UInt32(truncatingIfNeeded: $0)) },
+                destinationUIDs: destinations.map { UID(UInt32(truncatingIfNeeded: $0)) })
         }
     }
 

@@ -124,11 +124,47 @@ public final class PostgresMailStore: MailStore {
         }
     }
 
-    /// A write: `run` with a connection of its own, marked as having reached the database once leased, so that a
-    /// failure after that point (lost connection, timeout) is reported as `.outcomeUnknown`, not as a NO.
+    /// A write of statements outside BEGIN/COMMIT: `run` with a connection of its own, marked as having reached the
+    /// database once leased, so that a failure after that point (lost connection, timeout) is reported as
+    /// `.outcomeUnknown`, not as a NO.
+    ///
+    /// PostgreSQL commits such a statement at the Sync after it, once the statement's rows and CommandComplete are
+    /// in its output buffer, and PostgresNIO ends the query at CommandComplete, before ReadyForQuery. A server that
+    /// dies in between (immediate shutdown, or the restart after any backend crashed) flushes that buffer with its
+    /// last words: the rows of a transaction that never commits. So the write is done only when one more statement on
+    /// the same connection is answered, which PostgreSQL starts after that Sync's commit (CommitBeforeAnswerTests).
     func write<T: Sendable>(
         _ logger: Logger, name: String = #function,
         _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(StoreError) -> T {
+        try await leased(logger, name: name) { connection in
+            let result = try await operation(connection)
+            do {
+                // PostgresNIO drops a query written to a closed channel without ever answering it: when the server died
+                // with its last words, the connection is closed by now (the store timeout catches the rare case
+                // where it closes in between).
+                guard !connection.isClosed else { throw StoreError.unavailable("connection closed") }
+                _ = try await connection.query("SELECT true", logger: logger).collect()
+            } catch {
+                throw CommitUnconfirmed(error: error)
+            }
+            return result
+        }
+    }
+
+    /// A write in one transaction: as `write`, with BEGIN and COMMIT around `operation`. PostgreSQL answers COMMIT
+    /// only once committed, so nothing more is needed to know it is done.
+    func writeTransaction<T: Sendable>(
+        _ logger: Logger, name: String = #function,
+        _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(StoreError) -> T {
+        try await leased(logger, name: name) { connection in
+            try await connection.withTransaction(logger: logger) { try await operation($0) }
+        }
+    }
+
+    private func leased<T: Sendable>(
+        _ logger: Logger, name: String, _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StoreError) -> T {
         let client = self.client
         return try await attempts(logger, name: name, timeout: nil, writing: true) { progress in
@@ -140,12 +176,17 @@ public final class PostgresMailStore: MailStore {
         }
     }
 
+    /// A write whose statements were answered, but whose commit was not confirmed (see `write`).
+    struct CommitUnconfirmed: Error {
+        var error: any Error
+    }
+
     /// Whether a write that reached the database may have been committed although it failed: the connection was
     /// lost (or the call timed out) with no answer from the server. A server's error answer, or a failure before
     /// COMMIT in a transaction, means nothing was committed.
     static func leavesOutcomeUnknown(_ error: any Error) -> Bool {
         switch error {
-        case is Timeout, is CancellationError:
+        case is Timeout, is CancellationError, is CommitUnconfirmed:
             return true
         case let error as PostgresTransactionError:
             return error.commitError.map(leavesOutcomeUnknown) ?? false
@@ -182,6 +223,8 @@ public final class PostgresMailStore: MailStore {
         switch error {
         case let error as StoreError:
             return error
+        case let error as CommitUnconfirmed:
+            return map(error.error)
         case is Timeout, is CancellationError:
             return .unavailable("timed out")
         case let error as PostgresTransactionError:
@@ -330,24 +373,22 @@ public final class PostgresMailStore: MailStore {
     private func createMailboxOnce(account: AccountID, name: MailboxName, specialUse: String?, logger: Logger)
         async throws(StoreError)
     {
-        try await write(logger) { connection in
-            try await connection.withTransaction(logger: logger) { connection in
-                for ancestor in name.ancestors {
-                    _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
-                }
-                guard
-                    let id = try await Self.insertMailbox(
-                        connection, account: account, name: name.name, logger: logger)
-                else { throw StoreError.alreadyExists }
-                if let specialUse {
-                    try await connection.query(
-                        """
-                        UPDATE mailboxes SET special_use = \(specialUse)
-                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(id)
-                        """, logger: logger)
-                }
-                try await Self.notifyMailboxesChanged(connection, account: account, logger: logger)
+        try await writeTransaction(logger) { connection in
+            for ancestor in name.ancestors {
+                _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
             }
+            guard
+                let id = try await Self.insertMailbox(
+                    connection, account: account, name: name.name, logger: logger)
+            else { throw StoreError.alreadyExists }
+            if let specialUse {
+                try await connection.query(
+                    """
+                    UPDATE mailboxes SET special_use = \(specialUse)
+                    WHERE account_id = \(account.rawValue) AND mailbox_id = \(id)
+                    """, logger: logger)
+            }
+            try await Self.notifyMailboxesChanged(connection, account: account, logger: logger)
         }
     }
 
@@ -383,29 +424,27 @@ public final class PostgresMailStore: MailStore {
             try await renameInbox(account: account, to: to, logger: logger)
             return
         }
-        try await write(logger) { connection in
-            try await connection.withTransaction(logger: logger) { connection in
-                let source = try await connection.query(
-                    "SELECT 1 FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(from.name) FOR UPDATE",
-                    logger: logger
-                ).collect()
-                if source.isEmpty { throw StoreError.mailboxNotFound }
-                let prefix = Self.likeEscape(from.name) + "/%"
-                // Renames the mailbox and its inferiors; a clash with an existing name is a unique violation.
-                do {
-                    try await connection.query(
-                        """
-                        UPDATE mailboxes SET name = \(to.name) || substr(name, \(from.name.unicodeScalars.count + 1)::int)
-                        WHERE account_id = \(account.rawValue) AND (name = \(from.name) OR name LIKE \(prefix))
-                        """, logger: logger)
-                } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                    throw StoreError.alreadyExists
-                }
-                for ancestor in to.ancestors {
-                    _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
-                }
-                try await Self.notifyMailboxesChanged(connection, account: account, logger: logger)
+        try await writeTransaction(logger) { connection in
+            let source = try await connection.query(
+                "SELECT 1 FROM mailboxes WHERE account_id = \(account.rawValue) AND name = \(from.name) FOR UPDATE",
+                logger: logger
+            ).collect()
+            if source.isEmpty { throw StoreError.mailboxNotFound }
+            let prefix = Self.likeEscape(from.name) + "/%"
+            // Renames the mailbox and its inferiors; a clash with an existing name is a unique violation.
+            do {
+                try await connection.query(
+                    """
+                    UPDATE mailboxes SET name = \(to.name) || substr(name, \(from.name.unicodeScalars.count + 1)::int)
+                    WHERE account_id = \(account.rawValue) AND (name = \(from.name) OR name LIKE \(prefix))
+                    """, logger: logger)
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                throw StoreError.alreadyExists
             }
+            for ancestor in to.ancestors {
+                _ = try await Self.insertMailbox(connection, account: account, name: ancestor.name, logger: logger)
+            }
+            try await Self.notifyMailboxesChanged(connection, account: account, logger: logger)
         }
     }
 
@@ -557,49 +596,47 @@ extension PostgresMailStore {
         account: AccountID, mailbox: MailboxName?, entries: [MetadataEntry], maxEntries: Int, logger: Logger
     ) async throws(StoreError) -> Bool {
         do {
-            try await write(logger) { connection in
-                try await connection.withTransaction(logger: logger) { connection in
-                    // The account row serialises concurrent SETMETADATA, so the count below stays true.
-                    try await connection.query(
-                        "SELECT 1 FROM accounts WHERE account_id = \(account.rawValue) FOR UPDATE", logger: logger)
-                    let owner = try await Self.metadataOwner(
-                        connection, account: account, mailbox: mailbox, logger: logger)
-                    // One statement each for the sets and the removals (a command may carry 1,000 entries); the last
-                    // value given for a name wins.
-                    var last: [String: [UInt8]?] = [:]
-                    for entry in entries { last[entry.name] = .some(entry.value) }
-                    let sets = last.compactMap { name, value in value.map { (name, ByteBuffer(bytes: $0)) } }
-                    let removals = last.filter { $0.value == nil }.map(\.key)
-                    if !sets.isEmpty {
-                        try await connection.query(
-                            """
-                            INSERT INTO metadata (account_id, mailbox_id, name, value)
-                            SELECT \(account.rawValue), \(owner), n, v
-                            FROM unnest(\(sets.map(\.0))::text[], \(sets.map(\.1))::bytea[]) AS e(n, v)
-                            ON CONFLICT (account_id, (coalesce(mailbox_id, 0)), name)
-                            DO UPDATE SET value = excluded.value
-                            """, logger: logger)
-                    }
-                    if !removals.isEmpty {
-                        try await connection.query(
-                            """
-                            DELETE FROM metadata WHERE account_id = \(account.rawValue)
-                                AND coalesce(mailbox_id, 0) = \(owner ?? 0) AND name = ANY(\(removals)::text[])
-                            """, logger: logger)
-                    }
-                    let count =
-                        try await connection.query(
-                            "SELECT count(*) FROM metadata WHERE account_id = \(account.rawValue)", logger: logger
-                        ).collect().first?.decode(Int64.self) ?? 0
-                    // Thrown inside the transaction: nothing of this command stays.
-                    if count > maxEntries { throw StoreError.overQuota }
+            try await writeTransaction(logger) { connection in
+                // The account row serialises concurrent SETMETADATA, so the count below stays true.
+                try await connection.query(
+                    "SELECT 1 FROM accounts WHERE account_id = \(account.rawValue) FOR UPDATE", logger: logger)
+                let owner = try await Self.metadataOwner(
+                    connection, account: account, mailbox: mailbox, logger: logger)
+                // One statement each for the sets and the removals (a command may carry 1,000 entries); the last
+                // value given for a name wins.
+                var last: [String: [UInt8]?] = [:]
+                for entry in entries { last[entry.name] = .some(entry.value) }
+                let sets = last.compactMap { name, value in value.map { (name, ByteBuffer(bytes: $0)) } }
+                let removals = last.filter { $0.value == nil }.map(\.key)
+                if !sets.isEmpty {
                     try await connection.query(
                         """
-                        SELECT pg_notify(\(Self.notifyChannel), p)::text
-                        FROM unnest(\(Self.metadataNotifications(account: account, owner: owner, names: Array(last.keys))))
-                            AS p
+                        INSERT INTO metadata (account_id, mailbox_id, name, value)
+                        SELECT \(account.rawValue), \(owner), n, v
+                        FROM unnest(\(sets.map(\.0))::text[], \(sets.map(\.1))::bytea[]) AS e(n, v)
+                        ON CONFLICT (account_id, (coalesce(mailbox_id, 0)), name)
+                        DO UPDATE SET value = excluded.value
                         """, logger: logger)
                 }
+                if !removals.isEmpty {
+                    try await connection.query(
+                        """
+                        DELETE FROM metadata WHERE account_id = \(account.rawValue)
+                            AND coalesce(mailbox_id, 0) = \(owner ?? 0) AND name = ANY(\(removals)::text[])
+                        """, logger: logger)
+                }
+                let count =
+                    try await connection.query(
+                        "SELECT count(*) FROM metadata WHERE account_id = \(account.rawValue)", logger: logger
+                    ).collect().first?.decode(Int64.self) ?? 0
+                // Thrown inside the transaction: nothing of this command stays.
+                if count > maxEntries { throw StoreError.overQuota }
+                try await connection.query(
+                    """
+                    SELECT pg_notify(\(Self.notifyChannel), p)::text
+                    FROM unnest(\(Self.metadataNotifications(account: account, owner: owner, names: Array(last.keys))))
+                        AS p
+                    """, logger: logger)
             }
             return true
         } catch {

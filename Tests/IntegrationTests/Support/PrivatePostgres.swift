@@ -10,6 +10,8 @@ final class PrivatePostgres: Sendable {
     let directory: URL
     let port: Int
     let bin: URL
+    /// Server settings beyond the defaults (`name=value`), kept across restarts.
+    let settings: [String]
 
     static var available: Bool {
         getuid() == 0 && binDirectory != nil
@@ -28,15 +30,16 @@ final class PrivatePostgres: Sendable {
             endpoint: .tcp(host: "127.0.0.1", port: port), username: "postgres", password: nil, database: "mailhost")
     }
 
-    private init(directory: URL, port: Int, bin: URL) {
+    private init(directory: URL, port: Int, bin: URL, settings: [String]) {
         self.directory = directory
         self.port = port
         self.bin = bin
+        self.settings = settings
     }
 
     /// Creates and starts a server with durable settings (fsync on: crash tests rely on it) and a database
-    /// `mailhost` with MailHost's schema.
-    static func start() async throws -> PrivatePostgres {
+    /// `mailhost` with MailHost's schema. `settings` are extra server settings, `name=value`.
+    static func start(settings: [String] = []) async throws -> PrivatePostgres {
         guard let bin = binDirectory else { throw TestFailure("PostgreSQL server programs not found") }
         let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mh-pg-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -49,7 +52,7 @@ final class PrivatePostgres: Sendable {
                 "--locale=C.UTF-8", "--no-instructions",
             ])
         guard initdb.status == 0 else { throw TestFailure("initdb failed: \(initdb.stderr)") }
-        let server = PrivatePostgres(directory: directory, port: try freePort(), bin: bin)
+        let server = PrivatePostgres(directory: directory, port: try freePort(), bin: bin, settings: settings)
         try await server.startServer()
         let admin = PostgresStoreConfiguration(
             endpoint: .tcp(host: "127.0.0.1", port: server.port), username: "postgres", password: nil,
@@ -70,7 +73,8 @@ final class PrivatePostgres: Sendable {
             [
                 "-D", directory.appendingPathComponent("data").path, "-l", directory.appendingPathComponent("log").path,
                 "-w", "-t", "60", "start", "-o",
-                "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1 -c max_connections=200",
+                (["-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1 -c max_connections=200"]
+                    + settings.map { "-c \($0)" }).joined(separator: " "),
             ])
         guard result.status == 0 else {
             let log = (try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? ""
