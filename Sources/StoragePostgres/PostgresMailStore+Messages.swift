@@ -28,7 +28,7 @@ extension PostgresMailStore {
         selectCache.store(
             SelectCache.Entry(
                 mailbox: snapshot.id, uidValidity: snapshot.uidValidity, uidNext: snapshot.uidNext,
-                highestModSeq: snapshot.highestModSeq, uids: snapshot.uids),
+                highestModSeq: snapshot.highestModSeq, uids: snapshot.uids, firstUnseen: snapshot.firstUnseen),
             at: key)
         if claimRecent {
             // Nothing unclaimed in the snapshot (the common case): no UPDATE.
@@ -63,23 +63,29 @@ extension PostgresMailStore {
     ) async throws -> MailboxSnapshot? {
         let fromUID = Int64(since?.uidNext.rawValue ?? 0)
         let fromModSeq = since?.highestModSeq.rawValue ?? Int64.max
+        // Unchanged since `since` (same HIGHESTMODSEQ and UIDNEXT: every append, expunge and flag change moves one of
+        // them), the subqueries are not run at all and the earlier first unseen UID stands.
         let rows = try await client.prepared(
             """
             SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,
-                b.vanished_floor,
-                (SELECT min(uid) FROM messages m
-                 WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0),
-                array(SELECT uid FROM messages m
-                      WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.uid >= \(fromUID)
-                      ORDER BY uid),
-                array(SELECT uid FROM expunged e
-                      WHERE e.account_id = b.account_id AND e.mailbox_id = b.mailbox_id AND e.modseq > \(fromModSeq))
+                b.vanished_floor, b.highestmodseq = \(fromModSeq) AND b.uidnext = \(fromUID),
+                CASE WHEN b.highestmodseq = \(fromModSeq) AND b.uidnext = \(fromUID) THEN NULL
+                ELSE (SELECT min(uid) FROM messages m
+                      WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.flags & 8 = 0) END,
+                CASE WHEN b.highestmodseq = \(fromModSeq) AND b.uidnext = \(fromUID) THEN '{}'::bigint[]
+                ELSE array(SELECT uid FROM messages m
+                           WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id AND m.uid >= \(fromUID)
+                           ORDER BY uid) END,
+                CASE WHEN b.highestmodseq = \(fromModSeq) AND b.uidnext = \(fromUID) THEN '{}'::bigint[]
+                ELSE array(SELECT uid FROM expunged e
+                           WHERE e.account_id = b.account_id AND e.mailbox_id = b.mailbox_id
+                               AND e.modseq > \(fromModSeq)) END
             FROM mailboxes b WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
             """, logger: logger
         ).collect()
         guard let row = rows.first else { throw StoreError.mailboxNotFound }
-        let (id, validity, next, modseq, keywords, firstRecent, floor, firstUnseen, added, expunged) =
-            try row.decode((Int64, Int64, Int64, Int64, [String], Int64, Int64, Int64?, [Int64], [Int64]).self)
+        let (id, validity, next, modseq, keywords, firstRecent, floor, unchanged, firstUnseen, added, expunged) =
+            try row.decode((Int64, Int64, Int64, Int64, [String], Int64, Int64, Bool, Int64?, [Int64], [Int64]).self)
         if let since {
             guard id == since.mailbox.rawValue, UInt32(truncatingIfNeeded: validity) == since.uidValidity,
                 floor <= since.highestModSeq.rawValue, modseq >= since.highestModSeq.rawValue,
@@ -91,7 +97,8 @@ extension PostgresMailStore {
             added: added.map { UID(UInt32(truncatingIfNeeded: $0)) })
         return snapshot(
             id: id, name: name, validity: validity, next: next, modseq: modseq, keywords: keywords,
-            firstRecent: firstRecent, firstUnseen: firstUnseen, uids: uids)
+            firstRecent: firstRecent,
+            firstUnseen: unchanged ? since?.firstUnseen.map { Int64($0.rawValue) } : firstUnseen, uids: uids)
     }
 
     private static func snapshot(

@@ -21,6 +21,8 @@ final class SelectCache: Sendable {
         var uidNext: UID
         var highestModSeq: ModSeq
         var uids: [UID]
+        /// The first message without `\Seen` at `highestModSeq`.
+        var firstUnseen: UID?
     }
 
     private let entries: LRUCache<Key, Entry>

@@ -19,7 +19,7 @@ struct SelectCacheTests {
     static func entry(_ s: MailboxSnapshot) -> SelectCache.Entry {
         SelectCache.Entry(
             mailbox: s.id, uidValidity: s.uidValidity, uidNext: s.uidNext, highestModSeq: s.highestModSeq,
-            uids: s.uids)
+            uids: s.uids, firstUnseen: s.firstUnseen)
     }
 
     @Test func changesFromAnotherInstanceGiveWhatAWholeReadGives() async throws {
@@ -52,6 +52,25 @@ struct SelectCacheTests {
             Self.expectSame(
                 try await f.store.select(account: f.account, name: inbox, claimRecent: false, logger: f.logger), whole,
                 "through select")
+
+            // Nothing changed since: the same answer, the first unseen UID taken from the earlier list.
+            let unchanged = try #require(
+                try await PostgresMailStore.selectChanges(
+                    f.client, account: f.account, name: inbox, since: Self.entry(whole), logger: f.logger))
+            Self.expectSame(unchanged, whole, "unchanged")
+            // Only \Seen changed elsewhere: the first unseen UID moves on (HIGHESTMODSEQ did).
+            let firstUnseen = try #require(whole.firstUnseen)
+            _ = try await other.updateFlags(
+                account: f.account, mailbox: whole.id, uids: [firstUnseen],
+                update: FlagUpdate(kind: .add, flags: MessageFlags(system: .seen)), logger: f.logger)
+            let seen = try #require(
+                try await PostgresMailStore.selectChanges(
+                    f.client, account: f.account, name: inbox, since: Self.entry(whole), logger: f.logger))
+            #expect(seen.firstUnseen != firstUnseen)
+            Self.expectSame(
+                seen,
+                try await PostgresMailStore.selectWhole(f.client, account: f.account, name: inbox, logger: f.logger),
+                "after \\Seen elsewhere")
         }
     }
 
@@ -96,7 +115,7 @@ struct SelectCacheTests {
         func entry(_ id: Int64, _ count: Int) -> SelectCache.Entry {
             SelectCache.Entry(
                 mailbox: MailboxID(rawValue: id), uidValidity: 1, uidNext: UID(UInt32(count + 1)),
-                highestModSeq: ModSeq(Int64(count)), uids: (1...UInt32(count)).map { UID($0) })
+                highestModSeq: ModSeq(Int64(count)), uids: (1...UInt32(count)).map { UID($0) }, firstUnseen: nil)
         }
         let account = AccountID(rawValue: 1)
         cache.store(entry(1, 60), at: .init(account: account, name: "a"))
@@ -113,7 +132,7 @@ struct SelectCacheTests {
             small.store(
                 SelectCache.Entry(
                     mailbox: MailboxID(rawValue: Int64(n)), uidValidity: 1, uidNext: UID(1), highestModSeq: ModSeq(1),
-                    uids: []),
+                    uids: [], firstUnseen: nil),
                 at: .init(account: account, name: "e\(n)"))
         }
         #expect(small.held <= 10 * 32)
