@@ -17,10 +17,8 @@ public final class FlagsCache: Sendable {
 
     struct Entry {
         var highestModSeq: ModSeq
-        /// Ascending.
-        var uids: [UID]
-        var flags: [MessageFlags]
-        var modSeqs: [ModSeq]
+        /// Ascending by UID.
+        var records: [MessageFlagsRecord] = []
         var keywordBytes = 0
         /// The mailbox did not fit the cache: a marker that sends its flags-only FETCHes to the rows, so a mailbox
         /// too large to keep is not read whole again for each batch.
@@ -28,16 +26,13 @@ public final class FlagsCache: Sendable {
 
         init(highestModSeq: ModSeq) {
             self.highestModSeq = highestModSeq
-            uids = []
-            flags = []
-            modSeqs = []
         }
 
-        var cost: Int { 64 + uids.count * 32 + keywordBytes }
+        var cost: Int { 64 + records.count * 32 + keywordBytes }
 
         func index(of uid: UID) -> Int? {
-            let i = uids.partitionPoint { $0 < uid }
-            return i < uids.count && uids[i] == uid ? i : nil
+            let i = records.partitionPoint { $0.uid < uid }
+            return i < records.count && records[i].uid == uid ? i : nil
         }
 
         /// This picture moved forward by `delta`, read from its HIGHESTMODSEQ (and not `expungedIncomplete`).
@@ -45,31 +40,21 @@ public final class FlagsCache: Sendable {
             var next = self
             if !delta.expunged.isEmpty {
                 let gone = Set(delta.expunged)
-                if next.uids.contains(where: { gone.contains($0) }) {
-                    var (uids, flags, modSeqs): ([UID], [MessageFlags], [ModSeq]) = ([], [], [])
-                    for i in next.uids.indices {
-                        if gone.contains(next.uids[i]) {
-                            next.keywordBytes -= Self.keywordCost(next.flags[i])
-                            continue
-                        }
-                        uids.append(next.uids[i])
-                        flags.append(next.flags[i])
-                        modSeqs.append(next.modSeqs[i])
-                    }
-                    (next.uids, next.flags, next.modSeqs) = (uids, flags, modSeqs)
+                var released = 0
+                next.records.removeAll { record in
+                    guard gone.contains(record.uid) else { return false }
+                    released += Self.keywordCost(record.flags)
+                    return true
                 }
+                next.keywordBytes -= released
             }
             for change in delta.changed {
                 if let i = next.index(of: change.uid) {
-                    next.keywordBytes -= Self.keywordCost(next.flags[i])
-                    next.flags[i] = change.flags
-                    next.modSeqs[i] = change.modSeq
+                    next.keywordBytes -= Self.keywordCost(next.records[i].flags)
+                    next.records[i] = change
                 } else {
                     // New since (UIDs are allocated in commit order, so almost always at the end).
-                    let i = next.uids.partitionPoint { $0 < change.uid }
-                    next.uids.insert(change.uid, at: i)
-                    next.flags.insert(change.flags, at: i)
-                    next.modSeqs.insert(change.modSeq, at: i)
+                    next.records.insert(change, at: next.records.partitionPoint { $0.uid < change.uid })
                 }
                 next.keywordBytes += Self.keywordCost(change.flags)
             }

@@ -1,12 +1,37 @@
 import Synchronization
 
 /// A map bounded by the total cost of its values, least recently used first out: the shared part of the store's
-/// per-instance caches (`SelectCache`, `FlagsCache`).
+/// per-instance caches (`SelectCache`, `FlagsCache`). Entries are chained from the least to the most recently used
+/// through their keys, so a use and an eviction cost the same whatever the number of entries (a SELECT of a new
+/// mailbox in a full cache must not scan every entry).
 final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private struct Node {
+        var value: Value
+        var cost: Int
+        var older: Key?
+        var newer: Key?
+    }
+
     private struct State {
-        var entries: [Key: (value: Value, lastUse: UInt64)] = [:]
+        var nodes: [Key: Node] = [:]
+        var oldest: Key?
+        var newest: Key?
         var held = 0
-        var clock: UInt64 = 0
+
+        mutating func unlink(_ key: Key) {
+            guard let node = nodes[key] else { return }
+            if let older = node.older { nodes[older]?.newer = node.newer } else { oldest = node.newer }
+            if let newer = node.newer { nodes[newer]?.older = node.older } else { newest = node.older }
+            nodes[key]?.older = nil
+            nodes[key]?.newer = nil
+        }
+
+        /// Makes `key` (already in `nodes`, unlinked) the most recently used.
+        mutating func linkNewest(_ key: Key) {
+            nodes[key]?.older = newest
+            if let newest { nodes[newest]?.newer = key } else { oldest = key }
+            newest = key
+        }
     }
 
     let capacity: Int
@@ -24,9 +49,10 @@ final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// The value at `key`, now the most recently used.
     func value(_ key: Key) -> Value? {
         state.withLock { state in
-            state.clock += 1
-            state.entries[key]?.lastUse = state.clock
-            return state.entries[key]?.value
+            guard let value = state.nodes[key]?.value else { return nil }
+            state.unlink(key)
+            state.linkNewest(key)
+            return value
         }
     }
 
@@ -36,18 +62,18 @@ final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         let added = cost(key, value)
         guard added <= capacity else { return }
         state.withLock { state in
-            if let old = state.entries[key] {
+            if let old = state.nodes[key] {
                 guard replaces(old.value, value) else { return }
-                state.held -= cost(key, old.value)
+                state.held -= old.cost
+                state.unlink(key)
             }
-            state.clock += 1
-            state.entries[key] = (value, state.clock)
+            state.nodes[key] = Node(value: value, cost: added)
+            state.linkNewest(key)
             state.held += added
-            while state.held > capacity,
-                let victim = state.entries.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse })
-            {
-                state.held -= cost(victim.key, victim.value.value)
-                state.entries[victim.key] = nil
+            // `key` is the newest: the oldest is another entry until only `key` is left.
+            while state.held > capacity, let victim = state.oldest, victim != key {
+                state.unlink(victim)
+                state.held -= state.nodes.removeValue(forKey: victim)?.cost ?? 0
             }
         }
     }

@@ -719,9 +719,7 @@ extension PostgresMailStore {
         let cached = uids.count >= Self.flagsCacheThreshold ? flagsCache.entry(key) : nil
         // Small sets, and mailboxes too large to keep, are read from their rows (in the caller's batches).
         guard uids.count >= Self.flagsCacheThreshold, cached?.oversized != true else {
-            return try await fetch(account: account, mailbox: mailbox, uids: uids, columns: [], logger: logger).map {
-                MessageFlagsRecord(uid: $0.uid, flags: $0.flags, modSeq: $0.modSeq)
-            }
+            return try await flagsFromRows(account: account, mailbox: mailbox, uids: uids, logger: logger)
         }
         var entry: FlagsCache.Entry
         let delta = try await changes(
@@ -744,20 +742,18 @@ extension PostgresMailStore {
         var absent: [UID] = []
         for uid in uids {
             if let i = entry.index(of: uid) {
-                result.append(MessageFlagsRecord(uid: uid, flags: entry.flags[i], modSeq: entry.modSeqs[i]))
+                result.append(entry.records[i])
             } else {
                 absent.append(uid)
             }
         }
         if !absent.isEmpty {
-            let gone = try await fetch(account: account, mailbox: mailbox, uids: absent, columns: [], logger: logger)
-            result += gone.map { MessageFlagsRecord(uid: $0.uid, flags: $0.flags, modSeq: $0.modSeq) }
+            result += try await flagsFromRows(account: account, mailbox: mailbox, uids: absent, logger: logger)
             result.sort { $0.uid < $1.uid }
         }
         return result
     }
 
-    /// The content columns FETCH may ask for, in the order they are selected and decoded.
     /// The content columns FETCH may ask for, in the order they are selected and decoded, with their stored sizes.
     static let contentColumns: [(FetchColumns, String, String)] = [
         (.envelope, "c.envelope", "octet_length(c.envelope)"),
@@ -920,8 +916,8 @@ struct ContentRow: Sendable {
     }
 }
 
-extension Array where Element: Comparable {
-    /// First index whose element fails `belongsBefore` (binary search on a sorted array).
+extension Array {
+    /// First index whose element fails `belongsBefore` (binary search on an array sorted by what it tests).
     func partitionPoint(_ belongsBefore: (Element) -> Bool) -> Int {
         var low = 0
         var high = count

@@ -144,7 +144,7 @@ public final class PostgresMailStore: MailStore {
                 // with its last words, the connection is closed by now (the store timeout catches the rare case
                 // where it closes in between).
                 guard !connection.isClosed else { throw StoreError.unavailable("connection closed") }
-                _ = try await connection.query("SELECT true", logger: logger).collect()
+                _ = try await connection.prepared("SELECT true", logger: logger).collect()
             } catch {
                 throw CommitUnconfirmed(error: error)
             }

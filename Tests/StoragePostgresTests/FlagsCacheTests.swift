@@ -11,9 +11,7 @@ import Testing
 struct FlagsCacheTests {
     /// What `fetch` answers for `uids`, as flags records: the reference.
     static func reference(_ f: StoreFixture, _ mailbox: MailboxID, _ uids: [UID]) async throws -> [MessageFlagsRecord] {
-        try await f.store.fetch(account: f.account, mailbox: mailbox, uids: uids, columns: [], logger: f.logger).map {
-            MessageFlagsRecord(uid: $0.uid, flags: $0.flags, modSeq: $0.modSeq)
-        }
+        try await f.store.flagsFromRows(account: f.account, mailbox: mailbox, uids: uids, logger: f.logger)
     }
 
     @Test func changesFromAnotherInstanceAreSeenExactly() async throws {
@@ -124,6 +122,6 @@ struct FlagsCacheTests {
         #expect(cache.entry(keys[0]) != nil && cache.entry(keys[2]) != nil)
         // An older picture never replaces a newer one.
         cache.store(entry(50, modSeq: 100), at: keys[0])
-        #expect(cache.entry(keys[0])?.uids.count == 100)
+        #expect(cache.entry(keys[0])?.records.count == 100)
     }
 }

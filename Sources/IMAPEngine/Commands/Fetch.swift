@@ -110,6 +110,16 @@ extension Session {
         return Completion("FETCH completed")
     }
 
+    /// Sends FLAGS (and PERMANENTFLAGS) for keywords of `flags` the client has not been told of, before the FETCH
+    /// responses that carry them (RFC 9051 §7.3.5).
+    private func sendKeywordAnnouncements(of flags: some Sequence<MessageFlags>) async throws {
+        let announcements = view?.announceKeywords(of: flags) ?? []
+        guard !announcements.isEmpty else { return }
+        var w = responseWriter()
+        for response in announcements { w.untagged(response) }
+        try await out.send(w)
+    }
+
     /// UIDs per `flags` call of a flags-only FETCH (what one holds: about 32 bytes a message).
     static let flagsBatch = 16384
 
@@ -125,14 +135,7 @@ extension Session {
             start += batch.count
             let records = try await store.flags(account: account, mailbox: mailbox, uids: batch, logger: logger)
             if records.count < batch.count { missing = true }
-            if items.contains(.flags) {
-                let announcements = view?.announceKeywords(of: records.lazy.map(\.flags)) ?? []
-                if !announcements.isEmpty {
-                    var w = responseWriter()
-                    for response in announcements { w.untagged(response) }
-                    try await out.send(w)
-                }
-            }
+            if items.contains(.flags) { try await sendKeywordAnnouncements(of: records.lazy.map(\.flags)) }
             guard let view else { break }
             var w = responseWriter()
             for record in records {
@@ -186,12 +189,7 @@ extension Session {
         var reader = SectionReader(queue: queue, budget: Self.sectionWindow)
 
         if plan.items.contains(.flags) || !seenSet.isEmpty {
-            let announcements = self.view?.announceKeywords(of: records.map(\.flags)) ?? []
-            if !announcements.isEmpty {
-                var w = responseWriter()
-                for response in announcements { w.untagged(response) }
-                try await out.send(w)
-            }
+            try await sendKeywordAnnouncements(of: records.lazy.map(\.flags))
         }
         for (m, record) in records.enumerated() {
             guard let seq = view.sequenceNumber(of: record.uid) else { continue }

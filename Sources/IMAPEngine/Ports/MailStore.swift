@@ -200,6 +200,13 @@ extension MailStore {
     public func flags(account: AccountID, mailbox: MailboxID, uids: [UID], logger: Logger) async throws(StoreError)
         -> [MessageFlagsRecord]
     {
+        try await flagsFromRows(account: account, mailbox: mailbox, uids: uids, logger: logger)
+    }
+
+    /// What `flags` answers, read from the message rows through `fetch`.
+    public func flagsFromRows(account: AccountID, mailbox: MailboxID, uids: [UID], logger: Logger)
+        async throws(StoreError) -> [MessageFlagsRecord]
+    {
         try await fetch(account: account, mailbox: mailbox, uids: uids, columns: [], logger: logger).map {
             MessageFlagsRecord(uid: $0.uid, flags: $0.flags, modSeq: $0.modSeq)
         }
