@@ -36,6 +36,18 @@ def connect(host, port, user, password):
     return s, f
 
 
+def read_reply(f, tag):
+    """Reads up to the tagged reply of `tag`: (that line, the last EXISTS count seen on the way, or None)."""
+    exists = None
+    while True:
+        line = f.readline()
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == b"EXISTS":
+            exists = int(parts[1])
+        if line.startswith(tag.encode() + b" "):
+            return line, exists
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
@@ -94,25 +106,14 @@ def main():
     for n in range(args.appends):
         sent = time.perf_counter()
         appender.sendall(f"p{n} APPEND INBOX {{{len(body)}+}}\r\n".encode() + body + b"\r\n")
-        exists = None
-        while True:
-            line = af.readline()
-            parts = line.split()
-            if len(parts) == 3 and parts[2] == b"EXISTS":
-                exists = int(parts[1])
-            if line.startswith(f"p{n} ".encode()):
-                if not line.startswith(f"p{n} OK".encode()):
-                    raise RuntimeError(line)
-                # APPENDUID's UID is not the EXISTS count; the appender's own selected view says the count.
-                appender.sendall(f"q{n} NOOP\r\n".encode())
-                while True:
-                    l2 = af.readline()
-                    p2 = l2.split()
-                    if len(p2) == 3 and p2[2] == b"EXISTS":
-                        exists = int(p2[1])
-                    if l2.startswith(f"q{n} ".encode()):
-                        break
-                break
+        line, exists = read_reply(af, f"p{n}")
+        if not line.startswith(f"p{n} OK".encode()):
+            raise RuntimeError(line)
+        # APPENDUID's UID is not the EXISTS count; the appender's own selected view says the count.
+        appender.sendall(f"q{n} NOOP\r\n".encode())
+        _, later = read_reply(af, f"q{n}")
+        if later is not None:
+            exists = later
         if exists is not None:
             committed[exists] = sent
         time.sleep(args.interval)
