@@ -3,6 +3,7 @@ import IMAPEngine
 import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import PostgresNIO
 
 /// `MailStore` over PostgreSQL (DESIGN.md §3–4).
@@ -109,10 +110,13 @@ public final class PostgresMailStore: MailStore {
                 outcome.finish(.failure(error))
             }
         }
-        let timer = Task {
-            try? await Task.sleep(until: deadline)
-            if !Task.isCancelled { outcome.finish(.failure(Timeout())) }
-        }
+        // A timer on an event loop, not a task that sleeps: a cancelled `Task.sleep` leaves its timer (and a task
+        // object) in the dispatch queue until the deadline, so every store call held about 600 bytes for the whole
+        // store timeout. A cancelled scheduled task is gone at once.
+        let remaining = deadline - .now
+        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(
+            in: .nanoseconds(Int64(remaining / .nanoseconds(1)))
+        ) { outcome.finish(.failure(Timeout())) }
         defer {
             timer.cancel()
             work.cancel()
