@@ -63,6 +63,9 @@ def main():
     p.add_argument("--password", default="timmy")
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--connections", type=int, default=1000)
+    p.add_argument("--settle", type=float, default=2,
+                   help="seconds to wait after the last connection before measuring (timers the logins left behind, "
+                        "such as PostgresNIO's cancelled pool timers, live up to 60 s)")
     p.add_argument("--tree", action="store_true",
                    help="measure PSS of --pid and its descendants (Dovecot's master) instead of RSS of --pid")
     args = p.parse_args()
@@ -85,7 +88,7 @@ def main():
         read_until(s, b"+ ")
         sockets.append(s)
     setup = time.perf_counter() - start
-    time.sleep(2)
+    time.sleep(args.settle)
     after = memory()
     print(f"connections={len(sockets)} setup={setup:.1f}s {'pss' if args.tree else 'rss'}_before={before}KiB "
           f"after={after}KiB "

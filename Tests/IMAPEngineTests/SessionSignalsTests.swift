@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import IMAPEngine
@@ -77,5 +78,19 @@ import Testing
         await cancelled.value  // returns although the latch stays shut
         #expect(!second.isOpen && second.waiterCount == 0)
         await latch.wait()  // an open latch does not wait
+    }
+
+    /// `whenOpen` is how `ConnectionLifetime` watches the abort latch without a task: the action runs exactly once,
+    /// when the latch opens, or at once on a latch already open.
+    @Test func latchRunsActionsOnceWhenOpened() {
+        let latch = Latch()
+        let runs = Mutex(0)
+        latch.whenOpen { runs.withLock { $0 += 1 } }
+        #expect(runs.withLock { $0 } == 0)
+        latch.open()
+        latch.open()
+        #expect(runs.withLock { $0 } == 1)
+        latch.whenOpen { runs.withLock { $0 += 10 } }
+        #expect(runs.withLock { $0 } == 11)
     }
 }

@@ -1,22 +1,22 @@
 import NIOCore
 import Synchronization
 
-/// A one-way gate that tasks can wait on: `open()` releases every waiter, now and later. Waiting also ends when the
+/// A one-way gate: `open()` releases every waiter and runs every action, now and later. Waiting also ends when the
 /// waiting task is cancelled, which `EventLoopFuture.get()` would not do.
 public final class Latch: Sendable {
     private enum State {
-        case closed(waiters: [Int: CheckedContinuation<Void, Never>], nextID: Int)
+        case closed(actions: [Int: @Sendable () -> Void], nextID: Int)
         case open
     }
 
-    private let state = Mutex(State.closed(waiters: [:], nextID: 0))
+    private let state = Mutex(State.closed(actions: [:], nextID: 0))
 
     public init() {}
 
-    /// Tasks waiting now (for tests).
+    /// Waiters and actions registered now (for tests).
     var waiterCount: Int {
         state.withLock { state in
-            if case .closed(let waiters, _) = state { return waiters.count }
+            if case .closed(let actions, _) = state { return actions.count }
             return 0
         }
     }
@@ -29,41 +29,52 @@ public final class Latch: Sendable {
     }
 
     public func open() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard case .closed(let waiters, _) = state else { return [] }
+        let actions = state.withLock { state -> [@Sendable () -> Void] in
+            guard case .closed(let actions, _) = state else { return [] }
             state = .open
-            return Array(waiters.values)
+            return Array(actions.values)
         }
-        for waiter in waiters { waiter.resume() }
+        for action in actions { action() }
+    }
+
+    /// Runs `action` once the latch opens: at once when it is open already. Costs no task while it waits.
+    public func whenOpen(_ action: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            guard case .closed(var actions, let nextID) = state else { return true }
+            actions[nextID] = action
+            state = .closed(actions: actions, nextID: nextID + 1)
+            return false
+        }
+        if runNow { action() }
     }
 
     /// Returns once the latch is open or the calling task is cancelled.
     public func wait() async {
         let id = state.withLock { state -> Int? in
-            guard case .closed(let waiters, let nextID) = state else { return nil }
-            state = .closed(waiters: waiters, nextID: nextID + 1)
+            guard case .closed(let actions, let nextID) = state else { return nil }
+            state = .closed(actions: actions, nextID: nextID + 1)
             return nextID
         }
         guard let id else { return }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { state -> Bool in
-                    guard case .closed(var waiters, let nextID) = state else { return true }
+                    guard case .closed(var actions, let nextID) = state else { return true }
                     if Task.isCancelled { return true }
-                    waiters[id] = continuation
-                    state = .closed(waiters: waiters, nextID: nextID)
+                    actions[id] = { continuation.resume() }
+                    state = .closed(actions: actions, nextID: nextID)
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                guard case .closed(var waiters, let nextID) = state else { return nil }
-                let waiter = waiters.removeValue(forKey: id)
-                state = .closed(waiters: waiters, nextID: nextID)
+            let waiter = state.withLock { state -> (@Sendable () -> Void)? in
+                guard case .closed(var actions, let nextID) = state else { return nil }
+                let waiter = actions.removeValue(forKey: id)
+                state = .closed(actions: actions, nextID: nextID)
                 return waiter
             }
-            waiter?.resume()
+            waiter?()
         }
     }
 }
@@ -87,27 +98,57 @@ public enum ConnectionLifetime {
         channel: any Channel, abort: Latch? = nil, abortGrace: Duration = .milliseconds(250),
         _ work: @escaping @Sendable () async -> Void
     ) async -> End {
-        let closed = Latch()
-        channel.closeFuture.whenComplete { _ in closed.open() }
-        return await withTaskGroup(of: End.self) { group in
+        // The channel and the latch are watched by callbacks, not by tasks of their own: an idle connection holds one
+        // task here, the work's (each task keeps the memory of its deepest call chain for as long as it lives).
+        let first = FirstEnd()
+        channel.closeFuture.whenComplete { _ in first.record(.peerClosed) }
+        if let abort {
+            let loop = channel.eventLoop
+            abort.whenOpen {
+                loop.scheduleTask(in: .nanoseconds(Int64(abortGrace / .nanoseconds(1)))) { first.record(.aborted) }
+            }
+        }
+        return await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await work()
-                return .finished
+                first.record(.finished)
             }
-            group.addTask {
-                await closed.wait()
-                return .peerClosed
-            }
-            if let abort {
-                group.addTask {
-                    await abort.wait()
-                    try? await Task.sleep(for: abortGrace)
-                    return .aborted
-                }
-            }
-            let first = await group.next() ?? .finished
+            let end = await first.wait()
             group.cancelAll()
-            return first
+            return end
+        }
+    }
+}
+
+/// The first of the ways a connection's work can end; the others that follow are ignored.
+private final class FirstEnd: Sendable {
+    private struct State {
+        var end: ConnectionLifetime.End?
+        var waiter: CheckedContinuation<ConnectionLifetime.End, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func record(_ end: ConnectionLifetime.End) {
+        let waiter = state.withLock { state -> CheckedContinuation<ConnectionLifetime.End, Never>? in
+            guard state.end == nil else { return nil }
+            state.end = end
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: end)
+    }
+
+    /// Returns the first end recorded. The work always records one (`.finished` at the latest, and a cancelled
+    /// parent cancels the work), so this needs no cancellation handler of its own.
+    func wait() async -> ConnectionLifetime.End {
+        await withCheckedContinuation { (continuation: CheckedContinuation<ConnectionLifetime.End, Never>) in
+            let end = state.withLock { state -> ConnectionLifetime.End? in
+                if let end = state.end { return end }
+                state.waiter = continuation
+                return nil
+            }
+            if let end { continuation.resume(returning: end) }
         }
     }
 }

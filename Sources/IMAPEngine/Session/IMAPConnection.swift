@@ -6,7 +6,7 @@ import Synchronization
 /// (change feed, timers, shutdown) merged into one ordered stream.
 public enum IMAPConnection {
     /// How often the autologout timer looks at the session.
-    static let tickInterval: Duration = .seconds(10)
+    static let tickInterval: TimeAmount = .seconds(10)
 
     /// The name the framing decoder must have in the pipeline (COMPRESS=DEFLATE goes in front of it).
     public static let framingHandlerName = "imap-framing"
@@ -49,13 +49,19 @@ public enum IMAPConnection {
         }
         do {
             try await channel.executeThenClose { inbound, outbound in
-                let signals = SessionSignals()
+                let events = SessionEventQueue()
+                let signals = SessionSignals(wake: { events.wake() })
                 let shutdownToken = shutdown?.register { signals.post(.shutdown) }
                 defer { if let shutdownToken { shutdown?.unregister(shutdownToken) } }
+                // The autologout tick is a timer on the connection's event loop, not a task that sleeps.
+                let ticker = channel.channel.eventLoop.scheduleRepeatedTask(
+                    initialDelay: tickInterval, delay: tickInterval
+                ) { _ in signals.post(.tick) }
+                defer { ticker.cancel() }
                 _ = await ConnectionLifetime.run(channel: channel.channel, abort: signals.abort) {
                     await serve(
-                        inbound: inbound, outbound: outbound, signals: signals, server: server, info: info, tls: tls,
-                        compression: compression, login: login)
+                        inbound: inbound, outbound: outbound, events: events, signals: signals, server: server,
+                        info: info, tls: tls, compression: compression, login: login)
                 }
             }
         } catch {
@@ -66,23 +72,28 @@ public enum IMAPConnection {
 
     /// The session's task: greeting, then client input and signals in order until the session closes or the task is
     /// cancelled (the peer left, or the account was disabled). The session is taken off every count on the way out.
+    ///
+    /// Each turn (the greeting, one event, the last flush) runs in a child task of its own, which ends with it. A
+    /// Swift task keeps the memory of its deepest call chain for as long as it lives: a session that ran LOGIN,
+    /// SELECT or FETCH and then idles for hours would otherwise hold that (about 10 KiB) all the while. Between
+    /// turns this task holds only its loop, and the session waits in a `SessionHandoff`.
     private static func serve(
         inbound: NIOAsyncChannelInboundStream<FramedInput>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        signals: SessionSignals, server: IMAPServerContext, info: ConnectionInfo, tls: (any TLSUpgrade)?,
-        compression: (any CompressionUpgrade)?, login: LoginState?
+        events: SessionEventQueue, signals: SessionSignals, server: IMAPServerContext, info: ConnectionInfo,
+        tls: (any TLSUpgrade)?, compression: (any CompressionUpgrade)?, login: LoginState?
     ) async {
-        let sink = ResponseSink(writer: outbound)
-        let session = Session(
-            server: server, info: info, out: sink, signals: signals, tls: tls, compression: compression, login: login)
-        defer { session.cleanup() }
-        let events = SessionEventQueue()
+        var handoff = SessionHandoff(
+            Session(
+                server: server, info: info, out: ResponseSink(writer: outbound), signals: signals, tls: tls,
+                compression: compression, login: login))
+        func run(_ turn: SessionHandoff.Turn) async throws -> Session.Outcome {
+            let current = handoff
+            async let step = current.run(turn)
+            let done = await step
+            handoff = done.next
+            return try done.outcome.get()
+        }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: tickInterval)
-                    signals.post(.tick)
-                }
-            }
             // Client input ends with `.clientClosed`, so the end of the input ends the session even though the
             // signals never finish.
             group.addTask {
@@ -93,26 +104,75 @@ public enum IMAPConnection {
                     events.finish(throwing: error)
                 }
             }
-            group.addTask {
-                for await _ in signals.wakes { events.wake() }
-            }
             defer {
                 events.finish()
                 group.cancelAll()
             }
             do {
-                try await session.greet()
+                _ = try await run(.greet)
                 while let event = try await events.next() {
-                    if try await session.handle(event) == .close { break }
+                    if try await run(.event(event)) == .close { break }
                 }
                 // Cancelled (the peer left, or the account was disabled mid-command): nothing more can be said.
                 guard !Task.isCancelled else { return }
-                try await sink.flush()
+                _ = try await run(.flush)
             } catch {
                 server.logger.debug(
                     "session ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
             }
         }
+        handoff.take().cleanup()
+    }
+}
+
+/// A session on its way from one task to the next. A turn takes it out, runs, and hands it on in a new handoff with
+/// its outcome, so only one task ever holds it; the compiler checks each hand-over (`sending` into and out of the
+/// `Mutex`), and taking it twice stops the process rather than share it.
+final class SessionHandoff: Sendable {
+    enum Turn: Sendable {
+        case greet
+        case event(SessionEvent)
+        /// Writes what is still buffered, after the last event.
+        case flush
+    }
+
+    struct Step: Sendable {
+        var outcome: Result<Session.Outcome, any Error>
+        var next: SessionHandoff
+    }
+
+    private let slot: Mutex<Session?>
+
+    init(_ session: sending Session) {
+        slot = Mutex(session)
+    }
+
+    func take() -> sending Session {
+        guard let session = slot.withLock({ $0.take() }) else {
+            preconditionFailure("a session was handed on twice")
+        }
+        return session
+    }
+
+    /// Runs `turn` on the session; the step carries the session on, whatever the outcome.
+    func run(_ turn: Turn) async -> Step {
+        let session = take()
+        let outcome: Result<Session.Outcome, any Error>
+        do {
+            switch turn {
+            case .greet:
+                try await session.greet()
+                outcome = .success(.keepGoing)
+            case .event(let event):
+                outcome = .success(try await session.handle(event))
+            case .flush:
+                try await session.out.flush()
+                outcome = .success(.close)
+            }
+        } catch {
+            outcome = .failure(error)
+        }
+        return Step(outcome: outcome, next: SessionHandoff(session))
     }
 }
 

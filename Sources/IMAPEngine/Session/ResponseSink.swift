@@ -11,32 +11,37 @@ final class ResponseSink {
 
     init(writer: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
         self.writer = writer
-        pending.reserveCapacity(Self.idleCapacity)
     }
 
-    /// What an idle session's buffer keeps.
-    static let idleCapacity = 4096
+    /// What the buffer starts with when a response begins: most responses fit, so they cost one allocation.
+    static let startCapacity = 4096
 
-    /// Between commands: gives back the capacity a large response grew the buffer to, so a session that has
-    /// streamed a big FETCH and then idles holds a few KiB, not the 128 KiB or more of a full batch.
+    /// Between commands: gives the buffer back, so a session that has streamed a big FETCH and then idles holds
+    /// nothing here, not the 128 KiB or more of a full batch (nor the few KiB of a small one: idle sessions are many).
     func shrink() {
-        guard pending.isEmpty, pending.capacity > Self.idleCapacity else { return }
+        guard pending.isEmpty, pending.capacity > 0 else { return }
         pending = []
-        pending.reserveCapacity(Self.idleCapacity)
+    }
+
+    private func reserve() {
+        if pending.capacity == 0 { pending.reserveCapacity(Self.startCapacity) }
     }
 
     /// Appends the writer's bytes; writes when the batch is full.
     func send(_ response: ResponseWriter) async throws {
+        reserve()
         pending.append(contentsOf: response.bytes)
         if pending.count >= Self.batchSize { try await flush() }
     }
 
     func send(_ bytes: some Collection<UInt8>) async throws {
+        reserve()
         pending.append(contentsOf: bytes)
         if pending.count >= Self.batchSize { try await flush() }
     }
 
     func sendLine(_ text: String) async throws {
+        reserve()
         pending.append(contentsOf: text.utf8)
         pending.append(contentsOf: [0x0D, 0x0A])
         if pending.count >= Self.batchSize { try await flush() }

@@ -227,6 +227,7 @@ final class Session {
             for control in signals.take() where try await handle(.control(control)) == .close {
                 return .close
             }
+            out.shrink()
             return .keepGoing
         case .control(.change(let change)):
             do {

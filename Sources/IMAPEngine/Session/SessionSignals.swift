@@ -6,7 +6,7 @@ import Synchronization
 /// They are kept as state, not queued: a change feed that outpaces a session busy writing to a slow client only
 /// raises a modseq it already holds, so nothing is ever dropped (a bounded queue would drop the oldest, an unbounded
 /// one would grow without limit), and the memory is one entry per mailbox of the account at most. Posting wakes the
-/// session through a one-element stream; the session then takes everything pending at once.
+/// session through its event queue; the session then takes everything pending at once.
 ///
 /// An account disabled by the administrator opens `abort` instead: a session between commands sees it at once and
 /// says BYE; one in the middle of a command is cancelled shortly after (`ConnectionLifetime`).
@@ -34,20 +34,19 @@ final class SessionSignals: Sendable {
     static let maxMetadataBytes = 64 << 10
 
     private let pending = Mutex(Pending())
-    private let wakeContinuation: AsyncStream<Void>.Continuation
-    /// Yields whenever something was posted; several posts before the session looks wake it once.
-    let wakes: AsyncStream<Void>
+    /// Called whenever something was posted (the session's event queue coalesces several into one wake-up).
+    private let wake: @Sendable () -> Void
     /// Opened when the account is disabled or deleted.
     let abort = Latch()
 
-    init() {
-        (wakes, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    init(wake: @escaping @Sendable () -> Void = {}) {
+        self.wake = wake
     }
 
     func post(_ event: ControlEvent) {
         if case .change(.accountDisabled) = event {
             abort.open()
-            wakeContinuation.yield(())
+            wake()
             return
         }
         pending.withLock { pending in
@@ -72,7 +71,7 @@ final class SessionSignals: Sendable {
             case .shutdown: pending.shutdown = true
             }
         }
-        wakeContinuation.yield(())
+        wake()
     }
 
     /// Everything posted since the last call, shutdown first.
