@@ -63,7 +63,8 @@ struct IMAPListener: Service {
 
     /// What the child channel initializer hands to the accept loop.
     struct Accepted: Sendable {
-        var channel: NIOAsyncChannel<FramedInput, ByteBuffer>
+        var channel: any Channel
+        var events: SessionEventQueue
         var proxied: EventLoopFuture<ProxyProtocolHandler.Client>?
         var gate: StartTLSGate?
         var compress: StartTLSGate
@@ -80,6 +81,11 @@ struct IMAPListener: Service {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // Each connection keeps its last receive buffer for the next read. Commands are short: start at 512
+            // bytes, not NIO's 2,048, which an idle connection would hold for hours; uploads grow it as before.
+            .childChannelOption(
+                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+            )
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
@@ -104,8 +110,11 @@ struct IMAPListener: Service {
                         IMAPConnection.makeFrameDecoder(
                             limits: limits, startTLS: gate, compress: compress, login: login, budget: budget),
                         name: IMAPConnection.framingHandlerName)
-                    let wrapped = try NIOAsyncChannel<FramedInput, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    return Accepted(channel: wrapped, proxied: proxied, gate: gate, compress: compress, login: login)
+                    let input = SessionInputHandler(eventLoop: channel.eventLoop)
+                    try pipeline.addHandler(input)
+                    return Accepted(
+                        channel: channel, events: input.events, proxied: proxied, gate: gate, compress: compress,
+                        login: login)
                 }
             }
         let bound = ListenAddress(host: address.host, port: channel.channel.localAddress?.port ?? address.port)
@@ -129,7 +138,7 @@ struct IMAPListener: Service {
 
     private func serve(_ accepted: Accepted) async {
         let id = Self.connectionCounter.wrappingAdd(1, ordering: .relaxed).newValue
-        let peer = accepted.channel.channel.remoteAddress
+        let peer = accepted.channel.remoteAddress
         var remote = peer?.ipAddress
         var loopback = Self.isLoopback(peer)
         var secure = kind == .imaps
@@ -145,19 +154,20 @@ struct IMAPListener: Service {
                 logger.notice(
                     "PROXY header refused",
                     metadata: ["imap.conn": "\(id)", "imap.peer": "\(remote ?? "-")", "error": "\(error)"])
-                try? await accepted.channel.channel.close()
+                try? await accepted.channel.close()
                 return
             }
         }
         var upgrade: (any TLSUpgrade)?
         if let gate = accepted.gate, let certificates {
-            upgrade = StartTLSUpgrade(channel: accepted.channel.channel, gate: gate, certificates: certificates)
+            upgrade = StartTLSUpgrade(channel: accepted.channel, gate: gate, certificates: certificates)
         }
         let info = ConnectionInfo(
             id: String(id), remoteAddress: remote, isLoopback: loopback, isSecure: secure)
         await IMAPConnection.run(
-            channel: accepted.channel, server: server, info: info, shutdown: shutdown, tls: upgrade,
-            compression: DeflateUpgrade(channel: accepted.channel.channel, gate: accepted.compress),
+            channel: accepted.channel, events: accepted.events, server: server, info: info, shutdown: shutdown,
+            tls: upgrade,
+            compression: DeflateUpgrade(channel: accepted.channel, gate: accepted.compress),
             login: accepted.login)
     }
 

@@ -21,17 +21,35 @@ public enum IMAPConnection {
             IMAPFrameDecoder(limits: limits, startTLS: startTLS, compress: compress, login: login, budget: budget))
     }
 
-    /// Serves the connection until LOGOUT, autologout, a fatal error, the client leaving, or `shutdown`.
+    /// How long a session whose account was disabled may take to end by itself (between commands it says BYE at
+    /// once) before its command is cancelled and the connection closed.
+    static let abortGrace: TimeAmount = .milliseconds(250)
+
+    /// Serves the connection until LOGOUT, autologout, a fatal error, the client leaving, or `shutdown`, then closes
+    /// it. `events` must be the queue of the `SessionInputHandler` at the tail of the channel's pipeline, after the
+    /// framing decoder.
     ///
     /// A connection over a limit, or arriving during shutdown, gets a `* BYE` greeting with the reason and is
     /// closed: the "reject connection" edge of RFC 9051 §3.
+    ///
+    /// One task serves the connection, the caller's: a Swift task keeps the memory of its deepest call chain for as
+    /// long as it lives, and an idle connection should cost little more than its socket. So the connection is read
+    /// by `SessionInputHandler` on the event loop, not by a task; its close and an account being disabled are watched by
+    /// callbacks; and each turn of the session (the greeting, one event, the last flush) runs in a task of its own
+    /// that ends with it (about 10 KiB of frames for LOGIN or SELECT), while this task holds only its loop.
     public static func run(
-        channel: NIOAsyncChannel<FramedInput, ByteBuffer>, server: IMAPServerContext, info: ConnectionInfo,
+        channel: any Channel, events: SessionEventQueue, server: IMAPServerContext, info: ConnectionInfo,
         shutdown: ShutdownSignal? = nil, tls: (any TLSUpgrade)? = nil, compression: (any CompressionUpgrade)? = nil,
         login: LoginState? = nil
     ) async {
         SessionMetrics.connectionOpened()
         defer { SessionMetrics.connectionClosed() }
+        do {
+            try await events.active?.get()
+        } catch {
+            try? await channel.close()
+            return
+        }
         let address = info.remoteAddress ?? "unknown"
         var refusal = server.connections.admit(address: address)
         if refusal == nil, shutdown?.isSignalled == true {
@@ -42,86 +60,112 @@ public enum IMAPConnection {
             server.logger.notice(
                 "connection refused",
                 metadata: ["imap.conn": "\(info.id)", "imap.peer": "\(address)", "reason": "\(refusal)"])
-            try? await channel.executeThenClose { _, outbound in
-                try await outbound.write(ByteBuffer(string: "* BYE [UNAVAILABLE] \(refusal).\r\n"))
-            }
+            try? await channel.writeAndFlush(ByteBuffer(string: "* BYE [UNAVAILABLE] \(refusal).\r\n"))
+            try? await channel.close()
             return
         }
-        do {
-            try await channel.executeThenClose { inbound, outbound in
-                let events = SessionEventQueue()
-                let signals = SessionSignals(wake: { events.wake() })
-                let shutdownToken = shutdown?.register { signals.post(.shutdown) }
-                defer { if let shutdownToken { shutdown?.unregister(shutdownToken) } }
-                // The autologout tick is a timer on the connection's event loop, not a task that sleeps.
-                let ticker = channel.channel.eventLoop.scheduleRepeatedTask(
-                    initialDelay: tickInterval, delay: tickInterval
-                ) { _ in signals.post(.tick) }
-                defer { ticker.cancel() }
-                _ = await ConnectionLifetime.run(channel: channel.channel, abort: signals.abort) {
-                    await serve(
-                        inbound: inbound, outbound: outbound, events: events, signals: signals, server: server,
-                        info: info, tls: tls, compression: compression, login: login)
-                }
-            }
-        } catch {
-            server.logger.debug(
-                "connection ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
+        let signals = SessionSignals(wake: { events.wake() })
+        let shutdownToken = shutdown?.register { signals.post(.shutdown) }
+        defer { if let shutdownToken { shutdown?.unregister(shutdownToken) } }
+        // The autologout tick is a timer on the connection's event loop, not a task that sleeps.
+        let ticker = channel.eventLoop.scheduleRepeatedTask(initialDelay: tickInterval, delay: tickInterval) { _ in
+            signals.post(.tick)
         }
+        defer { ticker.cancel() }
+        // The peer left (FIN or RST: remote half-closure is not enabled, so the end of input is the end): whatever
+        // the session waits for, the store, a write or the next command, it stops now (DESIGN.md §7).
+        let turns = TurnCancellation()
+        channel.closeFuture.whenComplete { _ in
+            turns.cancel()
+            events.finish()
+        }
+        // Disabled or deleted account: a session between commands says BYE at once (a wake-up); one in the middle of
+        // a command has `abortGrace` to end, then is cancelled and its connection closed.
+        let loop = channel.eventLoop
+        signals.abort.whenOpen {
+            loop.scheduleTask(in: abortGrace) {
+                turns.cancel()
+                channel.close(promise: nil)
+            }
+        }
+        await serve(
+            channel: channel, events: events, signals: signals, turns: turns, server: server, info: info, tls: tls,
+            compression: compression, login: login)
+        try? await channel.close()
     }
 
-    /// The session's task: greeting, then client input and signals in order until the session closes or the task is
-    /// cancelled (the peer left, or the account was disabled). The session is taken off every count on the way out.
-    ///
-    /// Each turn (the greeting, one event, the last flush) runs in a child task of its own, which ends with it. A
-    /// Swift task keeps the memory of its deepest call chain for as long as it lives: a session that ran LOGIN,
-    /// SELECT or FETCH and then idles for hours would otherwise hold that (about 10 KiB) all the while. Between
-    /// turns this task holds only its loop, and the session waits in a `SessionHandoff`.
+    /// Greeting, then client input and signals in order until the session closes, the peer leaves, or the task is
+    /// cancelled. The session is taken off every count on the way out.
     private static func serve(
-        inbound: NIOAsyncChannelInboundStream<FramedInput>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-        events: SessionEventQueue, signals: SessionSignals, server: IMAPServerContext, info: ConnectionInfo,
-        tls: (any TLSUpgrade)?, compression: (any CompressionUpgrade)?, login: LoginState?
+        channel: any Channel, events: SessionEventQueue, signals: SessionSignals, turns: TurnCancellation,
+        server: IMAPServerContext, info: ConnectionInfo, tls: (any TLSUpgrade)?,
+        compression: (any CompressionUpgrade)?, login: LoginState?
     ) async {
         var handoff = SessionHandoff(
             Session(
-                server: server, info: info, out: ResponseSink(writer: outbound), signals: signals, tls: tls,
+                server: server, info: info, out: ResponseSink(channel: channel), signals: signals, tls: tls,
                 compression: compression, login: login))
         func run(_ turn: SessionHandoff.Turn) async throws -> Session.Outcome {
             let current = handoff
-            async let step = current.run(turn)
-            let done = await step
+            let task = Task { await current.run(turn) }
+            turns.begin(task)
+            let done = await withTaskCancellationHandler {
+                await task.value
+            } onCancel: {
+                task.cancel()
+            }
+            turns.end()
             handoff = done.next
             return try done.outcome.get()
         }
-        await withTaskGroup(of: Void.self) { group in
-            // Client input ends with `.clientClosed`, so the end of the input ends the session even though the
-            // signals never finish.
-            group.addTask {
-                do {
-                    for try await input in inbound { await events.deliver(.client(input)) }
-                    await events.deliver(.clientClosed)
-                } catch {
-                    events.finish(throwing: error)
-                }
+        do {
+            _ = try await run(.greet)
+            while let event = try await events.next() {
+                if try await run(.event(event)) == .close { break }
             }
-            defer {
-                events.finish()
-                group.cancelAll()
-            }
-            do {
-                _ = try await run(.greet)
-                while let event = try await events.next() {
-                    if try await run(.event(event)) == .close { break }
-                }
-                // Cancelled (the peer left, or the account was disabled mid-command): nothing more can be said.
-                guard !Task.isCancelled else { return }
+            // The peer left, or the account was disabled mid-command: nothing more can be said.
+            if !turns.isCancelled, !Task.isCancelled {
                 _ = try await run(.flush)
-            } catch {
-                server.logger.debug(
-                    "session ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
             }
+        } catch {
+            server.logger.debug(
+                "session ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
         }
+        events.finish()
         handoff.take().cleanup()
+    }
+}
+
+/// The task running the session's current turn, for the callbacks that stop it (the peer left, the account was
+/// disabled). Once cancelled, every later turn is cancelled as it starts.
+final class TurnCancellation: Sendable {
+    private struct State {
+        var cancelled = false
+        var current: Task<SessionHandoff.Step, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    func begin(_ task: Task<SessionHandoff.Step, Never>) {
+        let cancelled = state.withLock { state -> Bool in
+            state.current = task
+            return state.cancelled
+        }
+        if cancelled { task.cancel() }
+    }
+
+    func end() {
+        state.withLock { $0.current = nil }
+    }
+
+    func cancel() {
+        let current = state.withLock { state -> Task<SessionHandoff.Step, Never>? in
+            state.cancelled = true
+            return state.current
+        }
+        current?.cancel()
     }
 }
 

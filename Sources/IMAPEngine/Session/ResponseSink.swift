@@ -1,16 +1,17 @@
 import NIOCore
 
-/// The session's only way to the client: buffers response bytes and writes them in batches through the channel's
-/// outbound writer, whose suspension is the backpressure (DESIGN.md §2). Nothing else writes to the connection.
+/// The session's only way to the client: buffers response bytes and writes them to the channel in batches. While
+/// the channel is writable a write is handed over and not waited for; once it is not (the client reads slower than
+/// we write), each write is waited for until it is written: that is the backpressure (DESIGN.md §2), and one batch
+/// plus the channel's high watermark is the most a connection holds. Nothing else writes to the connection.
 final class ResponseSink {
-    private let writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let channel: any Channel
     private var pending: [UInt8] = []
     /// Bytes buffered before a write is issued; large FETCH responses go out in pieces of about this size.
     static let batchSize = 64 * 1024
-    private(set) var isClosed = false
 
-    init(writer: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
-        self.writer = writer
+    init(channel: any Channel) {
+        self.channel = channel
     }
 
     /// What the buffer starts with when a response begins: most responses fit, so they cost one allocation.
@@ -49,14 +50,14 @@ final class ResponseSink {
 
     /// Writes whatever is buffered.
     func flush() async throws {
-        guard !pending.isEmpty, !isClosed else { return }
+        guard !pending.isEmpty else { return }
+        guard channel.isActive else { throw ChannelError.ioOnClosedChannel }
         let buffer = ByteBuffer(bytes: pending)
         pending.removeAll(keepingCapacity: pending.capacity <= 4 * Self.batchSize)
-        try await writer.write(buffer)
-    }
-
-    func finish() {
-        isClosed = true
-        writer.finish()
+        if channel.isWritable {
+            channel.writeAndFlush(buffer, promise: nil)
+        } else {
+            try await channel.writeAndFlush(buffer)
+        }
     }
 }

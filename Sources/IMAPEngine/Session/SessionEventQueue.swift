@@ -1,48 +1,109 @@
+import NIOCore
 import Synchronization
 
-/// The session's one sequence of events: client input and wake-ups from its `SessionSignals`.
+/// The session's one sequence of events: client input, put here by `SessionInputHandler` on the event loop, and
+/// wake-ups from its `SessionSignals`.
 ///
-/// It replaces AsyncAlgorithms' `merge`, whose storage takes its lock before `withUnsafeThrowingContinuation` and
-/// releases it inside the closure, trusting the closure to run at once on the same thread. Swift 6.0 to 6.3 may
-/// re-enqueue the task first (swift-async-algorithms #430): the lock is then held by a suspended task and the next
-/// thread to take it blocks for good. Under the imaptest mix that stopped a whole instance. Here every lock is taken
-/// and released inside one synchronous block, and continuations are resumed after it.
+/// No task reads the connection. The handler at the tail of the pipeline offers each framed input, and holds the
+/// socket's next read while input is waiting: the session asks for more only by taking all of it. That is the
+/// backpressure a reader task and NIOAsyncChannel gave, without the task (each task of an idle connection costs a
+/// few KiB). Wake-ups coalesce into one pending flag (the signals hold the details) and come before input.
 ///
-/// Client input keeps its backpressure: `deliver` returns only when the session has taken the event, so the
-/// connection is read one frame ahead at most. Wake-ups coalesce into one pending flag (the signals hold the details).
-final class SessionEventQueue: Sendable {
+/// Every lock is taken and released inside one synchronous block, and continuations are resumed after it (the
+/// merge of swift-async-algorithms did otherwise, and a lock held by a suspended task stopped a whole instance).
+public final class SessionEventQueue: Sendable {
     private struct State {
-        var pending: SessionEvent?
-        var producer: CheckedContinuation<Void, Never>?
+        /// Input not yet taken, from `head` on.
+        var input: [FramedInput] = []
+        var head = 0
         var wake = false
+        /// The client's input has ended (FIN or RST): `.clientClosed` follows what is buffered.
+        var inputEnded = false
         var consumer: CheckedContinuation<SessionEvent?, any Error>?
         /// Nil while open; `.some(nil)` when finished, `.some(error)` when the input failed.
         var end: (any Error)??
-    }
+        /// The handler holds a read until the session has taken everything; this asks for it.
+        var heldRead: (@Sendable () -> Void)?
 
-    private let state = Mutex(State())
+        var isEmpty: Bool { head == input.count }
 
-    /// Hands one client event to the session; returns once the session has taken it, or the queue has finished.
-    func deliver(_ event: SessionEvent) async {
-        await withCheckedContinuation { (producer: CheckedContinuation<Void, Never>) in
-            let consumer: CheckedContinuation<SessionEvent?, any Error>?? = state.withLock { state in
-                if state.end != nil { return .some(nil) }
-                if let consumer = state.consumer {
-                    state.consumer = nil
-                    return .some(consumer)
-                }
-                state.pending = event
-                state.producer = producer
-                return .none
+        mutating func takeInput() -> FramedInput {
+            let taken = input[head]
+            head += 1
+            if head == input.count {
+                input.removeAll(keepingCapacity: input.count <= 16)
+                head = 0
             }
-            guard let consumer else { return }  // waits until `next` takes the event
-            consumer?.resume(returning: event)
-            producer.resume()
+            return taken
         }
     }
 
-    /// Whether a delivery is waiting for the session to take its event (for tests).
-    var isHoldingDelivery: Bool { state.withLock { $0.producer != nil } }
+    private let state = Mutex(State())
+    /// Succeeds once the channel is active (an accepted channel can reach the session a moment before: writes to it
+    /// would fail), fails if it closes first.
+    /// Nil for a queue without a channel (tests).
+    public var active: EventLoopFuture<Void>? { activePromise?.futureResult }
+    fileprivate let activePromise: EventLoopPromise<Void>?
+
+    /// A queue for `SessionInputHandler` on `eventLoop`.
+    init(eventLoop: any EventLoop) {
+        activePromise = eventLoop.makePromise()
+    }
+
+    /// A queue without a channel, for tests.
+    init() {
+        activePromise = nil
+    }
+
+    // MARK: the handler's side (on the event loop)
+
+    /// One framed input from the client; dropped when the queue has finished.
+    func offer(_ input: FramedInput) {
+        let consumer = state.withLock { state -> CheckedContinuation<SessionEvent?, any Error>? in
+            guard state.end == nil else { return nil }
+            if let consumer = state.consumer, state.isEmpty, !state.wake {
+                state.consumer = nil
+                return consumer
+            }
+            state.input.append(input)
+            return nil
+        }
+        consumer?.resume(returning: .client(input))
+    }
+
+    /// The socket wants to read. Returns true when it may (nothing is waiting for the session); otherwise the read
+    /// is held, and `resume` is called once the session has taken everything (or never, if the queue finishes).
+    func mayRead(orResume resume: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            if state.isEmpty || state.end != nil { return true }
+            state.heldRead = resume
+            return false
+        }
+    }
+
+    /// The client's input ended: the session gets `.clientClosed` after the input still buffered.
+    func endInput() {
+        let consumer = state.withLock { state -> CheckedContinuation<SessionEvent?, any Error>? in
+            guard state.end == nil, !state.inputEnded else { return nil }
+            state.inputEnded = true
+            guard let consumer = state.consumer, state.isEmpty, !state.wake else { return nil }
+            state.consumer = nil
+            state.end = .some(nil)
+            return consumer
+        }
+        consumer?.resume(returning: .clientClosed)
+    }
+
+    // MARK: the session's side
+
+    /// Input waiting for the session (for tests).
+    var bufferedCount: Int { state.withLock { $0.input.count - $0.head } }
+
+    /// Whether the session waits in `next` (for tests).
+    var hasWaitingConsumer: Bool { state.withLock { $0.consumer != nil } }
+
+    /// Whether the handler holds a read (for tests).
+    var isHoldingRead: Bool { state.withLock { $0.heldRead != nil } }
 
     /// Something is pending in the session's signals.
     func wake() {
@@ -58,17 +119,17 @@ final class SessionEventQueue: Sendable {
         consumer?.resume(returning: .signalled)
     }
 
-    /// No more events: `error` nil for an orderly end. A waiting `deliver` returns, a waiting `next` gets nil (or
-    /// the error).
+    /// No more events: `error` nil for an orderly end. Buffered input is dropped (its upload memory with it), a
+    /// waiting `next` gets nil (or the error).
     func finish(throwing error: (any Error)? = nil) {
-        let (consumer, producer) = state.withLock {
-            state -> (CheckedContinuation<SessionEvent?, any Error>?, CheckedContinuation<Void, Never>?) in
+        let consumer = state.withLock { state -> CheckedContinuation<SessionEvent?, any Error>? in
             if state.end == nil { state.end = .some(error) }
-            state.pending = nil  // the released delivery's event is dropped with it
-            defer { (state.consumer, state.producer) = (nil, nil) }
-            return (state.consumer, state.producer)
+            state.input = []
+            state.head = 0
+            state.heldRead = nil
+            defer { state.consumer = nil }
+            return state.consumer
         }
-        producer?.resume()
         if let error {
             consumer?.resume(throwing: error)
         } else {
@@ -76,36 +137,41 @@ final class SessionEventQueue: Sendable {
         }
     }
 
-    /// The next event (a pending wake-up first, then client input), nil after `finish`. One consumer only. Ends
-    /// the queue when the waiting task is cancelled.
+    /// The next event (a pending wake-up first, then client input, then `.clientClosed` once the input ended), nil
+    /// after `finish`. One consumer only. Ends the queue when the waiting task is cancelled.
     func next() async throws -> SessionEvent? {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (consumer: CheckedContinuation<SessionEvent?, any Error>) in
                 enum Action {
-                    case answer(SessionEvent?, CheckedContinuation<Void, Never>?)
+                    case answer(SessionEvent?, resume: (@Sendable () -> Void)?)
                     case fail(any Error)
                     case wait
                 }
                 let action: Action = state.withLock { state in
-                    if state.wake {
-                        state.wake = false
-                        return .answer(.signalled, nil)
-                    }
-                    if let event = state.pending {
-                        state.pending = nil
-                        defer { state.producer = nil }
-                        return .answer(event, state.producer)
-                    }
                     if let end = state.end {
                         if let error = end { return .fail(error) }
-                        return .answer(nil, nil)
+                        return .answer(nil, resume: nil)
+                    }
+                    if state.wake {
+                        state.wake = false
+                        return .answer(.signalled, resume: nil)
+                    }
+                    if !state.isEmpty {
+                        let input = state.takeInput()
+                        guard state.isEmpty else { return .answer(.client(input), resume: nil) }
+                        defer { state.heldRead = nil }
+                        return .answer(.client(input), resume: state.heldRead)
+                    }
+                    if state.inputEnded {
+                        state.end = .some(nil)
+                        return .answer(.clientClosed, resume: nil)
                     }
                     state.consumer = consumer
                     return .wait
                 }
                 switch action {
-                case .answer(let event, let producer):
-                    producer?.resume()
+                case .answer(let event, let resume):
+                    resume?()
                     consumer.resume(returning: event)
                 case .fail(let error):
                     consumer.resume(throwing: error)
@@ -116,5 +182,72 @@ final class SessionEventQueue: Sendable {
         } onCancel: {
             finish()
         }
+    }
+}
+
+/// The tail of an IMAP connection's pipeline (after the framing decoder): hands each framed input to the session's
+/// `SessionEventQueue`, and passes the socket's reads on only while the session has nothing waiting.
+public final class SessionInputHandler: ChannelDuplexHandler {
+    public typealias InboundIn = FramedInput
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    /// Where this handler puts the input: give it to `IMAPConnection.run`.
+    public let events: SessionEventQueue
+
+    private var activated = false
+
+    /// A handler with a queue of its own, for a channel of `eventLoop`.
+    public init(eventLoop: any EventLoop) {
+        events = SessionEventQueue(eventLoop: eventLoop)
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        activate(succeeded: true)
+        context.fireChannelActive()
+    }
+
+    private func activate(succeeded: Bool) {
+        guard !activated else { return }
+        activated = true
+        if succeeded {
+            events.activePromise?.succeed()
+        } else {
+            events.activePromise?.fail(ChannelError.ioOnClosedChannel)
+        }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        events.offer(unwrapInboundIn(data))
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        activate(succeeded: false)
+        events.endInput()
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        events.finish(throwing: error)
+    }
+
+    /// Asks the socket for the read that was held; made once per connection (a cycle, broken in `handlerRemoved`).
+    private var resume: (@Sendable () -> Void)?
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        resume = { loop.execute { bound.value.read() } }
+        if context.channel.isActive { activate(succeeded: true) }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        resume = nil
+        activate(succeeded: false)
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        guard let resume else { return context.read() }
+        if events.mayRead(orResume: resume) { context.read() }
     }
 }
