@@ -75,10 +75,11 @@ enum SessionEvent: Sendable {
     case control(ControlEvent)
 }
 
-/// One IMAP session (RFC 9051 §3): one connection, one task, one `Session`.
+/// One IMAP session (RFC 9051 §3): one connection, one `Session`, used by one task at a time (the connection's task
+/// hands it to a task per event: `SessionHandoff`).
 ///
 /// Invariants:
-/// - Commands run one at a time, in the order received; pipelined commands wait in the inbound stream (mox).
+/// - Commands run one at a time, in the order received; pipelined commands wait in the event queue (mox).
 /// - The session is the connection's only writer (`ResponseSink`), so a `+` continuation never lands inside another
 ///   response.
 /// - The selected mailbox's `MailboxView` changes only at a command's sync point or in IDLE (STYLE.md §4).
