@@ -142,5 +142,11 @@ struct SelectCacheTests {
         #expect(
             SelectCache.apply([1, 2, 3, 5].map { UID($0) }, expunged: [UID(2), UID(9)], added: [UID(7), UID(8)])
                 == [1, 3, 5, 7, 8].map { UID($0) })
+        // Nothing changed (or only UIDs the list already has): the cached list itself, not a copy of it.
+        let cached = (1...1000).map { UID(UInt32($0)) }
+        let unchanged = SelectCache.apply(cached, expunged: [], added: [UID(1000)])
+        #expect(unchanged == cached)
+        #expect(
+            unchanged.withUnsafeBufferPointer { $0.baseAddress } == cached.withUnsafeBufferPointer { $0.baseAddress })
     }
 }
