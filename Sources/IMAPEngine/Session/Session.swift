@@ -1,25 +1,27 @@
 import Logging
 import NIOCore
 
-/// Everything a session needs from the server, shared by all connections of one process.
-public struct IMAPServerContext: Sendable {
-    public var store: any MailStore
-    public var feed: ChangeFeed
-    public var authenticator: any Authenticator
-    public var limits: IMAPLimits
-    public var logger: Logger
+/// Everything a session needs from the server, shared by all connections of one process. A class: every connection
+/// refers to the one context (a struct of this size copied into each session and each of its long-lived frames cost
+/// about 1.5 KiB per idle connection).
+public final class IMAPServerContext: Sendable {
+    public let store: any MailStore
+    public let feed: ChangeFeed
+    public let authenticator: any Authenticator
+    public let limits: IMAPLimits
+    public let logger: Logger
     /// Accept LOGIN and AUTHENTICATE PLAIN on connections that are neither TLS nor loopback (DESIGN.md §5).
-    public var allowPlaintextAuth: Bool
-    public var greeting: String
-    public var connections: ConnectionRegistry
-    public var penalty: LoginPenalty
+    public let allowPlaintextAuth: Bool
+    public let greeting: String
+    public let connections: ConnectionRegistry
+    public let penalty: LoginPenalty
     /// Memory for messages being uploaded, shared by every connection of the process (IMAP and LMTP).
-    public var messageBudget: MessageBudget
+    public let messageBudget: MessageBudget
     /// Every failed login is answered no sooner than this after it began (the authenticator pads its own failures
     /// to the same time; a disabled account is refused after the authenticator succeeded).
-    public var authenticationFailureTime: Duration
+    public let authenticationFailureTime: Duration
     /// SORT and THREAD keys of recently sorted mailboxes, shared by the process's sessions.
-    public var keyCache: MessageKeyCache
+    public let keyCache: MessageKeyCache
 
     public init(
         store: any MailStore, feed: ChangeFeed, authenticator: any Authenticator, limits: IMAPLimits = IMAPLimits(),
