@@ -64,23 +64,7 @@ import Testing
         #expect(signals.take().isEmpty)
     }
 
-    @Test func latchReleasesWaitersAndCancelledTasks() async {
-        let latch = Latch()
-        let waiter = Task { await latch.wait() }
-        while latch.waiterCount == 0 { await Task.yield() }  // the waiter is suspended in the latch
-        latch.open()
-        await waiter.value
-        #expect(latch.waiterCount == 0)
-        let second = Latch()
-        let cancelled = Task { await second.wait() }
-        while second.waiterCount == 0 { await Task.yield() }
-        cancelled.cancel()
-        await cancelled.value  // returns although the latch stays shut
-        #expect(!second.isOpen && second.waiterCount == 0)
-        await latch.wait()  // an open latch does not wait
-    }
-
-    /// `whenOpen` is how `ConnectionLifetime` watches the abort latch without a task: the action runs exactly once,
+    /// `whenOpen` is how a connection watches the abort latch without a task: the action runs exactly once,
     /// when the latch opens, or at once on a latch already open.
     @Test func latchRunsActionsOnceWhenOpened() {
         let latch = Latch()

@@ -1,25 +1,16 @@
 import NIOCore
 import Synchronization
 
-/// A one-way gate: `open()` releases every waiter and runs every action, now and later. Waiting also ends when the
-/// waiting task is cancelled, which `EventLoopFuture.get()` would not do.
+/// A one-way gate: `open()` runs every action registered, and any registered later runs at once.
 public final class Latch: Sendable {
     private enum State {
-        case closed(actions: [Int: @Sendable () -> Void], nextID: Int)
+        case closed(actions: [@Sendable () -> Void])
         case open
     }
 
-    private let state = Mutex(State.closed(actions: [:], nextID: 0))
+    private let state = Mutex(State.closed(actions: []))
 
     public init() {}
-
-    /// Waiters and actions registered now (for tests).
-    var waiterCount: Int {
-        state.withLock { state in
-            if case .closed(let actions, _) = state { return actions.count }
-            return 0
-        }
-    }
 
     public var isOpen: Bool {
         state.withLock { state in
@@ -30,9 +21,9 @@ public final class Latch: Sendable {
 
     public func open() {
         let actions = state.withLock { state -> [@Sendable () -> Void] in
-            guard case .closed(let actions, _) = state else { return [] }
+            guard case .closed(let actions) = state else { return [] }
             state = .open
-            return Array(actions.values)
+            return actions
         }
         for action in actions { action() }
     }
@@ -40,74 +31,34 @@ public final class Latch: Sendable {
     /// Runs `action` once the latch opens: at once when it is open already. Costs no task while it waits.
     public func whenOpen(_ action: @escaping @Sendable () -> Void) {
         let runNow = state.withLock { state -> Bool in
-            guard case .closed(var actions, let nextID) = state else { return true }
-            actions[nextID] = action
-            state = .closed(actions: actions, nextID: nextID + 1)
+            guard case .closed(var actions) = state else { return true }
+            actions.append(action)
+            state = .closed(actions: actions)
             return false
         }
         if runNow { action() }
-    }
-
-    /// Returns once the latch is open or the calling task is cancelled.
-    public func wait() async {
-        let id = state.withLock { state -> Int? in
-            guard case .closed(let actions, let nextID) = state else { return nil }
-            state = .closed(actions: actions, nextID: nextID + 1)
-            return nextID
-        }
-        guard let id else { return }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    guard case .closed(var actions, let nextID) = state else { return true }
-                    if Task.isCancelled { return true }
-                    actions[id] = { continuation.resume() }
-                    state = .closed(actions: actions, nextID: nextID)
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> (@Sendable () -> Void)? in
-                guard case .closed(var actions, let nextID) = state else { return nil }
-                let waiter = actions.removeValue(forKey: id)
-                state = .closed(actions: actions, nextID: nextID)
-                return waiter
-            }
-            waiter?()
-        }
     }
 }
 
 /// Runs a connection's work so that it ends as soon as the peer does (DESIGN.md §7: "a peer can vanish at any
 /// byte"). A FIN or RST closes the channel (remote half-closure is not enabled, so end of input is the end), and the
 /// work is cancelled at once, whatever it is waiting for: the client's next command, the store, or a write.
-/// When `abort` opens, the work gets `abortGrace` to end by itself (a session between commands says BYE), then it
-/// is cancelled too. Returns how the connection ended.
+/// Returns how the connection ended. (LMTP's sessions; IMAP's do the same per command, `IMAPConnection.run`.)
 public enum ConnectionLifetime {
     public enum End: Sendable, Equatable {
         /// The work returned (LOGOUT, QUIT, autologout, a fatal error).
         case finished
         /// The channel closed under the work: the peer left.
         case peerClosed
-        /// `abort` was opened (an administrator disabled the account).
-        case aborted
     }
 
     public static func run(
-        channel: any Channel, abort: Latch? = nil, abortGrace: Duration = .milliseconds(250),
-        _ work: @escaping @Sendable () async -> Void
+        channel: any Channel, _ work: @escaping @Sendable () async -> Void
     ) async -> End {
-        // The channel and the latch are watched by callbacks, not by tasks of their own: an idle connection holds one
-        // task here, the work's (each task keeps the memory of its deepest call chain for as long as it lives).
+        // The channel is watched by a callback, not by a task of its own: an idle connection holds one task here, the
+        // work's (each task keeps the memory of its deepest call chain for as long as it lives).
         let first = FirstEnd()
         channel.closeFuture.whenComplete { _ in first.record(.peerClosed) }
-        if let abort {
-            let loop = channel.eventLoop
-            abort.whenOpen {
-                loop.scheduleTask(in: .nanoseconds(Int64(abortGrace / .nanoseconds(1)))) { first.record(.aborted) }
-            }
-        }
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await work()

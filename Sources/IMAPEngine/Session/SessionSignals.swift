@@ -9,7 +9,7 @@ import Synchronization
 /// session through its event queue; the session then takes everything pending at once.
 ///
 /// An account disabled by the administrator opens `abort` instead: a session between commands sees it at once and
-/// says BYE; one in the middle of a command is cancelled shortly after (`ConnectionLifetime`).
+/// says BYE; one in the middle of a command is cancelled shortly after (`IMAPConnection.run`).
 final class SessionSignals: Sendable {
     private struct Pending {
         var shutdown = false
