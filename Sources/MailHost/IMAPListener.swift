@@ -136,39 +136,71 @@ struct IMAPListener: Service {
         }
     }
 
+    /// Kept out of line, and holding only the connection while it runs: the task group's closure would otherwise
+    /// carry a larger frame for the connection's whole life (see `IMAPConnection`).
+    @inline(never)
     private func serve(_ accepted: Accepted) async {
+        guard let connection = await connection(for: accepted) else { return }
+        await connection.run()
+    }
+
+    /// The connection for `accepted`, once its PROXY header (if it needs one) has named the client; nil when the
+    /// header was refused.
+    @inline(never)
+    private func connection(for accepted: Accepted) async -> IMAPConnection? {
         let id = Self.connectionCounter.wrappingAdd(1, ordering: .relaxed).newValue
+        guard let proxied = accepted.proxied else { return connection(accepted, id: id, client: nil) }
+        guard let client = await proxyClient(proxied, accepted: accepted, id: id) else { return nil }
+        return connection(accepted, id: id, client: client)
+    }
+
+    /// The client a PROXY header names, or nil (logged, and the connection closed) when the header is refused.
+    private func proxyClient(
+        _ proxied: EventLoopFuture<ProxyProtocolHandler.Client>, accepted: Accepted, id: Int
+    ) async -> ProxyProtocolHandler.Client? {
+        do {
+            return try await proxied.get()
+        } catch {
+            refused(accepted, id: id, error: error)
+            return nil
+        }
+    }
+
+    private func refused(_ accepted: Accepted, id: Int, error: any Error) {
+        logger.notice(
+            "PROXY header refused",
+            metadata: [
+                "imap.conn": "\(id)", "imap.peer": "\(accepted.channel.remoteAddress?.ipAddress ?? "-")",
+                "error": "\(error)",
+            ])
+        accepted.channel.close(promise: nil)
+    }
+
+    /// The connection for `accepted`: made here, synchronously, so that none of this lands in the frames of the
+    /// connection's long-lived task (see `IMAPConnection`).
+    private func connection(
+        _ accepted: Accepted, id: Int, client: ProxyProtocolHandler.Client?
+    ) -> IMAPConnection {
         let peer = accepted.channel.remoteAddress
         var remote = peer?.ipAddress
         var loopback = Self.isLoopback(peer)
         var secure = kind == .imaps
-        if let proxied = accepted.proxied {
-            do {
-                let client = try await proxied.get()
-                if let address = client.address {
-                    remote = address
-                    loopback = address.hasPrefix("127.") || address == "::1"
-                }
-                secure = client.tls
-            } catch {
-                logger.notice(
-                    "PROXY header refused",
-                    metadata: ["imap.conn": "\(id)", "imap.peer": "\(remote ?? "-")", "error": "\(error)"])
-                try? await accepted.channel.close()
-                return
+        if let client {
+            if let address = client.address {
+                remote = address
+                loopback = address.hasPrefix("127.") || address == "::1"
             }
+            secure = client.tls
         }
         var upgrade: (any TLSUpgrade)?
         if let gate = accepted.gate, let certificates {
             upgrade = StartTLSUpgrade(channel: accepted.channel, gate: gate, certificates: certificates)
         }
-        let info = ConnectionInfo(
-            id: String(id), remoteAddress: remote, isLoopback: loopback, isSecure: secure)
-        await IMAPConnection.run(
-            channel: accepted.channel, events: accepted.events, server: server, info: info, shutdown: shutdown,
-            tls: upgrade,
-            compression: DeflateUpgrade(channel: accepted.channel, gate: accepted.compress),
-            login: accepted.login)
+        return IMAPConnection(
+            channel: accepted.channel, events: accepted.events, server: server,
+            info: ConnectionInfo(id: String(id), remoteAddress: remote, isLoopback: loopback, isSecure: secure),
+            shutdown: shutdown, tls: upgrade,
+            compression: DeflateUpgrade(channel: accepted.channel, gate: accepted.compress), login: accepted.login)
     }
 
     static func isLoopback(_ address: SocketAddress?) -> Bool {

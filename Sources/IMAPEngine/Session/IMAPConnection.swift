@@ -2,9 +2,15 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// Runs one IMAP connection to its end (DESIGN.md §2): one task, one `Session`, client input and control events
-/// (change feed, timers, shutdown) merged into one ordered stream.
-public enum IMAPConnection {
+/// One IMAP connection, run to its end by `run` (DESIGN.md §2): one task, one `Session`, client input and control
+/// events (change feed, timers, shutdown) merged into one ordered stream.
+///
+/// The connection's state lives in this object rather than in its task's frames. The task that runs `run` lives as
+/// long as the connection, and a Swift task keeps the stack slabs of its deepest chain of frames until it ends. So the
+/// async functions on the way down to `SessionEventQueue.next` hold next to nothing across their suspensions (each
+/// frame is under 200 bytes; the work between them is synchronous), and an idle connection's task fits in about one
+/// slab of 1 KiB instead of five.
+public final class IMAPConnection {
     /// How often the autologout timer looks at the session.
     static let tickInterval: TimeAmount = .seconds(10)
 
@@ -25,56 +31,104 @@ public enum IMAPConnection {
     /// once) before its command is cancelled and the connection closed.
     static let abortGrace: TimeAmount = .milliseconds(250)
 
+    let channel: any Channel
+    let events: SessionEventQueue
+    let server: IMAPServerContext
+    let info: ConnectionInfo
+    let shutdown: ShutdownSignal?
+    let turns = TurnCancellation()
+    let signals: SessionSignals
+    /// What the session is made with once the connection is admitted.
+    private var upgrades: (tls: (any TLSUpgrade)?, compression: (any CompressionUpgrade)?, login: LoginState?)
+    private var handoff: SessionHandoff?
+    private var shutdownToken: Int?
+    private var ticker: RepeatedTask?
+
+    /// A connection to `run`. `events` must be the queue of the `SessionInputHandler` at the tail of the channel's
+    /// pipeline, after the framing decoder.
+    public init(
+        channel: any Channel, events: SessionEventQueue, server: IMAPServerContext, info: ConnectionInfo,
+        shutdown: ShutdownSignal? = nil, tls: (any TLSUpgrade)? = nil, compression: (any CompressionUpgrade)? = nil,
+        login: LoginState? = nil
+    ) {
+        self.channel = channel
+        self.events = events
+        self.server = server
+        self.info = info
+        self.shutdown = shutdown
+        self.upgrades = (tls, compression, login)
+        signals = SessionSignals(wake: { events.wake() })
+    }
+
     /// Serves the connection until LOGOUT, autologout, a fatal error, the client leaving, or `shutdown`, then closes
-    /// it. `events` must be the queue of the `SessionInputHandler` at the tail of the channel's pipeline, after the
-    /// framing decoder.
+    /// it.
     ///
     /// A connection over a limit, or arriving during shutdown, gets a `* BYE` greeting with the reason and is
     /// closed: the "reject connection" edge of RFC 9051 §3.
     ///
-    /// One task serves the connection, the caller's: a Swift task keeps the memory of its deepest call chain for as
-    /// long as it lives, and an idle connection should cost little more than its socket. So the connection is read
-    /// by `SessionInputHandler` on the event loop, not by a task; its close and an account being disabled are watched by
-    /// callbacks; and each turn of the session (the greeting, one event, the last flush) runs in a task of its own
-    /// that ends with it (about 10 KiB of frames for LOGIN or SELECT), while this task holds only its loop.
-    public static func run(
-        channel: any Channel, events: SessionEventQueue, server: IMAPServerContext, info: ConnectionInfo,
-        shutdown: ShutdownSignal? = nil, tls: (any TLSUpgrade)? = nil, compression: (any CompressionUpgrade)? = nil,
-        login: LoginState? = nil
-    ) async {
+    /// The connection is read by `SessionInputHandler` on the event loop, not by a task; its close and an account
+    /// being disabled are watched by callbacks; and each turn of the session (the greeting, one event, the last
+    /// flush) runs in a task of its own that ends with it (about 10 KiB of frames for LOGIN or SELECT), while this
+    /// task holds only its loop.
+    public func run() async {
         SessionMetrics.connectionOpened()
         defer { SessionMetrics.connectionClosed() }
-        do {
-            try await events.active?.get()
-        } catch {
-            try? await channel.close()
-            return
+        guard await becameActive(), admit() else { return }
+        start()
+        // The task cancelled (the listener's group, on a forced stop): the current turn and every later one are
+        // cancelled, and the loop ends. One handler here, not one per turn, keeps each turn's frames small.
+        let (turns, events) = (self.turns, self.events)
+        await withTaskCancellationHandler {
+            await serve()
+        } onCancel: {
+            turns.cancel()
+            events.finish()
         }
+        stop()
+        try? await channel.close()
+    }
+
+    /// Waits for `channelActive`: an accepted channel can reach its task before it is active, and a write fails then.
+    private func becameActive() async -> Bool {
+        guard let active = events.active else { return true }
+        do {
+            try await active.get()
+            return true
+        } catch {
+            channel.close(promise: nil)
+            return false
+        }
+    }
+
+    /// Takes the connection into the counts, or refuses it with a `* BYE` greeting saying why and closes it.
+    private func admit() -> Bool {
         let address = info.remoteAddress ?? "unknown"
         var refusal = server.connections.admit(address: address)
         if refusal == nil, shutdown?.isSignalled == true {
             server.connections.release(address: address, user: nil)
             refusal = "Server shutting down"
         }
-        if let refusal {
-            server.logger.notice(
-                "connection refused",
-                metadata: ["imap.conn": "\(info.id)", "imap.peer": "\(address)", "reason": "\(refusal)"])
-            try? await channel.writeAndFlush(ByteBuffer(string: "* BYE [UNAVAILABLE] \(refusal).\r\n"))
-            try? await channel.close()
-            return
+        guard let refusal else { return true }
+        server.logger.notice(
+            "connection refused",
+            metadata: ["imap.conn": "\(info.id)", "imap.peer": "\(address)", "reason": "\(refusal)"])
+        let channel = self.channel
+        channel.writeAndFlush(ByteBuffer(string: "* BYE [UNAVAILABLE] \(refusal).\r\n")).whenComplete { _ in
+            channel.close(promise: nil)
         }
-        let signals = SessionSignals(wake: { events.wake() })
-        let shutdownToken = shutdown?.register { signals.post(.shutdown) }
-        defer { if let shutdownToken { shutdown?.unregister(shutdownToken) } }
+        return false
+    }
+
+    /// Makes the session and wires up what stops or wakes it.
+    private func start() {
+        let (signals, turns, events, channel) = (self.signals, self.turns, self.events, self.channel)
+        shutdownToken = shutdown?.register { signals.post(.shutdown) }
         // The autologout tick is a timer on the connection's event loop, not a task that sleeps.
-        let ticker = channel.eventLoop.scheduleRepeatedTask(initialDelay: tickInterval, delay: tickInterval) { _ in
-            signals.post(.tick)
-        }
-        defer { ticker.cancel() }
+        ticker = channel.eventLoop.scheduleRepeatedTask(
+            initialDelay: IMAPConnection.tickInterval, delay: IMAPConnection.tickInterval
+        ) { _ in signals.post(.tick) }
         // The peer left (FIN or RST: remote half-closure is not enabled, so the end of input is the end): whatever
         // the session waits for, the store, a write or the next command, it stops now (DESIGN.md §7).
-        let turns = TurnCancellation()
         channel.closeFuture.whenComplete { _ in
             turns.cancel()
             events.finish()
@@ -83,56 +137,58 @@ public enum IMAPConnection {
         // a command has `abortGrace` to end, then is cancelled and its connection closed.
         let loop = channel.eventLoop
         signals.abort.whenOpen {
-            loop.scheduleTask(in: abortGrace) {
+            loop.scheduleTask(in: IMAPConnection.abortGrace) {
                 turns.cancel()
                 channel.close(promise: nil)
             }
         }
-        await serve(
-            channel: channel, events: events, signals: signals, turns: turns, server: server, info: info, tls: tls,
-            compression: compression, login: login)
-        try? await channel.close()
+        handoff = SessionHandoff(
+            Session(
+                server: server, info: info, out: ResponseSink(channel: channel), signals: signals,
+                tls: upgrades.tls, compression: upgrades.compression, login: upgrades.login))
+        upgrades = (nil, nil, nil)
     }
 
     /// Greeting, then client input and signals in order until the session closes, the peer leaves, or the task is
-    /// cancelled. The session is taken off every count on the way out.
-    private static func serve(
-        channel: any Channel, events: SessionEventQueue, signals: SessionSignals, turns: TurnCancellation,
-        server: IMAPServerContext, info: ConnectionInfo, tls: (any TLSUpgrade)?,
-        compression: (any CompressionUpgrade)?, login: LoginState?
-    ) async {
-        var handoff = SessionHandoff(
-            Session(
-                server: server, info: info, out: ResponseSink(channel: channel), signals: signals, tls: tls,
-                compression: compression, login: login))
-        func run(_ turn: SessionHandoff.Turn) async throws -> Session.Outcome {
-            let current = handoff
-            let task = Task { await current.run(turn) }
-            turns.begin(task)
-            let done = await withTaskCancellationHandler {
-                await task.value
-            } onCancel: {
-                task.cancel()
-            }
-            turns.end()
-            handoff = done.next
-            return try done.outcome.get()
-        }
+    /// cancelled.
+    private func serve() async {
         do {
-            _ = try await run(.greet)
+            _ = try await turn(.greet)
             while let event = try await events.next() {
-                if try await run(.event(event)) == .close { break }
+                if try await turn(.event(event)) == .close { break }
             }
             // The peer left, or the account was disabled mid-command: nothing more can be said.
             if !turns.isCancelled, !Task.isCancelled {
-                _ = try await run(.flush)
+                _ = try await turn(.flush)
             }
         } catch {
-            server.logger.debug(
-                "session ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
+            ended(by: error)
         }
+    }
+
+    /// Runs one turn of the session in a task of its own, so that its frames are freed when it ends.
+    private func turn(_ turn: SessionHandoff.Turn) async throws -> Session.Outcome {
+        guard let current = handoff else { return .close }
+        let task = Task { await current.run(turn) }
+        turns.begin(task)
+        let done = await task.value
+        turns.end()
+        handoff = done.next
+        return try done.outcome.get()
+    }
+
+    private func ended(by error: any Error) {
+        server.logger.debug(
+            "session ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
+    }
+
+    /// Takes the session off every count and stops its timer and watchers.
+    private func stop() {
         events.finish()
-        handoff.take().cleanup()
+        handoff?.take().cleanup()
+        handoff = nil
+        ticker?.cancel()
+        if let shutdownToken { shutdown?.unregister(shutdownToken) }
     }
 }
 
