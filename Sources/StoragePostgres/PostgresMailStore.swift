@@ -20,6 +20,8 @@ public final class PostgresMailStore: MailStore {
     let selectCache = SelectCache()
     /// The flags of recently fetched mailboxes (a flags-only FETCH reads only what changed since).
     let flagsCache: FlagsCache
+    /// The STATUS counts of recently asked mailboxes (STATUS of an unchanged mailbox counts nothing).
+    let statusCache = StatusCache()
     static let notifyChannel = "mailhost_changes"
     /// The commit's transaction time in epoch milliseconds, last in every change notification: the change feed
     /// measures its lag from it. `now()` is constant within a transaction, so PostgreSQL still folds identical
@@ -491,27 +493,55 @@ public final class PostgresMailStore: MailStore {
     public func status(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) -> MailboxStatus
     {
         let client = self.client
-        return try await run(logger) {
-            let rows = try await client.prepared(
-                """
-                SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq,
-                    count(m.uid), count(m.uid) FILTER (WHERE m.flags & 8 = 0),
-                    count(m.uid) FILTER (WHERE m.flags & 4 <> 0), coalesce(sum(m.size), 0)::bigint,
-                    count(m.uid) FILTER (WHERE m.uid >= b.first_recent_uid)
-                FROM mailboxes b
-                LEFT JOIN messages m ON m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id
-                WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
-                GROUP BY b.account_id, b.mailbox_id
-                """, logger: logger
-            ).collect()
-            guard let row = rows.first else { throw StoreError.mailboxNotFound }
-            let (id, validity, next, modseq, messages, unseen, deleted, size, recent) = try row.decode(
-                (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)
-            return MailboxStatus(
-                messages: Int(messages), unseen: Int(unseen), deleted: Int(deleted), size: size, recent: Int(recent),
-                uidNext: UID(UInt32(truncatingIfNeeded: next)), uidValidity: UInt32(truncatingIfNeeded: validity),
-                highestModSeq: ModSeq(modseq), id: MailboxID(rawValue: id))
+        let key = StatusCache.Key(account: account, name: name.name)
+        let cached = statusCache.entry(key)
+        let (entry, _) = try await run(logger) {
+            try await Self.statusRow(client, account: account, name: name, since: cached, logger: logger)
         }
+        if entry != cached { statusCache.store(entry, at: key) }
+        return entry.status
+    }
+
+    /// The mailbox's STATUS in one statement: its row, and its messages counted only when the row differs from
+    /// `since` (then `counted` is true; otherwise the counts are `since`'s, see `StatusCache`).
+    static func statusRow(
+        _ client: PostgresClient, account: AccountID, name: MailboxName, since: StatusCache.Entry?, logger: Logger
+    ) async throws -> (entry: StatusCache.Entry, counted: Bool) {
+        let sinceID = since?.mailbox.rawValue ?? -1
+        let sinceValidity = Int64(since?.uidValidity ?? 0)
+        let sinceNext = Int64(since?.uidNext.rawValue ?? 0)
+        let sinceModSeq = since?.highestModSeq.rawValue ?? -1
+        let sinceRecent = since?.firstRecentUID ?? -1
+        let rows = try await client.prepared(
+            """
+            SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.first_recent_uid,
+                CASE WHEN b.mailbox_id = \(sinceID) AND b.uidvalidity = \(sinceValidity) AND b.uidnext = \(sinceNext)
+                    AND b.highestmodseq = \(sinceModSeq) AND b.first_recent_uid = \(sinceRecent) THEN NULL
+                ELSE (SELECT ARRAY[count(m.uid), count(m.uid) FILTER (WHERE m.flags & 8 = 0),
+                          count(m.uid) FILTER (WHERE m.flags & 4 <> 0), coalesce(sum(m.size), 0)::bigint,
+                          count(m.uid) FILTER (WHERE m.uid >= b.first_recent_uid)]
+                      FROM messages m WHERE m.account_id = b.account_id AND m.mailbox_id = b.mailbox_id) END
+            FROM mailboxes b
+            WHERE b.account_id = \(account.rawValue) AND b.name = \(name.name)
+            """, logger: logger
+        ).collect()
+        guard let row = rows.first else { throw StoreError.mailboxNotFound }
+        let (id, validity, next, modseq, firstRecent, counts) = try row.decode(
+            (Int64, Int64, Int64, Int64, Int64, [Int64]?).self)
+        var entry = StatusCache.Entry(
+            mailbox: MailboxID(rawValue: id), uidValidity: UInt32(truncatingIfNeeded: validity),
+            uidNext: UID(UInt32(truncatingIfNeeded: next)), highestModSeq: ModSeq(modseq), firstRecentUID: firstRecent,
+            messages: 0, unseen: 0, deleted: 0, size: 0, recent: 0)
+        guard let counts else {
+            guard let since else { throw StoreError.internal("STATUS counts missing") }
+            (entry.messages, entry.unseen, entry.deleted, entry.size, entry.recent) =
+                (since.messages, since.unseen, since.deleted, since.size, since.recent)
+            return (entry, false)
+        }
+        guard counts.count == 5 else { throw StoreError.internal("STATUS counts malformed") }
+        (entry.messages, entry.unseen, entry.deleted, entry.size, entry.recent) =
+            (Int(counts[0]), Int(counts[1]), Int(counts[2]), counts[3], Int(counts[4]))
+        return (entry, true)
     }
 
     /// `%`, `_` and `\` escaped for a LIKE pattern.
