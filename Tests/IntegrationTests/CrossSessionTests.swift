@@ -1,4 +1,5 @@
 import IMAPEngine
+import PostgresNIO
 import Testing
 
 /// Two sessions on one mailbox (RFC 9051 §5.5, §7.5.1): each sees the other's APPENDs, flag changes and expunges
@@ -64,6 +65,48 @@ struct CrossSessionTests {
             #expect(noop.last == "a2 OK NOOP completed")
             // Nothing is repeated at the next sync point.
             #expect(try await one.command("a3", "NOOP") == ["a3 OK NOOP completed"])
+        }
+    }
+
+    /// A STORE that was the only change since the session's view is taken in without a pull (`Session.onlyChange`);
+    /// one that follows another session's change is not, and that change is announced with it.
+    @Test func ownStoresAreToldOnceAndOthersChangesWithThem() async throws {
+        try await withTestServer { server in
+            try await server.seed(messages: (1...3).map { testMessage(subject: "m\($0)") })
+            let one = try await server.login()
+            let two = try await server.login()
+            try await one.expectOK("a1", "SELECT INBOX")
+            try await two.expectOK("b1", "SELECT INBOX")
+            #expect(
+                try await one.command("a2", "STORE 1 +FLAGS (\\Flagged)") == [
+                    "* 1 FETCH (FLAGS (\\Flagged \\Recent))", "a2 OK STORE completed",
+                ])
+            #expect(try await one.command("a3", "NOOP") == ["a3 OK NOOP completed"])
+            let fetch = try await one.command("a4", "FETCH 2 (BODY[])")
+            #expect(fetch.contains(" FLAGS (\\Seen \\Recent))") && fetch.last == "a4 OK FETCH completed")
+            #expect(try await one.command("a5", "NOOP") == ["a5 OK NOOP completed"])
+
+            try await two.expectOK("b2", "STORE 3 +FLAGS (\\Answered)")
+            let store = try await one.command("a6", "STORE 1 -FLAGS (\\Flagged)")
+            #expect(store.contains("* 1 FETCH (FLAGS (\\Recent))"))
+            #expect(store.contains("* 3 FETCH (UID 3 FLAGS (\\Answered \\Recent))"))
+            #expect(store.last == "a6 OK STORE completed")
+            #expect(try await one.command("a7", "NOOP") == ["a7 OK NOOP completed"])
+
+            // Another instance's change whose notification has not arrived yet (the feed is behind): made here
+            // without NOTIFY, so only HIGHESTMODSEQ tells session one of it, and its STORE must pull.
+            let account = try await server.account()
+            _ = try await server.client.query(
+                """
+                WITH b AS (UPDATE mailboxes SET highestmodseq = highestmodseq + 1
+                           WHERE account_id = \(account.rawValue) AND name = 'INBOX'
+                           RETURNING mailbox_id, highestmodseq)
+                UPDATE messages m SET flags = m.flags | 16, modseq = b.highestmodseq FROM b
+                WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = b.mailbox_id AND m.uid = 2
+                """, logger: TestEnvironment.logger)
+            let late = try await one.command("a8", "STORE 1 +FLAGS (\\Flagged)")
+            #expect(late.contains("* 2 FETCH (UID 2 FLAGS (\\Seen \\Draft \\Recent))"))
+            #expect(late.contains("* 1 FETCH (FLAGS (\\Flagged \\Recent))") && late.last == "a8 OK STORE completed")
         }
     }
 

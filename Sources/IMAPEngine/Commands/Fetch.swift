@@ -65,8 +65,13 @@ extension Session {
                 update: FlagUpdate(kind: .add, flags: MessageFlags(system: .seen)), logger: logger)
             for result in results where result.changed { seenSet[result.uid] = result.flags }
             for (uid, flags) in seenSet { reportedFlags[uid] = flags }
-            // Pull at the sync point so these own changes are recognised and not announced again.
-            if !seenSet.isEmpty { viewIsStale = true }
+            if !seenSet.isEmpty {
+                // These own changes must be recognised and not announced again: the only change since the view's
+                // HIGHESTMODSEQ is taken in as a pull would (`onlyChange`); otherwise the sync point pulls.
+                let own = viewIsStale ? nil : Self.onlyChange(results, after: current.highestModSeq)
+                viewIsStale = true
+                if let own { absorbChanges(own) }
+            }
         }
 
         if seenSet.isEmpty, items.allSatisfy({ $0 == .uid || $0 == .flags || $0 == .modSeq }) {

@@ -385,12 +385,7 @@ final class Session {
             if error == .mailboxNotFound { throw IMAPError.bye("Selected mailbox was deleted, have to disconnect.") }
             throw error  // still stale: the next sync point tries again
         }
-        viewIsStale = false
-        view?.absorb(delta)
-        if !reportedFlags.isEmpty {
-            view?.suppressFlagUpdates(matching: reportedFlags)
-            reportedFlags = [:]
-        }
+        absorbChanges(delta)
         // IMAP4rev2 has no \Recent: such a session leaves the claim to IMAP4rev1 ones.
         if !current.readOnly, !rev2, let highest = view?.highestPendingUID,
             delta.firstUnclaimedUID.map({ $0 <= highest }) ?? true
@@ -400,6 +395,17 @@ final class Session {
             {
                 view?.markRecent(claimed)
             }
+        }
+    }
+
+    /// Takes `delta` into the view, less what the client was already told (a STORE's own FETCH responses): after a
+    /// pull, and for a STORE's own change when it was the only one (`onlyChange`), which is what a pull would read.
+    func absorbChanges(_ delta: MailboxDelta) {
+        viewIsStale = false
+        view?.absorb(delta)
+        if !reportedFlags.isEmpty {
+            view?.suppressFlagUpdates(matching: reportedFlags)
+            reportedFlags = [:]
         }
     }
 
