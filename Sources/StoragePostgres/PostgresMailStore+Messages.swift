@@ -272,15 +272,16 @@ extension PostgresMailStore {
                     \(size)
                 FROM b, c
                 RETURNING uid, content_id)
-            SELECT b.uidvalidity, m.uid, m.content_id, pg_notify(\(Self.notifyChannel),
+            SELECT b.uidvalidity, m.uid, m.content_id, b.highestmodseq, pg_notify(\(Self.notifyChannel),
                 \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
             FROM b, m
             """, logger: logger
         ).collect()
         guard let row = rows.first else { return nil }
-        let (validity, uid, contentID, _) = try row.decode((Int64, Int64, Int64, String).self)
+        let (validity, uid, contentID, modSeq, _) = try row.decode((Int64, Int64, Int64, Int64, String).self)
         let result = AppendResult(
-            uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)))
+            uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)),
+            modSeq: ModSeq(modSeq))
         return (result, contentID)
     }
 
@@ -475,7 +476,7 @@ extension PostgresMailStore {
     }
 
     public func expunge(account: AccountID, mailbox: MailboxID, uids: [UID]?, logger: Logger)
-        async throws(StoreError) -> [UID]
+        async throws(StoreError) -> ExpungeResult
     {
         let only = uids.map { $0.map { Int64($0.rawValue) } }
         return try await write(logger) { connection in
@@ -491,7 +492,7 @@ extension PostgresMailStore {
     static func expungeLocked(
         _ connection: PostgresConnection, account: AccountID, mailbox: Int64, onlyDeleted: Bool, uids: [Int64]?,
         logger: Logger
-    ) async throws -> [UID] {
+    ) async throws -> ExpungeResult {
         let rows = try await connection.prepared(
             """
             WITH l AS (
@@ -515,14 +516,15 @@ extension PostgresMailStore {
                     gone.keywords, gone.internal_date, gone.internal_zone, gone.size
                 FROM gone, b
                 RETURNING uid, modseq)
-            SELECT uid, pg_notify(\(Self.notifyChannel),
+            SELECT uid, modseq, pg_notify(\(Self.notifyChannel),
                 \(account.rawValue)::text || ':' || \(mailbox)::text || ':' || modseq::text || ':' || \(unescaped: Self.notifyTime))::text
             FROM t ORDER BY uid
             """, logger: logger)
-        var expunged: [UID] = []
+        var expunged = ExpungeResult(uids: [], modSeq: nil)
         for try await row in rows {
-            let (uid, _) = try row.decode((Int64, String).self)
-            expunged.append(UID(UInt32(truncatingIfNeeded: uid)))
+            let (uid, modSeq, _) = try row.decode((Int64, Int64, String).self)
+            expunged.uids.append(UID(UInt32(truncatingIfNeeded: uid)))
+            expunged.modSeq = ModSeq(modSeq)
         }
         return expunged
     }

@@ -28,4 +28,26 @@ import Testing
         // Changes at two modseqs are not one transaction's.
         #expect(Session.onlyChange([Self.result(1, modSeq: 8), Self.result(2, modSeq: 9)], after: ModSeq(7)) == nil)
     }
+
+    @Test func anExpungeThatWasTheOnlyChangeIsWhatAPullWouldRead() throws {
+        let delta = try #require(
+            Session.onlyExpunge(ExpungeResult(uids: [UID(4), UID(9)], modSeq: ModSeq(8)), after: ModSeq(7)))
+        #expect(delta.expunged == [UID(4), UID(9)] && delta.changed.isEmpty)
+        #expect(delta.highestModSeq == ModSeq(8) && delta.lowestExpungedModSeq == ModSeq(8))
+        #expect(Session.onlyExpunge(ExpungeResult(uids: [UID(4)], modSeq: ModSeq(9)), after: ModSeq(7)) == nil)
+        #expect(Session.onlyExpunge(ExpungeResult(uids: [], modSeq: nil), after: ModSeq(7)) == nil)
+    }
+
+    @Test func anAppendThatWasTheOnlyChangeIsWhatAPullWouldRead() throws {
+        let flags = MessageFlags(system: .flagged, keywords: ["$Work"])
+        let delta = try #require(
+            Session.onlyAppend(
+                AppendResult(uidValidity: 1, uid: UID(12), modSeq: ModSeq(8)), flags: flags, after: ModSeq(7)))
+        #expect(delta.changed == [MailboxDelta.FlagChange(uid: UID(12), flags: flags, modSeq: ModSeq(8))])
+        #expect(delta.highestModSeq == ModSeq(8) && delta.expunged.isEmpty)
+        let later = AppendResult(uidValidity: 1, uid: UID(12), modSeq: ModSeq(9))
+        #expect(Session.onlyAppend(later, flags: flags, after: ModSeq(7)) == nil)
+        // A store that gives no modseq: always a pull.
+        #expect(Session.onlyAppend(AppendResult(uidValidity: 1, uid: UID(12)), flags: flags, after: ModSeq(7)) == nil)
+    }
 }

@@ -103,7 +103,7 @@ struct CommitBeforeAnswerTests {
         let expunged = await Self.crashWhileCommitting(postgres) { () async throws(StoreError) in
             try await store.expunge(account: account, mailbox: inbox, uids: nil, logger: logger)
         }
-        if case .success(let uids) = expunged, !uids.isEmpty {
+        if case .success(let result) = expunged, !result.uids.isEmpty {
             #expect(
                 try await row("SELECT 1 FROM messages WHERE uid = \(Int64(seeded.rawValue))") == nil,
                 "EXPUNGE reported UID \(seeded.rawValue) gone, which the database still has")

@@ -68,9 +68,9 @@ struct CrossSessionTests {
         }
     }
 
-    /// A STORE that was the only change since the session's view is taken in without a pull (`Session.onlyChange`);
-    /// one that follows another session's change is not, and that change is announced with it.
-    @Test func ownStoresAreToldOnceAndOthersChangesWithThem() async throws {
+    /// A STORE, FETCH \\Seen, EXPUNGE or APPEND that was the only change since the session's view is taken in without
+    /// a pull (`Session.onlyChange`); one that follows another change is not, and that change is announced with it.
+    @Test func ownChangesAreToldOnceAndOthersChangesWithThem() async throws {
         try await withTestServer { server in
             try await server.seed(messages: (1...3).map { testMessage(subject: "m\($0)") })
             let one = try await server.login()
@@ -93,21 +93,57 @@ struct CrossSessionTests {
             #expect(store.last == "a6 OK STORE completed")
             #expect(try await one.command("a7", "NOOP") == ["a7 OK NOOP completed"])
 
-            // Another instance's change whose notification has not arrived yet (the feed is behind): made here
-            // without NOTIFY, so only HIGHESTMODSEQ tells session one of it, and its STORE must pull.
+            // Another instance's change whose notification has not arrived yet (the feed is behind): only
+            // HIGHESTMODSEQ tells session one of it, and its STORE must pull.
             let account = try await server.account()
-            _ = try await server.client.query(
-                """
-                WITH b AS (UPDATE mailboxes SET highestmodseq = highestmodseq + 1
-                           WHERE account_id = \(account.rawValue) AND name = 'INBOX'
-                           RETURNING mailbox_id, highestmodseq)
-                UPDATE messages m SET flags = m.flags | 16, modseq = b.highestmodseq FROM b
-                WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = b.mailbox_id AND m.uid = 2
-                """, logger: TestEnvironment.logger)
+            try await Self.setDraftUnannounced(server, account: account, uid: 2)
             let late = try await one.command("a8", "STORE 1 +FLAGS (\\Flagged)")
             #expect(late.contains("* 2 FETCH (UID 2 FLAGS (\\Seen \\Draft \\Recent))"))
             #expect(late.contains("* 1 FETCH (FLAGS (\\Flagged \\Recent))") && late.last == "a8 OK STORE completed")
+
+            // EXPUNGE likewise: its own expunge is told once, and a change before it is pulled with it.
+            try await one.expectOK("a9", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+            #expect(try await one.command("a10", "EXPUNGE") == ["* 1 EXPUNGE", "a10 OK EXPUNGE completed"])
+            #expect(try await one.command("a11", "NOOP") == ["a11 OK NOOP completed"])
+            try await one.expectOK("a12", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+            try await Self.setDraftUnannounced(server, account: account, uid: 3)
+            let expunge = try await one.command("a13", "EXPUNGE")
+            #expect(expunge.contains("* 2 FETCH (UID 3 FLAGS (\\Answered \\Draft \\Recent))"))
+            #expect(expunge.contains("* 1 EXPUNGE") && expunge.last == "a13 OK EXPUNGE completed")
+            #expect(try await one.command("a14", "NOOP") == ["a14 OK NOOP completed"])
+
+            // APPEND to the selected mailbox likewise; the new message is this IMAP4rev1 session's \Recent.
+            try await one.sendLine("a15 APPEND INBOX {23+}")
+            try await one.sendLine("Subject: second\r\n\r\nhi\r\n")
+            let append = try await one.readResponse(tag: "a15")
+            #expect(Array(append.dropLast()) == ["* 2 EXISTS", "* 2 RECENT"])
+            #expect(append.last?.hasPrefix("a15 OK [APPENDUID ") == true)
+            #expect(try await one.command("a16", "NOOP") == ["a16 OK NOOP completed"])
+            #expect(
+                try await one.command("a17", "FETCH 2 (UID FLAGS)") == [
+                    "* 2 FETCH (UID 4 FLAGS (\\Recent))", "a17 OK FETCH completed",
+                ])
+            try await Self.setDraftUnannounced(server, account: account, uid: 4)
+            try await one.sendLine("a18 APPEND INBOX {23+}")
+            try await one.sendLine("Subject: third!\r\n\r\nhi\r\n")
+            let after = try await one.readResponse(tag: "a18")
+            #expect(after.contains("* 2 FETCH (UID 4 FLAGS (\\Draft \\Recent))") && after.contains("* 3 EXISTS"))
+            #expect(after.last?.hasPrefix("a18 OK [APPENDUID ") == true)
+            #expect(try await one.command("a19", "NOOP") == ["a19 OK NOOP completed"])
         }
+    }
+
+    /// Another instance's change whose notification has not arrived yet: \Draft on `uid`, with a new modseq, and no
+    /// NOTIFY.
+    static func setDraftUnannounced(_ server: TestServer, account: AccountID, uid: Int64) async throws {
+        _ = try await server.client.query(
+            """
+            WITH b AS (UPDATE mailboxes SET highestmodseq = highestmodseq + 1
+                       WHERE account_id = \(account.rawValue) AND name = 'INBOX'
+                       RETURNING mailbox_id, highestmodseq)
+            UPDATE messages m SET flags = m.flags | 16, modseq = b.highestmodseq FROM b
+            WHERE m.account_id = \(account.rawValue) AND m.mailbox_id = b.mailbox_id AND m.uid = \(uid)
+            """, logger: TestEnvironment.logger)
     }
 
     /// The push latency itself is measured by benchmarks; here a generous wait only tells a push from none.

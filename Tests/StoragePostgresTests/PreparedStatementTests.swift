@@ -86,7 +86,7 @@ struct PreparedStatementTests {
             #expect(stored.allSatisfy { $0.changed })
             let expunged = try await f.store.expunge(
                 account: f.account, mailbox: snapshot.id, uids: [set[0], set[2]], logger: f.logger)
-            #expect(expunged == [set[0], set[2]], "round \(round)")
+            #expect(expunged.uids == [set[0], set[2]], "round \(round)")
             live.removeAll { $0 == set[0] || $0 == set[2] }
         }
         // What is left: every message not expunged; the \Deleted ones among them are the rounds' middle ones.
@@ -98,6 +98,6 @@ struct PreparedStatementTests {
         #expect(deleted == rounds)
         // EXPUNGE without UIDs takes exactly those.
         let all = try await f.store.expunge(account: f.account, mailbox: snapshot.id, uids: nil, logger: f.logger)
-        #expect(all.count == rounds)
+        #expect(all.uids.count == rounds)
     }
 }

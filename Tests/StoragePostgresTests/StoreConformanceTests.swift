@@ -18,7 +18,8 @@ struct StoreConformanceTests {
                 account: f.account, mailbox: inbox.id, uids: [b.uid],
                 update: FlagUpdate(kind: .add, flags: MessageFlags(system: .deleted)), logger: f.logger)
             #expect(
-                try await f.store.expunge(account: f.account, mailbox: inbox.id, uids: nil, logger: f.logger) == [b.uid]
+                try await f.store.expunge(account: f.account, mailbox: inbox.id, uids: nil, logger: f.logger).uids
+                    == [b.uid]
             )
             let c = try await f.append("three")
             #expect(c.uid > b.uid)  // the expunged UID is not reused

@@ -30,10 +30,29 @@ extension Session {
                 account: account, mailbox: name, message: parsed, flags: flags, date: date, logger: logger)
         }
         if let view, view.name == name {
+            // The only change since the view's HIGHESTMODSEQ (see `onlyChange`): taken in as the pull would read it.
+            let own = viewIsStale ? nil : Self.onlyAppend(result, flags: flags, after: view.highestModSeq)
             viewIsStale = true
             messagesAddedHere([result.uid])
+            if let own {
+                do {
+                    try await takeIn(own)
+                } catch let error as StoreError where !Task.isCancelled {
+                    // The message is stored: a NO now would say it was not. The sync point pulls and claims again.
+                    viewIsStale = true
+                    logger.warning("\\Recent not claimed after APPEND", metadata: ["error": "\(error)"])
+                }
+            }
         }
         return Completion("APPEND completed", code: .appendUID(result.uidValidity, result.uid))
+    }
+
+    /// What a pull after this APPEND to the selected mailbox would read, when it was the only change since the view's
+    /// HIGHESTMODSEQ (the message carries exactly one more); nil otherwise, and from a store that gives no modseq.
+    static func onlyAppend(_ result: AppendResult, flags: MessageFlags, after highest: ModSeq) -> MailboxDelta? {
+        guard let modSeq = result.modSeq, modSeq.rawValue == highest.rawValue + 1 else { return nil }
+        return MailboxDelta(
+            changed: [MailboxDelta.FlagChange(uid: result.uid, flags: flags, modSeq: modSeq)], highestModSeq: modSeq)
     }
 
     /// RFC 3502: every message is checked first, then all are stored in one transaction or none is.

@@ -263,6 +263,18 @@ public struct StoredFlags: Sendable, Equatable {
     }
 }
 
+/// What an EXPUNGE removed.
+public struct ExpungeResult: Sendable, Equatable {
+    /// The expunged UIDs, ascending.
+    public var uids: [UID]
+    /// The modseq of their tombstones, the mailbox's new HIGHESTMODSEQ; nil when nothing was expunged.
+    public var modSeq: ModSeq?
+    public init(uids: [UID], modSeq: ModSeq?) {
+        self.uids = uids
+        self.modSeq = modSeq
+    }
+}
+
 /// The outcome of COPY or MOVE, for `[COPYUID]` (RFC 4315 §3).
 public struct CopyResult: Sendable, Equatable {
     public var uidValidity: UIDValidity
@@ -279,9 +291,12 @@ public struct CopyResult: Sendable, Equatable {
 public struct AppendResult: Sendable, Equatable {
     public var uidValidity: UIDValidity
     public var uid: UID
-    public init(uidValidity: UIDValidity, uid: UID) {
+    /// The message's modseq, the mailbox's new HIGHESTMODSEQ; nil from a store that does not say.
+    public var modSeq: ModSeq?
+    public init(uidValidity: UIDValidity, uid: UID, modSeq: ModSeq? = nil) {
         self.uidValidity = uidValidity
         self.uid = uid
+        self.modSeq = modSeq
     }
 }
 
@@ -350,8 +365,9 @@ public protocol MailStore: Sendable {
     /// whether they changed.
     func updateFlags(account: AccountID, mailbox: MailboxID, uids: [UID], update: FlagUpdate, logger: Logger)
         async throws(StoreError) -> [StoredFlags]
-    /// Expunges `\Deleted` messages (only those in `uids` when given); returns the expunged UIDs.
-    func expunge(account: AccountID, mailbox: MailboxID, uids: [UID]?, logger: Logger) async throws(StoreError) -> [UID]
+    /// Expunges `\Deleted` messages (only those in `uids` when given), all with one new modseq.
+    func expunge(account: AccountID, mailbox: MailboxID, uids: [UID]?, logger: Logger)
+        async throws(StoreError) -> ExpungeResult
     func copy(account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, logger: Logger)
         async throws(StoreError) -> CopyResult
     /// COPY + EXPUNGE of the originals in one transaction (RFC 6851).

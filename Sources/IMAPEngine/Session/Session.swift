@@ -385,9 +385,15 @@ final class Session {
             if error == .mailboxNotFound { throw IMAPError.bye("Selected mailbox was deleted, have to disconnect.") }
             throw error  // still stale: the next sync point tries again
         }
+        try await takeIn(delta)
+    }
+
+    /// Takes a pulled `delta` into the view, then claims its new messages as `\Recent` for an IMAP4rev1 session.
+    func takeIn(_ delta: MailboxDelta) async throws {
         absorbChanges(delta)
+        guard let current = view, let account else { return }
         // IMAP4rev2 has no \Recent: such a session leaves the claim to IMAP4rev1 ones.
-        if !current.readOnly, !rev2, let highest = view?.highestPendingUID,
+        if !current.readOnly, !rev2, let highest = current.highestPendingUID,
             delta.firstUnclaimedUID.map({ $0 <= highest }) ?? true
         {
             if let claimed = try await store.claimRecent(
