@@ -64,12 +64,15 @@ def main():
     committed = {}  # EXISTS count -> time the APPEND that made it was sent
     answered = {}  # EXISTS count -> time its tagged OK arrived
     append_ms = []  # each APPEND's own latency: sent to tagged OK
-    heard = []  # (exists count, time heard)
+    heard = []  # per IDLE connection: [(exists count, time heard)] in arrival order
     lock = threading.Lock()
     ready = threading.Barrier(args.idlers + 1)
     stop = threading.Event()
 
     def idler():
+        mine = []
+        with lock:
+            heard.append(mine)
         s, f = connect(args.host, args.idle_port, args.user, args.password)
         s.sendall(b"i IDLE\r\n")
         line = f.readline()
@@ -91,8 +94,7 @@ def main():
             for line in lines:
                 parts = line.split()
                 if len(parts) == 3 and parts[2] == b"EXISTS":
-                    with lock:
-                        heard.append((int(parts[1]), now))
+                    mine.append((int(parts[1]), now))
         try:
             s.sendall(b"DONE\r\n")
             s.close()
@@ -129,11 +131,17 @@ def main():
         t.join(timeout=3)
     latencies, after_answer = [], []
     with lock:
-        for count, when in heard:
-            # A push may cover several appends (EXISTS jumps): it answers for each count up to it.
-            if count in committed:
-                latencies.append((when - committed[count]) * 1000)
-                after_answer.append((when - answered[count]) * 1000)
+        for pushes in heard:
+            # A push may cover several appends (EXISTS jumps when notifications are coalesced): it answers for each
+            # count since the previous push.
+            previous = None
+            for count, when in pushes:
+                first = count if previous is None else previous + 1
+                for covered in range(first, count + 1):
+                    if covered in committed:
+                        latencies.append((when - committed[covered]) * 1000)
+                        after_answer.append((when - answered[covered]) * 1000)
+                previous = max(previous or 0, count)
     if not latencies:
         print("no pushes matched")
         return
