@@ -72,6 +72,7 @@ class Conn:
         reply = self.buf[self.buf.rfind(tag + b" "):]
         if not reply.startswith(tag + b" OK"):
             raise RuntimeError(f"{text[:40]!r}: {reply[:200]!r}")
+        self.last = self.buf  # the whole answer, for callers that read it
         self.buf = b""
         return elapsed
 
