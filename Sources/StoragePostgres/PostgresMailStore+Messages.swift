@@ -644,8 +644,11 @@ extension PostgresMailStore {
         let budget = Int64(byteBudget ?? Int.max)
         // The statements are prepared (planned once, generically), so the UIDs are found by their range, which an
         // index scan can use whatever the values: a `uid = ANY($n)` alone would make the generic plan read the whole
-        // mailbox. A set that fills most of its range is read by the range alone and filtered here; a sparse one
-        // also joins the list.
+        // mailbox. A set that fills most of its range is read by the range alone and filtered here; a sparse one, or
+        // a batch cut by the budget, looks each UID of the list up in the index. The lookup is a LATERAL subquery
+        // (kept apart by OFFSET 0) so that even the generic plan walks the list and probes the index: `uid IN
+        // (SELECT unnest(…))` got a generic plan that unnested the whole list once per message of the range, 2,000
+        // UIDs × 2,000 messages per batch (430 ms for 2,000 envelopes instead of 15). The UIDs are distinct.
         @Sendable func query(_ source: String, _ uids: [Int64], cut: Bool) -> (PostgresQuery, filter: Set<Int64>?) {
             let (low, high) = (uids.min() ?? 0, uids.max() ?? -1)
             let byRange = !cut && uids.count * 2 >= high - low + 1
@@ -654,12 +657,16 @@ extension PostgresMailStore {
             binds.append(mailbox.rawValue)
             binds.append(low)
             binds.append(high)
-            var where_ = "account_id = $1 AND mailbox_id = $2 AND uid >= $3 AND uid <= $4"
-            if !byRange {
+            let where_ = "account_id = $1 AND mailbox_id = $2 AND uid >= $3 AND uid <= $4"
+            var sql: String
+            if byRange {
+                sql = select + " FROM (" + source + " WHERE " + where_ + ") x " + join
+            } else {
                 binds.append(uids)
-                where_ += " AND uid IN (SELECT unnest($5::bigint[]))"
+                sql =
+                    select + " FROM unnest($5::bigint[]) AS u(uid) CROSS JOIN LATERAL (" + source
+                    + " WHERE uid = u.uid AND " + where_ + " OFFSET 0) x " + join
             }
-            var sql = select + " FROM (" + source + " WHERE " + where_ + ") x " + join
             if cut {
                 binds.append(budget)
                 sql = "SELECT * FROM (" + sql + ") y WHERE y.before < $\(binds.count)"
