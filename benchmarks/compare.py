@@ -25,18 +25,27 @@ import threading
 import time
 
 
-def imaptest_mix(binary, host, port, args, clients):
-    """One imaptest run of the default command mix; returns (commands per second, error lines)."""
-    cmd = [binary, f"host={host}", f"port={port}", f"user={args.user}", f"pass={args.password}",
-           f"users={args.users}", f"mbox={args.mbox}", f"clients={clients}", f"secs={args.secs}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.secs + 120,
+def run_imaptest(binary, options, secs):
+    """One imaptest run (`options`: key=value strings besides secs); returns ({command: count} from its totals,
+    error lines)."""
+    cmd = [binary] + options + [f"secs={secs}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 120,
                          cwd=os.path.dirname(os.path.dirname(binary)) or ".").stdout
     lines = out.splitlines()
     errors = [l for l in lines if l.startswith("Error:") or " BAD " in l]
     if "Totals:" not in lines:
         raise RuntimeError("imaptest printed no totals:\n" + out[-2000:])
-    counts = lines[lines.index("Totals:") + 4].split()
-    return sum(int(c) for c in counts) / args.secs, len(errors)
+    names = lines[lines.index("Totals:") + 1].split()
+    counts = [int(c) for c in lines[lines.index("Totals:") + 4].split()]
+    return dict(zip(names, counts)), len(errors)
+
+
+def imaptest_mix(binary, host, port, args, clients):
+    """One imaptest run of the default command mix; returns (commands per second, error lines)."""
+    totals, errors = run_imaptest(
+        binary, [f"host={host}", f"port={port}", f"user={args.user}", f"pass={args.password}",
+                 f"users={args.users}", f"mbox={args.mbox}", f"clients={clients}"], args.secs)
+    return sum(totals.values()) / args.secs, errors
 
 
 class Conn:

@@ -12,10 +12,9 @@ the same messages) the first time. The imaptest row runs against the account's I
 import argparse
 import os
 import statistics
-import subprocess
 import time
 
-from compare import Conn
+from compare import Conn, run_imaptest
 
 MAILBOX = "bench5k"
 
@@ -66,18 +65,10 @@ def timed(host, port, user, password, command, select=True):
 
 def imaptest_cycles(binary, host, port, user, password, secs):
     """imaptest, 10 clients on the account's INBOX, no logouts: (commands per second, FETCH commands, error lines)."""
-    cmd = [binary, f"host={host}", f"port={port}", f"user={user}", f"pass={password}", "users=1", "clients=10",
-           "logout=0", f"secs={secs}", "mbox=" + os.environ.get("MBOX", "")]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 120,
-                         cwd=os.path.dirname(os.path.dirname(binary)) or ".").stdout
-    lines = out.splitlines()
-    errors = [line for line in lines if line.startswith("Error:") or " BAD " in line]
-    if "Totals:" not in lines:
-        raise RuntimeError("imaptest printed no totals:\n" + out[-2000:])
-    names = lines[lines.index("Totals:") + 1].split()
-    counts = [int(n) for n in lines[lines.index("Totals:") + 4].split()]
-    by = dict(zip(names, counts))
-    return sum(counts) / secs, by.get("Fetc", 0), len(errors)
+    totals, errors = run_imaptest(
+        binary, [f"host={host}", f"port={port}", f"user={user}", f"pass={password}", "users=1", "clients=10",
+                 "logout=0", "mbox=" + os.environ.get("MBOX", "")], secs)
+    return sum(totals.values()) / secs, totals.get("Fetc", 0), errors
 
 
 def main():

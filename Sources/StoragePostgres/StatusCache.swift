@@ -11,10 +11,8 @@ import IMAPEngine
 /// out-of-date entry costs a count, never a wrong answer. Bounded by `capacity` bytes (each entry about 100 bytes and
 /// its name), least recently asked first out.
 final class StatusCache: Sendable {
-    struct Key: Hashable {
-        var account: AccountID
-        var name: String
-    }
+    /// The SELECT cache's key: the account and the mailbox name.
+    typealias Key = SelectCache.Key
 
     struct Entry: Equatable {
         var mailbox: MailboxID
