@@ -70,11 +70,15 @@ public struct PostgresChangeFeed: Sendable {
         return result
     }
 
-    /// `account:mailbox:modseq:milliseconds` for a change, `account:disabled` for an account disabled or deleted,
-    /// `account:list` for mailboxes or subscriptions changed, `account:meta:mailbox:entry entry …` for METADATA
+    /// `account:mailbox:modseq:milliseconds[:details]` for a change, `account:disabled` for an account disabled or
+    /// deleted, `account:list` for mailboxes or subscriptions changed, `account:meta:mailbox:entry entry …` for METADATA
     /// entries set or removed (mailbox 0: the server's).
+    ///
+    /// The details (`PostgresMailStore.changeNotice`) are JSON: `{"r": first UID not claimed as \Recent, "c": [[uid,
+    /// flags, [keyword, …]], …] added or changed, "x": [uid, …] expunged}`, ascending by UID, all at the
+    /// notification's modseq.
     static func parse(_ payload: String) -> (AccountID, ChangeEvent)? {
-        let parts = payload.split(separator: ":", maxSplits: 3)
+        let parts = payload.split(separator: ":", maxSplits: 4)
         guard let account = parts.first.flatMap({ Int64($0) }) else { return nil }
         if parts.count == 2, parts[1] == "disabled" { return (AccountID(rawValue: account), .accountDisabled) }
         if parts.count == 2, parts[1] == "list" { return (AccountID(rawValue: account), .mailboxesChanged) }
@@ -86,12 +90,57 @@ public struct PostgresChangeFeed: Sendable {
             )
         }
         guard parts.count >= 3, let mailbox = Int64(parts[1]), let modSeq = Int64(parts[2]) else { return nil }
-        if parts.count == 4, let sent = Int64(parts[3]) {
+        if parts.count >= 4, let sent = Int64(parts[3]) {
             // Change-feed lag: from the writing transaction to this instance (clocks of one host or NTP-synced).
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             lag.recordMilliseconds(max(0, now - sent))
         }
-        return (AccountID(rawValue: account), .mailboxChanged(MailboxID(rawValue: mailbox), ModSeq(modSeq)))
+        // Details that do not parse are left out: the sessions read the change instead.
+        let delta = parts.count == 5 ? try? Self.delta(parts[4], modSeq: ModSeq(modSeq)) : nil
+        return (
+            AccountID(rawValue: account),
+            .mailboxChanged(MailboxID(rawValue: mailbox), ModSeq(modSeq), deltas: delta.map { [$0] } ?? [])
+        )
+    }
+
+    private struct Details: Decodable {
+        struct Change: Decodable {
+            var uid: Int64
+            var flags: Int16
+            var keywords: [String]
+            init(from decoder: any Decoder) throws {
+                var fields = try decoder.unkeyedContainer()
+                uid = try fields.decode(Int64.self)
+                flags = try fields.decode(Int16.self)
+                keywords = try fields.decode([String].self)
+            }
+        }
+        var r: Int64
+        var c: [Change]?
+        var x: [Int64]?
+    }
+
+    /// The change a notification's details describe, as `changes(since: modSeq - 1)` would read it.
+    static func delta(_ details: Substring, modSeq: ModSeq) throws -> MailboxDelta {
+        let decoded = try JSONDecoder().decode(Details.self, from: Data(details.utf8))
+        func uid(_ value: Int64) throws -> UID {
+            guard let uid = UInt32(exactly: value), uid > 0 else {
+                throw DecodingError.valueNotFound(UID.self, .init(codingPath: [], debugDescription: "UID \(value)"))
+            }
+            return UID(uid)
+        }
+        var delta = MailboxDelta(highestModSeq: modSeq)
+        for change in decoded.c ?? [] {
+            delta.changed.append(
+                .init(
+                    uid: try uid(change.uid),
+                    flags: MessageFlags(system: SystemFlags(rawValue: change.flags), keywords: change.keywords),
+                    modSeq: modSeq))
+        }
+        delta.expunged = try (decoded.x ?? []).map(uid)
+        if !delta.expunged.isEmpty { delta.lowestExpungedModSeq = modSeq }
+        delta.firstUnclaimedUID = UID(UInt32(clamping: decoded.r))
+        return delta
     }
 
     static let lag = Metrics.Timer(label: "mailhost_change_feed_lag_seconds")

@@ -195,11 +195,11 @@ extension PostgresMailStore {
 
     public func append(
         account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
-        logger: Logger
+        claimRecent: Bool, logger: Logger
     ) async throws(StoreError) -> AppendResult {
         try await append(
             account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: nil,
-            logger: logger
+            claimRecent: claimRecent, logger: logger
         ).result
     }
 
@@ -210,12 +210,12 @@ extension PostgresMailStore {
     /// foreign key stops it from removing one that a message row references.
     public func append(
         account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
-        sharing: Int64?, logger: Logger
+        sharing: Int64?, claimRecent: Bool = false, logger: Logger
     ) async throws(StoreError) -> (result: AppendResult, contentID: Int64) {
         do {
             return try await appendOnce(
                 account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: sharing,
-                logger: logger)
+                claimRecent: claimRecent, logger: logger)
         } catch .overQuota {
             // Over the limit counting what the account retains (content of expunged messages, of deleted
             // mailboxes): release that at once and try again. Only what the messages themselves need counts then.
@@ -223,7 +223,7 @@ extension PostgresMailStore {
             _ = try await releaseRetainedContent(account: account, logger: logger)
             return try await appendOnce(
                 account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: sharing,
-                logger: logger)
+                claimRecent: claimRecent, logger: logger)
         }
     }
 
@@ -232,20 +232,24 @@ extension PostgresMailStore {
     /// content is gone.
     static func insertMessage(
         _ connection: PostgresConnection, account: AccountID, mailbox: MailboxName, content: ContentRow?, size: Int32,
-        flags: MessageFlags, date: InternalDate, sharing: Int64?, logger: Logger
+        flags: MessageFlags, date: InternalDate, sharing: Int64?, claimRecent: Bool = false, logger: Logger
     ) async throws -> (AppendResult, Int64)? {
         // One statement: content, UID and modseq allocation (mailbox row lock), message row and NOTIFY commit
         // together or not at all.
         let rows = try await connection.prepared(
             """
             WITH b AS (
-                UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1,
-                    keywords = CASE WHEN keywords @> \(flags.keywords)::text[] THEN keywords
-                               ELSE array(SELECT DISTINCT unnest(keywords || \(flags.keywords)::text[])) END
-                WHERE account_id = \(account.rawValue) AND name = \(mailbox.name)
+                UPDATE mailboxes x SET uidnext = x.uidnext + 1, highestmodseq = x.highestmodseq + 1,
+                    keywords = CASE WHEN x.keywords @> \(flags.keywords)::text[] THEN x.keywords
+                               ELSE array(SELECT DISTINCT unnest(x.keywords || \(flags.keywords)::text[])) END,
+                    first_recent_uid = CASE WHEN \(claimRecent) THEN x.uidnext + 1 ELSE x.first_recent_uid END
+                FROM (SELECT first_recent_uid AS old FROM mailboxes
+                      WHERE account_id = \(account.rawValue) AND name = \(mailbox.name) FOR UPDATE) o
+                WHERE x.account_id = \(account.rawValue) AND x.name = \(mailbox.name)
                     AND (\(sharing)::bigint IS NULL OR EXISTS (SELECT 1 FROM contents
                          WHERE account_id = \(account.rawValue) AND content_id = \(sharing)::bigint))
-                RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
+                RETURNING x.account_id, x.mailbox_id, x.uidvalidity, x.uidnext - 1 AS uid, x.highestmodseq,
+                    x.first_recent_uid, o.old AS claimed_from),
             fresh AS (
                 INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
                     parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
@@ -271,19 +275,28 @@ extension PostgresMailStore {
                     \(flags.keywords)::text[], b.highestmodseq, \(date.secondsSinceEpoch), \(Int16(date.zoneMinutes)),
                     \(size)
                 FROM b, c
-                RETURNING uid, content_id)
-            SELECT b.uidvalidity, m.uid, m.content_id, b.highestmodseq, pg_notify(\(Self.notifyChannel),
-                \(account.rawValue)::text || ':' || b.mailbox_id::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
+                RETURNING uid, content_id, flags, keywords)
+            SELECT b.uidvalidity, m.uid, m.content_id, b.highestmodseq, b.claimed_from,
+                \(unescaped: Self.appendNotice)
             FROM b, m
             """, logger: logger
         ).collect()
         guard let row = rows.first else { return nil }
-        let (validity, uid, contentID, modSeq, _) = try row.decode((Int64, Int64, Int64, Int64, String).self)
-        let result = AppendResult(
+        let (validity, uid, contentID, modSeq, claimedFrom, _) = try row.decode(
+            (Int64, Int64, Int64, Int64, Int64, String).self)
+        var result = AppendResult(
             uidValidity: UInt32(truncatingIfNeeded: validity), uid: UID(UInt32(truncatingIfNeeded: uid)),
             modSeq: ModSeq(modSeq))
+        if claimRecent, claimedFrom <= uid {
+            result.recent = UInt32(truncatingIfNeeded: claimedFrom)...UInt32(truncatingIfNeeded: uid)
+        }
         return (result, contentID)
     }
+
+    static let appendNotice = changeNotice(
+        account: "b.account_id", mailbox: "b.mailbox_id", modSeq: "b.highestmodseq",
+        details: "json_build_object('r', b.first_recent_uid, 'c', json_build_array(json_build_array(m.uid, m.flags, "
+            + "m.keywords)))")
 
     /// MULTIAPPEND (RFC 3502): every message in one transaction, so all are stored or none; over quota, what the
     /// account retains is released and it is tried once more, as for one message.
@@ -356,7 +369,7 @@ extension PostgresMailStore {
 
     private func appendOnce(
         account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
-        sharing: Int64?, logger: Logger
+        sharing: Int64?, claimRecent: Bool, logger: Logger
     ) async throws(StoreError) -> (result: AppendResult, contentID: Int64) {
         guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
         let size = Int32(message.bytes.count)
@@ -368,7 +381,7 @@ extension PostgresMailStore {
                 try await write(logger) { connection -> (AppendResult, Int64)? in
                     try await Self.insertMessage(
                         connection, account: account, mailbox: mailbox, content: content, size: size, flags: flags,
-                        date: date, sharing: sharing, logger: logger)
+                        date: date, sharing: sharing, claimRecent: claimRecent, logger: logger)
                 })
         } catch {
             outcome = .failure(error)
@@ -389,7 +402,7 @@ extension PostgresMailStore {
         }
         return try await appendOnce(
             account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: nil,
-            logger: logger)
+            claimRecent: claimRecent, logger: logger)
     }
 
     public func updateFlags(account: AccountID, mailbox: MailboxID, uids: [UID], update: FlagUpdate, logger: Logger)
@@ -446,8 +459,7 @@ extension PostgresMailStore {
                                    ELSE array(SELECT DISTINCT unnest(keywords || \(added)::text[])) END
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox.rawValue)
                         AND EXISTS (SELECT 1 FROM ch)
-                    RETURNING highestmodseq, pg_notify(\(Self.notifyChannel),
-                        \(account.rawValue)::text || ':' || mailbox_id::text || ':' || highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text),
+                    RETURNING highestmodseq, \(unescaped: Self.storeNotice)),
                 u AS (
                     UPDATE messages m SET flags = ch.new_flags, keywords = ch.new_keywords, modseq = b.highestmodseq
                     FROM ch, b
@@ -474,6 +486,12 @@ extension PostgresMailStore {
             return result
         }
     }
+
+    static let storeNotice = changeNotice(
+        account: "account_id", mailbox: "mailbox_id", modSeq: "highestmodseq",
+        details:
+            "CASE WHEN (SELECT count(*) FROM ch) <= \(noticeMessages) THEN json_build_object('r', first_recent_uid, "
+            + "'c', (SELECT json_agg(json_build_array(uid, new_flags, new_keywords) ORDER BY uid) FROM ch)) END")
 
     public func expunge(account: AccountID, mailbox: MailboxID, uids: [UID]?, logger: Logger)
         async throws(StoreError) -> ExpungeResult
@@ -508,16 +526,15 @@ extension PostgresMailStore {
             b AS (
                 UPDATE mailboxes SET highestmodseq = highestmodseq + 1
                 WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox) AND EXISTS (SELECT 1 FROM gone)
-                RETURNING highestmodseq),
+                RETURNING highestmodseq, first_recent_uid),
             t AS (
                 INSERT INTO expunged (account_id, mailbox_id, uid, modseq, content_id, flags, keywords, internal_date,
                     internal_zone, size)
                 SELECT gone.account_id, gone.mailbox_id, gone.uid, b.highestmodseq, gone.content_id, gone.flags,
                     gone.keywords, gone.internal_date, gone.internal_zone, gone.size
                 FROM gone, b
-                RETURNING uid, modseq)
-            SELECT uid, modseq, pg_notify(\(Self.notifyChannel),
-                \(account.rawValue)::text || ':' || \(mailbox)::text || ':' || modseq::text || ':' || \(unescaped: Self.notifyTime))::text
+                RETURNING account_id, mailbox_id, uid, modseq)
+            SELECT uid, modseq, \(unescaped: Self.expungeNotice)
             FROM t ORDER BY uid
             """, logger: logger)
         var expunged = ExpungeResult(uids: [], modSeq: nil)
@@ -528,6 +545,12 @@ extension PostgresMailStore {
         }
         return expunged
     }
+
+    /// The same for every row: PostgreSQL sends it once.
+    static let expungeNotice = changeNotice(
+        account: "account_id", mailbox: "mailbox_id", modSeq: "modseq",
+        details: "CASE WHEN (SELECT count(*) FROM t) <= \(noticeMessages) THEN json_build_object('r', "
+            + "(SELECT first_recent_uid FROM b), 'x', (SELECT json_agg(uid ORDER BY uid) FROM t)) END")
 
     public func copy(account: AccountID, from: MailboxID, uids: [UID], to: MailboxName, logger: Logger)
         async throws(StoreError) -> CopyResult
@@ -580,7 +603,8 @@ extension PostgresMailStore {
                             SELECT unnest(keywords) AS k UNION SELECT unnest(keywords) FROM src) x)
                     FROM n
                     WHERE account_id = \(account.rawValue) AND mailbox_id = \(destination) AND n.n > 0
-                    RETURNING uidvalidity, uidnext - n.n AS first_uid, highestmodseq),
+                    RETURNING account_id, mailbox_id, uidvalidity, uidnext - n.n AS first_uid, highestmodseq,
+                        first_recent_uid),
                 ins AS (
                     INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq,
                         internal_date, internal_zone, size)
@@ -588,10 +612,9 @@ extension PostgresMailStore {
                         src.content_id, src.flags, src.keywords, b.highestmodseq, src.internal_date,
                         src.internal_zone, src.size
                     FROM src, b
-                    RETURNING uid)
+                    RETURNING uid, flags, keywords)
                 SELECT b.uidvalidity, array(SELECT uid FROM src ORDER BY uid), array(SELECT uid FROM ins ORDER BY uid),
-                    pg_notify(\(Self.notifyChannel),
-                        \(account.rawValue)::text || ':' || \(destination)::text || ':' || b.highestmodseq::text || ':' || \(unescaped: Self.notifyTime))::text
+                    \(unescaped: Self.copyNotice)
                 FROM b
                 """, logger: logger
             ).collect()
@@ -610,6 +633,12 @@ extension PostgresMailStore {
                 destinationUIDs: destinations.map { UID(UInt32(truncatingIfNeeded: $0)) })
         }
     }
+
+    static let copyNotice = changeNotice(
+        account: "b.account_id", mailbox: "b.mailbox_id", modSeq: "b.highestmodseq",
+        details: "CASE WHEN (SELECT count(*) FROM ins) <= \(noticeMessages) THEN json_build_object('r', "
+            + "b.first_recent_uid, 'c', (SELECT json_agg(json_build_array(uid, flags, keywords) ORDER BY uid) FROM ins)) END"
+    )
 
     // MARK: reading
 

@@ -27,6 +27,20 @@ public final class PostgresMailStore: MailStore {
     /// measures its lag from it. `now()` is constant within a transaction, so PostgreSQL still folds identical
     /// notifications of one transaction into one.
     static let notifyTime = "(extract(epoch FROM now()) * 1000)::bigint::text"
+    /// The most messages a change notification describes, and the longest description: larger changes are announced
+    /// by their modseq alone (sessions read them), and NOTIFY takes at most 8,000 bytes.
+    public static let noticeMessages = 200
+    static let noticeBytes = 6000
+
+    /// SQL for the NOTIFY of a change to `mailbox` (SQL expressions, as `account` and `modSeq`):
+    /// `account:mailbox:modseq:milliseconds:details`, where `details` (SQL giving JSON; see
+    /// `PostgresChangeFeed.parse`) says what changed, so that sessions take the change in without reading it. Left
+    /// out when NULL or too long. An uncorrelated `details` is computed once per statement.
+    static func changeNotice(account: String, mailbox: String, modSeq: String, details: String) -> String {
+        "pg_notify('\(notifyChannel)', \(account)::text || ':' || \(mailbox)::text || ':' || \(modSeq)::text || ':' || "
+            + "\(notifyTime) || (SELECT CASE WHEN length(d) <= \(noticeBytes) THEN ':' || d ELSE '' END "
+            + "FROM (SELECT (\(details))::text AS d) z))::text"
+    }
 
     /// `searchClient`: a separate, smaller pool for SEARCH (the query class that can run long); nil shares `client`.
     /// `flagsCacheBytes`: what the flags cache may hold.

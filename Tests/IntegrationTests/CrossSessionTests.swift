@@ -146,6 +146,38 @@ struct CrossSessionTests {
             """, logger: TestEnvironment.logger)
     }
 
+    /// A change another session made is taken in from its notification, which describes it (`FeedBacklog`): the
+    /// session does not read the mailbox. To tell the two apart, the message row is then altered behind the store's
+    /// back (no modseq, no notification): only a read would show that.
+    @Test func aDescribedChangeIsTakenInWithoutReadingTheMailbox() async throws {
+        try await withTestServer { server in
+            try await server.seed(messages: (1...3).map { testMessage(subject: "m\($0)") })
+            let one = try await server.login()
+            try await one.expectOK("a1", "SELECT INBOX")
+            let idler = try await server.login()
+            try await idler.expectOK("i1", "EXAMINE INBOX")
+            try await idler.sendLine("i2 IDLE")
+            #expect(try await idler.readLine() == "+ idling")
+            let two = try await server.login()
+            try await two.expectOK("b1", "SELECT INBOX")
+            try await two.expectOK("b2", "STORE 3 +FLAGS (\\Answered)")
+            // The feed fans a notification out to every session at once: the idler's push means session one holds it.
+            #expect(try await idler.readLine(timeout: .seconds(30)) == "* 3 FETCH (UID 3 FLAGS (\\Answered))")
+            let account = try await server.account()
+            _ = try await server.client.query(
+                """
+                UPDATE messages SET flags = flags | 16
+                WHERE account_id = \(account.rawValue) AND uid = 3
+                    AND mailbox_id = (SELECT mailbox_id FROM mailboxes WHERE account_id = \(account.rawValue) AND name = 'INBOX')
+                """, logger: TestEnvironment.logger)
+            let told = try await one.command("a2", "FETCH 1 (UID)")
+            #expect(told.contains("* 3 FETCH (UID 3 FLAGS (\\Answered \\Recent))"), "\(told)")
+            #expect(!told.joined().contains("Draft"))
+            try await idler.sendLine("DONE")
+            #expect(try await idler.readLine() == "i2 OK IDLE terminated")
+        }
+    }
+
     /// The push latency itself is measured by benchmarks; here a generous wait only tells a push from none.
     @Test func idleIsToldOfChanges() async throws {
         try await withTestServer { server in

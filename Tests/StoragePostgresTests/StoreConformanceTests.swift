@@ -272,6 +272,116 @@ struct StoreConformanceTests {
         }
     }
 
+    /// An APPEND that claims (the appending session has the mailbox selected) takes `\Recent` for the message and
+    /// every UID not yet claimed below it, in the same write: a later claim gets nothing.
+    @Test func anAppendClaimsRecentInItsOwnWrite() async throws {
+        try await StoreFixture.with { f in
+            let first = try await f.append("unclaimed")
+            let text = Array("From: a@example.com\r\nSubject: mine\r\n\r\nbody\r\n".utf8)
+            let mine = try await f.store.append(
+                account: f.account, mailbox: .inbox, message: ParsedMessage(parsing: text), flags: MessageFlags(),
+                date: InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0), claimRecent: true,
+                logger: f.logger)
+            #expect(mine.recent == first.uid.rawValue...mine.uid.rawValue)
+            #expect(
+                try await f.store.claimRecent(
+                    account: f.account, mailbox: f.snapshot().id, upTo: mine.uid, logger: f.logger)
+                    == nil)
+            #expect(try await f.store.status(account: f.account, name: .inbox, logger: f.logger).recent == 0)
+            // Without a claim the next message stays recent for whoever claims it.
+            let other = try await f.append("other")
+            #expect(other.recent == nil)
+            #expect(try await f.store.status(account: f.account, name: .inbox, logger: f.logger).recent == 1)
+        }
+    }
+
+    /// Every change's notification describes it exactly as `changes(since:)` reads it, so sessions take it in without
+    /// reading (`FeedBacklog`); keywords of any spelling survive the trip; a change of more than
+    /// `noticeMessages` messages is announced by its modseq alone.
+    @Test func notificationsDescribeTheirChange() async throws {
+        try await StoreFixture.with { f in
+            let feed = ChangeFeed()
+            let listener = Task { await PostgresChangeFeed(client: f.client, feed: feed, logger: f.logger).run() }
+            defer { listener.cancel() }
+            let inbox = try await f.snapshot()
+            let (events, continuation) = AsyncStream.makeStream(of: ChangeEvent.self)
+            let registration = feed.register(account: f.account) { continuation.yield($0) }
+            defer { feed.unregister(registration) }
+            var iterator = events.makeAsyncIterator()
+            func next() async -> (ModSeq, [MailboxDelta])? {
+                while let event = await iterator.next() {
+                    if case .mailboxChanged(let mailbox, let modSeq, let deltas) = event, mailbox == inbox.id {
+                        return (modSeq, deltas)
+                    }
+                }
+                return nil
+            }
+            // LISTEN is in place once a change is heard: write until one is (nothing is sent before it is).
+            let heard = Task {
+                while !Task.isCancelled {
+                    try await f.append("probe")
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            var seen = try #require(await next()).0
+            heard.cancel()
+            _ = try? await heard.value
+            let settled = try await f.snapshot().highestModSeq
+            while seen < settled { seen = try #require(await next()).0 }  // the probes' own notifications
+
+            func expectDescribed(_ write: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation)
+                async throws
+            {
+                try await write()
+                let change = await next()
+                let (modSeq, deltas) = try #require(change, sourceLocation: sourceLocation)
+                let read = try await f.store.changes(
+                    account: f.account, mailbox: inbox.id, since: ModSeq(modSeq.rawValue - 1), logger: f.logger)
+                #expect(read.highestModSeq == modSeq, sourceLocation: sourceLocation)
+                #expect(deltas == [read], sourceLocation: sourceLocation)
+            }
+            let keywords = ["$Work", "a:b,c;d", "quote\"back\\slash", "ünï"]
+            var appended: AppendResult?
+            try await expectDescribed {
+                appended = try await f.append("flagged", flags: MessageFlags(system: .flagged, keywords: keywords))
+            }
+            let uid = try #require(appended?.uid)
+            try await expectDescribed {
+                _ = try await f.store.updateFlags(
+                    account: f.account, mailbox: inbox.id, uids: [uid, UID(1)],
+                    update: FlagUpdate(kind: .add, flags: MessageFlags(system: [.seen, .deleted])), logger: f.logger)
+            }
+            try await expectDescribed {
+                _ = try await f.store.expunge(account: f.account, mailbox: inbox.id, uids: nil, logger: f.logger)
+            }
+            try await f.store.createMailbox(
+                account: f.account, name: MailboxName(normalizing: "Other"), logger: f.logger)
+            let source = try await f.append("copied", to: "Other", flags: MessageFlags(keywords: ["$Later"]))
+            try await expectDescribed {
+                _ = try await f.store.copy(
+                    account: f.account, from: f.snapshot("Other").id, uids: [source.uid], to: .inbox, logger: f.logger)
+            }
+
+            // Too many messages to describe: the modseq alone.
+            let many = PostgresMailStore.noticeMessages + 1
+            let text = Array("From: a@example.com\r\nSubject: many\r\n\r\nbody\r\n".utf8)
+            let date = InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0)
+            let stored = try await f.store.appendAll(
+                account: f.account, mailbox: .inbox,
+                messages: Array(repeating: (ParsedMessage(parsing: text), MessageFlags(), date), count: many),
+                logger: f.logger)
+            let last = try #require(stored.last?.modSeq)
+            while seen < last { seen = try #require(await next()).0 }
+            _ = try await f.store.updateFlags(
+                account: f.account, mailbox: inbox.id, uids: stored.map(\.uid),
+                update: FlagUpdate(kind: .add, flags: MessageFlags(system: .answered)), logger: f.logger)
+            let change = await next()
+            let (modSeq, deltas) = try #require(change)
+            #expect(modSeq.rawValue == last.rawValue + 1)
+            #expect(deltas.isEmpty)
+        }
+    }
+
     @Test func appendSharesContentOnlyWithinAnAccount() async throws {
         try await StoreFixture.with { f in
             let bob = try await f.store.account(login: "bob", create: true, logger: f.logger)
@@ -379,7 +489,7 @@ struct StoreConformanceTests {
             try await Task.sleep(for: .milliseconds(300))  // LISTEN is established
             let appended = try await f.append("hinted")
             for await event in events {
-                guard case .mailboxChanged(let mailbox, let modSeq) = event, mailbox == inbox.id else { continue }
+                guard case .mailboxChanged(let mailbox, let modSeq, _) = event, mailbox == inbox.id else { continue }
                 let delta = try await f.store.changes(
                     account: f.account, mailbox: inbox.id, since: inbox.highestModSeq, logger: f.logger)
                 #expect(delta.highestModSeq >= modSeq)

@@ -25,22 +25,26 @@ extension Session {
             append.date
             ?? InternalDate(secondsSinceEpoch: Int64(Date().timeIntervalSince1970), zoneMinutes: 0)
         let parsed = ParsedMessage(parsing: append.message, binary: append.isBinary)
+        // An IMAP4rev1 session appending to its read-write selected mailbox takes the message's \Recent in the same
+        // write: the other sessions then need not try (each try waits for the mailbox row lock).
+        let claim = view.map { $0.name == name && !$0.readOnly } == true && !rev2
         let result = try await withTryCreate(name) { () async throws(StoreError) in
             try await store.append(
-                account: account, mailbox: name, message: parsed, flags: flags, date: date, logger: logger)
+                account: account, mailbox: name, message: parsed, flags: flags, date: date, claimRecent: claim,
+                logger: logger)
         }
         if let view, view.name == name {
-            // The only change since the view's HIGHESTMODSEQ (see `onlyChange`): taken in as the pull would read it.
-            let own = viewIsStale ? nil : Self.onlyAppend(result, flags: flags, after: view.highestModSeq)
-            viewIsStale = true
+            wroteSelected(Self.ownAppend(result, flags: flags))
             messagesAddedHere([result.uid])
-            if let own {
+            if let recent = result.recent {
+                // The claimed UIDs must be in the view to be marked: what the sync point would do, done now.
                 do {
-                    try await takeIn(own)
+                    try await pullChanges()
+                    self.view?.markRecent(recent)
                 } catch let error as StoreError where !Task.isCancelled {
-                    // The message is stored: a NO now would say it was not. The sync point pulls and claims again.
-                    viewIsStale = true
-                    logger.warning("\\Recent not claimed after APPEND", metadata: ["error": "\(error)"])
+                    // The message is stored: a NO now would say it was not. Its \Recent is lost with the view.
+                    markStale()
+                    logger.warning("changes not read after APPEND", metadata: ["error": "\(error)"])
                 }
             }
         }
@@ -49,10 +53,13 @@ extension Session {
 
     /// What a pull after this APPEND to the selected mailbox would read, when it was the only change since the view's
     /// HIGHESTMODSEQ (the message carries exactly one more); nil otherwise, and from a store that gives no modseq.
-    static func onlyAppend(_ result: AppendResult, flags: MessageFlags, after highest: ModSeq) -> MailboxDelta? {
-        guard let modSeq = result.modSeq, modSeq.rawValue == highest.rawValue + 1 else { return nil }
-        return MailboxDelta(
+    static func ownAppend(_ result: AppendResult, flags: MessageFlags) -> MailboxDelta? {
+        guard let modSeq = result.modSeq else { return nil }
+        var delta = MailboxDelta(
             changed: [MailboxDelta.FlagChange(uid: result.uid, flags: flags, modSeq: modSeq)], highestModSeq: modSeq)
+        // Claimed with the write: nothing left to claim up to the message.
+        if result.recent != nil { delta.firstUnclaimedUID = UID(result.uid.rawValue &+ 1) }
+        return delta
     }
 
     /// RFC 3502: every message is checked first, then all are stored in one transaction or none is.
@@ -72,7 +79,7 @@ extension Session {
             try await store.appendAll(account: account, mailbox: name, messages: prepared, logger: logger)
         }
         if let view, view.name == name {
-            viewIsStale = true
+            markStale()
             messagesAddedHere(results.map(\.uid))
         }
         guard let validity = results.first?.uidValidity else { return Completion("APPEND completed") }

@@ -168,7 +168,7 @@ extension Session {
         account = nil
         login = nil
         view = nil
-        viewIsStale = false
+        markCurrent()
         savedSearch = []
         updateContexts = []
         notify = nil

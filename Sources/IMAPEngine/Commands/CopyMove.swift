@@ -20,7 +20,7 @@ extension Session {
                 : try await store.copy(
                     account: account, from: current.mailbox, uids: uids, to: destination, logger: logger)
         }
-        if move || destination == current.name { viewIsStale = true }
+        if move || destination == current.name { markStale() }
         if destination == current.name { messagesAddedHere(result.destinationUIDs) }
         guard !result.sourceUIDs.isEmpty else { return Completion("\(verb) completed") }
         let code = ResponseCode.copyUID(

@@ -13,21 +13,16 @@ extension Session {
             if only?.isEmpty == true { return Completion("UID EXPUNGE completed") }
         }
         let expunged = try await store.expunge(account: account, mailbox: current.mailbox, uids: only, logger: logger)
-        // The only change since the view's HIGHESTMODSEQ (see `onlyChange`): taken in as the pull would read it.
-        let own = viewIsStale ? nil : Self.onlyExpunge(expunged, after: current.highestModSeq)
-        viewIsStale = true
-        if let own { absorbChanges(own) }
+        if !expunged.uids.isEmpty { wroteSelected(Self.ownExpunge(expunged)) }
         // RFC 7162 §3.2.10: under QRESYNC the tagged OK carries the mailbox's new HIGHESTMODSEQ.
         if qresync && !expunged.uids.isEmpty { reportHighestModSeq = true }
         return Completion(set == nil ? "EXPUNGE completed" : "UID EXPUNGE completed")
     }
 
-    /// What a pull after this EXPUNGE would read, when it was the only change since the view's HIGHESTMODSEQ (its
-    /// tombstones carry exactly one more); nil otherwise, and when nothing was expunged.
-    static func onlyExpunge(_ result: ExpungeResult, after highest: ModSeq) -> MailboxDelta? {
-        guard let modSeq = result.modSeq, modSeq.rawValue == highest.rawValue + 1, !result.uids.isEmpty else {
-            return nil
-        }
+    /// What this EXPUNGE changed, as the change of its modseq (`FeedBacklog`); nil when nothing was expunged or the
+    /// store gave no modseq.
+    static func ownExpunge(_ result: ExpungeResult) -> MailboxDelta? {
+        guard let modSeq = result.modSeq, !result.uids.isEmpty else { return nil }
         return MailboxDelta(expunged: result.uids, highestModSeq: modSeq, lowestExpungedModSeq: modSeq)
     }
 }

@@ -66,11 +66,9 @@ extension Session {
             for result in results where result.changed { seenSet[result.uid] = result.flags }
             for (uid, flags) in seenSet { reportedFlags[uid] = flags }
             if !seenSet.isEmpty {
-                // These own changes must be recognised and not announced again: the only change since the view's
-                // HIGHESTMODSEQ is taken in as a pull would (`onlyChange`); otherwise the sync point pulls.
-                let own = viewIsStale ? nil : Self.onlyChange(results, after: current.highestModSeq)
-                viewIsStale = true
-                if let own { absorbChanges(own) }
+                // These own changes must be recognised and not announced again (`reportedFlags`): the sync point
+                // takes them in with the feed's deltas, or pulls.
+                wroteSelected(Self.ownChange(results).delta)
             }
         }
 

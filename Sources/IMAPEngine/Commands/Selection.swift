@@ -25,7 +25,7 @@ extension Session {
         if rev2 { snapshot.recent = [] }  // RFC 9051 has no \Recent
         var newView = MailboxView(snapshot: snapshot, readOnly: readOnly)
         view = newView
-        viewIsStale = false
+        markCurrent()
         savedSearch = []
         state = .selected
 

@@ -21,8 +21,8 @@ extension Session {
         let results = try await store.updateFlags(
             account: account, mailbox: current.mailbox, uids: uids,
             update: FlagUpdate(kind: kind, flags: flags, unchangedSince: action.unchangedSince), logger: logger)
-        let own = viewIsStale ? nil : Self.onlyChange(results, after: current.highestModSeq)
-        viewIsStale = true
+        let own = Self.ownChange(results)
+        if own.changed { wroteSelected(own.delta) }
         var w = responseWriter()
         if !action.silent {
             for response in view?.announceKeywords(of: results.map(\.flags)) ?? [] { w.untagged(response) }
@@ -51,25 +51,22 @@ extension Session {
             }
         }
         try await out.send(w)
-        if let own { absorbChanges(own) }  // instead of the pull at the sync point
         if !failed.isEmpty {
             return Completion("Conditional STORE failed", code: .modified(UIDRanges(failed.map { UID($0) })))
         }
         return Completion("STORE completed")
     }
 
-    /// What a pull after this STORE would read, when the STORE is the only change to the mailbox since the view's
-    /// HIGHESTMODSEQ: a change moves the mailbox's HIGHESTMODSEQ by one under its row lock (DESIGN.md §3), so a
-    /// STORE that changed something at exactly one more than the view's saw no other change before it. Nil
-    /// otherwise (the view pulls as before), and when nothing changed.
-    static func onlyChange(_ results: [StoredFlags], after highest: ModSeq) -> MailboxDelta? {
+    /// What this STORE changed, as the change of its modseq (`FeedBacklog`): whether it changed anything, and the
+    /// delta, nil when the results do not make one modseq's change (the sync point then pulls).
+    static func ownChange(_ results: [StoredFlags]) -> (changed: Bool, delta: MailboxDelta?) {
         let changed = results.filter(\.changed)
-        guard let modSeq = changed.first?.modSeq, modSeq.rawValue == highest.rawValue + 1,
-            changed.allSatisfy({ $0.modSeq == modSeq })
-        else { return nil }
-        return MailboxDelta(
+        guard let modSeq = changed.first?.modSeq else { return (false, nil) }
+        guard changed.allSatisfy({ $0.modSeq == modSeq }) else { return (true, nil) }
+        let delta = MailboxDelta(
             changed: changed.map { MailboxDelta.FlagChange(uid: $0.uid, flags: $0.flags, modSeq: modSeq) },
             highestModSeq: modSeq)
+        return (true, delta)
     }
 
     /// Flags a client may set (RFC 9051 §2.3.2): system flags and keywords; `\Recent` and unknown `\` flags are

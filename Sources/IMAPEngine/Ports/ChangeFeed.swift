@@ -2,8 +2,10 @@ import Synchronization
 
 /// What the change feed tells a session (DESIGN.md §3).
 public enum ChangeEvent: Sendable, Equatable {
-    /// Mailbox `mailbox` of the account reached `modSeq` (or changed in a way that needs a re-read).
-    case mailboxChanged(MailboxID, ModSeq)
+    /// Mailbox `mailbox` of the account reached `modSeq` (or changed in a way that needs a re-read). `deltas`, when the
+    /// store described the change, are what changed, one delta per modseq (see `FeedBacklog`); a session whose view
+    /// is right below them takes them in without reading the changes.
+    case mailboxChanged(MailboxID, ModSeq, deltas: [MailboxDelta] = [])
     /// Mailboxes of the account were created, deleted or renamed, or its subscriptions changed (NOTIFY MailboxName
     /// and SubscriptionChange re-read the list).
     case mailboxesChanged

@@ -293,10 +293,14 @@ public struct AppendResult: Sendable, Equatable {
     public var uid: UID
     /// The message's modseq, the mailbox's new HIGHESTMODSEQ; nil from a store that does not say.
     public var modSeq: ModSeq?
-    public init(uidValidity: UIDValidity, uid: UID, modSeq: ModSeq? = nil) {
+    /// With `claimRecent`: the UIDs that became the appending session's `\Recent` (the message's and any other not
+    /// yet claimed below it).
+    public var recent: ClosedRange<UInt32>?
+    public init(uidValidity: UIDValidity, uid: UID, modSeq: ModSeq? = nil, recent: ClosedRange<UInt32>? = nil) {
         self.uidValidity = uidValidity
         self.uid = uid
         self.modSeq = modSeq
+        self.recent = recent
     }
 }
 
@@ -337,9 +341,12 @@ public protocol MailStore: Sendable {
     func changes(account: AccountID, mailbox: MailboxID, since: ModSeq, logger: Logger) async throws(StoreError)
         -> MailboxDelta
 
+    /// Stores a message. With `claimRecent` (an IMAP4rev1 session that has `mailbox` selected read-write) the
+    /// message and every UID not yet claimed below it become that session's `\Recent` in the same write, as
+    /// `claimRecent(upTo:)` would, so no other session tries to claim them (`AppendResult.recent`).
     func append(
         account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
-        logger: Logger
+        claimRecent: Bool, logger: Logger
     ) async throws(StoreError) -> AppendResult
     /// MULTIAPPEND (RFC 3502): all messages or none; their UIDs in order.
     func appendAll(
@@ -388,6 +395,18 @@ public protocol MailStore: Sendable {
         account: AccountID, mailbox: MailboxID, query: SearchQuery, criteria: [SortCriterion], maxUID: UID,
         logger: Logger
     ) async throws(StoreError) -> [UID]
+}
+
+extension MailStore {
+    /// APPEND that claims no `\Recent` (delivery, import).
+    public func append(
+        account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
+        logger: Logger
+    ) async throws(StoreError) -> AppendResult {
+        try await append(
+            account: account, mailbox: mailbox, message: message, flags: flags, date: date, claimRecent: false,
+            logger: logger)
+    }
 }
 
 /// An account's quota use (RFC 9208 STORAGE in bytes here, MESSAGE in messages); a nil limit means none.

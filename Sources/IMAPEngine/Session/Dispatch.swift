@@ -95,7 +95,7 @@ extension Session {
             } catch let error as StoreError where !command.forcesPull && !Task.isCancelled {
                 // The command did its work; a NO now would say it had not (an EXPUNGE answered NO whose messages
                 // are gone). What the sync point could not announce is announced at the next one.
-                viewIsStale = true
+                markStale()
                 commandLogger.warning("changes not announced", metadata: ["error": "\(error)"])
             }
             if state == .logout {

@@ -144,8 +144,12 @@ final class Session {
     /// CONDSTORE was enabled with a mailbox selected: its HIGHESTMODSEQ is announced at the next sync point that
     /// leaves no expunge withheld (RFC 7162 §3.1).
     var pendingHighestModSeq = false
-    /// The selected mailbox has changes the session has not pulled yet (a change-feed hint arrived).
-    var viewIsStale = false
+    /// The selected mailbox has changes the session has not pulled yet (a change-feed hint arrived). Set with
+    /// `markStale`, cleared with `markCurrent`.
+    private(set) var viewIsStale = false
+    /// What the change feed said changed in the selected mailbox since the view was current: taken in instead of a
+    /// pull while it tells everything.
+    private(set) var backlog = FeedBacklog()
     /// RFC 5182 SEARCHRES: the UIDs saved by `SEARCH RETURN (SAVE)`.
     var savedSearch: [UID] = []
     /// RFC 5267 updating searches of the selected mailbox.
@@ -331,7 +335,7 @@ final class Session {
     func handleChange(_ change: ChangeEvent) async throws {
         if notify != nil {
             switch change {
-            case .mailboxChanged(let mailbox, _) where mailbox != view?.mailbox:
+            case .mailboxChanged(let mailbox, _, _) where mailbox != view?.mailbox:
                 await notifyOtherMailboxes(changed: mailbox)
             case .resync:
                 await notifyOtherMailboxes(changed: nil)
@@ -346,10 +350,11 @@ final class Session {
         }
         guard let view else { return }
         switch change {
-        case .mailboxChanged(let mailbox, let modSeq):
+        case .mailboxChanged(let mailbox, let modSeq, let deltas):
             guard mailbox == view.mailbox, modSeq > view.highestModSeq else { return }
+            backlog.add(deltas, upTo: modSeq, after: view.highestModSeq)
         case .resync:
-            break
+            backlog.breakOff()
         case .accountDisabled, .mailboxesChanged, .metadataChanged:
             return
         }
@@ -359,7 +364,7 @@ final class Session {
                 try await synchronize(.full)
             } catch let error as StoreError {
                 // Still stale: the next change, or DONE and the next command, tries again.
-                viewIsStale = true
+                markStale()
                 logger.warning("changes not announced in IDLE", metadata: ["error": "\(error)"])
             }
         } else if case .none = continuation, let notify, let events = notify.selected, !events.isEmpty {
@@ -368,15 +373,49 @@ final class Session {
             do {
                 try await synchronize(notify.selectedDelayed ? .noExpunges : .full)
             } catch let error as StoreError {
-                viewIsStale = true
+                markStale()
                 logger.warning("changes not announced for NOTIFY", metadata: ["error": "\(error)"])
             }
         }
     }
 
-    /// Pulls the selected mailbox's changes from the store into the view.
-    func pullChanges() async throws {
+    /// The view lacks changes that the feed's deltas may not describe (the session's own write, a lost feed): the
+    /// next sync point reads them from the store.
+    func markStale() {
+        viewIsStale = true
+        backlog.breakOff()
+    }
+
+    /// The view holds everything up to its HIGHESTMODSEQ (a new selection, or changes just taken in).
+    func markCurrent() {
+        viewIsStale = false
+        backlog = FeedBacklog()
+    }
+
+    /// A write of the session's own to the selected mailbox: `own` says what it changed (nil: the store did not say,
+    /// or it is not one modseq's change), and the sync point takes it in with the feed's deltas, or pulls.
+    func wroteSelected(_ own: MailboxDelta?) {
+        guard let view else { return }
+        if let own { backlog.record(own, after: view.highestModSeq) } else { backlog.breakOff() }
+        viewIsStale = true
+    }
+
+    /// Brings the selected mailbox's view up to date: with the feed's deltas when they tell everything since the
+    /// view's HIGHESTMODSEQ, else with the changes read from the store.
+    func pullChanges(fromStore: Bool = false) async throws {
         guard let current = view, let account else { return }
+        if !fromStore {
+            if backlog.covering(current.highestModSeq) == nil,
+                let (modSeq, deltas) = signals.takeChange(of: current.mailbox)
+            {
+                // Notifications that came in during this command: a write's modseq is usually right above them.
+                backlog.add(deltas, upTo: modSeq, after: current.highestModSeq)
+            }
+            if let deltas = backlog.covering(current.highestModSeq) {
+                try await takeIn(deltas)
+                return
+            }
+        }
         let delta: MailboxDelta
         do {
             delta = try await store.changes(
@@ -385,16 +424,17 @@ final class Session {
             if error == .mailboxNotFound { throw IMAPError.bye("Selected mailbox was deleted, have to disconnect.") }
             throw error  // still stale: the next sync point tries again
         }
-        try await takeIn(delta)
+        try await takeIn([delta])
     }
 
-    /// Takes a pulled `delta` into the view, then claims its new messages as `\Recent` for an IMAP4rev1 session.
-    func takeIn(_ delta: MailboxDelta) async throws {
-        absorbChanges(delta)
+    /// Takes pulled `deltas` (consecutive) into the view, then claims their new messages as `\Recent` for an
+    /// IMAP4rev1 session.
+    func takeIn(_ deltas: [MailboxDelta]) async throws {
+        absorbChanges(deltas)
         guard let current = view, let account else { return }
         // IMAP4rev2 has no \Recent: such a session leaves the claim to IMAP4rev1 ones.
         if !current.readOnly, !rev2, let highest = current.highestPendingUID,
-            delta.firstUnclaimedUID.map({ $0 <= highest }) ?? true
+            deltas.compactMap(\.firstUnclaimedUID).max().map({ $0 <= highest }) ?? true
         {
             if let claimed = try await store.claimRecent(
                 account: account, mailbox: current.mailbox, upTo: highest, logger: logger)
@@ -406,9 +446,9 @@ final class Session {
 
     /// Takes `delta` into the view, less what the client was already told (a STORE's own FETCH responses): after a
     /// pull, and for a STORE's own change when it was the only one (`onlyChange`), which is what a pull would read.
-    func absorbChanges(_ delta: MailboxDelta) {
-        viewIsStale = false
-        view?.absorb(delta)
+    func absorbChanges(_ deltas: [MailboxDelta]) {
+        markCurrent()
+        for delta in deltas { view?.absorb(delta) }
         if !reportedFlags.isEmpty {
             view?.suppressFlagUpdates(matching: reportedFlags)
             reportedFlags = [:]
@@ -418,7 +458,7 @@ final class Session {
     /// A sync point (Dovecot's `cmd_sync`): pull changes when needed, then announce what `policy` allows.
     func synchronize(_ policy: FlushPolicy, forcePull: Bool = false) async throws {
         guard view != nil, policy != .none else { return }
-        if forcePull || viewIsStale { try await pullChanges() }
+        if forcePull || viewIsStale { try await pullChanges(fromStore: forcePull) }
         guard var current = view else { return }
         let before = current
         var responses = current.flush(policy, reportRecent: !rev2, modSeqs: condstore, vanished: qresync)

@@ -15,8 +15,9 @@ final class SessionSignals: Sendable {
         var shutdown = false
         var resync = false
         var tick = false
-        /// The highest modseq announced per mailbox since the session last looked.
-        var changed: [MailboxID: ModSeq] = [:]
+        /// The highest modseq announced per mailbox since the session last looked, with the deltas that lead there
+        /// while they are consecutive (`FeedBacklog.fold`).
+        var changed: [MailboxID: (modSeq: ModSeq, deltas: [MailboxDelta])] = [:]
         var mailboxes = false
         /// METADATA entry names changed per owner (nil: the server), at most `maxMetadataBytes` of names in all.
         var metadata: [MailboxID?: Set<String>] = [:]
@@ -65,13 +66,24 @@ final class SessionSignals: Sendable {
                     pending.overflow = true
                 }
             case .notificationOverflow: pending.overflow = true
-            case .change(.mailboxChanged(let mailbox, let modSeq)):
-                pending.changed[mailbox] = max(pending.changed[mailbox] ?? modSeq, modSeq)
+            case .change(.mailboxChanged(let mailbox, let modSeq, let deltas)):
+                if var entry = pending.changed[mailbox] {
+                    FeedBacklog.fold(&entry.deltas, modSeq: &entry.modSeq, with: deltas, upTo: modSeq)
+                    pending.changed[mailbox] = entry
+                } else {
+                    pending.changed[mailbox] = (modSeq, Array(deltas.suffix(FeedBacklog.limit)))
+                }
             case .tick: pending.tick = true
             case .shutdown: pending.shutdown = true
             }
         }
         wake()
+    }
+
+    /// The change announced for `mailbox` since the last look, taken alone (a sync point in the middle of a command
+    /// looks for the notifications of changes right below its own write).
+    func takeChange(of mailbox: MailboxID) -> (modSeq: ModSeq, deltas: [MailboxDelta])? {
+        pending.withLock { $0.changed.removeValue(forKey: mailbox) }
     }
 
     /// Everything posted since the last call, shutdown first.
@@ -88,7 +100,9 @@ final class SessionSignals: Sendable {
         if taken.overflow { events.append(.notificationOverflow) }
         if taken.mailboxes { events.append(.change(.mailboxesChanged)) }
         for (owner, names) in taken.metadata { events.append(.change(.metadataChanged(owner, names.sorted()))) }
-        for (mailbox, modSeq) in taken.changed { events.append(.change(.mailboxChanged(mailbox, modSeq))) }
+        for (mailbox, entry) in taken.changed {
+            events.append(.change(.mailboxChanged(mailbox, entry.modSeq, deltas: entry.deltas)))
+        }
         if taken.tick { events.append(.tick) }
         return events
     }
