@@ -368,6 +368,33 @@ public final class PostgresMailStore: MailStore {
         }
     }
 
+    /// One statement: the mailboxes and the subscriptions in one snapshot.
+    public func mailboxesAndSubscriptions(account: AccountID, logger: Logger) async throws(StoreError)
+        -> (listings: [MailboxListing], subscriptions: [MailboxName])
+    {
+        let client = self.client
+        return try await run(logger) {
+            var listings: [MailboxListing] = []
+            var subscriptions: [MailboxName] = []
+            let rows = try await client.prepared(
+                """
+                SELECT mailbox_id, name, special_use FROM mailboxes WHERE account_id = \(account.rawValue)
+                UNION ALL SELECT NULL, name, NULL FROM subscriptions WHERE account_id = \(account.rawValue)
+                """, logger: logger)
+            for try await row in rows {
+                let (id, name, specialUse) = try row.decode((Int64?, String, String?).self)
+                if let id {
+                    listings.append(
+                        MailboxListing(
+                            id: MailboxID(rawValue: id), name: MailboxName(normalizing: name), specialUse: specialUse))
+                } else {
+                    subscriptions.append(MailboxName(normalizing: name))
+                }
+            }
+            return (listings, subscriptions)
+        }
+    }
+
     public func subscriptions(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxName] {
         let client = self.client
         return try await run(logger) {

@@ -462,6 +462,28 @@ struct StoreConformanceTests {
         }
     }
 
+    /// LIST reads the mailboxes and the subscriptions in one statement: the same as reading each.
+    @Test func mailboxesAndSubscriptionsAreReadTogether() async throws {
+        try await StoreFixture.with { f in
+            try await f.store.createMailbox(
+                account: f.account, name: MailboxName(normalizing: "Work/2026"), logger: f.logger)
+            for name in ["Work", "Gone"] {
+                try await f.store.setSubscribed(
+                    account: f.account, name: MailboxName(normalizing: name), subscribed: true, logger: f.logger)
+            }
+            let both = try await f.store.mailboxesAndSubscriptions(account: f.account, logger: f.logger)
+            let listings = try await f.store.listMailboxes(account: f.account, logger: f.logger)
+            #expect(both.listings.map(\.name).sorted() == listings.map(\.name).sorted())
+            #expect(
+                both.listings.map(\.name).sorted()
+                    == ["INBOX", "Work", "Work/2026"].map(MailboxName.init(normalizing:)))
+            #expect(Set(both.listings.map(\.id)) == Set(listings.map(\.id)))
+            let subscriptions = try await f.store.subscriptions(account: f.account, logger: f.logger)
+            #expect(both.subscriptions.sorted() == subscriptions.sorted())
+            #expect(both.subscriptions.sorted() == ["Gone", "INBOX", "Work"].map(MailboxName.init(normalizing:)))
+        }
+    }
+
     @Test func renameInboxMovesItsMessages() async throws {
         try await StoreFixture.with { f in
             try await f.append("1")

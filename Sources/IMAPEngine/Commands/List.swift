@@ -11,9 +11,8 @@ extension Session {
             return Completion("LIST completed")
         }
         let patterns = list.patterns.map { ListPattern(patternText(reference: list.reference, pattern: $0)) }
-        let tree = MailboxTree(
-            listings: try await store.listMailboxes(account: account, logger: logger),
-            subscriptions: try await store.subscriptions(account: account, logger: logger))
+        let (listings, subscriptions) = try await store.mailboxesAndSubscriptions(account: account, logger: logger)
+        let tree = MailboxTree(listings: listings, subscriptions: subscriptions)
 
         let subscribedOnly = list.selectOptions.contains(.subscribed)
         let specialUseOnly = list.selectOptions.contains(.specialUse)
@@ -74,9 +73,8 @@ extension Session {
     func handleLsub(reference: MailboxArgument, pattern: MailboxArgument) async throws -> Completion {
         let account = try requireAccount
         let matcher = ListPattern(patternText(reference: reference, pattern: pattern))
-        let tree = MailboxTree(
-            listings: try await store.listMailboxes(account: account, logger: logger),
-            subscriptions: try await store.subscriptions(account: account, logger: logger))
+        let (listings, subscriptions) = try await store.mailboxesAndSubscriptions(account: account, logger: logger)
+        let tree = MailboxTree(listings: listings, subscriptions: subscriptions)
         var w = responseWriter()
         for entry in tree.entries where matcher.matches(entry.name) {
             if entry.isSubscribed {

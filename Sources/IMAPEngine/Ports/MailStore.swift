@@ -192,6 +192,14 @@ public struct FetchedBatch: Sendable {
 }
 
 extension MailStore {
+    public func mailboxesAndSubscriptions(account: AccountID, logger: Logger) async throws(StoreError)
+        -> (listings: [MailboxListing], subscriptions: [MailboxName])
+    {
+        (
+            try await listMailboxes(account: account, logger: logger),
+            try await subscriptions(account: account, logger: logger)
+        )
+    }
     public func createMailbox(account: AccountID, name: MailboxName, logger: Logger) async throws(StoreError) {
         try await createMailbox(account: account, name: name, specialUse: nil, logger: logger)
     }
@@ -312,6 +320,9 @@ public protocol MailStore: Sendable {
 
     func listMailboxes(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxListing]
     func subscriptions(account: AccountID, logger: Logger) async throws(StoreError) -> [MailboxName]
+    /// Both of the above, as of one moment (LIST and LSUB need both; a store may read them in one round trip).
+    func mailboxesAndSubscriptions(account: AccountID, logger: Logger) async throws(StoreError)
+        -> (listings: [MailboxListing], subscriptions: [MailboxName])
     /// Creates the mailbox and any missing superiors (RFC 9051 §6.3.4).
     /// Creates `name` (and missing ancestors); `specialUse` (RFC 6154, e.g. `\\Sent`) marks it.
     func createMailbox(account: AccountID, name: MailboxName, specialUse: String?, logger: Logger)
