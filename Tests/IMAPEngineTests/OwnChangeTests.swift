@@ -75,6 +75,18 @@ import Testing
         #expect(backlog.covering(ModSeq(7)) == nil)
     }
 
+    /// A read showed the client the mailbox at 9: deltas up to 8 are not enough.
+    @Test func deltasMustReachWhatAReadShowed() {
+        var backlog = FeedBacklog()
+        backlog.add([Self.delta(8)], upTo: ModSeq(8), after: ModSeq(7))
+        backlog.expect(ModSeq(9))
+        #expect(backlog.covering(ModSeq(7)) == nil)
+        backlog.add([Self.delta(9)], upTo: ModSeq(9), after: ModSeq(7))
+        #expect(backlog.covering(ModSeq(7))?.count == 2)
+        backlog.expect(ModSeq(5))  // behind the view: nothing more needed
+        #expect(backlog.covering(ModSeq(7))?.count == 2)
+    }
+
     @Test func aBacklogHoldsAtMostItsLimit() {
         var backlog = FeedBacklog()
         for modSeq in 1...Int64(FeedBacklog.limit) {

@@ -178,6 +178,31 @@ struct CrossSessionTests {
         }
     }
 
+    /// A FETCH shows messages as they are now; the feed's deltas that stop short of that must not be replayed over
+    /// it (flags and MODSEQ would go back in time): the session reads the changes instead.
+    @Test func deltasNeverTakeAMessageBackBehindWhatAFetchShowed() async throws {
+        try await withTestServer { server in
+            try await server.seed(messages: [testMessage(subject: "m1")])
+            let one = try await server.login()
+            try await one.expectOK("a1", "SELECT INBOX (CONDSTORE)")
+            let idler = try await server.login()
+            try await idler.expectOK("i1", "EXAMINE INBOX")
+            try await idler.sendLine("i2 IDLE")
+            #expect(try await idler.readLine() == "+ idling")
+            let two = try await server.login()
+            try await two.expectOK("b1", "SELECT INBOX")
+            try await two.expectOK("b2", "STORE 1 +FLAGS (\\Answered)")
+            #expect(try await idler.readLine(timeout: .seconds(30)) == "* 1 FETCH (UID 1 FLAGS (\\Answered))")
+            // A later change whose notification is still on its way.
+            try await Self.setDraftUnannounced(server, account: try await server.account(), uid: 1)
+            let fetched = try await one.command("a2", "FETCH 1 (FLAGS MODSEQ)")
+            let lines = fetched.filter { $0.hasPrefix("* 1 FETCH") }
+            #expect(!lines.isEmpty && lines.allSatisfy { $0.contains("\\Draft") }, "\(fetched)")
+            try await idler.sendLine("DONE")
+            #expect(try await idler.readLine() == "i2 OK IDLE terminated")
+        }
+    }
+
     /// The push latency itself is measured by benchmarks; here a generous wait only tells a push from none.
     @Test func idleIsToldOfChanges() async throws {
         try await withTestServer { server in

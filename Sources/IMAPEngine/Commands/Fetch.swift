@@ -63,6 +63,7 @@ extension Session {
             let results = try await store.updateFlags(
                 account: account, mailbox: current.mailbox, uids: uids,
                 update: FlagUpdate(kind: .add, flags: MessageFlags(system: .seen)), logger: logger)
+            showed(upTo: results.lazy.map(\.modSeq).max())
             for result in results where result.changed { seenSet[result.uid] = result.flags }
             for (uid, flags) in seenSet { reportedFlags[uid] = flags }
             if !seenSet.isEmpty {
@@ -104,6 +105,7 @@ extension Session {
             if batch.records.count < covered { missing = true }
             start += covered
             next = start < uids.count ? read(from: start) : nil
+            showed(upTo: batch.records.lazy.map(\.modSeq).max())
             try await writeFetchResponses(batch.records, plan: plan, seenSet: seenSet, account: account)
         }
         if missing || lostContent {
@@ -138,6 +140,7 @@ extension Session {
             start += batch.count
             let records = try await store.flags(account: account, mailbox: mailbox, uids: batch, logger: logger)
             if records.count < batch.count { missing = true }
+            showed(upTo: records.lazy.map(\.modSeq).max())
             if items.contains(.flags) { try await sendKeywordAnnouncements(of: records.lazy.map(\.flags)) }
             guard let view else { break }
             var w = responseWriter()

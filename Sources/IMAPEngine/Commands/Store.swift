@@ -21,6 +21,7 @@ extension Session {
         let results = try await store.updateFlags(
             account: account, mailbox: current.mailbox, uids: uids,
             update: FlagUpdate(kind: kind, flags: flags, unchangedSince: action.unchangedSince), logger: logger)
+        showed(upTo: results.lazy.map(\.modSeq).max())
         let own = Self.ownChange(results)
         if own.changed { wroteSelected(own.delta) }
         var w = responseWriter()

@@ -36,6 +36,11 @@ struct FeedBacklog: Sendable, Equatable {
         insert(own)
     }
 
+    /// The client saw the mailbox as of `modSeq` (a read of current rows): the deltas must reach it.
+    mutating func expect(_ modSeq: ModSeq) {
+        announced = max(announced ?? modSeq, modSeq)
+    }
+
     private mutating func insert(_ delta: MailboxDelta) {
         guard !broken else { return }
         if let i = deltas.firstIndex(where: { $0.highestModSeq >= delta.highestModSeq }) {

@@ -261,6 +261,17 @@ final class Session {
                 endReason = "autologout"
                 return .close
             }
+            if case .idle = continuation, viewIsStale {
+                // A sync in IDLE that failed (the database away, a claim timed out) is tried again now: otherwise what
+                // it took in would wait for the next change, which may never come.
+                do {
+                    try await synchronize(.full)
+                    try await out.flush()
+                } catch let error as StoreError {
+                    markStale()
+                    logger.warning("changes not announced in IDLE", metadata: ["error": "\(error)"])
+                }
+            }
             return .keepGoing
         case .control(.shutdown):
             try await out.sendLine("* BYE Server shutting down.")
@@ -398,6 +409,14 @@ final class Session {
         guard let view else { return }
         if let own { backlog.record(own, after: view.highestModSeq) } else { backlog.breakOff() }
         viewIsStale = true
+    }
+
+    /// The client was shown messages as the store holds them now (FETCH, STORE), with changes up to `modSeq`. When
+    /// that is ahead of the view, the feed's deltas may only stand in for a read if they reach it: stopping short
+    /// would take a message's flags and MODSEQ back in time (imaptest: "MODSEQ dropped").
+    func showed(upTo modSeq: ModSeq?) {
+        guard let modSeq, let view, modSeq > view.highestModSeq else { return }
+        backlog.expect(modSeq)
     }
 
     /// Brings the selected mailbox's view up to date: with the feed's deltas when they tell everything since the
