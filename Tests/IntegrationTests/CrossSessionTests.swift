@@ -152,17 +152,7 @@ struct CrossSessionTests {
     @Test func aDescribedChangeIsTakenInWithoutReadingTheMailbox() async throws {
         try await withTestServer { server in
             try await server.seed(messages: (1...3).map { testMessage(subject: "m\($0)") })
-            let one = try await server.login()
-            try await one.expectOK("a1", "SELECT INBOX")
-            let idler = try await server.login()
-            try await idler.expectOK("i1", "EXAMINE INBOX")
-            try await idler.sendLine("i2 IDLE")
-            #expect(try await idler.readLine() == "+ idling")
-            let two = try await server.login()
-            try await two.expectOK("b1", "SELECT INBOX")
-            try await two.expectOK("b2", "STORE 3 +FLAGS (\\Answered)")
-            // The feed fans a notification out to every session at once: the idler's push means session one holds it.
-            #expect(try await idler.readLine(timeout: .seconds(30)) == "* 3 FETCH (UID 3 FLAGS (\\Answered))")
+            let (one, idler) = try await Self.toldOfAnswered(3, server: server, select: "SELECT INBOX")
             let account = try await server.account()
             _ = try await server.client.query(
                 """
@@ -178,21 +168,30 @@ struct CrossSessionTests {
         }
     }
 
+    /// Session one runs `select`; a second session sets \Answered on message `seq`, and an IDLE client hears of it.
+    /// The feed fans a notification out to every session at once: the idler's push means session one holds it too.
+    static func toldOfAnswered(_ seq: Int, server: TestServer, select: String) async throws
+        -> (one: IMAPTestClient, idler: IMAPTestClient)
+    {
+        let one = try await server.login()
+        try await one.expectOK("a1", select)
+        let idler = try await server.login()
+        try await idler.expectOK("i1", "EXAMINE INBOX")
+        try await idler.sendLine("i2 IDLE")
+        #expect(try await idler.readLine() == "+ idling")
+        let two = try await server.login()
+        try await two.expectOK("b1", "SELECT INBOX")
+        try await two.expectOK("b2", "STORE \(seq) +FLAGS (\\Answered)")
+        #expect(try await idler.readLine(timeout: .seconds(30)) == "* \(seq) FETCH (UID \(seq) FLAGS (\\Answered))")
+        return (one, idler)
+    }
+
     /// A FETCH shows messages as they are now; the feed's deltas that stop short of that must not be replayed over
     /// it (flags and MODSEQ would go back in time): the session reads the changes instead.
     @Test func deltasNeverTakeAMessageBackBehindWhatAFetchShowed() async throws {
         try await withTestServer { server in
             try await server.seed(messages: [testMessage(subject: "m1")])
-            let one = try await server.login()
-            try await one.expectOK("a1", "SELECT INBOX (CONDSTORE)")
-            let idler = try await server.login()
-            try await idler.expectOK("i1", "EXAMINE INBOX")
-            try await idler.sendLine("i2 IDLE")
-            #expect(try await idler.readLine() == "+ idling")
-            let two = try await server.login()
-            try await two.expectOK("b1", "SELECT INBOX")
-            try await two.expectOK("b2", "STORE 1 +FLAGS (\\Answered)")
-            #expect(try await idler.readLine(timeout: .seconds(30)) == "* 1 FETCH (UID 1 FLAGS (\\Answered))")
+            let (one, idler) = try await Self.toldOfAnswered(1, server: server, select: "SELECT INBOX (CONDSTORE)")
             // A later change whose notification is still on its way.
             try await Self.setDraftUnannounced(server, account: try await server.account(), uid: 1)
             let fetched = try await one.command("a2", "FETCH 1 (FLAGS MODSEQ)")
