@@ -35,10 +35,11 @@ public final class PostgresMailStore: MailStore {
     /// SQL for the NOTIFY of a change to `mailbox` (SQL expressions, as `account` and `modSeq`):
     /// `account:mailbox:modseq:milliseconds:details`, where `details` (SQL giving JSON; see
     /// `PostgresChangeFeed.parse`) says what changed, so that sessions take the change in without reading it. Left
-    /// out when NULL or too long. An uncorrelated `details` is computed once per statement.
+    /// out when NULL or too long (bytes: a keyword of non-ASCII characters takes several). An uncorrelated `details` is
+    /// computed once per statement.
     static func changeNotice(account: String, mailbox: String, modSeq: String, details: String) -> String {
         "pg_notify('\(notifyChannel)', \(account)::text || ':' || \(mailbox)::text || ':' || \(modSeq)::text || ':' || "
-            + "\(notifyTime) || (SELECT CASE WHEN length(d) <= \(noticeBytes) THEN ':' || d ELSE '' END "
+            + "\(notifyTime) || (SELECT CASE WHEN octet_length(d) <= \(noticeBytes) THEN ':' || d ELSE '' END "
             + "FROM (SELECT (\(details))::text AS d) z))::text"
     }
 

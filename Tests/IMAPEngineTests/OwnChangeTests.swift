@@ -114,4 +114,19 @@ import Testing
         #expect(signals.takeChange(of: inbox)?.deltas == [Self.delta(11)])
         #expect(signals.take().isEmpty)
     }
+
+    /// A session that does not look holds at most `FeedBacklog.limit` deltas over all the account's mailboxes.
+    @Test func signalsHoldBoundedDeltasOverAllMailboxes() {
+        let signals = SessionSignals()
+        let (busy, other) = (MailboxID(rawValue: 1), MailboxID(rawValue: 2))
+        for modSeq in 1...Int64(FeedBacklog.limit) {
+            signals.post(.change(.mailboxChanged(busy, ModSeq(modSeq), deltas: [Self.delta(modSeq)])))
+        }
+        signals.post(.change(.mailboxChanged(other, ModSeq(5), deltas: [Self.delta(5)])))
+        #expect(signals.takeChange(of: other)?.deltas == [])  // the modseq, not the delta
+        #expect(signals.takeChange(of: busy)?.deltas.count == FeedBacklog.limit)
+        // Taken: room again.
+        signals.post(.change(.mailboxChanged(other, ModSeq(6), deltas: [Self.delta(6)])))
+        #expect(signals.take() == [.change(.mailboxChanged(other, ModSeq(6), deltas: [Self.delta(6)]))])
+    }
 }

@@ -51,8 +51,8 @@ extension Session {
         return Completion("APPEND completed", code: .appendUID(result.uidValidity, result.uid))
     }
 
-    /// What a pull after this APPEND to the selected mailbox would read, when it was the only change since the view's
-    /// HIGHESTMODSEQ (the message carries exactly one more); nil otherwise, and from a store that gives no modseq.
+    /// What this APPEND to the selected mailbox changed, as the change of its modseq (`FeedBacklog`); nil from a store
+    /// that gives no modseq.
     static func ownAppend(_ result: AppendResult, flags: MessageFlags) -> MailboxDelta? {
         guard let modSeq = result.modSeq else { return nil }
         var delta = MailboxDelta(

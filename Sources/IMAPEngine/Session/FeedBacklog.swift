@@ -70,16 +70,24 @@ struct FeedBacklog: Sendable, Equatable {
     }
 }
 
-extension FeedBacklog {
-    /// Several announcements folded into one (the pending changes of a session that has not looked yet): the deltas
-    /// are kept while they stay consecutive, up to `limit`; the highest modseq always.
-    static func fold(_ deltas: inout [MailboxDelta], modSeq: inout ModSeq, with new: [MailboxDelta], upTo next: ModSeq)
-    {
+/// The changes announced for one mailbox since the session last looked (`SessionSignals`): the highest modseq, and
+/// the deltas that lead there while they stay consecutive, up to `FeedBacklog.limit`.
+struct PendingChange: Sendable {
+    private(set) var modSeq: ModSeq
+    private(set) var deltas: [MailboxDelta]
+
+    init(modSeq: ModSeq, deltas: [MailboxDelta]) {
+        self.modSeq = modSeq
+        self.deltas = Array(deltas.suffix(FeedBacklog.limit))
+    }
+
+    /// Folds in a later announcement.
+    mutating func fold(_ new: [MailboxDelta], upTo next: ModSeq) {
         guard next > modSeq else { return }
         // Consecutive: the deltas so far reach `modSeq` and the new ones start right above it.
         if let last = deltas.last, last.highestModSeq == modSeq,
             let first = new.first(where: { $0.highestModSeq > modSeq }),
-            first.highestModSeq.rawValue == modSeq.rawValue + 1, deltas.count + new.count <= limit
+            first.highestModSeq.rawValue == modSeq.rawValue + 1, deltas.count + new.count <= FeedBacklog.limit
         {
             deltas.append(contentsOf: new.filter { $0.highestModSeq > modSeq })
         } else {
@@ -87,4 +95,7 @@ extension FeedBacklog {
         }
         modSeq = next
     }
+
+    /// Keeps the modseq alone (the session then reads the changes).
+    mutating func dropDeltas() { deltas = [] }
 }

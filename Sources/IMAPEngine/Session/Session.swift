@@ -237,17 +237,7 @@ final class Session {
             out.shrink()
             return .keepGoing
         case .control(.change(let change)):
-            do {
-                try await handleChange(change)
-            } catch IMAPError.bye(let text) {
-                // The selected mailbox was deleted while the session was in IDLE.
-                try await out.sendLine("* BYE \(ResponseWriter.sanitize(text))")
-                try await out.flush()
-                endReason = text
-                return .close
-            }
-            try await out.flush()
-            return .keepGoing
+            return try await closingOnBye { try await handleChange(change) }
         case .control(.notificationOverflow):
             try await notificationOverflow()
             try await out.flush()
@@ -264,13 +254,7 @@ final class Session {
             if case .idle = continuation, viewIsStale {
                 // A sync in IDLE that failed (the database away, a claim timed out) is tried again now: otherwise what
                 // it took in would wait for the next change, which may never come.
-                do {
-                    try await synchronize(.full)
-                    try await out.flush()
-                } catch let error as StoreError {
-                    markStale()
-                    logger.warning("changes not announced in IDLE", metadata: ["error": "\(error)"])
-                }
+                return try await closingOnBye { try await synchronizeInIdle() }
             }
             return .keepGoing
         case .control(.shutdown):
@@ -343,6 +327,21 @@ final class Session {
 
     // MARK: change feed
 
+    /// Runs `body` between commands and flushes what it wrote; a BYE it throws (the selected mailbox was deleted while
+    /// the session was in IDLE) is sent and ends the session.
+    private func closingOnBye(_ body: () async throws -> Void) async throws -> Outcome {
+        do {
+            try await body()
+        } catch IMAPError.bye(let text) {
+            try await out.sendLine("* BYE \(ResponseWriter.sanitize(text))")
+            try await out.flush()
+            endReason = text
+            return .close
+        }
+        try await out.flush()
+        return .keepGoing
+    }
+
     func handleChange(_ change: ChangeEvent) async throws {
         if notify != nil {
             switch change {
@@ -371,13 +370,7 @@ final class Session {
         }
         viewIsStale = true
         if case .idle = continuation {
-            do {
-                try await synchronize(.full)
-            } catch let error as StoreError {
-                // Still stale: the next change, or DONE and the next command, tries again.
-                markStale()
-                logger.warning("changes not announced in IDLE", metadata: ["error": "\(error)"])
-            }
+            try await synchronizeInIdle()
         } else if case .none = continuation, let notify, let events = notify.selected, !events.isEmpty {
             // NOTIFY SELECTED (RFC 5465 §3): announced at once, between commands too; SELECTED-DELAYED keeps the
             // expunges for a command that may carry them (sequence numbers stay stable for the client).
@@ -387,6 +380,17 @@ final class Session {
                 markStale()
                 logger.warning("changes not announced for NOTIFY", metadata: ["error": "\(error)"])
             }
+        }
+    }
+
+    /// Announces the selected mailbox's changes to a client in IDLE. A failure leaves the view stale: the next change,
+    /// the next tick, or DONE and the next command tries again.
+    func synchronizeInIdle() async throws {
+        do {
+            try await synchronize(.full)
+        } catch let error as StoreError {
+            markStale()
+            logger.warning("changes not announced in IDLE", metadata: ["error": "\(error)"])
         }
     }
 
@@ -424,11 +428,9 @@ final class Session {
     func pullChanges(fromStore: Bool = false) async throws {
         guard let current = view, let account else { return }
         if !fromStore {
-            if backlog.covering(current.highestModSeq) == nil,
-                let (modSeq, deltas) = signals.takeChange(of: current.mailbox)
-            {
+            if backlog.covering(current.highestModSeq) == nil, let pending = signals.takeChange(of: current.mailbox) {
                 // Notifications that came in during this command: a write's modseq is usually right above them.
-                backlog.add(deltas, upTo: modSeq, after: current.highestModSeq)
+                backlog.add(pending.deltas, upTo: pending.modSeq, after: current.highestModSeq)
             }
             if let deltas = backlog.covering(current.highestModSeq) {
                 try await takeIn(deltas)
@@ -463,8 +465,7 @@ final class Session {
         }
     }
 
-    /// Takes `delta` into the view, less what the client was already told (a STORE's own FETCH responses): after a
-    /// pull, and for a STORE's own change when it was the only one (`onlyChange`), which is what a pull would read.
+    /// Takes `deltas` into the view, less what the client was already told (a STORE's own FETCH responses).
     func absorbChanges(_ deltas: [MailboxDelta]) {
         markCurrent()
         for delta in deltas { view?.absorb(delta) }

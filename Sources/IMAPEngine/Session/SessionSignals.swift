@@ -16,8 +16,11 @@ final class SessionSignals: Sendable {
         var resync = false
         var tick = false
         /// The highest modseq announced per mailbox since the session last looked, with the deltas that lead there
-        /// while they are consecutive (`FeedBacklog.fold`).
-        var changed: [MailboxID: (modSeq: ModSeq, deltas: [MailboxDelta])] = [:]
+        /// while they are consecutive.
+        var changed: [MailboxID: PendingChange] = [:]
+        /// Deltas held over all mailboxes: at most `FeedBacklog.limit` (only the selected mailbox's are of use, and
+        /// an account may have thousands of mailboxes).
+        var deltaCount = 0
         var mailboxes = false
         /// METADATA entry names changed per owner (nil: the server), at most `maxMetadataBytes` of names in all.
         var metadata: [MailboxID?: Set<String>] = [:]
@@ -67,11 +70,17 @@ final class SessionSignals: Sendable {
                 }
             case .notificationOverflow: pending.overflow = true
             case .change(.mailboxChanged(let mailbox, let modSeq, let deltas)):
-                if var entry = pending.changed[mailbox] {
-                    FeedBacklog.fold(&entry.deltas, modSeq: &entry.modSeq, with: deltas, upTo: modSeq)
-                    pending.changed[mailbox] = entry
+                let before = pending.changed[mailbox]?.deltas.count ?? 0
+                if pending.changed[mailbox] != nil {
+                    pending.changed[mailbox]?.fold(deltas, upTo: modSeq)
                 } else {
-                    pending.changed[mailbox] = (modSeq, Array(deltas.suffix(FeedBacklog.limit)))
+                    pending.changed[mailbox] = PendingChange(modSeq: modSeq, deltas: deltas)
+                }
+                let after = pending.changed[mailbox]?.deltas.count ?? 0
+                pending.deltaCount += after - before
+                if pending.deltaCount > FeedBacklog.limit {
+                    pending.changed[mailbox]?.dropDeltas()
+                    pending.deltaCount -= after
                 }
             case .tick: pending.tick = true
             case .shutdown: pending.shutdown = true
@@ -82,8 +91,12 @@ final class SessionSignals: Sendable {
 
     /// The change announced for `mailbox` since the last look, taken alone (a sync point in the middle of a command
     /// looks for the notifications of changes right below its own write).
-    func takeChange(of mailbox: MailboxID) -> (modSeq: ModSeq, deltas: [MailboxDelta])? {
-        pending.withLock { $0.changed.removeValue(forKey: mailbox) }
+    func takeChange(of mailbox: MailboxID) -> PendingChange? {
+        pending.withLock { pending in
+            let taken = pending.changed.removeValue(forKey: mailbox)
+            pending.deltaCount -= taken?.deltas.count ?? 0
+            return taken
+        }
     }
 
     /// Everything posted since the last call, shutdown first.
