@@ -38,13 +38,29 @@ let package = Package(
         .target(
             name: "StoragePostgres",
             dependencies: [
-                "IMAPEngine", "CCrypt",
+                "IMAPEngine",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Store accounts' passwords (crypt(3)) and their `Authenticator`, over any backend's `CredentialStore`.
+        .target(
+            name: "StoreAccounts",
+            dependencies: [
+                "IMAPEngine", "CCrypt",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The factory from a storage setting to a `StoreBackend`: the one target that knows every backend.
+        .target(
+            name: "Storage",
+            dependencies: ["IMAPEngine", "StoragePostgres", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The wire formats at the server's edge that are not IMAP: the LMTP framing and command syntax, and the
@@ -70,14 +86,13 @@ let package = Package(
         .executableTarget(
             name: "MailHost",
             dependencies: [
-                "IMAPEngine", "StoragePostgres", "AuthPAM", "LMTPProtocol", "ProxyProtocol",
+                "IMAPEngine", "Storage", "StoreAccounts", "AuthPAM", "LMTPProtocol", "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -88,8 +103,8 @@ let package = Package(
         .executableTarget(
             name: "AdminCLI",
             dependencies: [
-                "IMAPEngine", "StoragePostgres",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                "IMAPEngine", "Storage", "StoreAccounts",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -111,6 +126,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "StoreAccountsTests",
+            dependencies: ["StoreAccounts"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: [
+                "Storage", "IMAPEngine", "StoragePostgres", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "AdminCLITests",
             dependencies: ["AdminCLI", "IMAPEngine"],
             swiftSettings: swiftSettings
@@ -128,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "IMAPEngine", "StoragePostgres", "MailHost", "AuthPAM", "ProxyProtocol",
+                "IMAPEngine", "StoragePostgres", "Storage", "StoreAccounts", "MailHost", "AuthPAM", "ProxyProtocol",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import IMAPEngine
 import Logging
-import StoragePostgres
+import Crypto
 
 struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -165,7 +165,7 @@ func importBatches(_ batches: [ImportBatch], into login: String, subscribe: [Mai
             var present = try await store.contentDigests(account: account, mailbox: batch.mailbox, logger: adminLogger)
             for message in batch.messages {
                 let parsed = ParsedMessage(parsing: message.bytes)
-                let digest = PostgresMailStore.digest(of: parsed)
+                let digest = Array(SHA256.hash(data: parsed.bytes))
                 if let copies = present[digest], copies > 0 {
                     present[digest] = copies - 1
                     skipped += 1

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Logging
-import PostgresNIO
-import StoragePostgres
+import IMAPEngine
 
 struct DatabaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,14 +11,14 @@ struct DatabaseCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create or upgrade the schema (idempotent).")
 
         func run() async throws {
-            let applied = try await withDatabase { connection in
-                try await PostgresSchema.migrate(connection, logger: adminLogger)
+            let (applied, latest) = try await withSchema { schema in
+                (try await schema.migrate(logger: adminLogger), schema.latestVersion)
             }
             if applied.isEmpty {
-                print("schema is up to date (version \(PostgresSchema.latestVersion))")
+                print("schema is up to date (version \(latest))")
             } else {
                 print(
-                    "applied migrations \(applied.map(String.init).joined(separator: ", ")); schema is at version \(PostgresSchema.latestVersion)"
+                    "applied migrations \(applied.map(String.init).joined(separator: ", ")); schema is at version \(latest)"
                 )
             }
         }
@@ -32,18 +31,18 @@ struct DatabaseCommand: AsyncParsableCommand {
         @ArgumentParser.Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let current = try await withDatabase { connection in
-                try await PostgresSchema.currentVersion(connection, logger: adminLogger)
+            let (current, latest) = try await withSchema { schema in
+                (try await schema.currentVersion(logger: adminLogger), schema.latestVersion)
             }
             let version = current ?? 0
-            let pending = Array(stride(from: version + 1, through: PostgresSchema.latestVersion, by: 1))
+            let pending = Array(stride(from: version + 1, through: latest, by: 1))
             if json {
                 print(
-                    "{\"version\":\(version),\"latest\":\(PostgresSchema.latestVersion),\"pending\":[\(pending.map(String.init).joined(separator: ","))]}"
+                    "{\"version\":\(version),\"latest\":\(latest),\"pending\":[\(pending.map(String.init).joined(separator: ","))]}"
                 )
             } else {
                 print("schema version: \(current.map(String.init) ?? "none (empty database)")")
-                print("latest version: \(PostgresSchema.latestVersion)")
+                print("latest version: \(latest)")
                 print("pending:        \(pending.isEmpty ? "none" : pending.map(String.init).joined(separator: ", "))")
             }
         }

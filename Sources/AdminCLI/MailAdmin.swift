@@ -2,9 +2,8 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Logging
-import PostgresNIO
 import IMAPEngine
-import StoragePostgres
+import Storage
 
 /// `mailadmin`: manages MailHost's store directly, as doveadm does (DESIGN.md §1), so it works with every server
 /// stopped; changes reach running servers through the change feed.
@@ -65,12 +64,23 @@ enum StorageOption {
         return found
     }
 
-    static func configuration() throws -> PostgresStoreConfiguration {
+    /// The storage setting (`--storage` or `MAILHOST_STORAGE`).
+    static func setting() throws -> String {
         guard let url = url ?? ProcessInfo.processInfo.environment["MAILHOST_STORAGE"] else {
             throw ValidationError("no store given: pass --storage postgres://… or set MAILHOST_STORAGE")
         }
+        return url
+    }
+
+    /// The configured store, not yet running. Administration runs bulk work (imports, exports) where no client
+    /// waits: two minutes per store call unless the storage URL says otherwise (a busy server's 15 s would fail an
+    /// import of large messages half-way).
+    static func backend() throws -> any StoreBackend {
+        let setting = try setting()
         do {
-            return try PostgresStoreConfiguration(url: url)
+            return try Storage.open(
+                setting, options: Storage.Options(operationTimeout: .seconds(120), urlTimeoutWins: true),
+                logger: adminLogger)
         } catch {
             throw ValidationError(String(describing: error))
         }
@@ -89,39 +99,36 @@ struct AdminFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs `body` on one database connection, turning connection failures into one clear line.
-func withDatabase<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-    let configuration = try StorageOption.configuration()
+/// Runs `body` on the configured store's schema, turning failures to reach the store into one clear line.
+func withSchema<T: Sendable>(_ body: (any StoreSchema) async throws -> T) async throws -> T {
+    let schema = try StorageOption.backend().schema
     do {
-        return try await configuration.withConnection(logger: adminLogger, body)
-    } catch let error as PostgresStoreConfiguration.StartupError {
-        throw AdminFailure(error.description)
+        return try await body(schema)
+    } catch let error as AdminFailure {
+        throw error
+    } catch {
+        throw AdminFailure(String(describing: error))
     }
 }
 
-/// Runs `body` with a store on the configured database: checks the connection and the schema first (fast, clear
-/// errors), then runs a connection pool for the duration.
+/// Runs `body` with the configured store: checks that it can be reached and that its schema is current first (fast,
+/// clear errors), then runs it (its connection pool) for the duration.
 func withStore<T: Sendable>(
-    _ body: @Sendable (PostgresMailStore, PostgresAdministration) async throws -> T
+    _ body: @Sendable (any DeliveryStore, any StoreAdministration) async throws -> T
 ) async throws -> T {
-    var configuration = try StorageOption.configuration()
-    // Administration runs bulk work (imports, exports) where no client waits: two minutes per store call unless the
-    // storage URL says otherwise (a busy server's 15 s would fail an import of large messages half-way).
-    if !configuration.timeoutFromURL { configuration.operationTimeout = .seconds(120) }
-    try await withDatabase { connection in try await requireSchema(connection) }
-    let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: adminLogger)
+    let backend = try StorageOption.backend()
+    try await withSchema { schema in try await requireSchema(schema) }
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
-            await client.run()
+            await backend.run(feed: nil)
             return nil
         }
         defer { group.cancelAll() }
-        let store = PostgresMailStore(client: client, operationTimeout: configuration.operationTimeout)
         do {
-            return try await body(store, PostgresAdministration(store: store))
+            return try await body(backend.mail, backend.administration)
         } catch let error as StoreError {
             throw AdminFailure(error.description)
-        } catch let error as PostgresAdministration.AdminError {
+        } catch let error as AdministrationError {
             throw AdminFailure(error.description)
         }
     }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import IMAPEngine
-import StoragePostgres
 
 struct MailboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -68,7 +67,7 @@ struct MailboxCommand: AsyncParsableCommand {
                 }
                 try await withStore { _, admin in
                     try await admin.setDefaultMailboxes(
-                        rows.map { (name: $0.name, specialUse: $0.specialUse) }, logger: adminLogger)
+                        rows.map { DefaultMailbox(name: $0.name, specialUse: $0.specialUse) }, logger: adminLogger)
                 }
             }
             let current = try await withStore { _, admin in

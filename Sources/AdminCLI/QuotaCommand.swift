@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import IMAPEngine
-import StoragePostgres
 
 struct QuotaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

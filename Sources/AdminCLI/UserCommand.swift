@@ -3,8 +3,7 @@ import Foundation
 import Glibc
 import IMAPEngine
 import Logging
-import PostgresNIO
-import StoragePostgres
+import StoreAccounts
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -211,8 +210,8 @@ func readSecret(_ prompt: String) throws -> String {
 }
 
 /// Refuses to work on a database whose schema is not the one this build knows.
-func requireSchema(_ connection: PostgresConnection) async throws {
-    switch try await PostgresSchema.state(connection, logger: adminLogger) {
+func requireSchema(_ schema: any StoreSchema) async throws {
+    switch try await schema.state(logger: adminLogger) {
     case .current: return
     case .empty: throw AdminFailure("the database has no MailHost schema: run `mailadmin db migrate`")
     case .behind(let current, let latest):

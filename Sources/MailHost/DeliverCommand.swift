@@ -2,8 +2,7 @@ import ArgumentParser
 import Foundation
 import IMAPEngine
 import Logging
-import PostgresNIO
-import StoragePostgres
+import Storage
 
 /// `mailhost deliver --to USER [--mailbox NAME] < message`: delivery for MTAs that pipe (Postfix's
 /// `mailbox_command`, Exim's pipe transport), with sysexits(3) exit codes the MTA understands.
@@ -44,32 +43,35 @@ struct DeliverCommand: AsyncParsableCommand {
         } catch {
             return fail(.config, "\(error)")
         }
-        guard let url = settings.storage, var configuration = try? PostgresStoreConfiguration(url: url) else {
-            return fail(.config, "no usable storage URL (--storage, MAILHOST_STORAGE or the configuration file)")
+        guard let url = settings.storage else {
+            return fail(.config, "no storage configured (--storage, MAILHOST_STORAGE or the configuration file)")
         }
-        configuration.operationTimeout = settings.storeTimeout
+        let backend: any StoreBackend
+        do {
+            backend = try Storage.open(
+                url, options: Storage.Options(operationTimeout: settings.storeTimeout), logger: logger)
+        } catch {
+            return fail(.config, "\(error)")
+        }
         let input = FileHandle.standardInput.readDataToEndOfFile()
         guard !input.isEmpty else { return fail(.dataError, "empty message on standard input") }
         guard input.count <= settings.limits.maxAppendSize else {
             return fail(.dataError, "message larger than max-append-size (\(settings.limits.maxAppendSize) bytes)")
         }
         do {
-            try await configuration.withConnection(logger: logger) { connection in
-                guard try await PostgresSchema.state(connection, logger: logger) == .current else {
-                    throw ServeError("the database schema is not current: run mailadmin db migrate")
-                }
+            guard try await backend.schema.state(logger: logger) == .current else {
+                throw ServeError("the database schema is not current: run mailadmin db migrate")
             }
         } catch {
             return fail(.temporaryFailure, "\(error)")
         }
-        let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
         return await withTaskGroup(of: Exit?.self) { group in
             group.addTask {
-                await client.run()
+                await backend.run(feed: nil)
                 return nil
             }
             defer { group.cancelAll() }
-            let store = PostgresMailStore(client: client, operationTimeout: configuration.operationTimeout)
+            let store = backend.mail
             let delivery = LocalDelivery(
                 store: store, domains: [], provisionSystemUsers: settings.auth.contains("pam"),
                 quotaTemporary: !quotaPermanent, minimumUID: UInt32(clamping: settings.pamMinimumUID), logger: logger)

@@ -5,9 +5,9 @@ import IMAPEngine
 import Logging
 import NIOCore
 import NIOPosix
-import PostgresNIO
 import ServiceLifecycle
-import StoragePostgres
+import Storage
+import StoreAccounts
 import Metrics
 import Prometheus
 import UnixSignals
@@ -194,32 +194,28 @@ struct ServeCommand: AsyncParsableCommand {
             logger.critical("no store configured: set storage (--storage postgres://…, MAILHOST_STORAGE or the file)")
             throw ExitCode(2)
         }
-        var storeConfiguration: PostgresStoreConfiguration
+        let backend: any StoreBackend
         var certificates: TLSCertificates?
+        var poolLogger = logger
+        poolLogger.logLevel = max(level, .notice)
         do {
-            storeConfiguration = try PostgresStoreConfiguration(url: url)
+            backend = try Storage.open(
+                url, options: Storage.Options(operationTimeout: settings.storeTimeout, separateSearchPool: true),
+                logger: logger, poolLogger: poolLogger)
             if let certificate = settings.tlsCertificate, let key = settings.tlsKey {
                 certificates = try TLSCertificates(certificatePath: certificate, keyPath: key)
             }
             // Fail fast with a clear message when the database is unreachable or its schema is not ours.
-            try await Self.prepareSchema(storeConfiguration, logger: logger)
+            try await Self.prepareSchema(backend.schema, logger: logger)
         } catch {
             logger.critical("\(String(describing: error))")
             throw ExitCode(2)
         }
-        storeConfiguration.operationTimeout = settings.storeTimeout
-
-        var postgresLogger = logger
-        postgresLogger.logLevel = max(level, .notice)
-        let client = PostgresClient(
-            configuration: storeConfiguration.clientConfiguration, backgroundLogger: postgresLogger)
-        let searchClient = PostgresClient(
-            configuration: storeConfiguration.searchClientConfiguration, backgroundLogger: postgresLogger)
-        let store = PostgresMailStore(
-            client: client, searchClient: searchClient, operationTimeout: storeConfiguration.operationTimeout)
+        let store = backend.mail
         let feed = ChangeFeed()
         let authenticator = Self.authenticator(
-            settings.auth, store: store, pamService: settings.pamService, pamMinimumUID: settings.pamMinimumUID,
+            settings.auth, credentials: backend.credentials, pamService: settings.pamService,
+            pamMinimumUID: settings.pamMinimumUID,
             logger: logger)
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, limits: settings.limits, logger: logger,
@@ -229,11 +225,12 @@ struct ServeCommand: AsyncParsableCommand {
             messageBudget: MessageBudget(capacity: settings.uploadMemory),
             authenticationFailureTime: Self.authenticationFailureTime)
 
+        // The store first: the group stops services in reverse order, so it outlives everything that uses it.
         var services: [any Service] = [
-            client, searchClient,
-            ChangeFeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger)),
+            StoreService(backend: backend, feed: feed),
             GarbageCollector(
-                store: store, tombstoneRetention: .seconds(settings.qresyncRetentionDays * 86_400), logger: logger),
+                store: backend.maintenance, tombstoneRetention: .seconds(settings.qresyncRetentionDays * 86_400),
+                logger: logger),
         ]
         if let certificates { services.append(CertificateReloader(certificates: certificates, logger: logger)) }
         if let metrics = settings.metrics {
@@ -279,10 +276,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// The `--auth` chain with one uniform failure time for all backends.
     static func authenticator(
-        _ names: [String], store: PostgresMailStore, pamService: String, pamMinimumUID: Int = 1000, logger: Logger
+        _ names: [String], credentials: any CredentialStore, pamService: String, pamMinimumUID: Int = 1000,
+        logger: Logger
     ) -> AuthenticatorChain {
         let backends: [any Authenticator] = names.map { name -> any Authenticator in
-            if name == "db" { return PostgresPasswordAuthenticator(store: store, logger: logger) }
+            if name == "db" { return StoreAccountAuthenticator(store: credentials, logger: logger) }
             return PAMAuthentication(
                 pam: PAMAuthenticator(
                     service: pamService, minimumFailureTime: .zero, minimumUID: UInt32(clamping: pamMinimumUID)),
@@ -294,28 +292,18 @@ struct ServeCommand: AsyncParsableCommand {
     /// Every failed login takes at least this long, whatever failed (DESIGN.md §5).
     static let authenticationFailureTime: Duration = .seconds(1)
 
-    static func prepareSchema(_ configuration: PostgresStoreConfiguration, logger: Logger) async throws {
-        try await configuration.withConnection(logger: logger) { connection in
-            // Under the migration lock: an instance starting beside one that is creating the schema waits for it
-            // instead of finding it half made ("behind").
-            try await PostgresSchema.withMigrationLock(connection, logger: logger) {
-                try await prepare(connection, logger: logger)
-            }
-        }
-    }
-
-    private static func prepare(_ connection: PostgresConnection, logger: Logger) async throws {
-        switch try await PostgresSchema.state(connection, logger: logger) {
-        case .current:
+    /// Creates the schema in an empty store; refuses one this build does not match.
+    static func prepareSchema(_ schema: any StoreSchema, logger: Logger) async throws {
+        switch try await schema.prepare(logger: logger) {
+        case (.current, _):
             return
-        case .empty:
-            let applied = try await PostgresSchema.migrate(connection, logger: logger)
+        case (.empty, let applied):
             logger.notice("created the database schema", metadata: ["versions": "\(applied)"])
-        case .behind(let current, let latest):
+        case (.behind(let current, let latest), _):
             throw ServeError(
                 "the database schema is at version \(current) but this mailhost needs version \(latest): "
                     + "run `mailadmin --storage URL db migrate` first")
-        case .ahead(let current, let latest):
+        case (.ahead(let current, let latest), _):
             throw ServeError(
                 "the database schema is at version \(current), newer than this mailhost knows (\(latest)): "
                     + "upgrade mailhost")
@@ -351,17 +339,18 @@ struct ShutdownDeadline: Service {
     }
 }
 
-/// Runs the PostgreSQL LISTEN loop as a service.
-struct ChangeFeedService: Service {
-    let feed: PostgresChangeFeed
+/// Runs the store's background work (connection pools, the change feed into `feed`) as a service.
+struct StoreService: Service {
+    let backend: any StoreBackend
+    let feed: ChangeFeed?
     func run() async throws {
-        await cancelWhenGracefulShutdown { await feed.run() }
+        await cancelWhenGracefulShutdown { await backend.run(feed: feed) }
     }
 }
 
 /// Removes content no longer referenced, once an hour (DESIGN.md §4: content is stored once).
 struct GarbageCollector: Service {
-    let store: PostgresMailStore
+    let store: any StoreMaintenance
     /// How long expunges stay recorded for QRESYNC (`qresync-retention`).
     let tombstoneRetention: Duration
     let logger: Logger

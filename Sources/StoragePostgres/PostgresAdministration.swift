@@ -6,36 +6,13 @@ import PostgresNIO
 /// What `mailadmin` does to accounts beyond the IMAP `MailStore` port: create, list, disable, rename, delete,
 /// passwords and quotas. Changes that affect running sessions (disabling, deleting) are announced on the change
 /// feed, so servers close those sessions with BYE.
-public struct PostgresAdministration: Sendable {
+public struct PostgresAdministration: StoreAdministration {
     public let store: PostgresMailStore
     var client: PostgresClient { store.client }
 
     public init(store: PostgresMailStore) { self.store = store }
 
-    public struct AccountSummary: Sendable, Encodable {
-        public var login: String
-        public var disabled: Bool
-        public var created: String
-        public var mailboxes: Int64
-        public var messages: Int64
-        public var bytes: Int64
-        public var quotaBytes: Int64?
-        public var quotaMessages: Int64?
-        public var hasPassword: Bool
-    }
-
-    public enum AdminError: Error, CustomStringConvertible, Equatable {
-        case noSuchUser(String)
-        case userExists(String)
-        case store(StoreError)
-        public var description: String {
-            switch self {
-            case .noSuchUser(let login): "no such user: \(login)"
-            case .userExists(let login): "a user named \(login) already exists"
-            case .store(let error): String(describing: error)
-            }
-        }
-    }
+    public typealias AdminError = AdministrationError
 
     private func run<T: Sendable>(_ logger: Logger, _ body: @escaping @Sendable () async throws -> T)
         async throws(AdminError) -> T
@@ -48,7 +25,7 @@ public struct PostgresAdministration: Sendable {
     }
 
     /// Accounts with their usage, one login or all.
-    public func accounts(login: String? = nil, logger: Logger) async throws(AdminError) -> [AccountSummary] {
+    public func accounts(login: String?, logger: Logger) async throws(AdminError) -> [AccountSummary] {
         let client = self.client
         let result = try await run(logger) {
             var result: [AccountSummary] = []
@@ -76,19 +53,21 @@ public struct PostgresAdministration: Sendable {
     }
 
     /// The mailboxes every new account gets beside INBOX (`default_mailboxes`), in order: name and special use.
-    public func defaultMailboxes(logger: Logger) async throws(AdminError) -> [(name: String, specialUse: String?)] {
+    public func defaultMailboxes(logger: Logger) async throws(AdminError) -> [DefaultMailbox] {
         let client = self.client
         return try await run(logger) {
-            var result: [(name: String, specialUse: String?)] = []
+            var result: [DefaultMailbox] = []
             let rows = try await client.query(
                 "SELECT name, special_use FROM default_mailboxes ORDER BY position", logger: logger)
-            for try await (name, use) in rows.decode((String, String?).self) { result.append((name, use)) }
+            for try await (name, use) in rows.decode((String, String?).self) {
+                result.append(DefaultMailbox(name: name, specialUse: use))
+            }
             return result
         }
     }
 
     /// Replaces the default mailboxes (names already validated and normalised; uses among RFC 6154's).
-    public func setDefaultMailboxes(_ mailboxes: [(name: String, specialUse: String?)], logger: Logger)
+    public func setDefaultMailboxes(_ mailboxes: [DefaultMailbox], logger: Logger)
         async throws(AdminError)
     {
         let client = self.client
@@ -249,16 +228,7 @@ public struct PostgresAdministration: Sendable {
         if rows == 0 { throw .noSuchUser(login) }
     }
 
-    public struct Statistics: Sendable, Encodable {
-        public var accounts: Int64
-        public var mailboxes: Int64
-        public var messages: Int64
-        public var bytes: Int64
-        public var storedContents: Int64
-        public var storedBytes: Int64
-    }
-
-    public func statistics(logger: Logger) async throws(AdminError) -> Statistics {
+    public func statistics(logger: Logger) async throws(AdminError) -> StoreStatistics {
         let client = self.client
         return try await run(logger) {
             let rows = try await client.query(
@@ -272,7 +242,7 @@ public struct PostgresAdministration: Sendable {
             guard let row = rows.first else { throw StoreError.internal("no statistics row") }
             let (accounts, mailboxes, messages, bytes, contents, contentBytes) = try row.decode(
                 (Int64, Int64, Int64, Int64, Int64, Int64).self)
-            return Statistics(
+            return StoreStatistics(
                 accounts: accounts, mailboxes: mailboxes, messages: messages, bytes: bytes,
                 storedContents: contents, storedBytes: contentBytes)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import IMAPEngine
 import Logging
 import PostgresNIO
 
@@ -292,12 +293,7 @@ public enum PostgresSchema {
     /// Serialises concurrent `migrate` runs (two instances starting on an empty database).
     static let advisoryLock: Int64 = 0x4D61_696C_486F_7374  // "MailHost"
 
-    public enum SchemaState: Equatable, Sendable {
-        case empty
-        case current
-        case behind(current: Int, latest: Int)
-        case ahead(current: Int, latest: Int)
-    }
+    public typealias SchemaState = IMAPEngine.SchemaState
 
     /// The schema version of the database: nil when MailHost has never run there (no `schema_migrations` table),
     /// 0 when the table exists but no migration completed.

@@ -3,13 +3,12 @@ import Foundation
 import Glibc
 import IMAPEngine
 import Logging
-import StoragePostgres
 
 /// Delivery into accounts, shared by the LMTP listener and `mailhost deliver` (issue #5): recipient lookup
 /// (`user@domain`, `user+folder@domain`), quota checks, trace headers, and storing one parsed message for every
 /// recipient, each in its own transaction.
 struct LocalDelivery: Sendable {
-    let store: PostgresMailStore
+    let store: any DeliveryStore
     /// Domains delivered locally; empty means any domain.
     let domains: [String]
     /// Create the account of a system user (`getpwnam`, uid ≥ 1000) at its first delivery, as PAM logins do.

@@ -55,7 +55,7 @@ final class TestServer: Sendable {
         let store = PostgresMailStore(client: client, searchClient: searchClient, operationTimeout: operationTimeout)
         let feed = ChangeFeed()
         let authenticator = ServeCommand.authenticator(
-            ["db", "pam"], store: store, pamService: pamService, logger: logger)
+            ["db", "pam"], credentials: store, pamService: pamService, logger: logger)
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, limits: limits, logger: logger)
         let bound = Mutex<Int?>(nil)
@@ -67,7 +67,7 @@ final class TestServer: Sendable {
                 services: [
                     .init(service: client), .init(service: searchClient),
                     .init(
-                        service: ChangeFeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))
+                        service: FeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))
                     ),
                     .init(service: listener),
                 ], logger: logger))
@@ -153,4 +153,13 @@ struct TestFailure: Error, CustomStringConvertible {
 func testMessage(subject: String, from: String = "Alice <alice@example.com>", body: String = "Hello.\r\n") -> String {
     "From: \(from)\r\nTo: Tim <tim@example.com>\r\nSubject: \(subject)\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\n"
         + "Message-ID: <\(subject.hashValue)@example.com>\r\n\r\n\(body)"
+}
+
+/// The change feed's LISTEN loop as a service of the test server's group (the server proper runs it inside
+/// `StoreService`).
+struct FeedService: Service {
+    let feed: PostgresChangeFeed
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await feed.run() }
+    }
 }

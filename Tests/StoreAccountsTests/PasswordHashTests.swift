@@ -1,4 +1,4 @@
-import StoragePostgres
+import StoreAccounts
 import Testing
 
 @Suite struct PasswordHashTests {

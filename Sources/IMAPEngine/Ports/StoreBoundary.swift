@@ -1,0 +1,233 @@
+import Logging
+
+// The rest of the storage boundary (issue #12): what the executables need of a store beyond the IMAP `MailStore`
+// port. A backend (PostgreSQL, SQLite) implements all of it; `mailhost` and `mailadmin` see only these protocols,
+// built by one factory from the storage URL.
+//
+// Obligations every backend keeps, whichever protocol a method belongs to:
+// - **Change feed after commit.** Every committed change to a mailbox, its messages, the account's mailbox list,
+//   subscriptions or METADATA, and every disabling or deletion of an account, reaches the `ChangeFeed` of every
+//   process serving the account (`StoreBackend.run(feed:)`), after the commit and never before it. A change that
+//   commits is announced even when the caller never hears the commit (a lost connection). A feed that may have lost
+//   announcements publishes `.resync`.
+// - **Modseq and UID order.** Each change to a mailbox takes the next modseq of that mailbox (HIGHESTMODSEQ rises by
+//   exactly one per change, under the mailbox's write lock), and new messages take UIDs from UIDNEXT in that same
+//   step, so sessions that replay described changes (`FeedBacklog`) see every modseq once, in order. UIDs are never
+//   reused within a UIDVALIDITY.
+// - **Quota rule.** A write that adds messages fails with `StoreError.overQuota`, changing nothing, when the account
+//   would then exceed its byte or message limit; usage counts what the account's messages reference (content shared
+//   within the account counted once per message). Expunging and deleting always succeed, even above a lowered limit.
+// - **Content within an account.** Message content may be shared by messages of one account (COPY, delivery to
+//   `user` and `user+folder`), never across accounts; content no message or recent tombstone references is removed
+//   by `StoreMaintenance.collectGarbage`, never before it is ten minutes old.
+// - **Tombstones.** Expunges stay recorded (for QRESYNC VANISHED) until `collectGarbage` removes those older than the
+//   retention, raising the mailbox's floor below which `MailboxDelta.expungedIncomplete` is set.
+
+/// Delivery and import: APPEND that shares one stored content among one account's recipients.
+public protocol DeliveryStore: MailStore {
+    /// Stores a message, reusing content this account already stores when `sharing` is the `contentID` an earlier
+    /// call returned for the same `message` (one LMTP transaction's recipients `user` and `user+folder`); when that
+    /// content is gone the message is stored anew. Returns the append's outcome and the content's id.
+    func append(
+        account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
+        sharing: Int64?, claimRecent: Bool, logger: Logger
+    ) async throws(StoreError) -> (result: AppendResult, contentID: Int64)
+    /// How many messages of `mailbox` have each SHA-256 digest of their bytes (an import skips messages it already
+    /// stored).
+    func contentDigests(account: AccountID, mailbox: MailboxName, logger: Logger) async throws(StoreError)
+        -> [[UInt8]: Int]
+}
+
+extension DeliveryStore {
+    /// Delivery's APPEND, which claims no `\Recent`.
+    public func append(
+        account: AccountID, mailbox: MailboxName, message: ParsedMessage, flags: MessageFlags, date: InternalDate,
+        sharing: Int64?, logger: Logger
+    ) async throws(StoreError) -> (result: AppendResult, contentID: Int64) {
+        try await append(
+            account: account, mailbox: mailbox, message: message, flags: flags, date: date, sharing: sharing,
+            claimRecent: false, logger: logger)
+    }
+}
+
+/// The password hash and state of a store account (virtual user).
+public struct StoreCredentials: Sendable, Equatable {
+    /// A crypt(3) string, possibly with Dovecot's `{SCHEME}` prefix; nil for an account without a password (a PAM
+    /// user's account, or one whose password was never set).
+    public var passwordHash: String?
+    public var disabled: Bool
+    public init(passwordHash: String?, disabled: Bool) {
+        self.passwordHash = passwordHash
+        self.disabled = disabled
+    }
+}
+
+/// What store-account logins read.
+public protocol CredentialStore: Sendable {
+    /// The credentials of a login, nil when there is no such account.
+    func credentials(login: String, logger: Logger) async throws(StoreError) -> StoreCredentials?
+}
+
+/// One account as `mailadmin user list` shows it.
+public struct AccountSummary: Sendable, Encodable, Equatable {
+    public var login: String
+    public var disabled: Bool
+    /// When the account was created, ISO 8601 in UTC (`2026-12-01T07:00:00Z`).
+    public var created: String
+    public var mailboxes: Int64
+    public var messages: Int64
+    public var bytes: Int64
+    public var quotaBytes: Int64?
+    public var quotaMessages: Int64?
+    public var hasPassword: Bool
+    public init(
+        login: String, disabled: Bool, created: String, mailboxes: Int64, messages: Int64, bytes: Int64,
+        quotaBytes: Int64?, quotaMessages: Int64?, hasPassword: Bool
+    ) {
+        self.login = login
+        self.disabled = disabled
+        self.created = created
+        self.mailboxes = mailboxes
+        self.messages = messages
+        self.bytes = bytes
+        self.quotaBytes = quotaBytes
+        self.quotaMessages = quotaMessages
+        self.hasPassword = hasPassword
+    }
+}
+
+/// A mailbox every new account gets beside INBOX.
+public struct DefaultMailbox: Sendable, Equatable {
+    public var name: String
+    /// An RFC 6154 use such as `\Sent`.
+    public var specialUse: String?
+    public init(name: String, specialUse: String?) {
+        self.name = name
+        self.specialUse = specialUse
+    }
+}
+
+/// The whole store's size (`mailadmin stats`).
+public struct StoreStatistics: Sendable, Encodable, Equatable {
+    public var accounts: Int64
+    public var mailboxes: Int64
+    public var messages: Int64
+    public var bytes: Int64
+    /// Stored contents, each counted once however many messages share it.
+    public var storedContents: Int64
+    public var storedBytes: Int64
+    public init(
+        accounts: Int64, mailboxes: Int64, messages: Int64, bytes: Int64, storedContents: Int64, storedBytes: Int64
+    ) {
+        self.accounts = accounts
+        self.mailboxes = mailboxes
+        self.messages = messages
+        self.bytes = bytes
+        self.storedContents = storedContents
+        self.storedBytes = storedBytes
+    }
+}
+
+/// Why an administrative call failed.
+public enum AdministrationError: Error, CustomStringConvertible, Equatable {
+    case noSuchUser(String)
+    case userExists(String)
+    case store(StoreError)
+    public var description: String {
+        switch self {
+        case .noSuchUser(let login): "no such user: \(login)"
+        case .userExists(let login): "a user named \(login) already exists"
+        case .store(let error): String(describing: error)
+        }
+    }
+}
+
+/// What `mailadmin` does to accounts beyond the IMAP port. Disabling and deleting an account announce it on the
+/// change feed (`ChangeEvent.accountDisabled`), so every server closes its sessions with BYE.
+public protocol StoreAdministration: Sendable {
+    /// Accounts with their usage, ordered by login: one login (`.noSuchUser` when it does not exist) or all.
+    func accounts(login: String?, logger: Logger) async throws(AdministrationError) -> [AccountSummary]
+    /// The mailboxes every new account gets beside INBOX, in order.
+    func defaultMailboxes(logger: Logger) async throws(AdministrationError) -> [DefaultMailbox]
+    /// Replaces them, all or none (names already validated and normalised; uses among RFC 6154's).
+    func setDefaultMailboxes(_ mailboxes: [DefaultMailbox], logger: Logger) async throws(AdministrationError)
+    /// Creates a store account with its INBOX and the default mailboxes (`.userExists` when the login is taken).
+    func addAccount(login: String, passwordHash: String?, quotaBytes: Int64?, quotaMessages: Int64?, logger: Logger)
+        async throws(AdministrationError)
+    /// The account of a login, disabled or not (`.noSuchUser`).
+    func accountID(_ login: String, logger: Logger) async throws(AdministrationError) -> AccountID
+    func setPassword(login: String, hash: String, logger: Logger) async throws(AdministrationError)
+    func setDisabled(login: String, disabled: Bool, logger: Logger) async throws(AdministrationError)
+    /// Renames the login; the account keeps its mail (`.userExists` when the new login is taken).
+    func rename(login: String, to newLogin: String, logger: Logger) async throws(AdministrationError)
+    /// Removes the account and all its mail.
+    func delete(login: String, logger: Logger) async throws(AdministrationError)
+    /// Sets or clears (nil) the limits; usage may stay above a lowered limit (only deletions succeed then).
+    func setQuota(login: String, bytes: Int64?, messages: Int64?, logger: Logger) async throws(AdministrationError)
+    func statistics(logger: Logger) async throws(AdministrationError) -> StoreStatistics
+    /// Computes the SORT, THREAD and PREVIEW keys of up to `batch` messages stored by a version that did not, and
+    /// says how many it did and how many are left (`mailadmin db backfill`); resumable and idempotent.
+    func backfillKeys(batch: Int, logger: Logger) async throws(AdministrationError) -> (done: Int, left: Int)
+}
+
+extension StoreAdministration {
+    public func accounts(logger: Logger) async throws(AdministrationError) -> [AccountSummary] {
+        try await accounts(login: nil, logger: logger)
+    }
+}
+
+/// The state of a store's schema against what this build knows.
+public enum SchemaState: Equatable, Sendable {
+    /// Nothing of MailHost's there yet.
+    case empty
+    case current
+    case behind(current: Int, latest: Int)
+    case ahead(current: Int, latest: Int)
+}
+
+/// The store's schema: its version, and migrations. Every method opens what it needs itself and works before
+/// `StoreBackend.run(feed:)` (a server checks the schema before it starts anything else). Errors say in words what
+/// failed (the address that could not be reached, the credentials refused).
+public protocol StoreSchema: Sendable {
+    /// The version this build migrates to.
+    var latestVersion: Int { get }
+    /// The version the store is at: nil when MailHost never ran there, 0 when no migration completed.
+    func currentVersion(logger: Logger) async throws -> Int?
+    func state(logger: Logger) async throws -> SchemaState
+    /// Applies pending migrations, each all or nothing, one process at a time; returns the versions applied.
+    /// Idempotent.
+    func migrate(logger: Logger) async throws -> [Int]
+    /// What a server does at start: creates the schema when the store is empty, leaves any other state alone, all
+    /// under the same exclusion as `migrate` (instances starting together on an empty store). Returns the state it
+    /// found and the versions it applied.
+    func prepare(logger: Logger) async throws -> (found: SchemaState, applied: [Int])
+}
+
+extension StoreSchema {
+    public func state(logger: Logger) async throws -> SchemaState {
+        guard let version = try await currentVersion(logger: logger) else { return .empty }
+        if version == latestVersion { return .current }
+        if version < latestVersion { return .behind(current: version, latest: latestVersion) }
+        return .ahead(current: version, latest: latestVersion)
+    }
+}
+
+/// Periodic work (one server at a time does it; the others' calls return at once).
+public protocol StoreMaintenance: Sendable {
+    /// Removes content no message references any more once tombstones older than `retention` let go of it, and
+    /// tombstones older than `tombstoneRetention`. Returns the number of contents removed.
+    func collectGarbage(retention: Duration, tombstoneRetention: Duration, logger: Logger) async throws(StoreError)
+        -> Int
+}
+
+/// One opened store: every part of the boundary, and the background work that keeps it going.
+public protocol StoreBackend: Sendable {
+    var mail: any DeliveryStore { get }
+    var credentials: any CredentialStore { get }
+    var administration: any StoreAdministration { get }
+    var schema: any StoreSchema { get }
+    var maintenance: any StoreMaintenance { get }
+    /// Runs what the store needs in the background (connection pools; with a `feed`, the change feed that publishes
+    /// every committed change into it) until the task is cancelled. Calls on the parts above need it running.
+    func run(feed: ChangeFeed?) async
+}

@@ -1,0 +1,99 @@
+import Foundation
+import IMAPEngine
+import Logging
+import StoragePostgres
+
+/// The one place that turns a storage setting into a store (issue #12): `mailhost` and `mailadmin` know the
+/// `StoreBackend` protocols and this factory, never a backend's types.
+///
+/// Accepted settings:
+/// - `postgres://…` or `postgresql://…`: PostgreSQL, shared by any number of instances (`PostgresStoreConfiguration`
+///   gives the URL's forms and parameters);
+/// - `sqlite:PATH`, or a plain path: one SQLite database file for one server process.
+public enum Storage {
+    /// Where a store is.
+    public enum Location: Sendable {
+        case postgres(PostgresStoreConfiguration)
+        case sqlite(path: String)
+    }
+
+    /// Why a storage setting cannot be used.
+    public enum SettingError: Error, CustomStringConvertible, Equatable {
+        case empty
+        case unknownScheme(String)
+        case invalid(String)
+        case unsupported(String)
+        public var description: String {
+            switch self {
+            case .empty: "the storage setting is empty"
+            case .unknownScheme(let scheme):
+                "unknown storage scheme \(scheme)://: use postgres://USER@HOST/DATABASE or sqlite:PATH"
+            case .invalid(let reason): reason
+            case .unsupported(let reason): reason
+            }
+        }
+    }
+
+    /// The location a storage setting names, checked for its form (nothing is opened).
+    public static func location(_ setting: String) throws(SettingError) -> Location {
+        let text = setting.trimmingCharacters(in: .whitespaces)
+        guard !text.isEmpty else { throw .empty }
+        if let range = text.range(of: "://") {
+            let scheme = text[..<range.lowerBound].lowercased()
+            guard scheme == "postgres" || scheme == "postgresql" else {
+                throw .unknownScheme(String(scheme.prefix(40)))
+            }
+            do {
+                return .postgres(try PostgresStoreConfiguration(url: text))
+            } catch {
+                throw .invalid(String(describing: error))
+            }
+        }
+        var path = text
+        if path.lowercased().hasPrefix("sqlite:") { path = String(path.dropFirst("sqlite:".count)) }
+        guard !path.isEmpty else { throw .invalid("sqlite: needs a file path (sqlite:/var/lib/mailhost/mail.db)") }
+        guard !path.contains("\u{0}") else { throw .invalid("the SQLite path contains a NUL byte") }
+        return .sqlite(path: path)
+    }
+
+    /// How a program uses the store.
+    public struct Options: Sendable {
+        /// The bound on every store call (past it the call fails with `StoreError.unavailable`).
+        public var operationTimeout: Duration
+        /// Whether a `timeout` the URL itself gives wins over `operationTimeout` (tools whose default is longer than
+        /// a server's keep the administrator's choice).
+        public var urlTimeoutWins: Bool
+        /// SEARCH on a pool of its own (servers), so that heavy searches never fill the pool of every other command.
+        public var separateSearchPool: Bool
+        public init(operationTimeout: Duration, urlTimeoutWins: Bool = false, separateSearchPool: Bool = false) {
+            self.operationTimeout = operationTimeout
+            self.urlTimeoutWins = urlTimeoutWins
+            self.separateSearchPool = separateSearchPool
+        }
+    }
+
+    /// The store a setting names, not yet running (`StoreBackend.run(feed:)` starts it; `schema` works before).
+    /// `poolLogger` takes what the connection pools log (a server keeps it at notice and above).
+    public static func open(_ setting: String, options: Options, logger: Logger, poolLogger: Logger? = nil)
+        throws(SettingError) -> any StoreBackend
+    {
+        switch try location(setting) {
+        case .postgres(var configuration):
+            if !(options.urlTimeoutWins && configuration.timeoutFromURL) {
+                configuration.operationTimeout = options.operationTimeout
+            }
+            return PostgresBackend(
+                configuration: configuration, separateSearchPool: options.separateSearchPool, logger: logger,
+                poolLogger: poolLogger ?? logger)
+        case .sqlite(let path):
+            throw .unsupported(
+                "sqlite:\(path): this build has no SQLite store yet; use postgres://USER@HOST/DATABASE")
+        }
+    }
+
+    /// The setting as logs and `config check` show it: a PostgreSQL URL without its password.
+    public static func redacted(_ setting: String) -> String {
+        guard case .postgres(let configuration)? = try? location(setting) else { return setting }
+        return configuration.description
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import IMAPEngine
+import Logging
+import Storage
+import StoragePostgres
+import StoreAccounts
+import Synchronization
+import Testing
+
+/// The storage boundary of issue #12 on PostgreSQL, used only through the protocols the executables see, with the
+/// backend built by the factory from a URL: schema preparation on an empty database, administration, credentials,
+/// delivery with content shared within an account, the change feed's obligations and maintenance.
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+struct StorageBoundaryTests {
+    /// The test server's URL with the database replaced by `database`.
+    static func url(of database: String) throws -> String {
+        guard let base = TestEnvironment.databaseURL, var components = URLComponents(string: base) else {
+            throw TestEnvironment.Missing()
+        }
+        components.path = "/" + database
+        return components.string ?? base
+    }
+
+    @Test func aBackendFromAURLDoesWhatTheToolsNeed() async throws {
+        let logger = TestEnvironment.logger
+        let configuration = try await TestDatabase.createBlank()
+        defer { Task { await TestDatabase.drop(configuration) } }
+        let backend = try Storage.open(
+            try Self.url(of: configuration.database), options: Storage.Options(operationTimeout: .seconds(15)),
+            logger: logger)
+
+        // Schema: empty, created once by `prepare`, then current; a second `prepare` applies nothing.
+        #expect(try await backend.schema.state(logger: logger) == .empty)
+        let first = try await backend.schema.prepare(logger: logger)
+        #expect(first.found == .empty)
+        #expect(first.applied == Array(1...backend.schema.latestVersion))
+        #expect(try await backend.schema.state(logger: logger) == .current)
+        let second = try await backend.schema.prepare(logger: logger)
+        #expect(second.found == .current && second.applied.isEmpty)
+        #expect(try await backend.schema.migrate(logger: logger).isEmpty)
+
+        let feed = ChangeFeed()
+        let running = Task { await backend.run(feed: feed) }
+        defer { running.cancel() }
+
+        // Administration and credentials.
+        let admin = backend.administration
+        let hash = try PasswordHash.hash("boundary pass")
+        try await admin.addAccount(
+            login: "boundary", passwordHash: hash, quotaBytes: nil, quotaMessages: nil, logger: logger)
+        await #expect(throws: AdministrationError.userExists("boundary")) {
+            try await admin.addAccount(
+                login: "boundary", passwordHash: nil, quotaBytes: nil, quotaMessages: nil, logger: logger)
+        }
+        let account = try await admin.accountID("boundary", logger: logger)
+        #expect(
+            try await backend.credentials.credentials(login: "boundary", logger: logger)
+                == StoreCredentials(passwordHash: hash, disabled: false))
+        #expect(try await backend.credentials.credentials(login: "nobody-here", logger: logger) == nil)
+        let authenticator = StoreAccountAuthenticator(store: backend.credentials, logger: logger)
+        #expect(
+            await authenticator.authenticate(user: "boundary", password: "boundary pass", remote: nil)
+                == .success(login: "boundary", provision: false))
+        #expect(await authenticator.authenticate(user: "boundary", password: "wrong", remote: nil) == .failure)
+
+        // Delivery to two mailboxes of one account shares one stored content.
+        let mail = backend.mail
+        try await mail.createMailbox(account: account, name: MailboxName(normalizing: "Lists"), logger: logger)
+        let message = ParsedMessage(parsing: Array(testMessage(subject: "shared").utf8))
+        let date = InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0)
+        let one = try await mail.append(
+            account: account, mailbox: .inbox, message: message, flags: MessageFlags(), date: date, sharing: nil,
+            claimRecent: false, logger: logger)
+        let two = try await mail.append(
+            account: account, mailbox: MailboxName(normalizing: "Lists"), message: message, flags: MessageFlags(),
+            date: date, sharing: one.contentID, claimRecent: false, logger: logger)
+        #expect(one.contentID == two.contentID)
+        let statistics = try await admin.statistics(logger: logger)
+        #expect(statistics.messages == 2 && statistics.storedContents == 1)
+        #expect(try await mail.contentDigests(account: account, mailbox: .inbox, logger: logger).count == 1)
+
+        // Disabling is announced on the feed after commit, to sessions of this process watching the account.
+        let told = Mutex<[ChangeEvent]>([])
+        let registration = feed.register(account: account) { event in told.withLock { $0.append(event) } }
+        defer { feed.unregister(registration) }
+        try await admin.setDisabled(login: "boundary", disabled: true, logger: logger)
+        try await waitUntil("the disabling is announced") {
+            told.withLock { $0.contains(.accountDisabled) }
+        }
+        #expect(try await backend.credentials.credentials(login: "boundary", logger: logger)?.disabled == true)
+        #expect(await authenticator.authenticate(user: "boundary", password: "boundary pass", remote: nil) == .failure)
+
+        // Maintenance runs (nothing is old enough to go).
+        #expect(
+            try await backend.maintenance.collectGarbage(
+                retention: .seconds(86_400), tombstoneRetention: .seconds(86_400), logger: logger) == 0)
+        #expect(try await admin.accounts(logger: logger).map(\.login) == ["boundary"])
+    }
+}
