@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -47,6 +48,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The embedded store: one SQLite file (WAL, one writer, many readers) for one server process.
+        .target(
+            name: "StorageSQLite",
+            dependencies: [
+                "IMAPEngine",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Store accounts' passwords (crypt(3)) and their `Authenticator`, over any backend's `CredentialStore`.
         .target(
             name: "StoreAccounts",
@@ -60,7 +73,9 @@ let package = Package(
         // The factory from a storage setting to a `StoreBackend`: the one target that knows every backend.
         .target(
             name: "Storage",
-            dependencies: ["IMAPEngine", "StoragePostgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "IMAPEngine", "StoragePostgres", "StorageSQLite", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The wire formats at the server's edge that are not IMAP: the LMTP framing and command syntax, and the
@@ -119,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "StoragePostgresTests",
             dependencies: [
-                "StoragePostgres", "IMAPEngine",
+                "StoragePostgres", "StorageSQLite", "IMAPEngine",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -200,7 +200,9 @@ struct ServeCommand: AsyncParsableCommand {
         poolLogger.logLevel = max(level, .notice)
         do {
             backend = try Storage.open(
-                url, options: Storage.Options(operationTimeout: settings.storeTimeout, separateSearchPool: true),
+                url,
+                options: Storage.Options(
+                    operationTimeout: settings.storeTimeout, separateSearchPool: true, serving: true),
                 logger: logger, poolLogger: poolLogger)
             if let certificate = settings.tlsCertificate, let key = settings.tlsKey {
                 certificates = try TLSCertificates(certificatePath: certificate, keyPath: key)

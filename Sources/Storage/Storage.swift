@@ -2,6 +2,7 @@ import Foundation
 import IMAPEngine
 import Logging
 import StoragePostgres
+import StorageSQLite
 
 /// The one place that turns a storage setting into a store (issue #12): `mailhost` and `mailadmin` know the
 /// `StoreBackend` protocols and this factory, never a backend's types.
@@ -22,14 +23,15 @@ public enum Storage {
         case empty
         case unknownScheme(String)
         case invalid(String)
-        case unsupported(String)
+        /// The store named cannot be opened (a SQLite file another process serves, a directory that does not exist).
+        case unusable(String)
         public var description: String {
             switch self {
             case .empty: "the storage setting is empty"
             case .unknownScheme(let scheme):
                 "unknown storage scheme \(scheme)://: use postgres://USER@HOST/DATABASE or sqlite:PATH"
             case .invalid(let reason): reason
-            case .unsupported(let reason): reason
+            case .unusable(let reason): reason
             }
         }
     }
@@ -65,10 +67,16 @@ public enum Storage {
         public var urlTimeoutWins: Bool
         /// SEARCH on a pool of its own (servers), so that heavy searches never fill the pool of every other command.
         public var separateSearchPool: Bool
-        public init(operationTimeout: Duration, urlTimeoutWins: Bool = false, separateSearchPool: Bool = false) {
+        /// This process serves IMAP from the store: a SQLite file then refuses a second serving process.
+        public var serving: Bool
+        public init(
+            operationTimeout: Duration, urlTimeoutWins: Bool = false, separateSearchPool: Bool = false,
+            serving: Bool = false
+        ) {
             self.operationTimeout = operationTimeout
             self.urlTimeoutWins = urlTimeoutWins
             self.separateSearchPool = separateSearchPool
+            self.serving = serving
         }
     }
 
@@ -86,8 +94,12 @@ public enum Storage {
                 configuration: configuration, separateSearchPool: options.separateSearchPool, logger: logger,
                 poolLogger: poolLogger ?? logger)
         case .sqlite(let path):
-            throw .unsupported(
-                "sqlite:\(path): this build has no SQLite store yet; use postgres://USER@HOST/DATABASE")
+            do {
+                return try SQLiteBackend(
+                    path: path, serving: options.serving, operationTimeout: options.operationTimeout, logger: logger)
+            } catch {
+                throw .unusable(String(describing: error))
+            }
         }
     }
 

@@ -2,14 +2,15 @@ import IMAPEngine
 import Logging
 import PostgresNIO
 import StoragePostgres
+import StorageSQLite
 import Synchronization
 import Testing
 
-/// The store's obligations (STYLE.md §8.5), against a real PostgreSQL.
+/// The store's obligations (STYLE.md §8.5), against a real PostgreSQL and a SQLite file, with the same test code.
 @Suite(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
 struct StoreConformanceTests {
-    @Test func uidsStrictlyIncreaseAndAreNeverReused() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func uidsStrictlyIncreaseAndAreNeverReused(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             let a = try await f.append("one")
             let b = try await f.append("two")
             #expect(b.uid > a.uid)
@@ -27,8 +28,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func uidValidityChangesWhenAMailboxIsRecreated() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func uidValidityChangesWhenAMailboxIsRecreated(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             let name = MailboxName(normalizing: "Projects")
             try await f.store.createMailbox(account: f.account, name: name, logger: f.logger)
             let first = try await f.snapshot("Projects").uidValidity
@@ -44,8 +45,8 @@ struct StoreConformanceTests {
 
     /// RFC 6154: the database keeps one mailbox per special use, whatever races the session's check loses; the
     /// loser creates nothing.
-    @Test func aSpecialUseBelongsToOneMailbox() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func aSpecialUseBelongsToOneMailbox(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Sent"), specialUse: "\\Sent", logger: f.logger)
             await #expect(throws: StoreError.cannot("\\Sent is already the use of another mailbox")) {
@@ -57,8 +58,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func changesSinceIsExactIncludingTombstones() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func changesSinceIsExactIncludingTombstones(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             let a = try await f.append("a")
             let b = try await f.append("b")
             let start = try await f.snapshot()
@@ -83,8 +84,8 @@ struct StoreConformanceTests {
 
     /// 50 concurrent writers; a poller on `changes(since:)` must see every committed change, never skipping one
     /// because a lower modseq committed after a higher one (STYLE.md §4.8).
-    @Test func modSeqOrderEqualsCommitOrder() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func modSeqOrderEqualsCommitOrder(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             let inbox = try await f.snapshot()
             let seen = Mutex<Set<UInt32>>([])
             let done = Mutex(false)
@@ -116,8 +117,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func flagUpdatesReplaceAddAndRemoveInOrder() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func flagUpdatesReplaceAddAndRemoveInOrder(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             let a = try await f.append("a", flags: MessageFlags(system: .seen, keywords: ["one"]))
             let b = try await f.append("b")
             let inbox = try await f.snapshot()
@@ -160,8 +161,8 @@ struct StoreConformanceTests {
 
     /// STORE, EXPUNGE, MOVE and APPEND racing on one mailbox (a deadlock would surface as an error once the store's
     /// retries run out): no lost or doubled message, and `changes(since:)` ends in the same state as a fresh read.
-    @Test func concurrentWritersKeepEveryChange() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func concurrentWritersKeepEveryChange(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Archive"), logger: f.logger)
             for i in 0..<40 { try await f.append("seed \(i)") }
@@ -212,8 +213,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func moveIsAtomicAndCopyStoresContentOnce() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func moveIsAtomicAndCopyStoresContentOnce(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Archive"), logger: f.logger)
             let a = try await f.append("a", flags: MessageFlags(system: .flagged, keywords: ["work"]))
@@ -246,8 +247,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func recentIsClaimedByExactlyOneSession() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func recentIsClaimedByExactlyOneSession(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             try await f.append("1")
             try await f.append("2")
             let claims = try await withThrowingTaskGroup(of: [UID].self) { group in
@@ -274,8 +275,8 @@ struct StoreConformanceTests {
 
     /// An APPEND that claims (the appending session has the mailbox selected) takes `\Recent` for the message and
     /// every UID not yet claimed below it, in the same write: a later claim gets nothing.
-    @Test func anAppendClaimsRecentInItsOwnWrite() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func anAppendClaimsRecentInItsOwnWrite(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             let first = try await f.append("unclaimed")
             let text = Array("From: a@example.com\r\nSubject: mine\r\n\r\nbody\r\n".utf8)
             let mine = try await f.store.append(
@@ -299,7 +300,7 @@ struct StoreConformanceTests {
     /// reading (`FeedBacklog`); keywords of any spelling survive the trip; a change of more than
     /// `noticeMessages` messages is announced by its modseq alone.
     @Test func notificationsDescribeTheirChange() async throws {
-        try await StoreFixture.with { f in
+        try await ConformanceFixture.with(.postgres) { f in
             try await Self.withFeed(f) { inbox, next in
                 func expectDescribed(
                     _ write: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation
@@ -360,8 +361,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func appendSharesContentOnlyWithinAnAccount() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func appendSharesContentOnlyWithinAnAccount(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             let bob = try await f.store.account(login: "bob", create: true, logger: f.logger)
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Archive"), logger: f.logger)
@@ -397,8 +398,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func accountsAreIsolated() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func accountsAreIsolated(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             let bob = try await f.store.account(login: "bob", create: true, logger: f.logger)
             try await f.append("for alice")
             try await f.append("for bob", account: bob)
@@ -416,8 +417,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func renameMovesInferiorsAndRefusesClashes() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func renameMovesInferiorsAndRefusesClashes(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             for name in ["a/b/c", "x"] {
                 try await f.store.createMailbox(
                     account: f.account, name: MailboxName(normalizing: name), logger: f.logger)
@@ -441,8 +442,8 @@ struct StoreConformanceTests {
     }
 
     /// LIST reads the mailboxes and the subscriptions in one statement: the same as reading each.
-    @Test func mailboxesAndSubscriptionsAreReadTogether() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func mailboxesAndSubscriptionsAreReadTogether(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Work/2026"), logger: f.logger)
             for name in ["Work", "Gone"] {
@@ -462,8 +463,8 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test func renameInboxMovesItsMessages() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func renameInboxMovesItsMessages(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             try await f.append("1")
             try await f.append("2")
             try await f.store.createMailbox(
@@ -478,7 +479,7 @@ struct StoreConformanceTests {
 
     /// A description over NOTIFY's 8,000 bytes in characters of several bytes is left out; the write still succeeds.
     @Test func aDescriptionTooLongInBytesIsLeftOut() async throws {
-        try await StoreFixture.with { f in
+        try await ConformanceFixture.with(.postgres) { f in
             try await Self.withFeed(f) { inbox, next in
                 // 2,000 characters, 8,000 bytes.
                 let keywords = (0..<100).map { "k\($0)" + String(repeating: "😀", count: 19) }
@@ -491,8 +492,8 @@ struct StoreConformanceTests {
     }
 
     /// A hint from the change feed is only observed after its data is visible (NOTIFY is delivered at commit).
-    @Test func feedHintFollowsItsData() async throws {
-        try await StoreFixture.with { f in
+    @Test(arguments: StoreKind.allCases) func feedHintFollowsItsData(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
             try await Self.withFeed(f) { inbox, next in
                 let appended = try await f.append("hinted")
                 let (modSeq, _) = try #require(await next())
@@ -508,12 +509,10 @@ struct StoreConformanceTests {
     /// that feed's LISTEN is in place: probe messages are appended until one is heard (nothing is delivered before),
     /// and their notifications are consumed.
     static func withFeed(
-        _ f: StoreFixture,
+        _ f: ConformanceFixture,
         _ body: (_ inbox: MailboxSnapshot, _ next: () async -> (ModSeq, [MailboxDelta])?) async throws -> Void
     ) async throws {
-        let feed = ChangeFeed()
-        let listener = Task { await PostgresChangeFeed(client: f.client, feed: feed, logger: f.logger).run() }
-        defer { listener.cancel() }
+        let feed = f.feed
         let inboxID = try await f.snapshot().id
         let (events, continuation) = AsyncStream.makeStream(of: ChangeEvent.self)
         let registration = feed.register(account: f.account) { continuation.yield($0) }

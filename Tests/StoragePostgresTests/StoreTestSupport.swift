@@ -3,6 +3,7 @@ import IMAPEngine
 import Logging
 import PostgresNIO
 import StoragePostgres
+import StorageSQLite
 import Synchronization
 import Testing
 
@@ -88,4 +89,74 @@ struct StoreFixture: Sendable {
 struct StoreTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The backends the conformance suite runs against, with the same test code (issue #12).
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case postgres, sqlite
+    var testDescription: String { rawValue }
+}
+
+/// A store of either backend on a fresh database (PostgreSQL: a new database on the test server; SQLite: a new file
+/// in a temporary directory), running, with an account `alice` whose only mailbox is INBOX.
+struct ConformanceFixture: Sendable {
+    let kind: StoreKind
+    let backend: any StoreBackend
+    let account: AccountID
+    /// The change feed the backend publishes into while the fixture runs.
+    let feed: ChangeFeed
+    var store: any DeliveryStore { backend.mail }
+    var logger: Logger { StoreEnvironment.logger }
+
+    static func with<T: Sendable>(_ kind: StoreKind, _ body: @Sendable (ConformanceFixture) async throws -> T)
+        async throws -> T
+    {
+        switch kind {
+        case .postgres:
+            return try await StoreFixture.with { postgres in
+                let backend = PostgresBackend(
+                    configuration: postgres.configuration, separateSearchPool: false, logger: StoreEnvironment.logger)
+                return try await run(kind, backend, body)
+            }
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "mh-store-\(UInt64.random(in: 0...UInt64.max))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let backend = try SQLiteBackend(
+                path: directory.appendingPathComponent("mail.db").path, serving: false,
+                operationTimeout: .seconds(20), logger: StoreEnvironment.logger)
+            _ = try await backend.schema.prepare(logger: StoreEnvironment.logger)
+            return try await run(kind, backend, body)
+        }
+    }
+
+    private static func run<T: Sendable>(
+        _ kind: StoreKind, _ backend: any StoreBackend, _ body: @Sendable (ConformanceFixture) async throws -> T
+    ) async throws -> T {
+        let feed = ChangeFeed()
+        let running = Task { await backend.run(feed: feed) }
+        defer { running.cancel() }
+        // Accounts start with INBOX only here: the conformance tests create the mailboxes they use.
+        try await backend.administration.setDefaultMailboxes([], logger: StoreEnvironment.logger)
+        let account = try await backend.mail.account(login: "alice", create: true, logger: StoreEnvironment.logger)
+        return try await body(ConformanceFixture(kind: kind, backend: backend, account: account, feed: feed))
+    }
+
+    @discardableResult
+    func append(
+        _ subject: String, to mailbox: String = "INBOX", flags: MessageFlags = MessageFlags(),
+        account: AccountID? = nil
+    ) async throws -> AppendResult {
+        let text = "From: a@example.com\r\nSubject: \(subject)\r\n\r\nbody of \(subject)\r\n"
+        return try await store.append(
+            account: account ?? self.account, mailbox: MailboxName(normalizing: mailbox),
+            message: ParsedMessage(parsing: Array(text.utf8)), flags: flags,
+            date: InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0), logger: logger)
+    }
+
+    func snapshot(_ mailbox: String = "INBOX") async throws -> MailboxSnapshot {
+        try await store.select(
+            account: account, name: MailboxName(normalizing: mailbox), claimRecent: false, logger: logger)
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import IMAPEngine
 import Logging
 import Storage
@@ -66,5 +67,47 @@ import Testing
         #expect(!shown.contains("s3cret"))
         #expect(shown.contains("db.example"))
         #expect(Storage.redacted("sqlite:/var/lib/mailhost/mail.db") == "sqlite:/var/lib/mailhost/mail.db")
+    }
+}
+
+/// Opening SQLite files through the factory.
+@Suite struct SQLiteOpeningTests {
+    static func directory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mh-open-\(UInt64.random(in: 0...UInt64.max))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// One serving process per file: a second one is refused, naming the holder; tools may open it meanwhile.
+    @Test func aSecondServingProcessIsRefused() throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let setting = "sqlite:" + directory.appendingPathComponent("mail.db").path
+        let logger = Logger(label: "test")
+        let first = try Storage.open(
+            setting, options: Storage.Options(operationTimeout: .seconds(5), serving: true), logger: logger)
+        // flock locks belong to the open file description, so a second open in this process conflicts as a second
+        // process would.
+        do {
+            _ = try Storage.open(
+                setting, options: Storage.Options(operationTimeout: .seconds(5), serving: true), logger: logger)
+            Issue.record("a second serving open succeeded")
+        } catch {
+            let message = String(describing: error)
+            #expect(message.contains("already served by another mailhost (pid \(getpid()))"))
+            #expect(message.contains("postgres://"))
+        }
+        _ = try Storage.open(setting, options: Storage.Options(operationTimeout: .seconds(5)), logger: logger)
+        withExtendedLifetime(first) {}
+    }
+
+    @Test func aMissingDirectoryIsNamed() {
+        let setting = "sqlite:/nonexistent-\(UInt32.random(in: 0...UInt32.max))/mail.db"
+        #expect {
+            _ = try Storage.open(setting, options: Storage.Options(operationTimeout: .seconds(5)), logger: .init(label: "t"))
+        } throws: { error in
+            String(describing: error).contains("cannot open the SQLite store /nonexistent-")
+        }
     }
 }
