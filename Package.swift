@@ -170,7 +170,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "IMAPEngine", "StoragePostgres", "Storage", "StoreAccounts", "MailHost", "AuthPAM", "ProxyProtocol",
+                "IMAPEngine", "StoragePostgres", "StorageSQLite", "Storage", "StoreAccounts", "MailHost", "AuthPAM",
+                "ProxyProtocol", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -15,7 +15,11 @@ struct MailAdmin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mailadmin",
         abstract: "Manage MailHost accounts, mailboxes and the database.",
-        discussion: "Every command takes --storage URL (or the MAILHOST_STORAGE environment variable).",
+        discussion: """
+            Every command takes --storage URL (or the MAILHOST_STORAGE environment variable); without either, the \
+            embedded store the server uses by default: sqlite:./mailhost-data/mail.db ($STATE_DIRECTORY/mail.db \
+            under systemd).
+            """,
         subcommands: [
             DatabaseCommand.self, UserCommand.self, MailboxCommand.self, QuotaCommand.self, ImportCommand.self,
             ExportCommand.self, StatsCommand.self,
@@ -64,12 +68,11 @@ enum StorageOption {
         return found
     }
 
-    /// The storage setting (`--storage` or `MAILHOST_STORAGE`).
+    /// The storage setting: `--storage`, else `MAILHOST_STORAGE`, else the server's default, the embedded store in
+    /// the data directory (`Storage.defaultSetting`).
     static func setting() throws -> String {
-        guard let url = url ?? ProcessInfo.processInfo.environment["MAILHOST_STORAGE"] else {
-            throw ValidationError("no store given: pass --storage postgres://… or set MAILHOST_STORAGE")
-        }
-        return url
+        let environment = ProcessInfo.processInfo.environment
+        return url ?? environment["MAILHOST_STORAGE"] ?? Storage.defaultSetting(environment: environment)
     }
 
     /// The configured store, not yet running. Administration runs bulk work (imports, exports) where no client
@@ -78,6 +81,8 @@ enum StorageOption {
     static func backend() throws -> any StoreBackend {
         let setting = try setting()
         do {
+            // A SQLite store is made on first use, by the tools as by the server.
+            try Storage.createDirectory(of: setting)
             return try Storage.open(
                 setting, options: Storage.Options(operationTimeout: .seconds(120), urlTimeoutWins: true),
                 logger: adminLogger)
@@ -117,7 +122,12 @@ func withStore<T: Sendable>(
     _ body: @Sendable (any DeliveryStore, any StoreAdministration) async throws -> T
 ) async throws -> T {
     let backend = try StorageOption.backend()
-    try await withSchema { schema in try await requireSchema(schema) }
+    try await withSchema { schema in
+        // A new SQLite file gets its schema at once, as `mailhost serve` would make it; a PostgreSQL database is
+        // migrated only by `mailadmin db migrate` or the server.
+        if Storage.isSQLite(try StorageOption.setting()) { _ = try await schema.prepare(logger: adminLogger) }
+        try await requireSchema(schema)
+    }
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
             await backend.run(feed: nil)

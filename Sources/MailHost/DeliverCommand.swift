@@ -43,9 +43,7 @@ struct DeliverCommand: AsyncParsableCommand {
         } catch {
             return fail(.config, "\(error)")
         }
-        guard let url = settings.storage else {
-            return fail(.config, "no storage configured (--storage, MAILHOST_STORAGE or the configuration file)")
-        }
+        let url = settings.storage ?? Storage.defaultSetting(environment: ProcessInfo.processInfo.environment)
         let backend: any StoreBackend
         do {
             backend = try Storage.open(

@@ -161,10 +161,15 @@ struct ConfigCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print(configuration.description)
-            if configuration.storage == nil {
-                FileHandle.standardError.write(Data("configuration error: storage is not set\n".utf8))
+            let storage =
+                configuration.storage ?? Storage.defaultSetting(environment: ProcessInfo.processInfo.environment)
+            do {
+                _ = try Storage.location(storage)
+            } catch {
+                FileHandle.standardError.write(Data("configuration error: storage: \(error)\n".utf8))
                 throw ExitCode(1)
             }
+            if configuration.storage == nil { print("# storage is not set: the embedded store \(storage)") }
         }
     }
 }
@@ -190,15 +195,15 @@ struct ServeCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        guard let url = settings.storage else {
-            logger.critical("no store configured: set storage (--storage postgres://…, MAILHOST_STORAGE or the file)")
-            throw ExitCode(2)
-        }
+        // Without a storage setting, the embedded store: a SQLite file in the data directory, made on first start.
+        let url = settings.storage ?? Storage.defaultSetting(environment: ProcessInfo.processInfo.environment)
+        if settings.storage == nil { logger.notice("no storage configured: using \(url)") }
         let backend: any StoreBackend
         var certificates: TLSCertificates?
         var poolLogger = logger
         poolLogger.logLevel = max(level, .notice)
         do {
+            if try Storage.createDirectory(of: url) { logger.notice("created the data directory for \(url)") }
             backend = try Storage.open(
                 url,
                 options: Storage.Options(

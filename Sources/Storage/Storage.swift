@@ -103,6 +103,36 @@ public enum Storage {
         }
     }
 
+    /// The store used when none is configured: `mail.db` (SQLite) in the data directory, which is systemd's
+    /// `$STATE_DIRECTORY` under the unit (`StateDirectory=mailhost`: /var/lib/mailhost), else `./mailhost-data`.
+    public static func defaultSetting(environment: [String: String]) -> String {
+        var directory = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
+        if directory?.isEmpty != false { directory = "./mailhost-data" }
+        return "sqlite:" + (directory ?? "./mailhost-data") + "/mail.db"
+    }
+
+    /// Creates the directory of a SQLite setting when it does not exist (mode 0700: mail is private); nothing for
+    /// other settings. Returns true when it created it.
+    @discardableResult
+    public static func createDirectory(of setting: String) throws(SettingError) -> Bool {
+        guard case .sqlite(let path) = try location(setting) else { return false }
+        let directory = (path as NSString).deletingLastPathComponent
+        guard !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) else { return false }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .unusable("cannot create the data directory \(directory): \(error.localizedDescription)")
+        }
+        return true
+    }
+
+    /// Whether the setting names a SQLite file (a store of one machine, which tools may create on first use).
+    public static func isSQLite(_ setting: String) -> Bool {
+        if case .sqlite? = try? location(setting) { return true }
+        return false
+    }
+
     /// The setting as logs and `config check` show it: a PostgreSQL URL without its password.
     public static func redacted(_ setting: String) -> String {
         guard case .postgres(let configuration)? = try? location(setting) else { return setting }

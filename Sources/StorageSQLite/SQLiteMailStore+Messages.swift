@@ -548,16 +548,23 @@ extension SQLiteMailStore {
         _ db: Database, account: AccountID, mailbox: MailboxID, uids: [UID], columns: FetchColumns, budget: Int?
     ) throws -> FetchedBatch {
         let readsContent = columns.readsContent
-        var list = "x.uid, x.content_id, x.flags, x.keywords, x.internal_date, x.internal_zone, x.size, x.modseq"
-        list += columns.contains(.saveDate) ? ", x.saved_at" : ", NULL"
-        list += readsContent ? ", c.header_length" : ", 0"
-        for (column, expression) in contentColumns where columns.contains(column) { list += ", " + expression }
+        // Tombstones keep no save date.
+        func list(saveDate: String) -> String {
+            var list = "x.uid, x.content_id, x.flags, x.keywords, x.internal_date, x.internal_zone, x.size, x.modseq"
+            list += columns.contains(.saveDate) ? ", " + saveDate : ", NULL"
+            list += readsContent ? ", c.header_length" : ", 0"
+            for (column, expression) in contentColumns where columns.contains(column) { list += ", " + expression }
+            return list
+        }
         let join = readsContent ? " JOIN contents c ON c.content_id = x.content_id" : ""
         let live = try db.cachedStatement(
-            sql: "SELECT \(list) FROM messages x\(join) WHERE x.mailbox_id = ? AND x.account_id = ? AND x.uid = ?")
+            sql: """
+                SELECT \(list(saveDate: "x.saved_at")) FROM messages x\(join)
+                WHERE x.mailbox_id = ? AND x.account_id = ? AND x.uid = ?
+                """)
         let gone = try db.cachedStatement(
             sql: """
-                SELECT \(list) FROM expunged x\(join)
+                SELECT \(list(saveDate: "NULL")) FROM expunged x\(join)
                 WHERE x.mailbox_id = ? AND x.account_id = ? AND x.uid = ? AND x.content_id IS NOT NULL
                 """)
         var records: [MessageRecord] = []

@@ -6,7 +6,7 @@ import Testing
 
 /// Issue #9 §4: a disabled or deleted account's sessions end at once: in the middle of a command, and also when the
 /// notice was sent while the change feed was disconnected (found when it reconnects).
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct AccountDisableTests {
     func start(_ database: PostgresStoreConfiguration) async throws -> (ServerProcess, Int) {
         let server = try ServerProcess([

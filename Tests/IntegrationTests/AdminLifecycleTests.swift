@@ -6,7 +6,7 @@ import Testing
 
 /// The administrator's lifecycle through the built binaries (issue #3): accounts, imports, IMAP with a real client
 /// library (Python's imaplib), export, delete, re-import and compare message for message.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct AdminLifecycleTests {
     /// Every mailbox of an account as imaplib sees it: name → [(sha256 of BODY[], flags, INTERNALDATE)] by UID.
     static let snapshotScript = #"""
@@ -180,7 +180,7 @@ struct AdminLifecycleTests {
 
     @Test func dovecotPasswordHashesLogIn() async throws {
         try await withTestServer { server in
-            let database = server.configuration
+            let database = try server.configuration
             let sha512 =
                 "{SHA512-CRYPT}$6$OXAzqzir0wBgGCex$EzYPZDRivxgVlwKVoVXF1puaOvGZZku/I0hoaAGPU9ROCnB6CMdFttzphNA/mDHlTRrlo/1DQjtlpNQiNMJ1H."
             let bcrypt = "{BLF-CRYPT}$2y$05$UtAhQKv3ykAU1zLoxKX/L.4ie0UMYd/EP4hkj6o85JhmrPsphOYz6"
@@ -207,7 +207,7 @@ struct AdminLifecycleTests {
 
     @Test func disablingAnAccountClosesItsSessions() async throws {
         try await withTestServer { server in
-            let database = server.configuration
+            let database = try server.configuration
             #expect(try await mailadmin(database, "user", "add", "temp", "--password-stdin", stdin: "pw\n").status == 0)
             let c = try await server.login("temp", password: "pw")
             try await c.expectOK("a1", "SELECT INBOX")
@@ -226,7 +226,7 @@ struct AdminLifecycleTests {
 
     @Test func quotaIsEnforcedOverIMAP() async throws {
         try await withTestServer { server in
-            let database = server.configuration
+            let database = try server.configuration
             let add = try await mailadmin(
                 database, "user", "add", "small", "--password-stdin", "--quota", "2K", stdin: "pw\n")
             #expect(add.status == 0)
@@ -263,7 +263,7 @@ struct AdminLifecycleTests {
 
     @Test func badAdministratorInputIsRefusedClearly() async throws {
         try await withTestServer { server in
-            let database = server.configuration
+            let database = try server.configuration
             let work = FileManager.default.temporaryDirectory.appendingPathComponent("mh-bad-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: work) }

@@ -13,7 +13,9 @@ import Testing
 /// Here each write is parked exactly in that moment: a deferred constraint trigger runs at commit, after
 /// CommandComplete, and waits for an advisory lock the test holds. Then PostgreSQL is stopped with `-m immediate` and
 /// started again. A write the store reported as done must be there.
-@Suite(.enabled(if: TestEnvironment.ready && PrivatePostgres.available, TestEnvironment.skipReason), .serialized)
+@Suite(
+    .enabled(if: TestEnvironment.readyOnPostgres && PrivatePostgres.available, TestEnvironment.postgresSkipReason),
+    .serialized)
 struct CommitBeforeAnswerTests {
     static let lock: Int64 = 4242
 

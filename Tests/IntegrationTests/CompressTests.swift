@@ -111,7 +111,9 @@ struct CompressTests {
 
     /// Python's zlib (an independent DEFLATE implementation, 32 KiB window, as most clients) inside TLS: RFC 4978
     /// §4 has compression under TLS, so STARTTLS first, then LOGIN, then COMPRESS.
-    @Test func pythonZlibInsideTLS() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason)) func pythonZlibInsideTLS()
+        async throws
+    {
         let running = try await TLSTests.start()
         defer { running.stop() }
         let run = try await python(
@@ -160,7 +162,8 @@ struct CompressTests {
     /// A line of 256 MiB compressed to about 256 KiB: the server inflates it a piece at a time as the framing
     /// decoder asks for input, so it never holds more than a few pieces of it (inflating a read's worth at once would
     /// hold about 64 MiB per read).
-    @Test func compressedBombIsNotInflatedAheadOfDemand() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func compressedBombIsNotInflatedAheadOfDemand() async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
         let (server, port) = try await MemoryBoundsTests().start(database)

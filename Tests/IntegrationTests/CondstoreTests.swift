@@ -35,7 +35,8 @@ struct CondstoreTests {
 
     static func message(_ n: Int) -> [UInt8] { Array("Subject: m\(n)\r\n\r\nbody \(n)\r\n".utf8) }
 
-    @Test func conditionalStoreChangedSinceAndModSeqSearch() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func conditionalStoreChangedSinceAndModSeqSearch() async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
         let server = try instance(database)
@@ -104,7 +105,8 @@ struct CondstoreTests {
         #expect(try await c.command("w", "SELECT INBOX (QRESYNC (1 1))").last?.hasPrefix("w BAD") == true)
     }
 
-    @Test func qresyncClientAwayWhileAnotherInstanceExpunged() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func qresyncClientAwayWhileAnotherInstanceExpunged() async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
         let a = try instance(database)
@@ -180,7 +182,8 @@ struct CondstoreTests {
 
     /// Past `qresync-retention` the garbage collector removes tombstones and raises the mailbox's floor: a client
     /// that resyncs from before it is told every UID that is not there as VANISHED (EARLIER), and misses nothing.
-    @Test func qresyncAfterTheTombstonesAreGone() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func qresyncAfterTheTombstonesAreGone() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
         let c = try await server.login()

@@ -10,7 +10,9 @@ import Testing
 /// -m immediate and started again. Afterwards every message whose APPEND was answered OK is there exactly once (or
 /// where an answered MOVE or EXPUNGE took it), nothing answered NO is there, an unanswered command either happened
 /// or did not (never half), UIDs are never reused and modseqs never go back.
-@Suite(.enabled(if: TestEnvironment.ready && PrivatePostgres.available, TestEnvironment.skipReason), .serialized)
+@Suite(
+    .enabled(if: TestEnvironment.readyOnPostgres && PrivatePostgres.available, TestEnvironment.postgresSkipReason),
+    .serialized)
 struct CrashConsistencyTests {
     /// Where a worker's message may be: its mailbox W<n>, moved to M<n>, or nowhere.
     enum Place: Hashable, Sendable { case inbox, moved, nowhere }

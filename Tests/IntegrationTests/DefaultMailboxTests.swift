@@ -5,7 +5,7 @@ import Testing
 
 /// Issue #10 §4: every new account gets the default mailboxes with their special uses, subscribed; the set lives
 /// in the database (`mailadmin mailbox defaults`), so every instance, LMTP and mailadmin agree on it.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct DefaultMailboxTests {
     /// A schema created by the server itself (default settings): a PAM user's first login and `mailadmin user add`
     /// both give Drafts, Sent, Trash, Junk and Archive, reported on LIST, LSUB and LIST-EXTENDED.

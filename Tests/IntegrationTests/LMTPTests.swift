@@ -6,7 +6,7 @@ import Testing
 
 /// Mail delivery (issue #5): LMTP with swaks, Python's smtplib.LMTP and a real Postfix, `mailhost deliver`,
 /// and LMTP against APPEND on 1,000 messages.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct LMTPTests {
     struct Running {
         let server: ServerProcess

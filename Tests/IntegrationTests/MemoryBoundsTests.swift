@@ -52,7 +52,8 @@ struct MemoryBoundsTests {
     static let mebibyte = 1 << 20
 
     /// Before login, eight connections each send a 63 MiB APPEND literal (it cost 505 MiB before the pre-login limits).
-    @Test func largeLiteralsBeforeLoginAreNotHeld() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func largeLiteralsBeforeLoginAreNotHeld() async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
         let (server, port) = try await start(database)
@@ -82,7 +83,8 @@ struct MemoryBoundsTests {
 
     /// One FETCH of many whole-message sections over five 1 MB messages (100 of them cost 670 MiB when a batch's
     /// sections were loaded before writing; 30 keep the test short).
-    @Test func manySectionsOfLargeMessagesAreStreamed() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func manySectionsOfLargeMessagesAreStreamed() async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
         let seeding = try await TestServer.start(database: database)
@@ -113,7 +115,8 @@ struct MemoryBoundsTests {
 
     /// A sequence set that names the whole mailbox thousands of times (`1:*,1:*,…`) costs one pass, not one per
     /// range.
-    @Test func repeatedRangesAreNormalisedBeforeExpansion() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func repeatedRangesAreNormalisedBeforeExpansion() async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
         let seeding = try await TestServer.start(database: database)
@@ -178,7 +181,8 @@ struct UploadBudgetTests {
         return try await scrapeMetrics(port: port)["mailhost_upload_memory_bytes"] ?? 0
     }
 
-    @Test func appendsPastTheBudgetAreRefusedUntilMemoryIsFree() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func appendsPastTheBudgetAreRefusedUntilMemoryIsFree() async throws {
         let running = try await LMTPTests.start(Self.options)
         defer { running.stop() }
         let message = Self.message
@@ -206,7 +210,8 @@ struct UploadBudgetTests {
         #expect(try await second.command("f", "STATUS INBOX (MESSAGES)").first == "* STATUS INBOX (MESSAGES 2)")
     }
 
-    @Test func lmtpMessagesPastTheBudgetAreDeferred() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func lmtpMessagesPastTheBudgetAreDeferred() async throws {
         let running = try await LMTPTests.start(Self.options)
         defer { running.stop() }
         func transaction(_ client: IMAPTestClient) async throws {

@@ -6,7 +6,7 @@ import Testing
 
 /// Two `mailhost` processes on one database (DESIGN.md §6): sessions on different instances see each other's
 /// changes through the store and the change feed.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct MultiInstanceTests {
     func startInstance(_ database: PostgresStoreConfiguration) throws -> ServerProcess {
         try ServerProcess([

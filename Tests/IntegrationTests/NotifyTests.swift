@@ -19,7 +19,8 @@ struct NotifyTests {
         }
     }
 
-    @Test func notificationsFromAnotherInstance() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func notificationsFromAnotherInstance() async throws {
         try await withTwoInstances { portA, portB in
             let c = try await IMAPTestClient.loggedIn(port: portA)
             #expect(try await c.expectOK("c", "CAPABILITY").first?.contains(" NOTIFY") == true)
@@ -97,7 +98,8 @@ struct NotifyTests {
     /// RFC 5465 §5.4-§5.7: mailboxes created, renamed and deleted, subscriptions, and METADATA entries changed on
     /// instance B are announced to a NOTIFY session on instance A as LIST (with OLDNAME, \NonExistent, \Subscribed) and
     /// METADATA responses; A's own changes are not announced back to it (§5).
-    @Test func mailboxNamesSubscriptionsAndMetadataFromAnotherInstance() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func mailboxNamesSubscriptionsAndMetadataFromAnotherInstance() async throws {
         try await withTwoInstances { portA, portB in
             let c = try await IMAPTestClient.loggedIn(port: portA)
             try await c.expectOK("m1", "CREATE Old/Child")
@@ -188,7 +190,8 @@ struct NotifyTests {
     /// RFC 5465 §5.2: `MessageNew (fetch-att …)` for the selected mailbox: each message another client adds is
     /// announced with EXISTS and then a FETCH of the attributes, with no command in progress; the session's own
     /// APPEND and COPY get no such FETCH.
-    @Test func newMessagesAreFetchedWithTheAttributesAsked() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func newMessagesAreFetchedWithTheAttributesAsked() async throws {
         try await withTwoInstances { portA, portB in
             let c = try await IMAPTestClient.loggedIn(port: portA)
             _ = try await c.append("a0", to: "INBOX", Self.message("first"))

@@ -7,7 +7,7 @@ import Testing
 
 /// Running MailHost in production (issue #4): a real HAProxy in front of two instances, SIGTERM under load,
 /// metrics, limits, the login penalty and the configuration file.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct OperationsTests {
     func mailhost(_ database: PostgresStoreConfiguration, _ extra: [String]) throws -> ServerProcess {
         try ServerProcess(

@@ -5,7 +5,7 @@ import Testing
 
 /// The database going away and coming back (issue #2 §6): commands answer `NO [UNAVAILABLE]` within the store
 /// timeout instead of hanging, other connections are not affected, and the server recovers by itself.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct OutageTests {
     @Test func unavailableWhileTheDatabaseIsAwayAndRecoveredAfter() async throws {
         let server = try await TestServer.start(operationTimeout: .seconds(2))
@@ -54,7 +54,9 @@ struct OutageTests {
 /// the test's own: every command gets its tagged answer (NO [UNAVAILABLE] while the database is away), the same
 /// sessions carry on afterwards without reconnecting, the change feed reaches an IDLE session again, and SIGTERM
 /// ends the process even while the database is down.
-@Suite(.enabled(if: TestEnvironment.ready && PrivatePostgres.available, TestEnvironment.skipReason), .serialized)
+@Suite(
+    .enabled(if: TestEnvironment.readyOnPostgres && PrivatePostgres.available, TestEnvironment.postgresSkipReason),
+    .serialized)
 struct DatabaseRestartTests {
     /// One session's loop: commands one after another, each answer timed.
     actor Tally {

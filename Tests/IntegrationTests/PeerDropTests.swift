@@ -25,7 +25,8 @@ struct PeerDropTests {
         case blockedOnWrite
     }
 
-    @Test(arguments: Ending.allCases) func droppedClientsAreLetGoInEveryState(ending: Ending) async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason), arguments: Ending.allCases)
+    func droppedClientsAreLetGoInEveryState(ending: Ending) async throws {
         let database = try await TestDatabase.create()
         defer { Task { await TestDatabase.drop(database) } }
         // Large messages, so that a FETCH of all of them fills the socket buffers.
@@ -174,9 +175,12 @@ extension Duration {
 /// once: with room for two connections, two dropped ones leave room for the next.
 @Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct LMTPDropTests {
-    @Test(arguments: PeerDropTests.Ending.allCases) func droppedMTAConnectionsAreLetGo(
-        ending: PeerDropTests.Ending
-    ) async throws {
+    @Test(
+        .enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason),
+        arguments: PeerDropTests.Ending.allCases) func droppedMTAConnectionsAreLetGo(
+            ending: PeerDropTests.Ending
+        ) async throws
+    {
         let running = try await LMTPTests.start([
             "--lmtp-max-connections", "2", "--log-level", "debug", "--store-timeout", "120",
         ])

@@ -6,7 +6,7 @@ import Testing
 
 /// Issue #9 §6: query classes. SEARCH runs on a pool of its own, so heavy searches cannot take the connections every
 /// other command needs, and a statement the store gave up on is stopped on the server too (`statement_timeout`).
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct QueryClassTests {
     @Test func heavySearchesDoNotHoldThePoolOtherCommandsNeed() async throws {
         let server = try await TestServer.start(operationTimeout: .seconds(3), poolSize: 4, searchPoolSize: 2)

@@ -8,7 +8,7 @@ import Testing
 /// wrong password; no user name can forge a log field or get another address banned by the shipped fail2ban filter;
 /// exports write only safe file names; imports never follow symbolic links and take only valid keywords; LMTP ends
 /// DATA only at CRLF.CRLF and refuses control characters in commands.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct SafeDefaultsTests {
     func start(_ database: PostgresStoreConfiguration, _ extra: [String] = []) async throws -> (ServerProcess, Int) {
         let server = try ServerProcess(

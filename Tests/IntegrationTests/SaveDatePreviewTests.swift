@@ -41,9 +41,7 @@ struct SaveDatePreviewTests {
             try await c.expectOK("cp", "COPY 1 Other")
             try await c.expectOK("s2", "EXAMINE Other")
             #expect(try await c.expectOK("f2", "FETCH 1 (SAVEDATE)").first?.contains("SAVEDATE \"") == true)
-            try await server.configuration.withConnection(logger: TestEnvironment.logger) { connection in
-                _ = try await connection.query("UPDATE messages SET saved_at = NULL", logger: TestEnvironment.logger)
-            }
+            try await server.executeSQL("UPDATE messages SET saved_at = NULL")
             #expect(try await c.expectOK("f3", "FETCH 1 (SAVEDATE)") == ["* 1 FETCH (SAVEDATE NIL)"])
             #expect(try await c.expectOK("q5", "SEARCH SAVEDSINCE 1-Jan-2000") == ["* SEARCH"])
             await c.close()

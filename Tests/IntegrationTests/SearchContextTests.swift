@@ -61,7 +61,8 @@ struct SearchContextTests {
     /// Updates for changes made on another instance: flags (ADDTO/REMOVEFROM with the FETCH), new mail (ADDTO after
     /// EXISTS), expunges (REMOVEFROM before the EXPUNGE, numbered as before it), in IDLE too; SORT positions; tag
     /// reuse; CANCELUPDATE; the limit on contexts.
-    @Test func updatesAcrossInstances() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func updatesAcrossInstances() async throws {
         try await withTwoInstances { portA, portB in
             let c = try await IMAPTestClient.loggedIn(port: portA)
             for (n, subject) in ["d", "b", "e", "a", "c"].enumerated() {

@@ -159,7 +159,8 @@ struct SortCacheTests {
         #expect(cached == stored)
     }
 
-    @Test func cacheAndStoreAgreeAndFollowOtherInstances() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func cacheAndStoreAgreeAndFollowOtherInstances() async throws {
         try await withTwoInstances { portA, portB in
             let c = try await IMAPTestClient.loggedIn(port: portA)
             for n in 0..<60 {
@@ -201,7 +202,8 @@ struct SortCacheTests {
 /// Messages stored before the sort, thread and preview keys existed get them from `mailadmin db backfill`.
 @Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct BackfillTests {
-    @Test func backfillRestoresKeysOfOldMessages() async throws {
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func backfillRestoresKeysOfOldMessages() async throws {
         try await withTestServer { server in
             let subjects = ["Re: delta", "alpha", "Fwd: charlie", "bravo", "echo"]
             try await server.seed(messages: subjects.map { testMessage(subject: $0, body: "Text of \($0).\r\n") })

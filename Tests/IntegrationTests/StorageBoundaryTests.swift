@@ -10,7 +10,7 @@ import Testing
 /// The storage boundary of issue #12 on PostgreSQL, used only through the protocols the executables see, with the
 /// backend built by the factory from a URL: schema preparation on an empty database, administration, credentials,
 /// delivery with content shared within an account, the change feed's obligations and maintenance.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct StorageBoundaryTests {
     /// The test server's URL with the database replaced by `database`.
     static func url(of database: String) throws -> String {

@@ -4,7 +4,7 @@ import StoragePostgres
 import Testing
 
 /// TLS with real peers (issue #4): Python's ssl module and openssl s_client, over IMAPS and STARTTLS.
-@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
+@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
 struct TLSTests {
     struct Running {
         let server: ServerProcess

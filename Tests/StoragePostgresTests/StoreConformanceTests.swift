@@ -7,9 +7,8 @@ import Synchronization
 import Testing
 
 /// The store's obligations (STYLE.md §8.5), against a real PostgreSQL and a SQLite file, with the same test code.
-@Suite(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
-struct StoreConformanceTests {
-    @Test(arguments: StoreKind.allCases) func uidsStrictlyIncreaseAndAreNeverReused(kind: StoreKind) async throws {
+@Suite struct StoreConformanceTests {
+    @Test(arguments: StoreKind.available) func uidsStrictlyIncreaseAndAreNeverReused(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             let a = try await f.append("one")
             let b = try await f.append("two")
@@ -28,7 +27,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func uidValidityChangesWhenAMailboxIsRecreated(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func uidValidityChangesWhenAMailboxIsRecreated(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             let name = MailboxName(normalizing: "Projects")
             try await f.store.createMailbox(account: f.account, name: name, logger: f.logger)
@@ -45,7 +44,7 @@ struct StoreConformanceTests {
 
     /// RFC 6154: the database keeps one mailbox per special use, whatever races the session's check loses; the
     /// loser creates nothing.
-    @Test(arguments: StoreKind.allCases) func aSpecialUseBelongsToOneMailbox(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func aSpecialUseBelongsToOneMailbox(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Sent"), specialUse: "\\Sent", logger: f.logger)
@@ -58,7 +57,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func changesSinceIsExactIncludingTombstones(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func changesSinceIsExactIncludingTombstones(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             let a = try await f.append("a")
             let b = try await f.append("b")
@@ -84,7 +83,7 @@ struct StoreConformanceTests {
 
     /// 50 concurrent writers; a poller on `changes(since:)` must see every committed change, never skipping one
     /// because a lower modseq committed after a higher one (STYLE.md §4.8).
-    @Test(arguments: StoreKind.allCases) func modSeqOrderEqualsCommitOrder(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func modSeqOrderEqualsCommitOrder(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             let inbox = try await f.snapshot()
             let seen = Mutex<Set<UInt32>>([])
@@ -117,7 +116,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func flagUpdatesReplaceAddAndRemoveInOrder(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func flagUpdatesReplaceAddAndRemoveInOrder(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             let a = try await f.append("a", flags: MessageFlags(system: .seen, keywords: ["one"]))
             let b = try await f.append("b")
@@ -161,7 +160,7 @@ struct StoreConformanceTests {
 
     /// STORE, EXPUNGE, MOVE and APPEND racing on one mailbox (a deadlock would surface as an error once the store's
     /// retries run out): no lost or doubled message, and `changes(since:)` ends in the same state as a fresh read.
-    @Test(arguments: StoreKind.allCases) func concurrentWritersKeepEveryChange(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func concurrentWritersKeepEveryChange(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Archive"), logger: f.logger)
@@ -213,7 +212,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func moveIsAtomicAndCopyStoresContentOnce(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func moveIsAtomicAndCopyStoresContentOnce(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Archive"), logger: f.logger)
@@ -247,7 +246,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func recentIsClaimedByExactlyOneSession(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func recentIsClaimedByExactlyOneSession(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             try await f.append("1")
             try await f.append("2")
@@ -275,7 +274,7 @@ struct StoreConformanceTests {
 
     /// An APPEND that claims (the appending session has the mailbox selected) takes `\Recent` for the message and
     /// every UID not yet claimed below it, in the same write: a later claim gets nothing.
-    @Test(arguments: StoreKind.allCases) func anAppendClaimsRecentInItsOwnWrite(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func anAppendClaimsRecentInItsOwnWrite(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             let first = try await f.append("unclaimed")
             let text = Array("From: a@example.com\r\nSubject: mine\r\n\r\nbody\r\n".utf8)
@@ -299,7 +298,8 @@ struct StoreConformanceTests {
     /// Every change's notification describes it exactly as `changes(since:)` reads it, so sessions take it in without
     /// reading (`FeedBacklog`); keywords of any spelling survive the trip; a change of more than
     /// `noticeMessages` messages is announced by its modseq alone.
-    @Test func notificationsDescribeTheirChange() async throws {
+    @Test(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
+    func notificationsDescribeTheirChange() async throws {
         try await ConformanceFixture.with(.postgres) { f in
             try await Self.withFeed(f) { inbox, next in
                 func expectDescribed(
@@ -361,7 +361,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func appendSharesContentOnlyWithinAnAccount(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func appendSharesContentOnlyWithinAnAccount(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             let bob = try await f.store.account(login: "bob", create: true, logger: f.logger)
             try await f.store.createMailbox(
@@ -398,7 +398,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func accountsAreIsolated(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func accountsAreIsolated(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             let bob = try await f.store.account(login: "bob", create: true, logger: f.logger)
             try await f.append("for alice")
@@ -417,7 +417,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func renameMovesInferiorsAndRefusesClashes(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func renameMovesInferiorsAndRefusesClashes(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             for name in ["a/b/c", "x"] {
                 try await f.store.createMailbox(
@@ -442,7 +442,7 @@ struct StoreConformanceTests {
     }
 
     /// LIST reads the mailboxes and the subscriptions in one statement: the same as reading each.
-    @Test(arguments: StoreKind.allCases) func mailboxesAndSubscriptionsAreReadTogether(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func mailboxesAndSubscriptionsAreReadTogether(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             try await f.store.createMailbox(
                 account: f.account, name: MailboxName(normalizing: "Work/2026"), logger: f.logger)
@@ -463,7 +463,7 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreKind.allCases) func renameInboxMovesItsMessages(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func renameInboxMovesItsMessages(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             try await f.append("1")
             try await f.append("2")
@@ -478,7 +478,8 @@ struct StoreConformanceTests {
     }
 
     /// A description over NOTIFY's 8,000 bytes in characters of several bytes is left out; the write still succeeds.
-    @Test func aDescriptionTooLongInBytesIsLeftOut() async throws {
+    @Test(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
+    func aDescriptionTooLongInBytesIsLeftOut() async throws {
         try await ConformanceFixture.with(.postgres) { f in
             try await Self.withFeed(f) { inbox, next in
                 // 2,000 characters, 8,000 bytes.
@@ -492,7 +493,7 @@ struct StoreConformanceTests {
     }
 
     /// A hint from the change feed is only observed after its data is visible (NOTIFY is delivered at commit).
-    @Test(arguments: StoreKind.allCases) func feedHintFollowsItsData(kind: StoreKind) async throws {
+    @Test(arguments: StoreKind.available) func feedHintFollowsItsData(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             try await Self.withFeed(f) { inbox, next in
                 let appended = try await f.append("hinted")

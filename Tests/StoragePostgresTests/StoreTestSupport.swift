@@ -95,6 +95,8 @@ struct StoreTestError: Error, CustomStringConvertible {
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case postgres, sqlite
     var testDescription: String { rawValue }
+    /// SQLite always; PostgreSQL when a test server is set (and always under CI, where its absence fails).
+    static var available: [StoreKind] { StoreEnvironment.ready ? allCases : [.sqlite] }
 }
 
 /// A store of either backend on a fresh database (PostgreSQL: a new database on the test server; SQLite: a new file

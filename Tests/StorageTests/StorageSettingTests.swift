@@ -105,7 +105,8 @@ import Testing
     @Test func aMissingDirectoryIsNamed() {
         let setting = "sqlite:/nonexistent-\(UInt32.random(in: 0...UInt32.max))/mail.db"
         #expect {
-            _ = try Storage.open(setting, options: Storage.Options(operationTimeout: .seconds(5)), logger: .init(label: "t"))
+            _ = try Storage.open(
+                setting, options: Storage.Options(operationTimeout: .seconds(5)), logger: .init(label: "t"))
         } throws: { error in
             String(describing: error).contains("cannot open the SQLite store /nonexistent-")
         }

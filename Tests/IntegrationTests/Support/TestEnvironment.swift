@@ -15,12 +15,28 @@ import Testing
 /// - `MAILHOST_TEST_PAM_SERVICE`: a PAM service (pam_unix) under /etc/pam.d, with the system users
 ///   `tim` / `timmy`, `mhtest2` / `secret two`, and `mhlocked` (expired).
 /// Without them the tests are skipped, loudly; with `CI=true` they fail instead, so CI can never pass by skipping.
+///
+/// `MAILHOST_TEST_STORE=sqlite` runs the suites that work on either store on SQLite files instead, with store accounts
+/// in place of the PAM users: no PostgreSQL, PAM or root needed. Suites that need PostgreSQL or PAM themselves are
+/// `readyOnPostgres` and are skipped then.
 enum TestEnvironment {
     static let databaseURL = ProcessInfo.processInfo.environment["MAILHOST_TEST_DATABASE_URL"]
     static let pamService = ProcessInfo.processInfo.environment["MAILHOST_TEST_PAM_SERVICE"]
     static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
-    static var ready: Bool {
+    enum StoreKind: Sendable { case postgres, sqlite }
+    static let storeKind: StoreKind =
+        ProcessInfo.processInfo.environment["MAILHOST_TEST_STORE"] == "sqlite" ? .sqlite : .postgres
+
+    /// The PAM test users, as store accounts on SQLite (same logins and passwords).
+    static let storeAccounts = [("tim", "timmy"), ("mhtest2", "secret two")]
+
+    /// Whether the suites that run on either store can run.
+    static var ready: Bool { storeKind == .sqlite || readyOnPostgres }
+
+    /// Whether the suites that need PostgreSQL or PAM can run (never on a SQLite run).
+    static var readyOnPostgres: Bool {
+        guard storeKind == .postgres else { return false }
         if databaseURL != nil && pamService != nil { return true }
         if isCI {
             // Under CI a missing server is a failure, never a silent skip.
@@ -31,6 +47,8 @@ enum TestEnvironment {
 
     static let skipReason: Comment =
         "MAILHOST_TEST_DATABASE_URL and MAILHOST_TEST_PAM_SERVICE are not set: run the tests with scripts/test"
+    static let postgresSkipReason: Comment =
+        "needs PostgreSQL or PAM itself: runs on the PostgreSQL run (scripts/test), skipped with MAILHOST_TEST_STORE=sqlite"
 
     static var logger: Logger {
         var logger = Logger(label: "test")

@@ -1,5 +1,6 @@
 import AuthPAM
 import Foundation
+import GRDB
 import IMAPEngine
 import Logging
 import NIOCore
@@ -7,55 +8,125 @@ import NIOPosix
 import PostgresNIO
 import ServiceLifecycle
 import StoragePostgres
+import StorageSQLite
+import StoreAccounts
 import Synchronization
 
 @testable import MailHost
 
-/// An in-process MailHost on its own fresh database: the real listener, store, change feed and PAM, on a real TCP
-/// port on 127.0.0.1.
+/// The store calls the tests make directly, on either backend.
+typealias TestStore = any DeliveryStore & CredentialStore & StoreMaintenance
+
+/// An in-process MailHost on its own fresh store: the real listener, store, change feed and authentication, on a real
+/// TCP port on 127.0.0.1. The store is a new PostgreSQL database, or with `MAILHOST_TEST_STORE=sqlite` a new SQLite
+/// file (`TestEnvironment.storeKind`); on SQLite the PAM users `tim` and `mhtest2` exist as store accounts with
+/// the same passwords, so the same logins work without PAM.
 final class TestServer: Sendable {
-    let configuration: PostgresStoreConfiguration
-    let client: PostgresClient
-    let store: PostgresMailStore
+    enum Storage: Sendable {
+        case postgres(PostgresStoreConfiguration, PostgresClient)
+        case sqlite(directory: URL)
+    }
+
+    let storage: Storage
+    let store: TestStore
     let port: Int
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
 
-    private init(
-        configuration: PostgresStoreConfiguration, client: PostgresClient, store: PostgresMailStore, port: Int,
-        group: ServiceGroup, running: Task<Void, any Error>
-    ) {
-        self.configuration = configuration
-        self.client = client
+    private init(storage: Storage, store: TestStore, port: Int, group: ServiceGroup, running: Task<Void, any Error>) {
+        self.storage = storage
         self.store = store
         self.port = port
         self.group = group
         self.running = running
     }
 
-    /// Starts a server on a new database (or on `database`, to run a second instance beside another one).
+    /// The PostgreSQL database (for tests that need PostgreSQL itself; they run only on it).
+    var configuration: PostgresStoreConfiguration {
+        get throws {
+            guard case .postgres(let configuration, _) = storage else {
+                throw TestFailure(
+                    "a PostgreSQL-only test ran on SQLite: mark its suite TestEnvironment.readyOnPostgres")
+            }
+            return configuration
+        }
+    }
+
+    var client: PostgresClient {
+        get throws {
+            guard case .postgres(_, let client) = storage else {
+                throw TestFailure(
+                    "a PostgreSQL-only test ran on SQLite: mark its suite TestEnvironment.readyOnPostgres")
+            }
+            return client
+        }
+    }
+
+    /// The storage setting for spawned `mailhost` and `mailadmin` processes.
+    var setting: String {
+        switch storage {
+        case .postgres(let configuration, _): configuration.description
+        case .sqlite(let directory): "sqlite:" + directory.appendingPathComponent("mail.db").path
+        }
+    }
+
+    /// Starts a server on a new store (or on `database`, to run a second instance beside another one: PostgreSQL).
     static func start(
         database: PostgresStoreConfiguration? = nil, limits: IMAPLimits = IMAPLimits(),
         operationTimeout: Duration = .seconds(10), poolSize: Int? = nil, searchPoolSize: Int? = nil
     ) async throws -> TestServer {
-        guard let pamService = TestEnvironment.pamService else { throw TestEnvironment.Missing() }
-        var configuration: PostgresStoreConfiguration
-        if let database {
-            configuration = database
-        } else {
-            configuration = try await TestDatabase.create()
-        }
-        configuration.operationTimeout = operationTimeout
-        if let poolSize { configuration.maximumConnections = poolSize }
-        if let searchPoolSize { configuration.searchConnections = searchPoolSize }
         let logger = TestEnvironment.logger
-        let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
-        let searchClient = PostgresClient(
-            configuration: configuration.searchClientConfiguration, backgroundLogger: logger)
-        let store = PostgresMailStore(client: client, searchClient: searchClient, operationTimeout: operationTimeout)
         let feed = ChangeFeed()
-        let authenticator = ServeCommand.authenticator(
-            ["db", "pam"], credentials: store, pamService: pamService, logger: logger)
+        let storage: Storage
+        let store: TestStore
+        var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let authenticator: AuthenticatorChain
+        if database == nil, TestEnvironment.storeKind == .sqlite {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "mh-server-\(UInt64.random(in: 0...UInt64.max))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let backend = try SQLiteBackend(
+                path: directory.appendingPathComponent("mail.db").path, serving: true,
+                operationTimeout: operationTimeout, logger: logger)
+            _ = try await backend.schema.prepare(logger: logger)
+            try await backend.administration.setDefaultMailboxes([], logger: logger)
+            for (login, password) in TestEnvironment.storeAccounts {
+                try await backend.administration.addAccount(
+                    login: login, passwordHash: try PasswordHash.hash(password), quotaBytes: nil, quotaMessages: nil,
+                    logger: logger)
+            }
+            storage = .sqlite(directory: directory)
+            guard let sqlite = backend.mail as? SQLiteMailStore else { throw TestFailure("not a SQLite store") }
+            store = sqlite
+            storeServices.append(.init(service: StoreService(backend: backend, feed: feed)))
+            authenticator = ServeCommand.authenticator(
+                TestEnvironment.pamService == nil ? ["db"] : ["db", "pam"], credentials: store,
+                pamService: TestEnvironment.pamService ?? "mailhost-test", logger: logger)
+        } else {
+            guard let pamService = TestEnvironment.pamService else { throw TestEnvironment.Missing() }
+            var configuration: PostgresStoreConfiguration
+            if let database {
+                configuration = database
+            } else {
+                configuration = try await TestDatabase.create()
+            }
+            configuration.operationTimeout = operationTimeout
+            if let poolSize { configuration.maximumConnections = poolSize }
+            if let searchPoolSize { configuration.searchConnections = searchPoolSize }
+            let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+            let searchClient = PostgresClient(
+                configuration: configuration.searchClientConfiguration, backgroundLogger: logger)
+            let postgres = PostgresMailStore(
+                client: client, searchClient: searchClient, operationTimeout: operationTimeout)
+            storage = .postgres(configuration, client)
+            store = postgres
+            storeServices += [
+                .init(service: client), .init(service: searchClient),
+                .init(service: FeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))),
+            ]
+            authenticator = ServeCommand.authenticator(
+                ["db", "pam"], credentials: postgres, pamService: pamService, logger: logger)
+        }
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, limits: limits, logger: logger)
         let bound = Mutex<Int?>(nil)
@@ -63,14 +134,7 @@ final class TestServer: Sendable {
             kind: .imap, address: ListenAddress(host: "127.0.0.1", port: 0), server: server, logger: logger,
             certificates: nil, proxyTrusted: [], onListening: { address in bound.withLock { $0 = address.port } })
         let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: client), .init(service: searchClient),
-                    .init(
-                        service: FeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))
-                    ),
-                    .init(service: listener),
-                ], logger: logger))
+            configuration: .init(services: storeServices + [.init(service: listener)], logger: logger))
         let running = Task { try await group.run() }
         let deadline = ContinuousClock.now + .seconds(10)
         while bound.withLock({ $0 }) == nil {
@@ -78,8 +142,21 @@ final class TestServer: Sendable {
             try await Task.sleep(for: .milliseconds(5))
         }
         return TestServer(
-            configuration: configuration, client: client, store: store, port: bound.withLock { $0 } ?? 0, group: group,
-            running: running)
+            storage: storage, store: store, port: bound.withLock { $0 } ?? 0, group: group, running: running)
+    }
+
+    /// Runs SQL on the store behind the server's back (both backends share the table and column names the tests
+    /// touch), e.g. to make rows look as an older version left them.
+    func executeSQL(_ sql: String) async throws {
+        switch storage {
+        case .postgres(let configuration, _):
+            try await configuration.withConnection(logger: TestEnvironment.logger) { connection in
+                _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: TestEnvironment.logger)
+            }
+        case .sqlite(let directory):
+            let database = try DatabaseQueue(path: directory.appendingPathComponent("mail.db").path)
+            try await database.write { db in try db.execute(sql: sql) }
+        }
     }
 
     func connect() async throws -> IMAPTestClient {
@@ -124,10 +201,13 @@ final class TestServer: Sendable {
         _ = try? await running.value
     }
 
-    /// Stops the server and drops its database.
+    /// Stops the server and drops its store.
     func stopAndDrop() async {
         await stop()
-        await TestDatabase.drop(configuration)
+        switch storage {
+        case .postgres(let configuration, _): await TestDatabase.drop(configuration)
+        case .sqlite(let directory): try? FileManager.default.removeItem(at: directory)
+        }
     }
 }
 
