@@ -22,7 +22,7 @@ struct MailAdmin: AsyncParsableCommand {
             """,
         subcommands: [
             DatabaseCommand.self, UserCommand.self, MailboxCommand.self, QuotaCommand.self, ImportCommand.self,
-            ExportCommand.self, StatsCommand.self,
+            ExportCommand.self, StatsCommand.self, MigrateCommand.self,
         ])
 
     static func main() async {

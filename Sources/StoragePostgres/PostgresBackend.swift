@@ -85,6 +85,7 @@ public struct PostgresBackend: StoreBackend {
     public var administration: any StoreAdministration { PostgresAdministration(store: store) }
     public var schema: any StoreSchema { PostgresSchemaStore(configuration: configuration) }
     public var maintenance: any StoreMaintenance { store }
+    public var transfer: any StoreTransfer { store }
 
     public func run(feed: ChangeFeed?) async {
         let (client, searchClient, logger) = (self.client, self.searchClient, self.logger)

@@ -75,6 +75,7 @@ public struct SQLiteBackend: StoreBackend {
     public var administration: any StoreAdministration { SQLiteAdministration(store: store) }
     public var schema: any StoreSchema { SQLiteSchemaStore(store: store) }
     public var maintenance: any StoreMaintenance { store }
+    public var transfer: any StoreTransfer { store }
 
     /// With a `feed`: reads the `feed` table after every commit of this process and every quarter second (other
     /// processes' writes), and publishes what it finds, until cancelled. Without one there is nothing to run.
@@ -360,12 +361,7 @@ struct SQLiteAdministration: StoreAdministration {
     func delete(login: String, logger: Logger) async throws(AdministrationError) {
         let found = try await write(logger) { db -> Bool in
             guard let account = try SQLiteMailStore.accountRow(db, login: login) else { return false }
-            // Messages first (their triggers update the account row), then the rest of the account.
-            try db.execute(sql: "DELETE FROM messages WHERE account_id = ?", arguments: [account.id])
-            try db.execute(sql: "DELETE FROM expunged WHERE account_id = ?", arguments: [account.id])
-            try db.execute(sql: "DELETE FROM mailboxes WHERE account_id = ?", arguments: [account.id])
-            try db.execute(sql: "DELETE FROM contents WHERE account_id = ?", arguments: [account.id])
-            try db.execute(sql: "DELETE FROM accounts WHERE account_id = ?", arguments: [account.id])
+            try SQLiteMailStore.deleteAccount(db, id: account.id)
             try SQLiteMailStore.announce(db, account: AccountID(rawValue: account.id), "disabled")
             return true
         }

@@ -227,7 +227,189 @@ public protocol StoreBackend: Sendable {
     var administration: any StoreAdministration { get }
     var schema: any StoreSchema { get }
     var maintenance: any StoreMaintenance { get }
+    var transfer: any StoreTransfer { get }
     /// Runs what the store needs in the background (connection pools; with a `feed`, the change feed that publishes
     /// every committed change into it) until the task is cancelled. Calls on the parts above need it running.
     func run(feed: ChangeFeed?) async
+}
+
+// MARK: moving a store to another backend
+
+/// One account as a store holds it, without message bytes: what `mailadmin migrate` copies, and compares after
+/// copying. Ids (mailbox, content) are kept: clients see them as MAILBOXID and EMAILID (RFC 8474).
+public struct AccountExport: Sendable, Equatable {
+    public struct Mailbox: Sendable, Equatable {
+        public var id: Int64
+        public var name: String
+        public var uidValidity: Int64
+        public var uidNext: Int64
+        public var highestModSeq: Int64
+        public var firstRecentUID: Int64
+        public var keywords: [String]
+        public var specialUse: String?
+        public var vanishedFloor: Int64
+        public init(
+            id: Int64, name: String, uidValidity: Int64, uidNext: Int64, highestModSeq: Int64, firstRecentUID: Int64,
+            keywords: [String], specialUse: String?, vanishedFloor: Int64
+        ) {
+            self.id = id
+            self.name = name
+            self.uidValidity = uidValidity
+            self.uidNext = uidNext
+            self.highestModSeq = highestModSeq
+            self.firstRecentUID = firstRecentUID
+            self.keywords = keywords
+            self.specialUse = specialUse
+            self.vanishedFloor = vanishedFloor
+        }
+    }
+
+    /// A message row, or (with `expungedAt`) a tombstone; a tombstone's `contentID` is nil once its content is gone.
+    public struct Message: Sendable, Equatable {
+        public var mailbox: Int64
+        public var uid: Int64
+        public var contentID: Int64?
+        public var flags: Int64
+        public var keywords: [String]
+        public var modSeq: Int64
+        public var internalDate: Int64
+        public var internalZone: Int64
+        public var size: Int64
+        public var savedAt: Int64?
+        /// Seconds since 1970; nil for a message that is not expunged.
+        public var expungedAt: Int64?
+        public init(
+            mailbox: Int64, uid: Int64, contentID: Int64?, flags: Int64, keywords: [String], modSeq: Int64,
+            internalDate: Int64, internalZone: Int64, size: Int64, savedAt: Int64?, expungedAt: Int64?
+        ) {
+            self.mailbox = mailbox
+            self.uid = uid
+            self.contentID = contentID
+            self.flags = flags
+            self.keywords = keywords
+            self.modSeq = modSeq
+            self.internalDate = internalDate
+            self.internalZone = internalZone
+            self.size = size
+            self.savedAt = savedAt
+            self.expungedAt = expungedAt
+        }
+    }
+
+    public var login: String
+    public var passwordHash: String?
+    public var disabled: Bool
+    public var quotaBytes: Int64?
+    public var quotaMessages: Int64?
+    /// Seconds since 1970.
+    public var createdAt: Int64
+    public var lastUIDValidity: Int64
+    /// Ordered by id.
+    public var mailboxes: [Mailbox]
+    /// Sorted.
+    public var subscriptions: [String]
+    /// METADATA entries: owner mailbox id (0: the server's), name, value; ordered by owner and name.
+    public var metadata: [MetadataRow]
+    /// Messages, then tombstones, each ordered by mailbox and UID.
+    public var messages: [Message]
+    public var tombstones: [Message]
+    /// Every content of the account (also those only tombstones or nothing reference yet), ascending, with when it
+    /// was stored (seconds since 1970).
+    public var contents: [ContentRef]
+
+    public struct MetadataRow: Sendable, Equatable {
+        public var mailbox: Int64
+        public var name: String
+        public var value: [UInt8]
+        public init(mailbox: Int64, name: String, value: [UInt8]) {
+            self.mailbox = mailbox
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public struct ContentRef: Sendable, Equatable {
+        public var id: Int64
+        public var size: Int64
+        public var createdAt: Int64
+        /// SHA-256 of the bytes (compared after copying).
+        public var sha256: [UInt8]
+        public init(id: Int64, size: Int64, createdAt: Int64, sha256: [UInt8]) {
+            self.id = id
+            self.size = size
+            self.createdAt = createdAt
+            self.sha256 = sha256
+        }
+    }
+
+    public init(
+        login: String, passwordHash: String?, disabled: Bool, quotaBytes: Int64?, quotaMessages: Int64?,
+        createdAt: Int64, lastUIDValidity: Int64, mailboxes: [Mailbox], subscriptions: [String],
+        metadata: [MetadataRow], messages: [Message], tombstones: [Message], contents: [ContentRef]
+    ) {
+        self.login = login
+        self.passwordHash = passwordHash
+        self.disabled = disabled
+        self.quotaBytes = quotaBytes
+        self.quotaMessages = quotaMessages
+        self.createdAt = createdAt
+        self.lastUIDValidity = lastUIDValidity
+        self.mailboxes = mailboxes
+        self.subscriptions = subscriptions
+        self.metadata = metadata
+        self.messages = messages
+        self.tombstones = tombstones
+        self.contents = contents
+    }
+}
+
+extension AccountExport {
+    /// For each content, the internal date of the first message or tombstone that references it (SENTBEFORE/ON/SINCE
+    /// fall back to it when a message has no Date: header).
+    public func firstInternalDates() -> [Int64: InternalDate] {
+        var dates: [Int64: InternalDate] = [:]
+        for message in messages + tombstones {
+            guard let content = message.contentID, dates[content] == nil else { continue }
+            dates[content] = InternalDate(
+                secondsSinceEpoch: message.internalDate, zoneMinutes: Int(message.internalZone))
+        }
+        return dates
+    }
+
+    /// The contents in batches of at most 32 MB or 500 contents (a larger content alone), to be read and written in
+    /// bounded memory.
+    public func contentBatches() -> [[ContentRef]] {
+        var result: [[ContentRef]] = []
+        var current: [ContentRef] = []
+        var bytes: Int64 = 0
+        for content in contents {
+            if !current.isEmpty && (bytes + content.size > 32 << 20 || current.count >= 500) {
+                result.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(content)
+            bytes += content.size
+        }
+        if !current.isEmpty { result.append(current) }
+        return result
+    }
+}
+
+/// Copying whole accounts between stores, exactly (`mailadmin migrate`): every id, UID, UIDVALIDITY, modseq, flag,
+/// date and tombstone is kept, so clients keep their caches (a QRESYNC client resyncs with nothing to fetch).
+/// Derived content columns (envelope, body structure, search text, sort keys) are computed again from the bytes.
+public protocol StoreTransfer: Sendable {
+    /// The logins of every account, sorted.
+    func transferLogins(logger: Logger) async throws(StoreError) -> [String]
+    /// One account without message bytes, read in one snapshot; nil when there is no such login.
+    func exportAccount(login: String, logger: Logger) async throws(StoreError) -> AccountExport?
+    /// The bytes of contents of the account, in the order asked (ids that do not exist are left out).
+    func contentBodies(login: String, ids: [Int64], logger: Logger) async throws(StoreError) -> [(Int64, [UInt8])]
+    /// Stores an account that does not exist here yet, all or nothing, with its ids; `bodies` gives the bytes of the
+    /// contents asked, in batches. Fails with `.alreadyExists` when the login, or one of the ids, is taken.
+    func importAccount(
+        _ account: AccountExport, bodies: @escaping @Sendable ([Int64]) async throws -> [(Int64, [UInt8])],
+        logger: Logger
+    ) async throws(StoreError)
 }
