@@ -709,7 +709,7 @@ extension SQLiteMailStore: CredentialStore {
     }
 }
 
-/// A parsed message in the form the `contents` and `contents_search` tables keep it.
+/// A parsed message in the form the `contents` and `contents_text` tables keep it.
 struct ContentColumns: Sendable {
     /// The version of the derived keys this code computes (`contents.keys_version`).
     static let keysVersion = 6
@@ -748,7 +748,7 @@ struct ContentColumns: Sendable {
         sort = message.sortKeys
     }
 
-    /// Inserts the content and its search text; returns its id.
+    /// Inserts the content and its search text (into `contents_text`, for `SQLiteIndexer` to index); returns its id.
     func insert(_ db: Database, account: AccountID) throws -> Int64 {
         let sort = self.sort
         try db.execute(
@@ -768,7 +768,7 @@ struct ContentColumns: Sendable {
         let id = db.lastInsertedRowID
         try db.execute(
             sql: """
-                INSERT INTO contents_search (rowid, search_from, search_to, search_cc, search_bcc, search_subject,
+                INSERT INTO contents_text (content_id, search_from, search_to, search_cc, search_bcc, search_subject,
                     search_headers, search_body)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,

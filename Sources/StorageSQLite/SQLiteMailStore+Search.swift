@@ -115,17 +115,18 @@ struct SQLiteSearchCompiler {
         return "?"
     }
 
-    /// The contents whose `column` contains `text` (case-insensitive).
+    /// The contents whose `column` contains `text` (case-insensitive): from the trigram index, and from the text
+    /// not indexed yet (`contents_text`, scanned).
     private mutating func contains(_ column: String, _ text: String) -> String {
         let lowered = text.lowercased()
         // FTS5 answers LIKE from its trigram index only without an ESCAPE clause: text with a wildcard character
         // in it is escaped and matched by a scan of the table instead.
-        guard lowered.contains(where: { $0 == "%" || $0 == "_" || $0 == "\\" }) else {
-            return
-                "m.content_id IN (SELECT rowid FROM contents_search WHERE \(column) LIKE \(bind("%" + lowered + "%")))"
-        }
-        let pattern = "%" + SQLiteMailStore.likeEscape(lowered) + "%"
-        return "m.content_id IN (SELECT rowid FROM contents_search WHERE \(column) LIKE \(bind(pattern)) ESCAPE '\\')"
+        let escape = lowered.contains(where: { $0 == "%" || $0 == "_" || $0 == "\\" })
+        let pattern = "%" + (escape ? SQLiteMailStore.likeEscape(lowered) : lowered) + "%"
+        let clause = escape ? " ESCAPE '\\'" : ""
+        return "(m.content_id IN (SELECT rowid FROM contents_search WHERE \(column) LIKE \(bind(pattern))\(clause))"
+            + " OR m.content_id IN (SELECT content_id FROM contents_text WHERE \(column) LIKE \(bind(pattern))"
+            + "\(clause)))"
     }
 
     mutating func compile(_ query: SearchQuery) -> String {
@@ -149,9 +150,11 @@ struct SQLiteSearchCompiler {
         case .subject(let text):
             return contains("search_subject", text)
         case .header(let name, let value):
+            let (lowerName, lowerValue) = (name.lowercased(), value.lowercased())
             return
-                "m.content_id IN (SELECT rowid FROM contents_search WHERE mh_header_match(search_headers, "
-                + "\(bind(name.lowercased())), \(bind(value.lowercased()))))"
+                "(m.content_id IN (SELECT rowid FROM contents_search WHERE mh_header_match(search_headers, "
+                + "\(bind(lowerName)), \(bind(lowerValue)))) OR m.content_id IN (SELECT content_id FROM contents_text "
+                + "WHERE mh_header_match(search_headers, \(bind(lowerName)), \(bind(lowerValue)))))"
         case .body(let text):
             return contains("search_body", text)
         case .text(let text):

@@ -12,6 +12,8 @@ public final class SQLiteMailStore: Sendable {
     let path: String
     /// Woken after every commit of this process, so that its feed reader publishes at once.
     let wake: FeedWake
+    /// When this process last wrote (the indexer waits for a quiet moment).
+    let lastWrite = Mutex(ContinuousClock.now)
 
     /// Opens (creating) the file. `busyTimeout`: how long a write waits for another process's write (mailadmin
     /// beside the server) before failing with `StoreError.unavailable`.
@@ -52,6 +54,7 @@ public final class SQLiteMailStore: Sendable {
     {
         do {
             let result = try await pool.write(body)
+            lastWrite.withLock { $0 = .now }
             wake.signal()
             return result
         } catch {

@@ -157,7 +157,23 @@ enum SQLiteSchema {
             UPDATE accounts SET stored_bytes = stored_bytes - OLD.size WHERE account_id = OLD.account_id;
             DELETE FROM contents_search WHERE rowid = OLD.content_id;
         END;
+        """,
+        // 2: the trigram index is built behind the writes. Indexing a 4 KB body took 2.5-3.5 ms, five times the rest
+        // of an APPEND; the search text now goes into `contents_text` in the APPEND's transaction, and the serving
+        // process moves it into `contents_search` in small batches (`SQLiteIndexer`). SEARCH reads both.
         """
+        CREATE TABLE contents_text (
+            content_id INTEGER PRIMARY KEY,
+            search_from TEXT NOT NULL, search_to TEXT NOT NULL, search_cc TEXT NOT NULL, search_bcc TEXT NOT NULL,
+            search_subject TEXT NOT NULL, search_headers TEXT NOT NULL, search_body TEXT NOT NULL
+        );
+        DROP TRIGGER contents_removed;
+        CREATE TRIGGER contents_removed AFTER DELETE ON contents BEGIN
+            UPDATE accounts SET stored_bytes = stored_bytes - OLD.size WHERE account_id = OLD.account_id;
+            DELETE FROM contents_search WHERE rowid = OLD.content_id;
+            DELETE FROM contents_text WHERE content_id = OLD.content_id;
+        END;
+        """,
     ]
 
     static var latestVersion: Int { migrations.count }

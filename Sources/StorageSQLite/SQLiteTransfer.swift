@@ -177,7 +177,7 @@ extension SQLiteMailStore: StoreTransfer {
                         sql: "UPDATE contents SET content_id = ?, created_at = ? WHERE content_id = ?",
                         arguments: [reference.id, reference.createdAt, inserted])
                     try db.execute(
-                        sql: "UPDATE contents_search SET rowid = ? WHERE rowid = ?",
+                        sql: "UPDATE contents_text SET content_id = ? WHERE content_id = ?",
                         arguments: [reference.id, inserted])
                 }
             }
