@@ -189,16 +189,13 @@ extension SQLiteMailStore {
                 UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ?, first_recent_uid = ?
                 WHERE mailbox_id = ?
                 """, arguments: [uid + 1, modSeq, keywords, claimRecent ? uid + 1 : firstRecent, id])
-        try db.execute(
-            sql: """
-                INSERT INTO messages (mailbox_id, uid, account_id, content_id, flags, keywords, modseq, internal_date,
-                    internal_zone, size, saved_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                id, uid, account.rawValue, contentID, Int64(flags.system.rawValue), encode(flags.keywords), modSeq,
-                date.secondsSinceEpoch, date.zoneMinutes, content.size, now,
-            ])
+        try insertMessageRow(
+            db,
+            AccountExport.Message(
+                mailbox: id, uid: uid, contentID: contentID, flags: Int64(flags.system.rawValue),
+                keywords: flags.keywords, modSeq: modSeq, internalDate: date.secondsSinceEpoch,
+                internalZone: Int64(date.zoneMinutes), size: Int64(content.size), savedAt: now, expungedAt: nil),
+            account: account.rawValue)
         try announceChange(db, account: account, mailbox: id, modSeq: modSeq)
         var result = AppendResult(
             uidValidity: UInt32(truncatingIfNeeded: box[1] as Int64), uid: UID(UInt32(truncatingIfNeeded: uid)),
@@ -207,6 +204,20 @@ extension SQLiteMailStore {
             result.recent = UInt32(truncatingIfNeeded: firstRecent)...UInt32(truncatingIfNeeded: uid)
         }
         return (result, contentID)
+    }
+
+    /// Inserts a message row (`message.expungedAt` is not used) in the open write transaction.
+    static func insertMessageRow(_ db: Database, _ message: AccountExport.Message, account: Int64) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO messages (mailbox_id, uid, account_id, content_id, flags, keywords, modseq, internal_date,
+                    internal_zone, size, saved_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        try statement.execute(arguments: [
+            message.mailbox, message.uid, account, message.contentID, message.flags, encode(message.keywords),
+            message.modSeq, message.internalDate, message.internalZone, message.size, message.savedAt,
+        ])
     }
 
     /// The mailbox's keywords (JSON) with `adding` merged in.
@@ -490,17 +501,15 @@ extension SQLiteMailStore {
             var destinations: [UID] = []
             let now = Self.now
             for row in source {
-                for keyword in Self.decode(row[3]) where !keywords.contains(keyword) { keywords.append(keyword) }
-                try db.execute(
-                    sql: """
-                        INSERT INTO messages (mailbox_id, uid, account_id, content_id, flags, keywords, modseq,
-                            internal_date, internal_zone, size, saved_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        destination, next, account.rawValue, row[1] as Int64, row[2] as Int64, row[3] as String,
-                        modSeq, row[4] as Int64, row[5] as Int64, row[6] as Int64, now,
-                    ])
+                let messageKeywords = Self.decode(row[3])
+                for keyword in messageKeywords where !keywords.contains(keyword) { keywords.append(keyword) }
+                try Self.insertMessageRow(
+                    db,
+                    AccountExport.Message(
+                        mailbox: destination, uid: next, contentID: row[1], flags: row[2], keywords: messageKeywords,
+                        modSeq: modSeq, internalDate: row[4], internalZone: row[5], size: row[6], savedAt: now,
+                        expungedAt: nil),
+                    account: account.rawValue)
                 sources.append(UID(UInt32(truncatingIfNeeded: row[0] as Int64)))
                 destinations.append(UID(UInt32(truncatingIfNeeded: next)))
                 next += 1

@@ -183,19 +183,7 @@ extension SQLiteMailStore: StoreTransfer {
             }
         }
         try await write(logger) { db in
-            for message in account.messages {
-                try db.execute(
-                    sql: """
-                        INSERT INTO messages (mailbox_id, uid, account_id, content_id, flags, keywords, modseq,
-                            internal_date, internal_zone, size, saved_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        message.mailbox, message.uid, id, message.contentID, message.flags,
-                        Self.encode(message.keywords), message.modSeq, message.internalDate, message.internalZone,
-                        message.size, message.savedAt,
-                    ])
-            }
+            for message in account.messages { try Self.insertMessageRow(db, message, account: id) }
             for tombstone in account.tombstones {
                 try db.execute(
                     sql: """

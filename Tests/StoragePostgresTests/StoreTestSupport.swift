@@ -16,8 +16,9 @@ enum StoreEnvironment {
     static let logger = Logger(label: "store-test", factory: { _ in SwiftLogNoOpLogHandler() })
 }
 
-struct StoreFixture: Sendable {
+struct StoreFixture: AccountFixture {
     let store: PostgresMailStore
+    var mailStore: any MailStore { store }
     let client: PostgresClient
     let configuration: PostgresStoreConfiguration
     let account: AccountID
@@ -66,6 +67,15 @@ struct StoreFixture: Sendable {
         }
     }
 
+}
+
+/// A store and an account of a test fixture, with the helpers every store test uses.
+protocol AccountFixture: Sendable {
+    var mailStore: any MailStore { get }
+    var account: AccountID { get }
+}
+
+extension AccountFixture {
     var logger: Logger { StoreEnvironment.logger }
 
     @discardableResult
@@ -74,14 +84,14 @@ struct StoreFixture: Sendable {
         account: AccountID? = nil
     ) async throws -> AppendResult {
         let text = "From: a@example.com\r\nSubject: \(subject)\r\n\r\nbody of \(subject)\r\n"
-        return try await store.append(
+        return try await mailStore.append(
             account: account ?? self.account, mailbox: MailboxName(normalizing: mailbox),
             message: ParsedMessage(parsing: Array(text.utf8)), flags: flags,
             date: InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0), logger: logger)
     }
 
     func snapshot(_ mailbox: String = "INBOX") async throws -> MailboxSnapshot {
-        try await store.select(
+        try await mailStore.select(
             account: account, name: MailboxName(normalizing: mailbox), claimRecent: false, logger: logger)
     }
 }
@@ -101,14 +111,14 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
 /// A store of either backend on a fresh database (PostgreSQL: a new database on the test server; SQLite: a new file
 /// in a temporary directory), running, with an account `alice` whose only mailbox is INBOX.
-struct ConformanceFixture: Sendable {
+struct ConformanceFixture: AccountFixture {
     let kind: StoreKind
     let backend: any StoreBackend
     let account: AccountID
     /// The change feed the backend publishes into while the fixture runs.
     let feed: ChangeFeed
     var store: any DeliveryStore { backend.mail }
-    var logger: Logger { StoreEnvironment.logger }
+    var mailStore: any MailStore { store }
 
     static func with<T: Sendable>(_ kind: StoreKind, _ body: @Sendable (ConformanceFixture) async throws -> T)
         async throws -> T
@@ -145,20 +155,4 @@ struct ConformanceFixture: Sendable {
         return try await body(ConformanceFixture(kind: kind, backend: backend, account: account, feed: feed))
     }
 
-    @discardableResult
-    func append(
-        _ subject: String, to mailbox: String = "INBOX", flags: MessageFlags = MessageFlags(),
-        account: AccountID? = nil
-    ) async throws -> AppendResult {
-        let text = "From: a@example.com\r\nSubject: \(subject)\r\n\r\nbody of \(subject)\r\n"
-        return try await store.append(
-            account: account ?? self.account, mailbox: MailboxName(normalizing: mailbox),
-            message: ParsedMessage(parsing: Array(text.utf8)), flags: flags,
-            date: InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0), logger: logger)
-    }
-
-    func snapshot(_ mailbox: String = "INBOX") async throws -> MailboxSnapshot {
-        try await store.select(
-            account: account, name: MailboxName(normalizing: mailbox), claimRecent: false, logger: logger)
-    }
 }
