@@ -123,8 +123,8 @@ func withStore<T: Sendable>(
 ) async throws -> T {
     let backend = try StorageOption.backend()
     try await withSchema { schema in
-        // A new SQLite file gets its schema at once, as `mailhost serve` would make it; a PostgreSQL database is
-        // migrated only by `mailadmin db migrate` or the server.
+        // A SQLite file gets its schema (new, or upgraded) at once, as `mailhost serve` would make it; a PostgreSQL
+        // database is upgraded only by `mailadmin db migrate`.
         if Storage.isSQLite(try StorageOption.setting()) { _ = try await schema.prepare(logger: adminLogger) }
         try await requireSchema(schema)
     }

@@ -306,6 +306,8 @@ struct ServeCommand: AsyncParsableCommand {
             return
         case (.empty, let applied):
             logger.notice("created the database schema", metadata: ["versions": "\(applied)"])
+        case (.behind(let current, _), let applied) where !applied.isEmpty:
+            logger.notice("migrated the database schema", metadata: ["from": "\(current)", "versions": "\(applied)"])
         case (.behind(let current, let latest), _):
             throw ServeError(
                 "the database schema is at version \(current) but this mailhost needs version \(latest): "

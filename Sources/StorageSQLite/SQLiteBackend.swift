@@ -251,11 +251,15 @@ struct SQLiteSchemaStore: StoreSchema {
         try await store.pool.writeWithoutTransaction { db in try SQLiteSchema.migrate(db) }
     }
 
+    /// Also applies pending migrations to a file of an older version: one process serves a SQLite file, so no
+    /// instance of the older version can still be running on it (a newer file is left alone).
     func prepare(logger: Logger) async throws -> (found: SchemaState, applied: [Int]) {
         try await store.pool.writeWithoutTransaction { db in
             let found = try SQLiteSchema.state(db)
-            guard found == .empty else { return (found, []) }
-            return (found, try SQLiteSchema.migrate(db))
+            switch found {
+            case .empty, .behind: return (found, try SQLiteSchema.migrate(db))
+            case .current, .ahead: return (found, [])
+            }
         }
     }
 }

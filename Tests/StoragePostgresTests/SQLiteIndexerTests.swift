@@ -69,3 +69,42 @@ import Testing
         }
     }
 }
+
+/// A SQLite file of an older version is upgraded by the server that opens it (one process serves a file, so no
+/// older instance can still be running on it).
+@Suite struct SQLiteUpgradeTests {
+    @Test func anOlderFileIsUpgradedWhenPrepared() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mh-upgrade-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("mail.db").path
+        // The file as version 1 left it.
+        let old = try DatabaseQueue(path: path)
+        try await old.write { db in
+            try db.execute(sql: "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER)")
+            try db.execute(sql: SQLiteSchema.migrations[0])
+            try db.execute(sql: "INSERT INTO schema_migrations (version) VALUES (1)")
+        }
+        try old.close()
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let backend = try SQLiteBackend(path: path, serving: false, operationTimeout: .seconds(10), logger: logger)
+        let latest = backend.schema.latestVersion
+        #expect(latest >= 2)
+        #expect(try await backend.schema.state(logger: logger) == .behind(current: 1, latest: latest))
+        let (found, applied) = try await backend.schema.prepare(logger: logger)
+        #expect(found == .behind(current: 1, latest: latest))
+        #expect(applied == Array(2...latest))
+        #expect(try await backend.schema.state(logger: logger) == .current)
+        // And the upgraded file works: an account, a message, a search through the new table.
+        let account = try await backend.mail.account(login: "old", create: true, logger: logger)
+        _ = try await backend.mail.append(
+            account: account, mailbox: .inbox,
+            message: ParsedMessage(parsing: Array("Subject: kept\r\n\r\nx\r\n".utf8)),
+            flags: MessageFlags(), date: InternalDate(secondsSinceEpoch: 1_700_000_000, zoneMinutes: 0), logger: logger)
+        let inbox = try await backend.mail.select(account: account, name: .inbox, claimRecent: false, logger: logger)
+        #expect(
+            try await backend.mail.search(
+                account: account, mailbox: inbox.id, query: .subject("kept"), maxUID: UID(UInt32.max), logger: logger)
+                == inbox.uids)
+    }
+}

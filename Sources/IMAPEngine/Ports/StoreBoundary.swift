@@ -197,9 +197,10 @@ public protocol StoreSchema: Sendable {
     /// Applies pending migrations, each all or nothing, one process at a time; returns the versions applied.
     /// Idempotent.
     func migrate(logger: Logger) async throws -> [Int]
-    /// What a server does at start: creates the schema when the store is empty, leaves any other state alone, all
-    /// under the same exclusion as `migrate` (instances starting together on an empty store). Returns the state it
-    /// found and the versions it applied.
+    /// What a server does at start: creates the schema when the store is empty, all under the same exclusion as
+    /// `migrate` (instances starting together on an empty store). A store several instances share (PostgreSQL) leaves
+    /// an older schema alone (`mailadmin db migrate` upgrades it); a store one process serves (SQLite) also applies
+    /// pending migrations. Returns the state it found and the versions it applied.
     func prepare(logger: Logger) async throws -> (found: SchemaState, applied: [Int])
 }
 
