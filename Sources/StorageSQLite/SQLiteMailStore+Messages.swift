@@ -25,19 +25,14 @@ extension SQLiteMailStore {
             ).map { UID(UInt32(truncatingIfNeeded: $0)) }
             let firstUnseen = try Int64.fetchOne(
                 db, sql: "SELECT min(uid) FROM messages WHERE mailbox_id = ? AND flags & 8 = 0", arguments: [id])
-            var firstRecent: Int64 = row[5]
+            let firstRecent: Int64 = row[5]
             let next: Int64 = row[2]
-            var recent: [UID] = []
-            if claimRecent {
-                // The claim is taken in this write: exactly one session sees a message as \Recent.
-                if firstRecent < next {
-                    try db.execute(
-                        sql: "UPDATE mailboxes SET first_recent_uid = ? WHERE mailbox_id = ?", arguments: [next, id])
-                }
+            // The claim is taken in this write: exactly one session sees a message as \Recent.
+            if claimRecent, firstRecent < next {
+                try db.execute(
+                    sql: "UPDATE mailboxes SET first_recent_uid = ? WHERE mailbox_id = ?", arguments: [next, id])
             }
-            let start = uids.partitionPoint { Int64($0.rawValue) < firstRecent }
-            recent = Array(uids[start...])
-            if claimRecent { firstRecent = next }
+            let recent = Array(uids[uids.partitionPoint { Int64($0.rawValue) < firstRecent }...])
             return MailboxSnapshot(
                 id: MailboxID(rawValue: id), name: name, uidValidity: UInt32(truncatingIfNeeded: row[1] as Int64),
                 uidNext: UID(UInt32(truncatingIfNeeded: next)), highestModSeq: ModSeq(row[3] as Int64), uids: uids,

@@ -9,7 +9,6 @@ import Synchronization
 /// transaction; its change-feed rows commit with it, and the feed reader is woken after the commit.
 public final class SQLiteMailStore: Sendable {
     let pool: DatabasePool
-    let path: String
     /// Woken after every commit of this process, so that its feed reader publishes at once.
     let wake: FeedWake
     /// When this process last wrote (the indexer waits for a quiet moment).
@@ -30,7 +29,6 @@ public final class SQLiteMailStore: Sendable {
             db.add(function: SQLiteMailStore.headerMatch)
         }
         pool = try DatabasePool(path: path, configuration: configuration)
-        self.path = path
         wake = FeedWake()
     }
 
