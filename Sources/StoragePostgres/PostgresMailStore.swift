@@ -1,7 +1,6 @@
 import Foundation
 import IMAPEngine
 import Logging
-import Metrics
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -83,16 +82,15 @@ public final class PostgresMailStore: MailStore {
             let progress = writing ? WriteProgress() : nil
             do {
                 let result = try await Self.race(until: deadline) { try await operation(progress) }
-                Self.latency(name, "ok").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
+                StoreLatency.record(name, ok: true, since: started)
                 return result
             } catch {
                 if let progress, progress.abandon(), Self.leavesOutcomeUnknown(error) {
-                    Self.latency(name, "error").recordNanoseconds(
-                        (ContinuousClock.now - started).nanosecondsForMetrics)
+                    StoreLatency.record(name, ok: false, since: started)
                     throw .outcomeUnknown(String(describing: Self.map(error)))
                 }
                 let mapped = Self.map(error)
-                Self.latency(name, "error").recordNanoseconds((ContinuousClock.now - started).nanosecondsForMetrics)
+                StoreLatency.record(name, ok: false, since: started)
                 if case .internal(let detail) = mapped, Self.isRetryable(error), attempt < 4,
                     ContinuousClock.now < deadline
                 {
@@ -102,13 +100,6 @@ public final class PostgresMailStore: MailStore {
                 throw mapped
             }
         }
-    }
-
-    /// Store latency by operation (DESIGN.md §8): `mailhost_store_duration_seconds{operation,result}`.
-    static func latency(_ function: String, _ result: String) -> Metrics.Timer {
-        let operation = String(function.prefix { $0 != "(" })
-        return Metrics.Timer(
-            label: "mailhost_store_duration_seconds", dimensions: [("operation", operation), ("result", result)])
     }
 
     /// The operation's result, or `Timeout` at `deadline`, or `CancellationError` as soon as the caller is cancelled,
@@ -594,13 +585,6 @@ public final class PostgresMailStore: MailStore {
             out.append(character)
         }
         return out
-    }
-}
-
-extension Duration {
-    var nanosecondsForMetrics: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 

@@ -35,27 +35,34 @@ public final class SQLiteMailStore: Sendable {
     // MARK: running statements
 
     /// A read in one snapshot (WAL: readers never wait for the writer).
-    func read<T: Sendable>(_ logger: Logger, _ body: @escaping @Sendable (Database) throws -> T)
-        async throws(StoreError) -> T
-    {
+    func read<T: Sendable>(
+        _ logger: Logger, name: String = #function, _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws(StoreError) -> T {
+        let started = ContinuousClock.now
         do {
-            return try await pool.read(body)
+            let result = try await pool.read(body)
+            StoreLatency.record(name, ok: true, since: started)
+            return result
         } catch {
+            StoreLatency.record(name, ok: false, since: started)
             throw Self.map(error)
         }
     }
 
     /// A write in one transaction (IMMEDIATE: it takes the file's write lock first, so it never fails half-way on a
     /// lock another process holds). Committed when this returns; the feed reader is woken then.
-    func write<T: Sendable>(_ logger: Logger, _ body: @escaping @Sendable (Database) throws -> T)
-        async throws(StoreError) -> T
-    {
+    func write<T: Sendable>(
+        _ logger: Logger, name: String = #function, _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws(StoreError) -> T {
+        let started = ContinuousClock.now
         do {
             let result = try await pool.write(body)
             lastWrite.withLock { $0 = .now }
             wake.signal()
+            StoreLatency.record(name, ok: true, since: started)
             return result
         } catch {
+            StoreLatency.record(name, ok: false, since: started)
             throw Self.map(error)
         }
     }

@@ -1,0 +1,16 @@
+import Metrics
+
+/// Store latency by operation (DESIGN.md §8), the same series for every backend:
+/// `mailhost_store_duration_seconds{operation,result}`, `operation` being the port method's name without its labels.
+public enum StoreLatency {
+    /// Records one call of `function` (a `#function` string) that began at `started`.
+    public static func record(_ function: String, ok: Bool, since started: ContinuousClock.Instant) {
+        let operation = String(function.prefix { $0 != "(" })
+        let elapsed = ContinuousClock.now - started
+        let (seconds, attoseconds) = elapsed.components
+        Metrics.Timer(
+            label: "mailhost_store_duration_seconds",
+            dimensions: [("operation", operation), ("result", ok ? "ok" : "error")]
+        ).recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
