@@ -72,8 +72,10 @@ public final class IMAPConnection {
     /// task holds only its loop.
     public func run() async {
         SessionMetrics.connectionOpened()
-        defer { SessionMetrics.connectionClosed() }
-        guard await becameActive(), admit() else { return }
+        guard await becameActive(), admit() else {
+            SessionMetrics.connectionClosed()
+            return
+        }
         start()
         // The task cancelled (the listener's group, on a forced stop): the current turn and every later one are
         // cancelled, and the loop ends. One handler here, not one per turn, keeps each turn's frames small.
@@ -134,10 +136,23 @@ public final class IMAPConnection {
             events.finish()
         }
         // Disabled or deleted account: a session between commands says BYE at once (a wake-up); one in the middle of
-        // a command has `abortGrace` to end, then is cancelled and its connection closed.
+        // a command has `abortGrace` to end, then is cancelled and its connection closed. A session between commands
+        // that has not come round to its BYE by then (a loaded machine) gets it said here: with no turn running,
+        // nothing is half-written. One already saying it has longer to finish, for a client that does not read.
         let loop = channel.eventLoop
         signals.abort.whenOpen {
             loop.scheduleTask(in: IMAPConnection.abortGrace) {
+                if signals.abortAnswered.isOpen {
+                    loop.scheduleTask(in: IMAPConnection.abortGrace * 20) {
+                        turns.cancel()
+                        channel.close(promise: nil)
+                    }
+                    return
+                }
+                if !turns.isRunning {
+                    channel.writeAndFlush(
+                        channel.allocator.buffer(string: SessionSignals.disabledBye + "\r\n"), promise: nil)
+                }
                 turns.cancel()
                 channel.close(promise: nil)
             }
@@ -182,9 +197,11 @@ public final class IMAPConnection {
             "session ended", metadata: ["imap.conn": "\(info.id)", "error": "\(String(describing: error))"])
     }
 
-    /// Takes the session off every count and stops its timer and watchers.
+    /// Takes the session off every count and stops its timer and watchers. The connection leaves the gauge before the
+    /// session logs its disconnect line, so that whoever sees the line sees the counts without it.
     private func stop() {
         events.finish()
+        SessionMetrics.connectionClosed()
         handoff?.take().cleanup()
         handoff = nil
         ticker?.cancel()
@@ -203,6 +220,9 @@ final class TurnCancellation: Sendable {
     private let state = Mutex(State())
 
     var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// Whether a turn is running (between commands, none is: everything said has been flushed).
+    var isRunning: Bool { state.withLock { $0.current != nil } }
 
     func begin(_ task: Task<SessionHandoff.Step, Never>) {
         let cancelled = state.withLock { state -> Bool in

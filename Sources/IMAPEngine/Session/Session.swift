@@ -221,12 +221,16 @@ final class Session {
             let outcome = try await handleClient(input)
             try await out.flush()
             out.shrink()
+            // Inactivity counts from the end of a command: one that ran longer than the timeout (a slow LOGIN on a
+            // loaded machine, a long FETCH) is not followed at once by the autologout its own run would seem to be.
+            lastActivity = .now
             return outcome
         case .clientClosed:
             return .close
         case .signalled:
             if signals.abort.isOpen {
-                try await out.sendLine("* BYE Account disabled by the administrator.")
+                signals.abortAnswered.open()
+                try await out.sendLine(SessionSignals.disabledBye)
                 try await out.flush()
                 endReason = "account disabled"
                 return .close

@@ -42,6 +42,11 @@ final class SessionSignals: Sendable {
     private let wake: @Sendable () -> Void
     /// Opened when the account is disabled or deleted.
     let abort = Latch()
+    /// Opened by the session as it starts saying BYE for `abort` (it closes the connection itself after).
+    let abortAnswered = Latch()
+
+    /// The BYE of a session whose account was disabled or deleted.
+    static let disabledBye = "* BYE Account disabled by the administrator."
 
     init(wake: @escaping @Sendable () -> Void = {}) {
         self.wake = wake
