@@ -6,20 +6,20 @@ import Testing
 
 /// Issue #9 §4: a disabled or deleted account's sessions end at once: in the middle of a command, and also when the
 /// notice was sent while the change feed was disconnected (found when it reconnects).
-@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct AccountDisableTests {
-    func start(_ database: PostgresStoreConfiguration) async throws -> (ServerProcess, Int) {
+    func start(_ database: TestStorage) async throws -> (ServerProcess, Int) {
         let server = try ServerProcess([
-            "serve", "--storage", database.description, "--auth", "db", "--imap", "127.0.0.1:0",
+            "serve", "--storage", database.setting, "--auth", "db", "--imap", "127.0.0.1:0",
         ])
         return (server, try await server.waitUntilListening())
     }
 
     @Test func disablingEndsASessionBlockedInTheMiddleOfAFetch() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         #expect(try await mailadmin(database, "user", "add", "dora", "--password-stdin", stdin: "pw\n").status == 0)
-        let seeding = try await TestServer.start(database: database)
+        let seeding = try await TestServer.start(on: database)
         let body = String(
             repeating: "The quick brown fox jumps over the lazy dog, again and again and again.\r\n", count: 4000)
         try await seeding.seed("dora", messages: (1...10).map { testMessage(subject: "big \($0)", body: body) })
@@ -46,9 +46,11 @@ struct AccountDisableTests {
         #expect(await client.isClosed(within: .seconds(30)))
     }
 
-    @Test func anAccountDisabledWhileTheFeedWasAwayIsFoundWhenItReconnects() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+    /// PostgreSQL's LISTEN connection (SQLite's feed is a table the server reads, with nothing to cut).
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func anAccountDisabledWhileTheFeedWasAwayIsFoundWhenItReconnects() async throws {
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         #expect(try await mailadmin(database, "user", "add", "ella", "--password-stdin", stdin: "pw\n").status == 0)
         #expect(try await mailadmin(database, "user", "add", "fred", "--password-stdin", stdin: "pw\n").status == 0)
         let (server, port) = try await start(database)
@@ -65,7 +67,7 @@ struct AccountDisableTests {
         }
         // The feed's LISTEN connection is cut, and the account is disabled without a notice (as if the NOTIFY had
         // been sent while the feed was away).
-        try await database.withConnection(logger: TestEnvironment.logger) { connection in
+        try await database.postgres.withConnection(logger: TestEnvironment.logger) { connection in
             try await connection.query(
                 """
                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity

@@ -22,7 +22,8 @@ struct CommitBeforeAnswerTests {
     @Test func aWriteIsReportedDoneOnlyOnceCommitted() async throws {
         let postgres = try await PrivatePostgres.start()
         defer { Task { await postgres.remove() } }
-        let server = try await TestServer.start(database: postgres.configuration, operationTimeout: .seconds(10))
+        let server = try await TestServer.start(
+            on: TestStorage(backend: .postgres(postgres.configuration)), operationTimeout: .seconds(10))
         do {
             try await Self.check(server, postgres)
             await server.stop()

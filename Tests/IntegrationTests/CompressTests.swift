@@ -1,6 +1,5 @@
 import Foundation
 import IMAPEngine
-import StoragePostgres
 import Testing
 
 /// Issue #10 §3: COMPRESS=DEFLATE (RFC 4978) over TCP: a whole session compressed, Python's zlib as an independent
@@ -111,7 +110,7 @@ struct CompressTests {
 
     /// Python's zlib (an independent DEFLATE implementation, 32 KiB window, as most clients) inside TLS: RFC 4978
     /// §4 has compression under TLS, so STARTTLS first, then LOGIN, then COMPRESS.
-    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason)) func pythonZlibInsideTLS()
+    @Test func pythonZlibInsideTLS()
         async throws
     {
         let running = try await TLSTests.start()
@@ -162,10 +161,9 @@ struct CompressTests {
     /// A line of 256 MiB compressed to about 256 KiB: the server inflates it a piece at a time as the framing
     /// decoder asks for input, so it never holds more than a few pieces of it (inflating a read's worth at once would
     /// hold about 64 MiB per read).
-    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
-    func compressedBombIsNotInflatedAheadOfDemand() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+    @Test func compressedBombIsNotInflatedAheadOfDemand() async throws {
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let (server, port) = try await MemoryBoundsTests().start(database)
         defer { server.terminate() }
         let c = try await IMAPTestClient.loggedIn(port: port)

@@ -200,11 +200,17 @@ struct CrashConsistencyTests {
         let postgres = try await PrivatePostgres.start()
         defer { Task { await postgres.remove() } }
         let database = postgres.configuration
-        #expect(try await mailadmin(database, "user", "add", "crash", "--password-stdin", stdin: "pw\n").status == 0)
+        #expect(
+            try await mailadmin(
+                TestStorage(backend: .postgres(database)), "user", "add", "crash", "--password-stdin", stdin: "pw\n"
+            ).status == 0)
         let workers = 6
         for w in 0..<workers {
             for prefix in ["W", "M", "C"] {
-                #expect(try await mailadmin(database, "mailbox", "create", "crash", "\(prefix)\(w)").status == 0)
+                #expect(
+                    try await mailadmin(
+                        TestStorage(backend: .postgres(database)), "mailbox", "create", "crash", "\(prefix)\(w)"
+                    ).status == 0)
             }
         }
         func instance() throws -> ServerProcess {

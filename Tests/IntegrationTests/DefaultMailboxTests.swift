@@ -1,17 +1,17 @@
 import Foundation
 import IMAPEngine
-import StoragePostgres
 import Testing
 
 /// Issue #10 §4: every new account gets the default mailboxes with their special uses, subscribed; the set lives
 /// in the database (`mailadmin mailbox defaults`), so every instance, LMTP and mailadmin agree on it.
-@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct DefaultMailboxTests {
-    /// A schema created by the server itself (default settings): a PAM user's first login and `mailadmin user add`
-    /// both give Drafts, Sent, Trash, Junk and Archive, reported on LIST, LSUB and LIST-EXTENDED.
+    /// A schema created by the server itself (default settings): a PAM user's first login (on SQLite without PAM, a
+    /// store account made on the new file) and `mailadmin user add` both give Drafts, Sent, Trash, Junk and Archive,
+    /// reported on LIST, LSUB and LIST-EXTENDED.
     @Test func freshSchemaGivesEveryNewAccountTheDefaults() async throws {
-        let database = try await TestDatabase.createBlank()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.createBlank()
+        defer { Task { await database.drop() } }
         let (server, port) = try await MemoryBoundsTests().start(database)
         defer { server.terminate() }
 
@@ -51,8 +51,8 @@ struct DefaultMailboxTests {
     /// The set is the administrator's: names (UTF-8 included) and uses of their choosing, or none; bad entries are
     /// refused with a message and a non-zero exit, and change nothing.
     @Test func configuredDefaults() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         for bad in [
             ["--set", "Flagged=\\Flagged"], ["--set", "INBOX"], ["--set", "Mail/Sent=\\Sent"],
             ["--set", "A=\\Sent", "--set", "B=\\Sent"], ["--set", "A", "--set", "A"], ["--none", "--set", "A"],
@@ -60,7 +60,7 @@ struct DefaultMailboxTests {
         ] {
             let result = try await runTool(
                 ServerProcess.executable("mailadmin"),
-                ["--storage", database.description, "mailbox", "defaults"] + bad)
+                ["--storage", database.setting, "mailbox", "defaults"] + bad)
             #expect(result.status != 0 && !result.stderr.isEmpty, "\(bad): \(result)")
         }
         let set = try await mailadmin(
@@ -69,9 +69,10 @@ struct DefaultMailboxTests {
         #expect(set.status == 0, "\(set.stderr)")
         #expect(set.stdout.contains("Brouillons") && set.stdout.contains("\\Drafts"), "\(set.stdout)")
 
-        let (server, port) = try await MemoryBoundsTests().start(database)
+        let (server, port) = try await MemoryBoundsTests().start(database, auth: "db")
         defer { server.terminate() }
-        let c = try await IMAPTestClient.loggedIn(port: port, user: "mhtest2", password: "secret two")
+        #expect(try await mailadmin(database, "user", "add", "nina", "--password-stdin", stdin: "pw\n").status == 0)
+        let c = try await IMAPTestClient.loggedIn(port: port, user: "nina", password: "pw")
         let listed = try await c.expectOK("l", "LIST \"\" \"*\"")
         #expect(listed.count == 4, "\(listed)")
         #expect(listed.contains("* LIST (\\HasNoChildren \\Drafts) \"/\" Brouillons"), "\(listed)")
@@ -82,10 +83,11 @@ struct DefaultMailboxTests {
 
         // Emptied: new accounts get INBOX only; existing ones keep theirs.
         #expect(try await mailadmin(database, "mailbox", "defaults", "--none").status == 0)
-        let tim = try await IMAPTestClient.loggedIn(port: port)
-        #expect(try await tim.expectOK("l", "LIST \"\" \"*\"") == ["* LIST (\\HasNoChildren) \"/\" INBOX"])
-        await tim.close()
-        let again = try await IMAPTestClient.loggedIn(port: port, user: "mhtest2", password: "secret two")
+        #expect(try await mailadmin(database, "user", "add", "otto", "--password-stdin", stdin: "pw\n").status == 0)
+        let otto = try await IMAPTestClient.loggedIn(port: port, user: "otto", password: "pw")
+        #expect(try await otto.expectOK("l", "LIST \"\" \"*\"") == ["* LIST (\\HasNoChildren) \"/\" INBOX"])
+        await otto.close()
+        let again = try await IMAPTestClient.loggedIn(port: port, user: "nina", password: "pw")
         #expect(try await again.expectOK("l", "LIST \"\" \"*\"").count == 4)
         await again.close()
     }

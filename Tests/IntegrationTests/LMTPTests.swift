@@ -1,39 +1,36 @@
 import Foundation
 import IMAPEngine
-import PostgresNIO
-import StoragePostgres
 import Testing
 
 /// Mail delivery (issue #5): LMTP with swaks, Python's smtplib.LMTP and a real Postfix, `mailhost deliver`,
 /// and LMTP against APPEND on 1,000 messages.
-@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct LMTPTests {
     struct Running {
         let server: ServerProcess
-        let database: PostgresStoreConfiguration
+        let database: TestStorage
         let imap: Int
         let lmtp: Int
 
         func stop() {
             server.terminate()
             let database = self.database
-            Task { await TestDatabase.drop(database) }
+            Task { await database.drop() }
         }
 
         func admin(_ arguments: String..., stdin: String? = nil) async throws -> CommandResult {
             try await runTool(
-                ServerProcess.executable("mailadmin"), ["--storage", database.description] + arguments, stdin: stdin)
+                ServerProcess.executable("mailadmin"), ["--storage", database.setting] + arguments, stdin: stdin)
         }
     }
 
     static func start(_ extra: [String] = []) async throws -> Running {
-        let database = try await TestDatabase.create()
+        let database = try await TestStorage.create()
         let server = try ServerProcess(
             [
-                "serve", "--imap", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--storage", database.description,
-                "--auth", "db,pam", "--pam-service", TestEnvironment.pamService ?? "mailhost-test",
+                "serve", "--imap", "127.0.0.1:0", "--lmtp", "127.0.0.1:0", "--storage", database.setting,
                 "--lmtp-hostname", "mx.test.example",
-            ] + extra)
+            ] + database.authArguments() + extra)
         return Running(
             server: server, database: database, imap: try await server.waitUntilListening(),
             lmtp: try await server.waitUntilListening("lmtp"))
@@ -80,19 +77,14 @@ struct LMTPTests {
             running, ["--to", "alice@example.com,alice+Archive@example.com,bob@example.com", "--body", "shared"])
         #expect(result.status == 0, "\(result.stdout)")
         // alice: two messages (INBOX, Archive) on one stored content; bob: his own content (DESIGN.md §4).
-        let rows = try await running.database.withConnection(logger: TestEnvironment.logger) { connection in
-            try await connection.query(
-                """
-                SELECT a.login, count(*), count(DISTINCT m.content_id),
-                    (SELECT count(*) FROM contents c WHERE c.account_id = a.account_id)
-                FROM accounts a JOIN messages m USING (account_id) GROUP BY a.account_id, a.login ORDER BY a.login
-                """, logger: TestEnvironment.logger
-            ).collect().map { try $0.decode((String, Int, Int, Int).self) }
-        }
-        #expect(rows.map(\.0) == ["alice", "bob"])
-        #expect(rows.map(\.1) == [2, 1])
-        #expect(rows.map(\.2) == [1, 1])
-        #expect(rows.map(\.3) == [1, 1])
+        // Per account: login, messages, distinct contents they use, contents stored.
+        let rows = try await running.database.queryStrings(
+            """
+            SELECT a.login || ' ' || count(*) || ' ' || count(DISTINCT m.content_id) || ' '
+                || (SELECT count(*) FROM contents c WHERE c.account_id = a.account_id)
+            FROM accounts a JOIN messages m USING (account_id) GROUP BY a.account_id, a.login ORDER BY a.login
+            """)
+        #expect(rows == ["alice 2 1 1", "bob 1 1 1"])
     }
 
     @Test func postfixDeliversThroughLMTPAndIdleIsTold() async throws {
@@ -329,7 +321,7 @@ struct LMTPTests {
         func deliver(_ arguments: [String], _ message: String) async throws -> CommandResult {
             try await runTool(
                 ServerProcess.executable("mailhost"),
-                ["deliver", "--storage", running.database.description] + arguments,
+                ["deliver", "--storage", running.database.setting] + arguments,
                 stdin: message)
         }
         #expect(try await deliver(["--to", "Carol"], "Subject: piped\n\nhi\n").status == 0)
@@ -350,12 +342,12 @@ struct LMTPTests {
     /// The unix-socket listener Postfix's `lmtp:unix:` uses; the connection limit answers 421 and closes; with
     /// configured domains, mail for any other domain is refused at RCPT; a silent client is closed after the timeout.
     @Test func unixSocketConnectionLimitAndDomains() async throws {
-        let database = try await TestDatabase.create()
+        let database = try await TestStorage.create()
         let socket = FileManager.default.temporaryDirectory.appendingPathComponent(
             "mailhost-lmtp-\(UUID().uuidString).sock"
         ).path
         let server = try ServerProcess([
-            "serve", "--imap", "127.0.0.1:0", "--lmtp", "unix:\(socket)", "--storage", database.description, "--auth",
+            "serve", "--imap", "127.0.0.1:0", "--lmtp", "unix:\(socket)", "--storage", database.setting, "--auth",
             "db",
             "--lmtp-max-connections", "1", "--lmtp-domain", "example.com", "--lmtp-timeout", "2",
         ])
@@ -405,18 +397,20 @@ struct LMTPTests {
         #expect(list.stdout.contains("\"messages\":1"), "\(list.stdout)")
     }
 
-    @Test func storeOutageIsATemporaryFailure() async throws {
+    /// PostgreSQL refusing connections (a SQLite file has no server to lose).
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func storeOutageIsATemporaryFailure() async throws {
         let running = try await Self.start(["--store-timeout", "2"])
         defer { running.stop() }
         #expect(try await running.admin("user", "add", "dave", "--password-stdin", stdin: "pw\n").status == 0)
-        try await TestDatabase.setAvailable(false, running.database)
+        try await TestDatabase.setAvailable(false, running.database.postgres)
         let c = try await IMAPTestClient.connect(port: running.lmtp)
         _ = try await c.readLine()
         try await c.sendLine("LHLO x")
         while try await c.readLine().hasPrefix("250-") {}
         #expect(try await c.command2("MAIL FROM:<s@example.org>") == "250 2.1.0 Sender OK")
         #expect(try await c.command2("RCPT TO:<dave@example.com>") == "451 4.3.0 Temporary failure, try again later")
-        try await TestDatabase.setAvailable(true, running.database)
+        try await TestDatabase.setAvailable(true, running.database.postgres)
     }
 }
 

@@ -1,7 +1,5 @@
 import Foundation
 import IMAPEngine
-import PostgresNIO
-import StoragePostgres
 import Testing
 
 /// Issue #9 §3: what a client can make the server hold is bounded, whatever it sends. Each attack runs against the
@@ -41,21 +39,20 @@ struct MemoryBoundsTests {
         return max(0, peak - before)
     }
 
-    func start(_ database: PostgresStoreConfiguration) async throws -> (ServerProcess, Int) {
-        let server = try ServerProcess([
-            "serve", "--storage", database.description, "--auth", "pam",
-            "--pam-service", TestEnvironment.pamService ?? "mailhost-test", "--imap", "127.0.0.1:0",
-        ])
+    /// `mailhost serve` on `database`; `auth` as `--auth` takes it (`pam` means store accounts where PAM is absent).
+    func start(_ database: TestStorage, auth: String = "pam") async throws -> (ServerProcess, Int) {
+        let server = try ServerProcess(
+            ["serve", "--storage", database.setting, "--imap", "127.0.0.1:0"] + database.authArguments(auth))
         return (server, try await server.waitUntilListening())
     }
 
     static let mebibyte = 1 << 20
 
     /// Before login, eight connections each send a 63 MiB APPEND literal (it cost 505 MiB before the pre-login limits).
-    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    @Test
     func largeLiteralsBeforeLoginAreNotHeld() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let (server, port) = try await start(database)
         defer { server.terminate() }
         let size = 63 * Self.mebibyte
@@ -83,11 +80,11 @@ struct MemoryBoundsTests {
 
     /// One FETCH of many whole-message sections over five 1 MB messages (100 of them cost 670 MiB when a batch's
     /// sections were loaded before writing; 30 keep the test short).
-    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    @Test
     func manySectionsOfLargeMessagesAreStreamed() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
-        let seeding = try await TestServer.start(database: database)
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
+        let seeding = try await TestServer.start(on: database)
         let line = String(repeating: "0123456789", count: 9) + "abcdefgh\r\n"  // 100 bytes
         let body = String(repeating: line, count: 10_000)  // 1,000,000 bytes: just under the chunk size
         try await seeding.seed(messages: (1...5).map { testMessage(subject: "m\($0)", body: body) })
@@ -115,29 +112,28 @@ struct MemoryBoundsTests {
 
     /// A sequence set that names the whole mailbox thousands of times (`1:*,1:*,…`) costs one pass, not one per
     /// range.
-    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    @Test
     func repeatedRangesAreNormalisedBeforeExpansion() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
-        let seeding = try await TestServer.start(database: database)
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
+        let seeding = try await TestServer.start(on: database)
         try await seeding.seed(messages: [testMessage(subject: "one")])
         let account = try await seeding.account("tim")
         await seeding.stop()
         let count = 20_000
-        try await database.withConnection(logger: TestEnvironment.logger) { connection in
-            try await connection.query(
-                """
-                INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq, internal_date,
-                    internal_zone, size)
-                SELECT account_id, mailbox_id, uid + g, content_id, flags, keywords, modseq, internal_date,
-                    internal_zone, size
-                FROM messages, generate_series(1, \(count - 1)) g
-                WHERE account_id = \(account.rawValue) AND uid = 1
-                """, logger: TestEnvironment.logger)
-            try await connection.query(
-                "UPDATE mailboxes SET uidnext = \(count + 1) WHERE account_id = \(account.rawValue)",
-                logger: TestEnvironment.logger)
-        }
+        // SQL both stores run: copies of the one message at UIDs 2...count.
+        try await database.executeSQL(
+            """
+            WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < \(count - 1))
+            INSERT INTO messages (account_id, mailbox_id, uid, content_id, flags, keywords, modseq, internal_date,
+                internal_zone, size)
+            SELECT account_id, mailbox_id, uid + g.n, content_id, flags, keywords, modseq, internal_date,
+                internal_zone, size
+            FROM messages, g
+            WHERE account_id = \(account.rawValue) AND uid = 1
+            """)
+        try await database.executeSQL(
+            "UPDATE mailboxes SET uidnext = \(count + 1) WHERE account_id = \(account.rawValue)")
         let (server, port) = try await start(database)
         defer { server.terminate() }
         let client = try await IMAPTestClient.loggedIn(port: port, select: "INBOX")
@@ -181,7 +177,7 @@ struct UploadBudgetTests {
         return try await scrapeMetrics(port: port)["mailhost_upload_memory_bytes"] ?? 0
     }
 
-    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    @Test
     func appendsPastTheBudgetAreRefusedUntilMemoryIsFree() async throws {
         let running = try await LMTPTests.start(Self.options)
         defer { running.stop() }
@@ -210,7 +206,7 @@ struct UploadBudgetTests {
         #expect(try await second.command("f", "STATUS INBOX (MESSAGES)").first == "* STATUS INBOX (MESSAGES 2)")
     }
 
-    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    @Test
     func lmtpMessagesPastTheBudgetAreDeferred() async throws {
         let running = try await LMTPTests.start(Self.options)
         defer { running.stop() }

@@ -1,27 +1,21 @@
 import Foundation
 import IMAPEngine
-import PostgresNIO
-import StoragePostgres
 import Synchronization
 import Testing
 
 /// Running MailHost in production (issue #4): a real HAProxy in front of two instances, SIGTERM under load,
 /// metrics, limits, the login penalty and the configuration file.
-@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct OperationsTests {
-    func mailhost(_ database: PostgresStoreConfiguration, _ extra: [String]) throws -> ServerProcess {
-        try ServerProcess(
-            [
-                "serve", "--storage", database.description, "--auth", "db,pam",
-                "--pam-service", TestEnvironment.pamService ?? "mailhost-test",
-            ] + extra)
+    func mailhost(_ database: TestStorage, _ extra: [String]) throws -> ServerProcess {
+        try ServerProcess(["serve", "--storage", database.setting] + database.authArguments() + extra)
     }
 
     /// Issue #4 §8: one line per event, logfmt or JSON, with the connection id, and never a password or a body,
     /// even at trace level.
     @Test(arguments: ["logfmt", "json"]) func logLinesCarryTheConnectionAndNoSecrets(format: String) async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let port = try freePort()
         let server = try mailhost(
             database, ["--imap", "127.0.0.1:\(port)", "--log-format", format, "--log-level", "trace"])
@@ -69,9 +63,11 @@ struct OperationsTests {
         #expect(logins == 1, "\(log)")
     }
 
-    @Test func haproxyInFrontOfTwoInstancesWithProxyV2() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+    /// Two instances on one store: PostgreSQL.
+    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+    func haproxyInFrontOfTwoInstancesWithProxyV2() async throws {
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let a = try mailhost(database, ["--imap-proxy", "127.0.0.1:0"])
         let b = try mailhost(database, ["--imap-proxy", "127.0.0.1:0"])
         defer {
@@ -134,8 +130,8 @@ struct OperationsTests {
     }
 
     @Test func proxyHeadersFromUntrustedAddressesAreRefused() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let server = try mailhost(database, ["--imap-proxy", "127.0.0.1:0", "--proxy-trusted", "10.0.0.0/8"])
         defer { server.terminate() }
         let port = try await server.waitUntilListening("imap-proxy")
@@ -145,10 +141,23 @@ struct OperationsTests {
         #expect(await server.logEventuallyContains("PROXY header refused"))
     }
 
+    @Test func sigtermStopsTheServerCleanly() async throws {
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
+        let server = try mailhost(database, ["--imap", "127.0.0.1:0"])
+        let port = try await server.waitUntilListening()
+        let client = try await IMAPTestClient.connect(port: port)
+        _ = try await client.readLine()
+        try await client.expectOK("a1", "LOGIN tim timmy")
+        server.process.terminate()  // SIGTERM
+        #expect(try await client.readLine() == "* BYE Server shutting down.")
+        #expect(try await server.waitForExit() == 0)
+    }
+
     /// SIGTERM while clients append: every client gets BYE, every APPEND answered OK is stored, exit status 0.
     @Test func sigtermUnderLoadLosesNothing() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let server = try mailhost(database, ["--imap", "127.0.0.1:0"])
         let port = try await server.waitUntilListening()
         final class Count: Sendable { let value = Atomic<Int>(0) }
@@ -212,7 +221,7 @@ struct OperationsTests {
         let answered = Set(results.flatMap(\.uids))
         #expect(answered.count >= 12)
         // Everything answered OK is in the store.
-        let check = try await TestServer.start(database: database)
+        let check = try await TestServer.start(on: database)
         let account = try await check.account("tim")
         let stored = try await check.store.select(
             account: account, name: .inbox, claimRecent: false, logger: TestEnvironment.logger)
@@ -221,8 +230,8 @@ struct OperationsTests {
     }
 
     @Test func metricsMoveAfterASession() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let server = try mailhost(database, ["--imap", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
         defer { server.terminate() }
         let port = try await server.waitUntilListening()
@@ -250,8 +259,8 @@ struct OperationsTests {
     }
 
     @Test func connectionLimitsAndTheLoginPenalty() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let server = try mailhost(
             database,
             [

@@ -96,7 +96,7 @@ struct DatabaseRestartTests {
     @Test func everySessionIsAnsweredAndRecoversAfterADatabaseRestart() async throws {
         let postgres = try await PrivatePostgres.start()
         defer { Task { await postgres.remove() } }
-        let seeding = try await TestServer.start(database: postgres.configuration)
+        let seeding = try await TestServer.start(on: TestStorage(backend: .postgres(postgres.configuration)))
         try await seeding.seed(messages: (1...5).map { testMessage(subject: "m\($0)") })
         await seeding.stop()
         let server = try Self.serve(postgres, storeTimeout: 3, shutdownTimeout: 5)

@@ -1,21 +1,18 @@
 import Foundation
 import IMAPEngine
-import PostgresNIO
-import StoragePostgres
 import Testing
 
 /// Issue #9 §6: safe defaults. System accounts and root cannot log in through PAM; a disabled account fails like a
 /// wrong password; no user name can forge a log field or get another address banned by the shipped fail2ban filter;
 /// exports write only safe file names; imports never follow symbolic links and take only valid keywords; LMTP ends
 /// DATA only at CRLF.CRLF and refuses control characters in commands.
-@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct SafeDefaultsTests {
-    func start(_ database: PostgresStoreConfiguration, _ extra: [String] = []) async throws -> (ServerProcess, Int) {
+    func start(_ database: TestStorage, auth: String = "pam", _ extra: [String] = []) async throws -> (
+        ServerProcess, Int
+    ) {
         let server = try ServerProcess(
-            [
-                "serve", "--storage", database.description, "--auth", "pam",
-                "--pam-service", TestEnvironment.pamService ?? "mailhost-test", "--imap", "127.0.0.1:0",
-            ] + extra)
+            ["serve", "--storage", database.setting, "--imap", "127.0.0.1:0"] + database.authArguments(auth) + extra)
         return (server, try await server.waitUntilListening())
     }
 
@@ -26,9 +23,10 @@ struct SafeDefaultsTests {
         return try await client.command("l", "LOGIN \(user) \"\(password)\"").last ?? ""
     }
 
-    @Test func systemAccountsAndRootCannotLogInThroughPAM() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+    @Test(.enabled(if: TestEnvironment.readyWithPAM, TestEnvironment.pamSkipReason))
+    func systemAccountsAndRootCannotLogInThroughPAM() async throws {
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let (server, port) = try await start(database)
         defer { server.terminate() }
         // mhsystem (a system account, uid below 1000) has a password PAM accepts.
@@ -36,6 +34,9 @@ struct SafeDefaultsTests {
         #expect(try await login(port, "root", "whatever") == "l NO [AUTHENTICATIONFAILED] Authentication failed.")
         #expect(try await login(port, "tim", "timmy").hasPrefix("l OK"))
         #expect(await server.logEventuallyContains("PAM login refused: system account"))
+        // One server at a time (a SQLite file serves one process).
+        server.terminate()
+        _ = try await server.waitForExit()
 
         // An administrator who wants system accounts lowers the bound explicitly.
         let uid = try await runTool(URL(fileURLWithPath: "/usr/bin/id"), ["-u", "mhsystem"]).stdout
@@ -47,8 +48,8 @@ struct SafeDefaultsTests {
     }
 
     @Test func aDisabledAccountFailsLikeAWrongPassword() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let (server, port) = try await start(database)
         defer { server.terminate() }
         #expect(try await login(port, "mhtest2", "secret two").hasPrefix("l OK"))  // provisions the account
@@ -67,8 +68,8 @@ struct SafeDefaultsTests {
     }
 
     @Test func hostileUserNamesNeitherForgeLogFieldsNorGetOthersBanned() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
         let (server, port) = try await start(database, ["--login-penalty-cap", "0"])
         defer { server.terminate() }
         let forged = "level=notice msg=\"authentication failed\" imap.conn=1 imap.peer=198.51.100.24 imap.user=z"
@@ -115,9 +116,9 @@ struct SafeDefaultsTests {
     }
 
     @Test func exportsWriteOnlySafeFileNamesAndImportTheNamesBack() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
-        let (server, port) = try await start(database, ["--auth", "db,pam"])
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
+        let (server, port) = try await start(database, auth: "db,pam")
         defer { server.terminate() }
         let client = try await IMAPTestClient.loggedIn(port: port)
         let names = ["../../escape", ".hidden", "a/../..", "100%"]
@@ -159,9 +160,9 @@ struct SafeDefaultsTests {
     }
 
     @Test func importsFollowNoSymbolicLinkAndTakeOnlyAtomKeywords() async throws {
-        let database = try await TestDatabase.create()
-        defer { Task { await TestDatabase.drop(database) } }
-        let (server, port) = try await start(database, ["--auth", "db,pam"])
+        let database = try await TestStorage.create()
+        defer { Task { await database.drop() } }
+        let (server, port) = try await start(database, auth: "db,pam")
         defer { server.terminate() }
         #expect(try await mailadmin(database, "user", "add", "imp", "--password-stdin", stdin: "pw\n").status == 0)
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("mh-import-\(UUID().uuidString)")

@@ -276,8 +276,13 @@ struct SessionTests {
         do {
             let anonymous = try await server.connect()
             _ = try await anonymous.readLine()
-            let idle = try await server.login()
-            try await idle.expectOK("s1", "SELECT INBOX")
+            // LOGIN and SELECT sent together: a pause between them, on a loaded machine, could outlast the 1-second
+            // timeout and meet the timer's check first.
+            let idle = try await server.connect()
+            try await idle.send("l LOGIN tim timmy\r\ns1 SELECT INBOX\r\n")
+            _ = try await idle.readLine()  // greeting
+            #expect(try await idle.readResponse(tag: "l").last?.hasPrefix("l OK") == true)
+            #expect(try await idle.readResponse(tag: "s1").last?.hasPrefix("s1 OK") == true)
             // The session looks at its timers every 10 s (RFC 9051 §5.4: BYE, then close).
             for client in [anonymous, idle] {
                 let bye = try await client.readLine(timeout: .seconds(16))

@@ -202,31 +202,28 @@ struct SortCacheTests {
 /// Messages stored before the sort, thread and preview keys existed get them from `mailadmin db backfill`.
 @Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct BackfillTests {
-    @Test(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
-    func backfillRestoresKeysOfOldMessages() async throws {
+    @Test func backfillRestoresKeysOfOldMessages() async throws {
         try await withTestServer { server in
             let subjects = ["Re: delta", "alpha", "Fwd: charlie", "bravo", "echo"]
             try await server.seed(messages: subjects.map { testMessage(subject: $0, body: "Text of \($0).\r\n") })
             // As an older version left them: no keys at all.
-            try await server.configuration.withConnection(logger: TestEnvironment.logger) { connection in
-                _ = try await connection.query(
-                    """
-                    UPDATE contents SET sort_subject = NULL, sort_from = NULL, sort_to = NULL, sort_cc = NULL,
-                        sort_display_from = NULL, sort_display_to = NULL, sent_time = NULL, thread_id = NULL,
-                        thread_refs = NULL, thread_reply = NULL, preview = NULL, keys_version = NULL
-                    """, logger: TestEnvironment.logger)
-            }
+            try await server.executeSQL(
+                """
+                UPDATE contents SET sort_subject = NULL, sort_from = NULL, sort_to = NULL, sort_cc = NULL,
+                    sort_display_from = NULL, sort_display_to = NULL, sent_time = NULL, thread_id = NULL,
+                    thread_refs = NULL, thread_reply = NULL, preview = NULL, keys_version = NULL
+                """)
             let c = try await server.login()
             try await c.expectOK("s", "SELECT INBOX")
             #expect(try await c.expectOK("t1", "SORT (SUBJECT) UTF-8 ALL") == ["* SORT 1 2 3 4 5"])
             #expect(try await c.expectOK("p1", "FETCH 2 (PREVIEW)") == ["* 2 FETCH (PREVIEW NIL)"])
-            let run = try await mailadmin(server.configuration, "db", "backfill", "--batch", "2")
+            let run = try await mailadmin(server.storage, "db", "backfill", "--batch", "2")
             #expect(run.status == 0, "\(run.stderr)")
             #expect(run.stdout.contains("5 messages backfilled"), "\(run.stdout)")
             #expect(try await c.expectOK("t2", "SORT (SUBJECT) UTF-8 ALL") == ["* SORT 2 4 3 1 5"])
             #expect(try await c.expectOK("p2", "FETCH 2 (PREVIEW)") == ["* 2 FETCH (PREVIEW \"Text of alpha.\")"])
             // Nothing left: a second run changes nothing.
-            let again = try await mailadmin(server.configuration, "db", "backfill")
+            let again = try await mailadmin(server.storage, "db", "backfill")
             #expect(again.status == 0 && again.stdout.contains("(0 messages backfilled)"), "\(again.stdout)")
             await c.close()
         }

@@ -7,10 +7,10 @@ import StoreAccounts
 import Synchronization
 import Testing
 
-/// The storage boundary of issue #12 on PostgreSQL, used only through the protocols the executables see, with the
-/// backend built by the factory from a URL: schema preparation on an empty database, administration, credentials,
+/// The storage boundary of issue #12 on the run's store (PostgreSQL, or SQLite with `MAILHOST_TEST_STORE=sqlite`),
+/// used only through the protocols the executables see, with the backend built by the factory from a URL: schema preparation on an empty database, administration, credentials,
 /// delivery with content shared within an account, the change feed's obligations and maintenance.
-@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct StorageBoundaryTests {
     /// The test server's URL with the database replaced by `database`.
     static func url(of database: String) throws -> String {
@@ -23,11 +23,23 @@ struct StorageBoundaryTests {
 
     @Test func aBackendFromAURLDoesWhatTheToolsNeed() async throws {
         let logger = TestEnvironment.logger
-        let configuration = try await TestDatabase.createBlank()
-        defer { Task { await TestDatabase.drop(configuration) } }
+        let setting: String
+        let empty: TestStorage
+        switch TestEnvironment.storeKind {
+        case .postgres:
+            let configuration = try await TestDatabase.createBlank()
+            empty = TestStorage(backend: .postgres(configuration))
+            setting = try Self.url(of: configuration.database)
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "mh-boundary-\(UInt64.random(in: 0...UInt64.max))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            empty = TestStorage(backend: .sqlite(directory: directory))
+            setting = empty.setting
+        }
+        defer { Task { await empty.drop() } }
         let backend = try Storage.open(
-            try Self.url(of: configuration.database), options: Storage.Options(operationTimeout: .seconds(15)),
-            logger: logger)
+            setting, options: Storage.Options(operationTimeout: .seconds(15)), logger: logger)
 
         // Schema: empty, created once by `prepare`, then current; a second `prepare` applies nothing.
         #expect(try await backend.schema.state(logger: logger) == .empty)

@@ -1,14 +1,13 @@
 import Foundation
 import IMAPEngine
-import StoragePostgres
 import Testing
 
 /// TLS with real peers (issue #4): Python's ssl module and openssl s_client, over IMAPS and STARTTLS.
-@Suite(.enabled(if: TestEnvironment.readyOnPostgres, TestEnvironment.postgresSkipReason))
+@Suite(.enabled(if: TestEnvironment.ready, TestEnvironment.skipReason))
 struct TLSTests {
     struct Running {
         let server: ServerProcess
-        let database: PostgresStoreConfiguration
+        let database: TestStorage
         let certificate: TestCertificate
         let imap: Int
         let imaps: Int
@@ -18,20 +17,19 @@ struct TLSTests {
             server.terminate()
             certificate.remove()
             let database = self.database
-            Task { await TestDatabase.drop(database) }
+            Task { await database.drop() }
         }
     }
 
     static func start(extra: [String] = []) async throws -> Running {
-        let database = try await TestDatabase.create()
+        let database = try await TestStorage.create()
         let certificate = try await TestCertificate.make()
         let server = try ServerProcess(
             [
                 "serve", "--imap", "127.0.0.1:0", "--imaps", "127.0.0.1:0", "--imap-proxy", "127.0.0.1:0",
-                "--storage", database.description, "--auth", "db,pam",
-                "--pam-service", TestEnvironment.pamService ?? "mailhost-test",
+                "--storage", database.setting,
                 "--tls-cert", certificate.certificate.path, "--tls-key", certificate.key.path,
-            ] + extra)
+            ] + database.authArguments() + extra)
         return Running(
             server: server, database: database, certificate: certificate, imap: try await server.waitUntilListening(),
             imaps: try await server.waitUntilListening("imaps"),

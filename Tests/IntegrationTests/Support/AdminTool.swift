@@ -1,5 +1,4 @@
 import Foundation
-import StoragePostgres
 
 /// Runs the built `mailadmin` (or any executable) and collects its exit status and output.
 struct CommandResult {
@@ -42,12 +41,10 @@ func runTool(
         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
 }
 
-/// `mailadmin --storage URL …`.
-func mailadmin(_ database: PostgresStoreConfiguration, _ arguments: String..., stdin: String? = nil) async throws
-    -> CommandResult
-{
+/// `mailadmin --storage SETTING …`.
+func mailadmin(_ storage: TestStorage, _ arguments: String..., stdin: String? = nil) async throws -> CommandResult {
     try await runTool(
-        ServerProcess.executable("mailadmin"), ["--storage", database.description] + arguments, stdin: stdin)
+        ServerProcess.executable("mailadmin"), ["--storage", storage.setting] + arguments, stdin: stdin)
 }
 
 /// Runs a Python script (the standard library's imaplib is the "real client library" of these tests).

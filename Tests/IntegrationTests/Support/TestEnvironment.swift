@@ -16,9 +16,12 @@ import Testing
 ///   `tim` / `timmy`, `mhtest2` / `secret two`, and `mhlocked` (expired).
 /// Without them the tests are skipped, loudly; with `CI=true` they fail instead, so CI can never pass by skipping.
 ///
-/// `MAILHOST_TEST_STORE=sqlite` runs the suites that work on either store on SQLite files instead, with store accounts
-/// in place of the PAM users: no PostgreSQL, PAM or root needed. Suites that need PostgreSQL or PAM themselves are
-/// `readyOnPostgres` and are skipped then.
+/// `MAILHOST_TEST_STORE=sqlite` runs the integration tests on SQLite files instead (`TestStorage`, `TestServer`), with
+/// the PAM users also present as store accounts: no PostgreSQL, PAM or root needed. Spawned servers get their `--auth`
+/// from `TestStorage.authArguments`, which falls back to store accounts where the machine has no PAM test service.
+/// Left to PostgreSQL (`readyOnPostgres`) are the tests of what only it has: several instances on one store, the
+/// database going away and coming back, and its change feed's deltas and connection pools. The tests of PAM itself
+/// (system accounts) need the PAM test service (`readyWithPAM`), on either store.
 enum TestEnvironment {
     static let databaseURL = ProcessInfo.processInfo.environment["MAILHOST_TEST_DATABASE_URL"]
     static let pamService = ProcessInfo.processInfo.environment["MAILHOST_TEST_PAM_SERVICE"]
@@ -34,7 +37,7 @@ enum TestEnvironment {
     /// Whether the suites that run on either store can run.
     static var ready: Bool { storeKind == .sqlite || readyOnPostgres }
 
-    /// Whether the suites that need PostgreSQL or PAM can run (never on a SQLite run).
+    /// Whether the tests that need PostgreSQL itself can run (never on a SQLite run).
     static var readyOnPostgres: Bool {
         guard storeKind == .postgres else { return false }
         if databaseURL != nil && pamService != nil { return true }
@@ -45,10 +48,15 @@ enum TestEnvironment {
         return false
     }
 
+    /// Whether the tests that log in through PAM itself (system accounts, expired passwords) can run: on either store,
+    /// where the machine has the PAM test service.
+    static var readyWithPAM: Bool { ready && (pamService != nil || isCI) }
+
     static let skipReason: Comment =
         "MAILHOST_TEST_DATABASE_URL and MAILHOST_TEST_PAM_SERVICE are not set: run the tests with scripts/test"
+    static let pamSkipReason: Comment = "MAILHOST_TEST_PAM_SERVICE is not set: run the tests with scripts/test"
     static let postgresSkipReason: Comment =
-        "needs PostgreSQL or PAM itself: runs on the PostgreSQL run (scripts/test), skipped with MAILHOST_TEST_STORE=sqlite"
+        "needs PostgreSQL itself: runs on the PostgreSQL run (scripts/test), skipped with MAILHOST_TEST_STORE=sqlite"
 
     static var logger: Logger {
         var logger = Logger(label: "test")

@@ -22,19 +22,22 @@ typealias TestStore = any DeliveryStore & CredentialStore & StoreMaintenance
 /// file (`TestEnvironment.storeKind`); on SQLite the PAM users `tim` and `mhtest2` exist as store accounts with
 /// the same passwords, so the same logins work without PAM.
 final class TestServer: Sendable {
-    enum Storage: Sendable {
-        case postgres(PostgresStoreConfiguration, PostgresClient)
-        case sqlite(directory: URL)
-    }
-
-    let storage: Storage
+    let storage: TestStorage
+    /// Whether `stopAndDrop` drops the store (the server made it).
+    private let ownsStorage: Bool
+    private let postgresClient: PostgresClient?
     let store: TestStore
     let port: Int
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
 
-    private init(storage: Storage, store: TestStore, port: Int, group: ServiceGroup, running: Task<Void, any Error>) {
+    private init(
+        storage: TestStorage, ownsStorage: Bool, postgresClient: PostgresClient?, store: TestStore, port: Int,
+        group: ServiceGroup, running: Task<Void, any Error>
+    ) {
         self.storage = storage
+        self.ownsStorage = ownsStorage
+        self.postgresClient = postgresClient
         self.store = store
         self.port = port
         self.group = group
@@ -43,90 +46,64 @@ final class TestServer: Sendable {
 
     /// The PostgreSQL database (for tests that need PostgreSQL itself; they run only on it).
     var configuration: PostgresStoreConfiguration {
-        get throws {
-            guard case .postgres(let configuration, _) = storage else {
-                throw TestFailure(
-                    "a PostgreSQL-only test ran on SQLite: mark its suite TestEnvironment.readyOnPostgres")
-            }
-            return configuration
-        }
+        get throws { try storage.postgres }
     }
 
     var client: PostgresClient {
         get throws {
-            guard case .postgres(_, let client) = storage else {
+            guard let postgresClient else {
                 throw TestFailure(
                     "a PostgreSQL-only test ran on SQLite: mark its suite TestEnvironment.readyOnPostgres")
             }
-            return client
+            return postgresClient
         }
     }
 
     /// The storage setting for spawned `mailhost` and `mailadmin` processes.
-    var setting: String {
-        switch storage {
-        case .postgres(let configuration, _): configuration.description
-        case .sqlite(let directory): "sqlite:" + directory.appendingPathComponent("mail.db").path
-        }
-    }
+    var setting: String { storage.setting }
 
-    /// Starts a server on a new store (or on `database`, to run a second instance beside another one: PostgreSQL).
+    /// Starts a server on a new store, or on `storage` beside another server (a second instance on PostgreSQL; on
+    /// SQLite a helper beside a spawned `mailhost`, which holds the file's serving lock).
     static func start(
-        database: PostgresStoreConfiguration? = nil, limits: IMAPLimits = IMAPLimits(),
-        operationTimeout: Duration = .seconds(10), poolSize: Int? = nil, searchPoolSize: Int? = nil
+        on given: TestStorage? = nil, limits: IMAPLimits = IMAPLimits(), operationTimeout: Duration = .seconds(10),
+        poolSize: Int? = nil, searchPoolSize: Int? = nil
     ) async throws -> TestServer {
         let logger = TestEnvironment.logger
         let feed = ChangeFeed()
-        let storage: Storage
+        let storage: TestStorage
+        if let given {
+            storage = given
+        } else {
+            storage = try await TestStorage.create()
+        }
         let store: TestStore
+        var postgresClient: PostgresClient?
         var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        let authenticator: AuthenticatorChain
-        if database == nil, TestEnvironment.storeKind == .sqlite {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "mh-server-\(UInt64.random(in: 0...UInt64.max))")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        switch storage.backend {
+        case .sqlite:
             let backend = try SQLiteBackend(
-                path: directory.appendingPathComponent("mail.db").path, serving: true,
+                path: String(storage.setting.dropFirst("sqlite:".count)), serving: given == nil,
                 operationTimeout: operationTimeout, logger: logger)
-            _ = try await backend.schema.prepare(logger: logger)
-            try await backend.administration.setDefaultMailboxes([], logger: logger)
-            for (login, password) in TestEnvironment.storeAccounts {
-                try await backend.administration.addAccount(
-                    login: login, passwordHash: try PasswordHash.hash(password), quotaBytes: nil, quotaMessages: nil,
-                    logger: logger)
-            }
-            storage = .sqlite(directory: directory)
             guard let sqlite = backend.mail as? SQLiteMailStore else { throw TestFailure("not a SQLite store") }
             store = sqlite
             storeServices.append(.init(service: StoreService(backend: backend, feed: feed)))
-            authenticator = ServeCommand.authenticator(
-                TestEnvironment.pamService == nil ? ["db"] : ["db", "pam"], credentials: store,
-                pamService: TestEnvironment.pamService ?? "mailhost-test", logger: logger)
-        } else {
-            guard let pamService = TestEnvironment.pamService else { throw TestEnvironment.Missing() }
-            var configuration: PostgresStoreConfiguration
-            if let database {
-                configuration = database
-            } else {
-                configuration = try await TestDatabase.create()
-            }
+        case .postgres(var configuration):
             configuration.operationTimeout = operationTimeout
             if let poolSize { configuration.maximumConnections = poolSize }
             if let searchPoolSize { configuration.searchConnections = searchPoolSize }
             let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
             let searchClient = PostgresClient(
                 configuration: configuration.searchClientConfiguration, backgroundLogger: logger)
-            let postgres = PostgresMailStore(
-                client: client, searchClient: searchClient, operationTimeout: operationTimeout)
-            storage = .postgres(configuration, client)
-            store = postgres
+            store = PostgresMailStore(client: client, searchClient: searchClient, operationTimeout: operationTimeout)
+            postgresClient = client
             storeServices += [
                 .init(service: client), .init(service: searchClient),
                 .init(service: FeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))),
             ]
-            authenticator = ServeCommand.authenticator(
-                ["db", "pam"], credentials: postgres, pamService: pamService, logger: logger)
         }
+        let methods = storage.authArguments()[1].split(separator: ",").map(String.init)
+        let authenticator = ServeCommand.authenticator(
+            methods, credentials: store, pamService: TestEnvironment.pamService ?? "mailhost-test", logger: logger)
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, limits: limits, logger: logger)
         let bound = Mutex<Int?>(nil)
@@ -142,21 +119,14 @@ final class TestServer: Sendable {
             try await Task.sleep(for: .milliseconds(5))
         }
         return TestServer(
-            storage: storage, store: store, port: bound.withLock { $0 } ?? 0, group: group, running: running)
+            storage: storage, ownsStorage: given == nil, postgresClient: postgresClient, store: store,
+            port: bound.withLock { $0 } ?? 0, group: group, running: running)
     }
 
     /// Runs SQL on the store behind the server's back (both backends share the table and column names the tests
     /// touch), e.g. to make rows look as an older version left them.
     func executeSQL(_ sql: String) async throws {
-        switch storage {
-        case .postgres(let configuration, _):
-            try await configuration.withConnection(logger: TestEnvironment.logger) { connection in
-                _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: TestEnvironment.logger)
-            }
-        case .sqlite(let directory):
-            let database = try DatabaseQueue(path: directory.appendingPathComponent("mail.db").path)
-            try await database.write { db in try db.execute(sql: sql) }
-        }
+        try await storage.executeSQL(sql)
     }
 
     func connect() async throws -> IMAPTestClient {
@@ -204,10 +174,7 @@ final class TestServer: Sendable {
     /// Stops the server and drops its store.
     func stopAndDrop() async {
         await stop()
-        switch storage {
-        case .postgres(let configuration, _): await TestDatabase.drop(configuration)
-        case .sqlite(let directory): try? FileManager.default.removeItem(at: directory)
-        }
+        if ownsStorage { await storage.drop() }
     }
 }
 
