@@ -122,14 +122,14 @@ struct SQLiteIndexer: Sendable {
     }
 
     func pending() async throws -> Int {
-        try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM contents_text") ?? 0 }
+        try await store.pool.read { db in try Int.fetchOne(db.cached("SELECT count(*) FROM contents_text")) ?? 0 }
     }
 
     /// Indexes up to `batch` contents; returns how many are left.
     func indexBatch() async throws -> Int {
         try await store.pool.write { db in
             let ids = try Int64.fetchAll(
-                db, sql: "SELECT content_id FROM contents_text ORDER BY content_id LIMIT ?", arguments: [Self.batch])
+                db.cached("SELECT content_id FROM contents_text ORDER BY content_id LIMIT ?"), arguments: [Self.batch])
             if !ids.isEmpty {
                 // Integers only: the list is SQL text of numbers.
                 let list = ids.map(String.init).joined(separator: ",")
@@ -143,7 +143,7 @@ struct SQLiteIndexer: Sendable {
                         """)
                 try db.execute(sql: "DELETE FROM contents_text WHERE content_id IN (\(list))")
             }
-            return try Int.fetchOne(db, sql: "SELECT count(*) FROM contents_text") ?? 0
+            return try Int.fetchOne(db.cached("SELECT count(*) FROM contents_text")) ?? 0
         }
     }
 }
@@ -193,11 +193,11 @@ struct SQLiteChangeFeed: Sendable {
     /// Publishes the rows after `last` (nil: none, only find where the table ends); returns the last row read.
     func publish(after last: Int64?) async throws -> Int64 {
         guard let last else {
-            return try await store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM feed") ?? 0 }
+            return try await store.pool.read { db in try Int64.fetchOne(db.cached("SELECT max(seq) FROM feed")) ?? 0 }
         }
         let rows = try await store.pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT seq, account_id, event FROM feed WHERE seq > ? ORDER BY seq LIMIT 10000",
+                db.cached("SELECT seq, account_id, event FROM feed WHERE seq > ? ORDER BY seq LIMIT 10000"),
                 arguments: [last]
             ).map { (seq: $0[0] as Int64, account: $0[1] as Int64, event: $0[2] as String) }
         }
@@ -275,27 +275,28 @@ extension SQLiteMailStore: StoreMaintenance {
         let tombstoneSeconds = max(seconds, Int64(tombstoneRetention.components.seconds))
         return try await write(logger) { db in
             let now = Self.now
-            try db.execute(
-                sql: "UPDATE expunged SET content_id = NULL WHERE content_id IS NOT NULL AND expunged_at < ?",
-                arguments: [now - seconds])
-            try db.execute(
-                sql: """
-                    UPDATE mailboxes SET vanished_floor = max(vanished_floor, (
-                        SELECT max(modseq) FROM expunged e
-                        WHERE e.mailbox_id = mailboxes.mailbox_id AND e.expunged_at < ?))
-                    WHERE mailbox_id IN (SELECT mailbox_id FROM expunged WHERE expunged_at < ?)
-                    """, arguments: [now - tombstoneSeconds, now - tombstoneSeconds])
-            try db.execute(sql: "DELETE FROM expunged WHERE expunged_at < ?", arguments: [now - tombstoneSeconds])
-            try db.execute(
-                sql: """
-                    DELETE FROM contents WHERE created_at < ?
-                        AND NOT EXISTS (SELECT 1 FROM messages m
-                                        WHERE m.account_id = contents.account_id AND m.content_id = contents.content_id)
-                        AND NOT EXISTS (SELECT 1 FROM expunged e
-                                        WHERE e.account_id = contents.account_id AND e.content_id = contents.content_id)
-                    """, arguments: [now - 600])
+            try db.cached("UPDATE expunged SET content_id = NULL WHERE content_id IS NOT NULL AND expunged_at < ?")
+                .execute(arguments: [now - seconds])
+            try db.cached(
+                """
+                UPDATE mailboxes SET vanished_floor = max(vanished_floor, (
+                    SELECT max(modseq) FROM expunged e
+                    WHERE e.mailbox_id = mailboxes.mailbox_id AND e.expunged_at < ?))
+                WHERE mailbox_id IN (SELECT mailbox_id FROM expunged WHERE expunged_at < ?)
+                """
+            ).execute(arguments: [now - tombstoneSeconds, now - tombstoneSeconds])
+            try db.cached("DELETE FROM expunged WHERE expunged_at < ?").execute(arguments: [now - tombstoneSeconds])
+            try db.cached(
+                """
+                DELETE FROM contents WHERE created_at < ?
+                    AND NOT EXISTS (SELECT 1 FROM messages m
+                                    WHERE m.account_id = contents.account_id AND m.content_id = contents.content_id)
+                    AND NOT EXISTS (SELECT 1 FROM expunged e
+                                    WHERE e.account_id = contents.account_id AND e.content_id = contents.content_id)
+                """
+            ).execute(arguments: [now - 600])
             let removed = db.changesCount
-            try db.execute(sql: "DELETE FROM feed WHERE created_at < ?", arguments: [now - 3600])
+            try db.cached("DELETE FROM feed WHERE created_at < ?").execute(arguments: [now - 3600])
             return removed
         }
     }
@@ -328,13 +329,13 @@ struct SQLiteAdministration: StoreAdministration {
     func accounts(login: String?, logger: Logger) async throws(AdministrationError) -> [AccountSummary] {
         let result = try await read(logger) { db in
             try Row.fetchAll(
-                db,
-                sql: """
+                db.cached(
+                    """
                     SELECT a.login, a.disabled, strftime('%Y-%m-%dT%H:%M:%SZ', a.created_at, 'unixepoch'),
                         (SELECT count(*) FROM mailboxes b WHERE b.account_id = a.account_id),
                         a.used_messages, a.used_bytes, a.quota_bytes, a.quota_messages, a.password_hash IS NOT NULL
                     FROM accounts a WHERE ? IS NULL OR a.login = ? ORDER BY a.login
-                    """, arguments: [login, login]
+                    """), arguments: [login, login]
             ).map { row in
                 AccountSummary(
                     login: row[0], disabled: row[1], created: row[2], mailboxes: row[3], messages: row[4],
@@ -347,7 +348,7 @@ struct SQLiteAdministration: StoreAdministration {
 
     func defaultMailboxes(logger: Logger) async throws(AdministrationError) -> [DefaultMailbox] {
         try await read(logger) { db in
-            try Row.fetchAll(db, sql: "SELECT name, special_use FROM default_mailboxes ORDER BY position").map {
+            try Row.fetchAll(db.cached("SELECT name, special_use FROM default_mailboxes ORDER BY position")).map {
                 DefaultMailbox(name: $0[0], specialUse: $0[1])
             }
         }
@@ -355,10 +356,9 @@ struct SQLiteAdministration: StoreAdministration {
 
     func setDefaultMailboxes(_ mailboxes: [DefaultMailbox], logger: Logger) async throws(AdministrationError) {
         try await write(logger) { db in
-            try db.execute(sql: "DELETE FROM default_mailboxes")
+            try db.cached("DELETE FROM default_mailboxes").execute()
             for (position, mailbox) in mailboxes.enumerated() {
-                try db.execute(
-                    sql: "INSERT INTO default_mailboxes (position, name, special_use) VALUES (?, ?, ?)",
+                try db.cached("INSERT INTO default_mailboxes (position, name, special_use) VALUES (?, ?, ?)").execute(
                     arguments: [position + 1, mailbox.name, mailbox.specialUse])
             }
         }
@@ -395,15 +395,16 @@ struct SQLiteAdministration: StoreAdministration {
 
     func setPassword(login: String, hash: String, logger: Logger) async throws(AdministrationError) {
         try await updateOne(login, logger) { db in
-            try db.execute(sql: "UPDATE accounts SET password_hash = ? WHERE login = ?", arguments: [hash, login])
+            try db.cached("UPDATE accounts SET password_hash = ? WHERE login = ?").execute(arguments: [hash, login])
         }
     }
 
     func setDisabled(login: String, disabled: Bool, logger: Logger) async throws(AdministrationError) {
         let found = try await write(logger) { db -> Bool in
             guard let account = try SQLiteMailStore.accountRow(db, login: login) else { return false }
-            try db.execute(
-                sql: "UPDATE accounts SET disabled = ? WHERE account_id = ?", arguments: [disabled, account.id])
+            try db.cached("UPDATE accounts SET disabled = ? WHERE account_id = ?").execute(arguments: [
+                disabled, account.id,
+            ])
             // Disabling closes the account's open sessions: the serving process says BYE.
             if disabled { try SQLiteMailStore.announce(db, account: AccountID(rawValue: account.id), "disabled") }
             return true
@@ -415,7 +416,7 @@ struct SQLiteAdministration: StoreAdministration {
         let outcome = try await write(logger) { db -> Int in
             guard try SQLiteMailStore.accountRow(db, login: login) != nil else { return 0 }
             guard try SQLiteMailStore.accountRow(db, login: newLogin) == nil else { return -1 }
-            try db.execute(sql: "UPDATE accounts SET login = ? WHERE login = ?", arguments: [newLogin, login])
+            try db.cached("UPDATE accounts SET login = ? WHERE login = ?").execute(arguments: [newLogin, login])
             return 1
         }
         if outcome == 0 { throw .noSuchUser(login) }
@@ -434,8 +435,7 @@ struct SQLiteAdministration: StoreAdministration {
 
     func setQuota(login: String, bytes: Int64?, messages: Int64?, logger: Logger) async throws(AdministrationError) {
         try await updateOne(login, logger) { db in
-            try db.execute(
-                sql: "UPDATE accounts SET quota_bytes = ?, quota_messages = ? WHERE login = ?",
+            try db.cached("UPDATE accounts SET quota_bytes = ?, quota_messages = ? WHERE login = ?").execute(
                 arguments: [bytes, messages, login])
         }
     }
@@ -444,13 +444,13 @@ struct SQLiteAdministration: StoreAdministration {
         try await read(logger) { db in
             guard
                 let row = try Row.fetchOne(
-                    db,
-                    sql: """
+                    db.cached(
+                        """
                         SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM mailboxes),
                             (SELECT coalesce(sum(used_messages), 0) FROM accounts),
                             (SELECT coalesce(sum(used_bytes), 0) FROM accounts),
                             (SELECT count(*) FROM contents), (SELECT coalesce(sum(size), 0) FROM contents)
-                        """)
+                        """))
             else { throw StoreError.internal("no statistics row") }
             return StoreStatistics(
                 accounts: row[0], mailboxes: row[1], messages: row[2], bytes: row[3], storedContents: row[4],
@@ -461,26 +461,26 @@ struct SQLiteAdministration: StoreAdministration {
     func backfillKeys(batch: Int, logger: Logger) async throws(AdministrationError) -> (done: Int, left: Int) {
         try await write(logger) { db in
             let pending = try Row.fetchAll(
-                db, sql: "SELECT content_id, body FROM contents WHERE keys_version IS NULL LIMIT ?",
+                db.cached("SELECT content_id, body FROM contents WHERE keys_version IS NULL LIMIT ?"),
                 arguments: [batch])
             for row in pending {
                 let body: Data = row[1]
                 let message = ParsedMessage(parsing: Array(body))
                 let sort = message.sortKeys
-                try db.execute(
-                    sql: """
-                        UPDATE contents SET sort_subject = ?, sort_from = ?, sort_to = ?, sort_cc = ?,
-                            sort_display_from = ?, sort_display_to = ?, sent_time = ?, thread_id = ?,
-                            thread_refs = ?, thread_reply = ?, preview = ?, keys_version = ?
-                        WHERE content_id = ?
-                        """,
-                    arguments: [
-                        sort.subject, sort.from, sort.to, sort.cc, sort.displayFrom, sort.displayTo, sort.sentTime,
-                        sort.messageID, sort.references.joined(separator: " "), sort.isReplyOrForward,
-                        message.preview, ContentColumns.keysVersion, row[0] as Int64,
-                    ])
+                try db.cached(
+                    """
+                    UPDATE contents SET sort_subject = ?, sort_from = ?, sort_to = ?, sort_cc = ?,
+                        sort_display_from = ?, sort_display_to = ?, sent_time = ?, thread_id = ?,
+                        thread_refs = ?, thread_reply = ?, preview = ?, keys_version = ?
+                    WHERE content_id = ?
+                    """
+                ).execute(arguments: [
+                    sort.subject, sort.from, sort.to, sort.cc, sort.displayFrom, sort.displayTo, sort.sentTime,
+                    sort.messageID, sort.references.joined(separator: " "), sort.isReplyOrForward,
+                    message.preview, ContentColumns.keysVersion, row[0] as Int64,
+                ])
             }
-            let left = try Int.fetchOne(db, sql: "SELECT count(*) FROM contents WHERE keys_version IS NULL") ?? 0
+            let left = try Int.fetchOne(db.cached("SELECT count(*) FROM contents WHERE keys_version IS NULL")) ?? 0
             return (pending.count, left)
         }
     }

@@ -10,27 +10,45 @@ extension SQLiteMailStore {
     public func select(account: AccountID, name: MailboxName, claimRecent: Bool, logger: Logger)
         async throws(StoreError) -> MailboxSnapshot
     {
+        let selected = self.selected
         let read: @Sendable (Database, Bool) throws -> MailboxSnapshot = { db, claimRecent in
             guard
                 let row = try Row.fetchOne(
-                    db,
-                    sql: """
+                    db.cached(
+                        """
                         SELECT mailbox_id, uidvalidity, uidnext, highestmodseq, keywords, first_recent_uid
                         FROM mailboxes WHERE account_id = ? AND name = ?
-                        """, arguments: [account.rawValue, name.name])
+                        """), arguments: [account.rawValue, name.name])
             else { throw StoreError.mailboxNotFound }
             let id: Int64 = row[0]
-            let uids = try Int64.fetchAll(
-                db, sql: "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", arguments: [id]
-            ).map { UID(UInt32(truncatingIfNeeded: $0)) }
-            let firstUnseen = try Int64.fetchOne(
-                db, sql: "SELECT min(uid) FROM messages WHERE mailbox_id = ? AND flags & 8 = 0", arguments: [id])
-            let firstRecent: Int64 = row[5]
             let next: Int64 = row[2]
+            let key = SelectedUIDs.Key(mailbox: id, uidValidity: row[1])
+            let state = (highestModSeq: row[3] as Int64, uidNext: next)
+            let uids: [UID]
+            let firstUnseen: Int64?
+            if let known = selected.value(key), known.highestModSeq == state.highestModSeq,
+                known.uidNext == state.uidNext
+            {
+                (uids, firstUnseen) = (known.uids, known.firstUnseen)
+            } else {
+                uids = try Self.integers(db, "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", [id])
+                    .map { UID(UInt32(truncatingIfNeeded: $0)) }
+                // In key order, stopping at the first match (min() with this filter scans the whole mailbox).
+                firstUnseen = try Int64.fetchOne(
+                    db.cached("SELECT uid FROM messages WHERE mailbox_id = ? AND flags & 8 = 0 ORDER BY uid LIMIT 1"),
+                    arguments: [id])
+                selected.store(
+                    SelectedUIDs(
+                        highestModSeq: state.highestModSeq, uidNext: next, uids: uids, firstUnseen: firstUnseen),
+                    at: key
+                ) { old, new in old.highestModSeq <= new.highestModSeq }
+            }
+            let firstRecent: Int64 = row[5]
             // The claim is taken in this write: exactly one session sees a message as \Recent.
             if claimRecent, firstRecent < next {
-                try db.execute(
-                    sql: "UPDATE mailboxes SET first_recent_uid = ? WHERE mailbox_id = ?", arguments: [next, id])
+                try db.cached("UPDATE mailboxes SET first_recent_uid = ? WHERE mailbox_id = ?").execute(arguments: [
+                    next, id,
+                ])
             }
             let recent = Array(uids[uids.partitionPoint { Int64($0.rawValue) < firstRecent }...])
             return MailboxSnapshot(
@@ -55,12 +73,12 @@ extension SQLiteMailStore {
         try await write(logger) { db in
             guard
                 let old = try Int64.fetchOne(
-                    db, sql: "SELECT first_recent_uid FROM mailboxes WHERE mailbox_id = ? AND account_id = ?",
+                    db.cached("SELECT first_recent_uid FROM mailboxes WHERE mailbox_id = ? AND account_id = ?"),
                     arguments: [mailbox.rawValue, account.rawValue]), old <= Int64(upTo.rawValue)
             else { return nil }
-            try db.execute(
-                sql: "UPDATE mailboxes SET first_recent_uid = ? WHERE mailbox_id = ?",
-                arguments: [Int64(upTo.rawValue) + 1, mailbox.rawValue])
+            try db.cached("UPDATE mailboxes SET first_recent_uid = ? WHERE mailbox_id = ?").execute(arguments: [
+                Int64(upTo.rawValue) + 1, mailbox.rawValue,
+            ])
             return UInt32(truncatingIfNeeded: old)...upTo.rawValue
         }
     }
@@ -74,18 +92,24 @@ extension SQLiteMailStore {
     static func changes(_ db: Database, account: AccountID, mailbox: MailboxID, since: ModSeq) throws -> MailboxDelta {
         guard
             let row = try Row.fetchOne(
-                db,
-                sql: """
+                db.cached(
+                    """
                     SELECT vanished_floor, highestmodseq, first_recent_uid FROM mailboxes
                     WHERE mailbox_id = ? AND account_id = ?
-                    """, arguments: [mailbox.rawValue, account.rawValue])
+                    """), arguments: [mailbox.rawValue, account.rawValue])
         else { throw StoreError.mailboxNotFound }
         var delta = MailboxDelta(highestModSeq: max(since, ModSeq(row[1] as Int64)))
         delta.firstUnclaimedUID = UID(UInt32(clamping: row[2] as Int64))
         delta.expungedIncomplete = since.rawValue < (row[0] as Int64)
+        // The modseq indexes, named: without statistics SQLite prefers the primary key for ORDER BY uid and read
+        // every row of the mailbox (and every tombstone) on each call, most of the server's time with ten clients
+        // on one busy INBOX.
         for message in try Row.fetchAll(
-            db,
-            sql: "SELECT uid, flags, keywords, modseq FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+            db.cached(
+                """
+                SELECT uid, flags, keywords, modseq FROM messages INDEXED BY messages_modseq
+                WHERE mailbox_id = ? AND modseq > ? ORDER BY uid
+                """),
             arguments: [mailbox.rawValue, since.rawValue])
         {
             delta.changed.append(
@@ -94,7 +118,11 @@ extension SQLiteMailStore {
                     modSeq: ModSeq(message[3] as Int64)))
         }
         for tombstone in try Row.fetchAll(
-            db, sql: "SELECT uid, modseq FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+            db.cached(
+                """
+                SELECT uid, modseq FROM expunged INDEXED BY expunged_modseq
+                WHERE mailbox_id = ? AND modseq > ? ORDER BY uid
+                """),
             arguments: [mailbox.rawValue, since.rawValue])
         {
             delta.expunged.append(UID(UInt32(truncatingIfNeeded: tombstone[0] as Int64)))
@@ -157,11 +185,11 @@ extension SQLiteMailStore {
     ) throws -> (result: AppendResult, contentID: Int64) {
         guard
             let box = try Row.fetchOne(
-                db,
-                sql: """
+                db.cached(
+                    """
                     SELECT mailbox_id, uidvalidity, uidnext, highestmodseq, keywords, first_recent_uid
                     FROM mailboxes WHERE account_id = ? AND name = ?
-                    """, arguments: [account.rawValue, mailbox.name])
+                    """), arguments: [account.rawValue, mailbox.name])
         else { throw StoreError.mailboxNotFound }
         let id: Int64 = box[0]
         let uid: Int64 = box[2]
@@ -170,7 +198,7 @@ extension SQLiteMailStore {
         var contentID: Int64
         if let sharing,
             try Int64.fetchOne(
-                db, sql: "SELECT 1 FROM contents WHERE content_id = ? AND account_id = ?",
+                db.cached("SELECT 1 FROM contents WHERE content_id = ? AND account_id = ?"),
                 arguments: [sharing, account.rawValue]) != nil
         {
             contentID = sharing
@@ -179,11 +207,12 @@ extension SQLiteMailStore {
         }
         let keywords = try mergedKeywords(box[4], adding: flags.keywords)
         let firstRecent: Int64 = box[5]
-        try db.execute(
-            sql: """
-                UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ?, first_recent_uid = ?
-                WHERE mailbox_id = ?
-                """, arguments: [uid + 1, modSeq, keywords, claimRecent ? uid + 1 : firstRecent, id])
+        try db.cached(
+            """
+            UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ?, first_recent_uid = ?
+            WHERE mailbox_id = ?
+            """
+        ).execute(arguments: [uid + 1, modSeq, keywords, claimRecent ? uid + 1 : firstRecent, id])
         try insertMessageRow(
             db,
             AccountExport.Message(
@@ -228,12 +257,12 @@ extension SQLiteMailStore {
     /// again).
     static func checkQuota(_ db: Database, account: AccountID) throws {
         if try Int64.fetchOne(
-            db,
-            sql: """
+            db.cached(
+                """
                 SELECT 1 FROM accounts WHERE account_id = ?
                     AND ((quota_bytes IS NOT NULL AND (used_bytes > quota_bytes OR stored_bytes > quota_bytes))
                         OR (quota_messages IS NOT NULL AND used_messages > quota_messages))
-                """, arguments: [account.rawValue]) != nil
+                """), arguments: [account.rawValue]) != nil
         {
             throw StoreError.overQuota
         }
@@ -274,20 +303,20 @@ extension SQLiteMailStore {
         let released = try await write(logger) { db -> Int64 in
             let before =
                 try Int64.fetchOne(
-                    db, sql: "SELECT stored_bytes FROM accounts WHERE account_id = ?", arguments: [account.rawValue])
+                    db.cached("SELECT stored_bytes FROM accounts WHERE account_id = ?"), arguments: [account.rawValue])
                 ?? 0
-            try db.execute(
-                sql: "UPDATE expunged SET content_id = NULL WHERE account_id = ? AND content_id IS NOT NULL",
-                arguments: [account.rawValue])
-            try db.execute(
-                sql: """
-                    DELETE FROM contents WHERE account_id = ? AND NOT EXISTS (
-                        SELECT 1 FROM messages m WHERE m.account_id = contents.account_id
-                            AND m.content_id = contents.content_id)
-                    """, arguments: [account.rawValue])
+            try db.cached("UPDATE expunged SET content_id = NULL WHERE account_id = ? AND content_id IS NOT NULL")
+                .execute(arguments: [account.rawValue])
+            try db.cached(
+                """
+                DELETE FROM contents WHERE account_id = ? AND NOT EXISTS (
+                    SELECT 1 FROM messages m WHERE m.account_id = contents.account_id
+                        AND m.content_id = contents.content_id)
+                """
+            ).execute(arguments: [account.rawValue])
             let after =
                 try Int64.fetchOne(
-                    db, sql: "SELECT stored_bytes FROM accounts WHERE account_id = ?", arguments: [account.rawValue])
+                    db.cached("SELECT stored_bytes FROM accounts WHERE account_id = ?"), arguments: [account.rawValue])
                 ?? 0
             return before - after
         }
@@ -305,7 +334,7 @@ extension SQLiteMailStore {
         return try await write(logger) { db in
             guard
                 let box = try Row.fetchOne(
-                    db, sql: "SELECT highestmodseq, keywords FROM mailboxes WHERE mailbox_id = ? AND account_id = ?",
+                    db.cached("SELECT highestmodseq, keywords FROM mailboxes WHERE mailbox_id = ? AND account_id = ?"),
                     arguments: [mailbox.rawValue, account.rawValue])
             else { throw StoreError.mailboxNotFound }
             let modSeq = (box[0] as Int64) + 1
@@ -341,20 +370,19 @@ extension SQLiteMailStore {
                     result.append(StoredFlags(uid: uid, flags: current, modSeq: ModSeq(currentModSeq), changed: false))
                     continue
                 }
-                try db.execute(
-                    sql: "UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
-                    arguments: [
-                        Int64(new.system.rawValue), Self.encode(new.keywords), modSeq, mailbox.rawValue,
-                        Int64(uid.rawValue),
-                    ])
+                try db.cached(
+                    "UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?"
+                ).execute(arguments: [
+                    Int64(new.system.rawValue), Self.encode(new.keywords), modSeq, mailbox.rawValue,
+                    Int64(uid.rawValue),
+                ])
                 changedAny = true
                 result.append(StoredFlags(uid: uid, flags: new, modSeq: ModSeq(modSeq), changed: true))
             }
             if changedAny {
                 // A modseq is taken only when something changed (STYLE.md §4.8).
                 let added = update.kind == .remove ? [] : keywords
-                try db.execute(
-                    sql: "UPDATE mailboxes SET highestmodseq = ?, keywords = ? WHERE mailbox_id = ?",
+                try db.cached("UPDATE mailboxes SET highestmodseq = ?, keywords = ? WHERE mailbox_id = ?").execute(
                     arguments: [modSeq, try Self.mergedKeywords(box[1], adding: added), mailbox.rawValue])
                 try Self.announceChange(db, account: account, mailbox: mailbox.rawValue, modSeq: modSeq)
             }
@@ -364,18 +392,25 @@ extension SQLiteMailStore {
 
     /// The message rows of `uids` (ascending, distinct), `columns` selected: by their range when the set fills most
     /// of it, else one lookup per UID.
+    /// The UID range to read whole for `uids` when they fill most of it (else nil: one lookup per UID is cheaper).
+    static func rangeRead(_ uids: [UID]) -> ClosedRange<UID>? {
+        guard let low = uids.min(), let high = uids.max() else { return nil }
+        return uids.count * 2 >= Int(high.rawValue - low.rawValue) + 1 ? low...high : nil
+    }
+
     static func rows(
         _ db: Database, account: AccountID, mailbox: MailboxID, uids: [UID], columns: String,
         table: String = "messages"
     ) throws -> [Row] {
         guard let low = uids.min(), let high = uids.max() else { return [] }
-        if uids.count * 2 >= Int(high.rawValue - low.rawValue) + 1 {
+        if rangeRead(uids) != nil {
             return try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(columns) FROM \(table) WHERE mailbox_id = ? AND account_id = ? AND uid BETWEEN ? AND ?
-                    ORDER BY uid
-                    """,
+                // A few fixed column lists and two tables: cached.
+                db.cachedStatement(
+                    sql: """
+                        SELECT \(columns) FROM \(table) WHERE mailbox_id = ? AND account_id = ? AND uid BETWEEN ? AND ?
+                        ORDER BY uid
+                        """),
                 arguments: [mailbox.rawValue, account.rawValue, Int64(low.rawValue), Int64(high.rawValue)])
         }
         let statement = try db.cachedStatement(
@@ -405,7 +440,7 @@ extension SQLiteMailStore {
     {
         guard
             let modSeqBefore = try Int64.fetchOne(
-                db, sql: "SELECT highestmodseq FROM mailboxes WHERE mailbox_id = ? AND account_id = ?",
+                db.cached("SELECT highestmodseq FROM mailboxes WHERE mailbox_id = ? AND account_id = ?"),
                 arguments: [mailbox.rawValue, account.rawValue])
         else { throw StoreError.mailboxNotFound }
         let columns = "uid, flags"
@@ -414,7 +449,7 @@ extension SQLiteMailStore {
             candidates = try rows(db, account: account, mailbox: mailbox, uids: uids, columns: columns)
         } else {
             candidates = try Row.fetchAll(
-                db, sql: "SELECT \(columns) FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                db.cached("SELECT uid, flags FROM messages WHERE mailbox_id = ? ORDER BY uid"),
                 arguments: [mailbox.rawValue])
         }
         let only = uids.map(Set.init)
@@ -430,19 +465,22 @@ extension SQLiteMailStore {
         let modSeq = modSeqBefore + 1
         let now = Self.now
         for uid in gone {
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO expunged (mailbox_id, uid, account_id, modseq, content_id, flags, keywords,
-                        internal_date, internal_zone, size, expunged_at)
-                    SELECT mailbox_id, uid, account_id, ?, content_id, flags, keywords, internal_date, internal_zone,
-                        size, ?
-                    FROM messages WHERE mailbox_id = ? AND uid = ?
-                    """, arguments: [modSeq, now, mailbox.rawValue, uid])
-            try db.execute(
-                sql: "DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", arguments: [mailbox.rawValue, uid])
+            try db.cached(
+                """
+                INSERT OR REPLACE INTO expunged (mailbox_id, uid, account_id, modseq, content_id, flags, keywords,
+                    internal_date, internal_zone, size, expunged_at)
+                SELECT mailbox_id, uid, account_id, ?, content_id, flags, keywords, internal_date, internal_zone,
+                    size, ?
+                FROM messages WHERE mailbox_id = ? AND uid = ?
+                """
+            ).execute(arguments: [modSeq, now, mailbox.rawValue, uid])
+            try db.cached("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?").execute(arguments: [
+                mailbox.rawValue, uid,
+            ])
         }
-        try db.execute(
-            sql: "UPDATE mailboxes SET highestmodseq = ? WHERE mailbox_id = ?", arguments: [modSeq, mailbox.rawValue])
+        try db.cached("UPDATE mailboxes SET highestmodseq = ? WHERE mailbox_id = ?").execute(arguments: [
+            modSeq, mailbox.rawValue,
+        ])
         try announceChange(db, account: account, mailbox: mailbox.rawValue, modSeq: modSeq)
         return ExpungeResult(uids: gone.map { UID(UInt32(truncatingIfNeeded: $0)) }, modSeq: ModSeq(modSeq))
     }
@@ -469,15 +507,15 @@ extension SQLiteMailStore {
         return try await write(logger) { db in
             guard
                 let target = try Row.fetchOne(
-                    db,
-                    sql: """
+                    db.cached(
+                        """
                         SELECT mailbox_id, uidvalidity, uidnext, highestmodseq, keywords FROM mailboxes
                         WHERE account_id = ? AND name = ?
-                        """, arguments: [account.rawValue, to.name])
+                        """), arguments: [account.rawValue, to.name])
             else { throw StoreError.mailboxNotFound }
             guard
                 try Int64.fetchOne(
-                    db, sql: "SELECT 1 FROM mailboxes WHERE mailbox_id = ? AND account_id = ?",
+                    db.cached("SELECT 1 FROM mailboxes WHERE mailbox_id = ? AND account_id = ?"),
                     arguments: [from.rawValue, account.rawValue]) != nil
             else { throw StoreError.mailboxNotFound }
             let destination: Int64 = target[0]
@@ -509,9 +547,8 @@ extension SQLiteMailStore {
                 destinations.append(UID(UInt32(truncatingIfNeeded: next)))
                 next += 1
             }
-            try db.execute(
-                sql: "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ? WHERE mailbox_id = ?",
-                arguments: [next, modSeq, Self.encode(keywords), destination])
+            try db.cached("UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ? WHERE mailbox_id = ?")
+                .execute(arguments: [next, modSeq, Self.encode(keywords), destination])
             try Self.announceChange(db, account: account, mailbox: destination, modSeq: modSeq)
             if move {
                 _ = try Self.expunge(db, account: account, mailbox: from, onlyDeleted: false, uids: sources)
@@ -571,6 +608,22 @@ extension SQLiteMailStore {
                 SELECT \(list(saveDate: "NULL")) FROM expunged x\(join)
                 WHERE x.mailbox_id = ? AND x.account_id = ? AND x.uid = ? AND x.content_id IS NOT NULL
                 """)
+        // Ascending UIDs that fill most of their range are read with one statement through a cursor (no row copies),
+        // merged with the list; others one lookup each. Missing ones are looked for among the tombstones.
+        var range: RowCursor?
+        if let span = rangeRead(uids), zip(uids, uids.dropFirst()).allSatisfy({ $0.0 < $0.1 }) {
+            range = try Row.fetchCursor(
+                db.cachedStatement(
+                    sql: """
+                        SELECT \(list(saveDate: "x.saved_at")) FROM messages x\(join)
+                        WHERE x.mailbox_id = ? AND x.account_id = ? AND x.uid BETWEEN ? AND ? ORDER BY x.uid
+                        """),
+                arguments: [
+                    mailbox.rawValue, account.rawValue, Int64(span.lowerBound.rawValue),
+                    Int64(span.upperBound.rawValue),
+                ])
+        }
+        var pending = try range?.next()
         var records: [MessageRecord] = []
         var used = 0
         var covered = 0
@@ -578,14 +631,24 @@ extension SQLiteMailStore {
             if let budget, used > budget, !records.isEmpty { break }
             covered += 1
             let arguments: StatementArguments = [mailbox.rawValue, account.rawValue, Int64(uid.rawValue)]
+            var found: Row?
             var expunged = false
-            var found = try Row.fetchOne(live, arguments: arguments)
+            if let cursor = range {
+                while let row = pending, UInt32(truncatingIfNeeded: row[0] as Int64) < uid.rawValue {
+                    pending = try cursor.next()
+                }
+                if let row = pending, UInt32(truncatingIfNeeded: row[0] as Int64) == uid.rawValue { found = row }
+            } else {
+                found = try Row.fetchOne(live, arguments: arguments)
+            }
             if found == nil {
                 found = try Row.fetchOne(gone, arguments: arguments)
                 expunged = true
             }
             guard let row = found else { continue }
+            // Read out before the cursor moves on (its row is reused).
             let record = try record(row, columns: columns, expunged: expunged)
+            if !expunged, let cursor = range { pending = try cursor.next() }
             used += record.envelope.count + record.body.count + record.bodyStructure.count + (record.header?.count ?? 0)
             records.append(record)
         }
@@ -628,20 +691,51 @@ extension SQLiteMailStore {
         -> [MessageFlagsRecord]
     {
         try await read(logger) { db in
-            let wanted = Set(uids)
             var result: [MessageFlagsRecord] = []
-            var found = Set<UID>()
-            for row in try Self.rows(
-                db, account: account, mailbox: mailbox, uids: uids, columns: "uid, flags, keywords, modseq")
-            {
-                let uid = UID(UInt32(truncatingIfNeeded: row[0] as Int64))
-                guard wanted.contains(uid) else { continue }
-                found.insert(uid)
-                result.append(.init(uid: uid, flags: Self.flags(row[1], row[2]), modSeq: ModSeq(row[3] as Int64)))
+            result.reserveCapacity(uids.count)
+            var missing: [UID] = []
+            if let range = Self.rangeRead(uids) {
+                // The range's rows in UID order, read through a cursor (no row copies), merged with the sorted UIDs.
+                let sorted = uids.sorted()
+                var next = sorted.startIndex
+                let cursor = try Row.fetchCursor(
+                    db.cached(
+                        """
+                        SELECT uid, flags, keywords, modseq FROM messages
+                        WHERE mailbox_id = ? AND account_id = ? AND uid BETWEEN ? AND ? ORDER BY uid
+                        """),
+                    arguments: [
+                        mailbox.rawValue, account.rawValue, Int64(range.lowerBound.rawValue),
+                        Int64(range.upperBound.rawValue),
+                    ])
+                while let row = try cursor.next() {
+                    let uid = UID(UInt32(truncatingIfNeeded: row[0] as Int64))
+                    while next < sorted.endIndex, sorted[next] < uid {
+                        missing.append(sorted[next])
+                        next += 1
+                    }
+                    guard next < sorted.endIndex, sorted[next] == uid else { continue }
+                    next += 1
+                    let keywords: String = row[2]
+                    result.append(
+                        .init(uid: uid, flags: Self.flags(row[1], keywords), modSeq: ModSeq(row[3] as Int64)))
+                }
+                missing += sorted[next...]
+            } else {
+                var found = Set<UID>()
+                for row in try Self.rows(
+                    db, account: account, mailbox: mailbox, uids: uids, columns: "uid, flags, keywords, modseq")
+                {
+                    let uid = UID(UInt32(truncatingIfNeeded: row[0] as Int64))
+                    found.insert(uid)
+                    result.append(
+                        .init(uid: uid, flags: Self.flags(row[1], row[2]), modSeq: ModSeq(row[3] as Int64)))
+                }
+                missing = uids.filter { !found.contains($0) }
             }
-            let missing = uids.filter { !found.contains($0) }
             if !missing.isEmpty {
                 // Expunged elsewhere, still with content: served from the tombstone, as `fetch` does.
+                let wanted = Set(missing)
                 for row in try Self.rows(
                     db, account: account, mailbox: mailbox, uids: missing,
                     columns: "uid, flags, keywords, modseq, content_id",
@@ -686,13 +780,13 @@ extension SQLiteMailStore: DeliveryStore {
         try await read(logger) { db in
             var digests: [[UInt8]: Int] = [:]
             for digest in try Data.fetchAll(
-                db,
-                sql: """
+                db.cached(
+                    """
                     SELECT c.sha256 FROM contents c
                     JOIN messages m ON m.content_id = c.content_id
                     JOIN mailboxes b ON b.mailbox_id = m.mailbox_id
                     WHERE b.account_id = ? AND b.name = ? AND c.sha256 IS NOT NULL
-                    """, arguments: [account.rawValue, mailbox.name])
+                    """), arguments: [account.rawValue, mailbox.name])
             {
                 digests[Array(digest), default: 0] += 1
             }
@@ -706,7 +800,7 @@ extension SQLiteMailStore: CredentialStore {
         try await read(logger) { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT password_hash, disabled FROM accounts WHERE login = ?", arguments: [login])
+                    db.cached("SELECT password_hash, disabled FROM accounts WHERE login = ?"), arguments: [login])
             else { return nil }
             return StoreCredentials(passwordHash: row[0], disabled: row[1])
         }
@@ -755,30 +849,30 @@ struct ContentColumns: Sendable {
     /// Inserts the content and its search text (into `contents_text`, for `SQLiteIndexer` to index); returns its id.
     func insert(_ db: Database, account: AccountID) throws -> Int64 {
         let sort = self.sort
-        try db.execute(
-            sql: """
-                INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
-                    parts, sent_day, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
-                    sort_display_to, sent_time, thread_id, thread_refs, thread_reply, preview, keys_version,
-                    created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                account.rawValue, size, headerLength, body, envelope, bodySummary, bodyStructure, parts, sentDay,
-                sha256, sort.subject, sort.from, sort.to, sort.cc, sort.displayFrom, sort.displayTo, sort.sentTime,
-                sort.messageID, sort.references.joined(separator: " "), sort.isReplyOrForward, preview,
-                Self.keysVersion, SQLiteMailStore.now,
-            ])
+        try db.cached(
+            """
+            INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
+                parts, sent_day, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
+                sort_display_to, sent_time, thread_id, thread_refs, thread_reply, preview, keys_version,
+                created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        ).execute(arguments: [
+            account.rawValue, size, headerLength, body, envelope, bodySummary, bodyStructure, parts, sentDay,
+            sha256, sort.subject, sort.from, sort.to, sort.cc, sort.displayFrom, sort.displayTo, sort.sentTime,
+            sort.messageID, sort.references.joined(separator: " "), sort.isReplyOrForward, preview,
+            Self.keysVersion, SQLiteMailStore.now,
+        ])
         let id = db.lastInsertedRowID
-        try db.execute(
-            sql: """
-                INSERT INTO contents_text (content_id, search_from, search_to, search_cc, search_bcc, search_subject,
-                    search_headers, search_body)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                id, search.from, search.to, search.cc, search.bcc, search.subject, search.headers, search.body,
-            ])
+        try db.cached(
+            """
+            INSERT INTO contents_text (content_id, search_from, search_to, search_cc, search_bcc, search_subject,
+                search_headers, search_body)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        ).execute(arguments: [
+            id, search.from, search.to, search.cc, search.bcc, search.subject, search.headers, search.body,
+        ])
         return id
     }
 }
@@ -794,4 +888,23 @@ extension Array {
         }
         return low
     }
+}
+
+/// A mailbox's UIDs and first unseen message as `select` last read them. Every change to a mailbox (APPEND, EXPUNGE,
+/// a flag, in this process or another) raises its HIGHESTMODSEQ, and a mailbox made again has a new UIDVALIDITY: an
+/// entry whose mailbox row still shows its modseq and UIDNEXT, read in the same snapshot, is what reading the rows
+/// would give. Reading 5,000 UIDs was most of a SELECT's time.
+struct SelectedUIDs: Sendable {
+    struct Key: Hashable, Sendable {
+        var mailbox: Int64
+        var uidValidity: Int64
+    }
+
+    /// 4 million UIDs (16 MiB) in all.
+    static let capacity = 4_000_000
+
+    var highestModSeq: Int64
+    var uidNext: Int64
+    var uids: [UID]
+    var firstUnseen: Int64?
 }

@@ -10,7 +10,7 @@ extension SQLiteMailStore {
         let (sql, arguments) = Self.searchStatement(
             account: account, mailbox: mailbox, query: query, maxUID: maxUID, columns: "m.uid", order: "m.uid")
         return try await read(logger) { db in
-            try Int64.fetchAll(db, sql: sql, arguments: arguments).map { UID(UInt32(truncatingIfNeeded: $0)) }
+            try Self.integers(db, sql, arguments, cached: false).map { UID(UInt32(truncatingIfNeeded: $0)) }
         }
     }
 
@@ -42,7 +42,7 @@ extension SQLiteMailStore {
             order: order.joined(separator: ", "),
             needsContent: needsContent)
         return try await read(logger) { db in
-            try Int64.fetchAll(db, sql: sql, arguments: arguments).map { UID(UInt32(truncatingIfNeeded: $0)) }
+            try Self.integers(db, sql, arguments, cached: false).map { UID(UInt32(truncatingIfNeeded: $0)) }
         }
     }
 

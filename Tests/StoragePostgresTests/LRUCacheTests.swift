@@ -1,6 +1,6 @@
 import Testing
 
-@testable import StoragePostgres
+@testable import IMAPEngine
 
 /// The chain from least to most recently used stays whole through uses, replacements and evictions.
 struct LRUCacheTests {

@@ -1,10 +1,10 @@
 import Synchronization
 
-/// A map bounded by the total cost of its values, least recently used first out: the shared part of the store's
-/// per-instance caches (`SelectCache`, `FlagsCache`). Entries are chained from the least to the most recently used
+/// A map bounded by the total cost of its values, least recently used first out: the shared part of the stores'
+/// per-process caches (PostgreSQL's `SelectCache` and `FlagsCache`, SQLite's selected UIDs). Entries are chained from the least to the most recently used
 /// through their keys, so a use and an eviction cost the same whatever the number of entries (a SELECT of a new
 /// mailbox in a full cache must not scan every entry).
-final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct Node {
         var value: Value
         var cost: Int
@@ -34,20 +34,20 @@ final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         }
     }
 
-    let capacity: Int
+    public let capacity: Int
     private let cost: @Sendable (Key, Value) -> Int
     private let state = Mutex(State())
 
-    init(capacity: Int, cost: @escaping @Sendable (Key, Value) -> Int) {
+    public init(capacity: Int, cost: @escaping @Sendable (Key, Value) -> Int) {
         self.capacity = capacity
         self.cost = cost
     }
 
     /// Cost units held.
-    var held: Int { state.withLock { $0.held } }
+    public var held: Int { state.withLock { $0.held } }
 
     /// The value at `key`, now the most recently used.
-    func value(_ key: Key) -> Value? {
+    public func value(_ key: Key) -> Value? {
         state.withLock { state in
             guard let value = state.nodes[key]?.value else { return nil }
             state.unlink(key)
@@ -58,7 +58,7 @@ final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     /// Keeps `value` unless it alone exceeds the capacity or `replaces(old, value)` refuses to give up the value held,
     /// evicting the least recently used others until the total fits.
-    func store(_ value: Value, at key: Key, replaces: (Value, Value) -> Bool) {
+    public func store(_ value: Value, at key: Key, replaces: (Value, Value) -> Bool) {
         let added = cost(key, value)
         guard added <= capacity else { return }
         state.withLock { state in
