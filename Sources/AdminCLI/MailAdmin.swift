@@ -16,10 +16,12 @@ struct MailAdmin: AsyncParsableCommand {
         commandName: "mailadmin",
         abstract: "Manage MailHost accounts, mailboxes and the database.",
         discussion: """
-            Every command takes --storage URL (or the MAILHOST_STORAGE environment variable); without either, the \
-            embedded store the server uses by default: sqlite:./mailhost-data/mail.db ($STATE_DIRECTORY/mail.db \
-            under systemd).
+            Every command takes --storage URL (or the MAILHOST_STORAGE environment variable), or --config FILE (or \
+            MAILHOST_CONFIG): the server's configuration file, whose storage key is used. Without any, the embedded \
+            store the server uses by default: sqlite:./mailhost-data/mail.db ($STATE_DIRECTORY/mail.db under \
+            systemd).
             """,
+        version: MailHostVersion.current,
         subcommands: [
             DatabaseCommand.self, UserCommand.self, MailboxCommand.self, QuotaCommand.self, ImportCommand.self,
             ExportCommand.self, StatsCommand.self, MigrateCommand.self,
@@ -28,7 +30,8 @@ struct MailAdmin: AsyncParsableCommand {
     static func main() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
         do {
-            StorageOption.url = try StorageOption.extract(from: &arguments)
+            StorageOption.url = try StorageOption.extract("--storage", what: "a URL", from: &arguments)
+            StorageOption.configFile = try StorageOption.extract("--config", what: "a file", from: &arguments)
         } catch {
             exit(withError: error)
         }
@@ -40,26 +43,46 @@ struct MailAdmin: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
+            // A subcommand's help also names the options taken before parsing, valid with every subcommand.
+            if exitCode(for: error) == .success, arguments.contains(where: { $0 == "--help" || $0 == "-h" }),
+                arguments.first != "--help", arguments.first != "-h"
+            {
+                print(fullMessage(for: error))
+                print(Self.globalOptionsHelp)
+                Self.exit()
+            }
             exit(withError: error)
         }
     }
 }
 
-/// The global `--storage` option, taken out of the arguments before subcommand parsing.
+extension MailAdmin {
+    static let globalOptionsHelp = """
+
+        GLOBAL OPTIONS (before or after the subcommand):
+          --storage <url>         The store: postgres://… or sqlite:PATH (else MAILHOST_STORAGE).
+          --config <file>         The server's configuration file, for its storage key (else MAILHOST_CONFIG).
+        """
+}
+
+/// The global `--storage` and `--config` options, taken out of the arguments before subcommand parsing (they may
+/// stand anywhere on the command line).
 enum StorageOption {
     nonisolated(unsafe) static var url: String?
+    nonisolated(unsafe) static var configFile: String?
 
-    static func extract(from arguments: inout [String]) throws -> String? {
+    /// Removes every `option VALUE` and `option=VALUE` from `arguments`; the last value given.
+    static func extract(_ option: String, what: String, from arguments: inout [String]) throws -> String? {
         var found: String?
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
-            if argument == "--storage" {
-                guard index + 1 < arguments.count else { throw ValidationError("--storage needs a URL") }
+            if argument == option {
+                guard index + 1 < arguments.count else { throw ValidationError("\(option) needs \(what)") }
                 found = arguments[index + 1]
                 arguments.removeSubrange(index...(index + 1))
-            } else if argument.hasPrefix("--storage=") {
-                found = String(argument.dropFirst("--storage=".count))
+            } else if argument.hasPrefix(option + "=") {
+                found = String(argument.dropFirst(option.count + 1))
                 arguments.remove(at: index)
             } else {
                 index += 1
@@ -68,11 +91,27 @@ enum StorageOption {
         return found
     }
 
-    /// The storage setting: `--storage`, else `MAILHOST_STORAGE`, else the server's default, the embedded store in
+    /// The storage setting, in the server's order: `--storage`, else `MAILHOST_STORAGE`, else the `storage` key of
+    /// the configuration file (`--config`, else `MAILHOST_CONFIG`), else the server's default, the embedded store in
     /// the data directory (`Storage.defaultSetting`).
     static func setting() throws -> String {
         let environment = ProcessInfo.processInfo.environment
-        return url ?? environment["MAILHOST_STORAGE"] ?? Storage.defaultSetting(environment: environment)
+        if let url = url ?? environment["MAILHOST_STORAGE"] { return url }
+        if let file = configFile ?? environment["MAILHOST_CONFIG"] {
+            let entries: [ConfigurationFile.Entry]
+            do {
+                entries = try ConfigurationFile.read(file)
+            } catch {
+                throw ValidationError(error.description)
+            }
+            if let storage = entries.last(where: { $0.key == "storage" }) {
+                guard storage.values.count == 1, let value = storage.values.first, !value.isEmpty else {
+                    throw ValidationError("\(file):\(storage.line): storage takes one URL")
+                }
+                return value
+            }
+        }
+        return Storage.defaultSetting(environment: environment)
     }
 
     /// The configured store, not yet running. Administration runs bulk work (imports, exports) where no client

@@ -12,9 +12,13 @@ struct DeliverCommand: AsyncParsableCommand {
         discussion: """
             Exit codes (sysexits): 0 delivered, 64 usage, 65 bad input, 67 unknown user, 69 mailbox disabled \
             or over quota (with --quota-permanent), 75 temporary failure (database, over quota), 78 configuration.
+
+            The store is the server's: --storage URL or --config FILE (or MAILHOST_STORAGE, MAILHOST_CONFIG), \
+            with its other settings (--store-timeout, ...) as `mailhost serve --help` lists them.
             """)
 
-    @OptionGroup var options: ServerOptions
+    // The server's settings, so that a pipe from the MTA finds the same store; not listed in this help.
+    @OptionGroup(visibility: .hidden) var options: ServerOptions
     @Option(help: "The account (login name) to deliver to.") var to: String
     @Option(help: "Mailbox to file into; INBOX when it does not exist.") var mailbox: String?
     @Option(help: "Envelope sender for the Return-Path: header.") var from: String = "MAILER-DAEMON"

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import IMAPEngine
 import Logging
+import Storage
 
 /// Every setting of `mailhost serve`, from three layers: the command line over the environment (`MAILHOST_` + the
 /// key in upper case with `_` for `-`) over the configuration file (`--config FILE`, one `key = value` per line), over
@@ -155,33 +156,20 @@ struct ServerConfiguration: Sendable {
         return configuration
     }
 
-    /// `key = value` lines; `#` starts a comment; a key may repeat (lists) or hold a comma-separated list.
+    /// The file's entries by key (`ConfigurationFile`); a key that is not an option is refused with its line.
     static func parseFile(_ path: String) throws -> [String: [String]] {
-        let text: String
+        let entries: [ConfigurationFile.Entry]
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            entries = try ConfigurationFile.read(path)
         } catch {
-            throw Problem(description: "cannot read configuration file \(path): \(error.localizedDescription)")
+            throw Problem(description: error.description)
         }
         var result: [String: [String]] = [:]
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line =
-                rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
-                .map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
-            if line.isEmpty { continue }
-            guard let equals = line.firstIndex(of: "=") else {
-                throw Problem(description: "\(path):\(number + 1): expected key = value")
+        for entry in entries {
+            guard keys.contains(where: { $0.name == entry.key }) else {
+                throw Problem(description: "\(path):\(entry.line): unknown key \(entry.key)")
             }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
-            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
-                value = String(value.dropFirst().dropLast())
-            }
-            guard keys.contains(where: { $0.name == key }) else {
-                throw Problem(description: "\(path):\(number + 1): unknown key \(key)")
-            }
-            result[key, default: []].append(
-                contentsOf: value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            result[entry.key, default: []].append(contentsOf: entry.values)
         }
         return result
     }
