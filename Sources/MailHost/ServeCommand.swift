@@ -146,8 +146,15 @@ struct ConfigCommand: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the effective configuration (command line > environment > file > defaults).")
+            abstract: "Print the effective configuration (command line > environment > file > defaults).",
+            discussion: """
+                Checks everything it can without starting: each value, the certificate and key (readable, and the \
+                key the certificate's), the PAM service file when auth includes pam, and the storage setting; with \
+                --connect also that the store answers and its schema suits this version. Exits 1 on any error.
+                """)
         @OptionGroup var options: ServerOptions
+        @ArgumentParser.Flag(help: "Also connect to the store and check its schema.")
+        var connect = false
 
         func run() async throws {
             let configuration: ServerConfiguration
@@ -170,6 +177,46 @@ struct ConfigCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             if configuration.storage == nil { print("# storage is not set: the embedded store \(storage)") }
+            var failed = false
+            func problem(_ text: String) {
+                FileHandle.standardError.write(Data("configuration error: \(text)\n".utf8))
+                failed = true
+            }
+            if configuration.auth.contains("pam") {
+                let file = "/etc/pam.d/" + configuration.pamService
+                if !FileManager.default.fileExists(atPath: file) {
+                    problem("pam-service: \(file) does not exist (auth includes pam)")
+                }
+            }
+            if connect, let outcome = await Self.connect(storage, timeout: configuration.storeTimeout) {
+                problem("storage \(Storage.redacted(storage)): \(outcome)")
+            } else if connect {
+                print("# storage \(Storage.redacted(storage)): reachable, schema suits this version")
+            }
+            if failed { throw ExitCode(1) }
+        }
+
+        /// What is wrong with the store at `setting` for this version (nil: nothing). Opened as the tools open it:
+        /// a SQLite file that does not exist yet is not made here.
+        static func connect(_ setting: String, timeout: Duration) async -> String? {
+            if case .sqlite(let path) = try? Storage.location(setting), !FileManager.default.fileExists(atPath: path) {
+                return nil  // made on the server's first start
+            }
+            var logger = Logger(label: "config-check")
+            logger.logLevel = .critical
+            do {
+                let backend = try Storage.open(
+                    setting, options: Storage.Options(operationTimeout: timeout), logger: logger)
+                switch try await backend.schema.state(logger: logger) {
+                case .empty, .current: return nil
+                case .behind(let current, let latest):
+                    return "schema version \(current) is behind \(latest): run `mailadmin db migrate` first"
+                case .ahead(let current, let latest):
+                    return "schema version \(current) is newer than this version's \(latest): upgrade mailhost"
+                }
+            } catch {
+                return "cannot connect: \(error)"
+            }
         }
     }
 }

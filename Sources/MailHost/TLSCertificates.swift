@@ -40,7 +40,9 @@ final class TLSCertificates: Sendable {
             return try NIOSSLContext(configuration: configuration)
         } catch {
             throw ServerConfiguration.Problem(
-                description: "the certificate and key do not make a TLS context: \(error)")
+                description:
+                    "the private key \(keyPath) does not go with the certificate \(certificatePath), or cannot be "
+                    + "used: \(error)")
         }
     }
 

@@ -316,7 +316,7 @@ struct OperationsTests {
         ).write(to: file)
         let checked = try await runTool(
             ServerProcess.executable("mailhost"), ["config", "check", "--config", file.path, "--log-level", "debug"],
-            environment: ["MAILHOST_MAX_CONNECTIONS": "200", "MAILHOST_PAM_SERVICE": "imap"])
+            environment: ["MAILHOST_MAX_CONNECTIONS": "200", "MAILHOST_PAM_SERVICE": "other"])
         #expect(checked.status == 0, "\(checked.stderr)")
         let lines = checked.stdout.split(separator: "\n").map(String.init)
         func line(_ key: String) -> String { lines.first { $0.hasPrefix(key + " =") } ?? "" }
@@ -324,7 +324,7 @@ struct OperationsTests {
         #expect(line("imap").contains("0.0.0.0:143, [::]:143"))
         #expect(line("max-connections").contains("= 200") && line("max-connections").contains("environment"))
         #expect(line("log-level").contains("= debug") && line("log-level").contains("command line"))
-        #expect(line("pam-service").contains("= imap"))
+        #expect(line("pam-service").contains("= other"))
         #expect(line("auth").contains("= db,pam") && line("auth").contains(file.path))
         #expect(line("max-bad-commands").contains("default"))
 
