@@ -10,12 +10,22 @@ struct QuotaCommand: AsyncParsableCommand {
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set or remove an account's quota.")
         @Argument var user: String
-        @Argument(help: "Storage limit such as 500M or 2G, or none.") var size: String
-        @Option(help: "Message-count limit, or none (default: unchanged).") var messages: String?
+        // Unrecognised arguments too: `-5M` would otherwise be taken for an option and the size reported missing.
+        @Argument(parsing: .allUnrecognized, help: "Storage limit such as 500M or 2G, or none.") var size: [String] = []
+        @Option(parsing: .unconditional, help: "Message-count limit, or none (default: unchanged).")
+        var messages: String?
+
+        func validate() throws {
+            guard size.count == 1 else {
+                throw ValidationError(
+                    size.isEmpty
+                        ? "give the storage limit (such as 500M) or none" : "give one storage limit, not \(size)")
+            }
+        }
 
         func run() async throws {
             let login = user.lowercased()
-            let bytes = try QuotaSize.parseBytes(size)
+            let bytes = try QuotaSize.parseBytes(size[0])
             let count = try messages.map(QuotaSize.parseCount)
             try await withStore { store, admin in
                 let account = try await admin.accountID(login, logger: adminLogger)
@@ -39,6 +49,20 @@ struct QuotaCommand: AsyncParsableCommand {
             var limitBytes: Int64?
             var usedMessages: Int64
             var limitMessages: Int64?
+
+            private enum CodingKeys: String, CodingKey {
+                case login, usedBytes, limitBytes, usedMessages, limitMessages
+            }
+
+            /// No limit is `null`, not a missing key.
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(login, forKey: .login)
+                try container.encode(usedBytes, forKey: .usedBytes)
+                try container.encode(limitBytes, forKey: .limitBytes)
+                try container.encode(usedMessages, forKey: .usedMessages)
+                try container.encode(limitMessages, forKey: .limitMessages)
+            }
         }
 
         func run() async throws {

@@ -21,8 +21,9 @@ struct UserCommand: AsyncParsableCommand {
             name: .customLong("password-hash"),
             help: "A crypt(3) hash ($y$, $6$, $2y$ or Dovecot's {SHA512-CRYPT}/{BLF-CRYPT}).")
         var passwordHash: String?
-        @Option(help: "Storage quota, e.g. 500M, 2G or none.") var quota: String?
-        @Option(help: "Message-count quota, or none.") var messages: String?
+        // Values taken as they stand, so that `--quota -5M` is refused as a size, not as an unknown option.
+        @Option(parsing: .unconditional, help: "Storage quota, e.g. 500M, 2G or none.") var quota: String?
+        @Option(parsing: .unconditional, help: "Message-count quota, or none.") var messages: String?
 
         func run() async throws {
             let login = try validatedLogin(name)

@@ -1,3 +1,4 @@
+import Glibc
 import IMAPEngine
 import Logging
 import NIOCore
@@ -77,46 +78,48 @@ struct IMAPListener: Service {
         let kind = self.kind
         let certificates = self.certificates
         let trusted = proxyTrusted
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            // Each connection keeps its last receive buffer for the next read. Commands are short: start at 512
-            // bytes, not NIO's 2,048, which an idle connection would hold for hours; uploads grow it as before.
-            .childChannelOption(
-                .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
-            )
-            .bind(host: address.host, port: address.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    var proxied: EventLoopFuture<ProxyProtocolHandler.Client>?
-                    var gate: StartTLSGate?
-                    switch kind {
-                    case .imaps:
-                        if let certificates {
-                            try pipeline.addHandler(NIOSSLServerHandler(context: certificates.current))
+        let channel = try await ListenFailure.naming(kind.rawValue, address.description) {
+            try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                // Each connection keeps its last receive buffer for the next read. Commands are short: start at 512
+                // bytes, not NIO's 2,048, which an idle connection would hold for hours; uploads grow it as before.
+                .childChannelOption(
+                    .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+                )
+                .bind(host: address.host, port: address.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        var proxied: EventLoopFuture<ProxyProtocolHandler.Client>?
+                        var gate: StartTLSGate?
+                        switch kind {
+                        case .imaps:
+                            if let certificates {
+                                try pipeline.addHandler(NIOSSLServerHandler(context: certificates.current))
+                            }
+                        case .imapProxy:
+                            let promise = channel.eventLoop.makePromise(of: ProxyProtocolHandler.Client.self)
+                            try pipeline.addHandler(ProxyProtocolHandler(address: promise, trusted: trusted))
+                            proxied = promise.futureResult
+                            if certificates != nil { gate = StartTLSGate() }
+                        case .imap:
+                            if certificates != nil { gate = StartTLSGate() }
                         }
-                    case .imapProxy:
-                        let promise = channel.eventLoop.makePromise(of: ProxyProtocolHandler.Client.self)
-                        try pipeline.addHandler(ProxyProtocolHandler(address: promise, trusted: trusted))
-                        proxied = promise.futureResult
-                        if certificates != nil { gate = StartTLSGate() }
-                    case .imap:
-                        if certificates != nil { gate = StartTLSGate() }
+                        let login = LoginState()
+                        let compress = StartTLSGate()
+                        try pipeline.addHandler(
+                            IMAPConnection.makeFrameDecoder(
+                                limits: limits, startTLS: gate, compress: compress, login: login, budget: budget),
+                            name: IMAPConnection.framingHandlerName)
+                        let input = SessionInputHandler(eventLoop: channel.eventLoop)
+                        try pipeline.addHandler(input)
+                        return Accepted(
+                            channel: channel, events: input.events, proxied: proxied, gate: gate, compress: compress,
+                            login: login)
                     }
-                    let login = LoginState()
-                    let compress = StartTLSGate()
-                    try pipeline.addHandler(
-                        IMAPConnection.makeFrameDecoder(
-                            limits: limits, startTLS: gate, compress: compress, login: login, budget: budget),
-                        name: IMAPConnection.framingHandlerName)
-                    let input = SessionInputHandler(eventLoop: channel.eventLoop)
-                    try pipeline.addHandler(input)
-                    return Accepted(
-                        channel: channel, events: input.events, proxied: proxied, gate: gate, compress: compress,
-                        login: login)
                 }
-            }
+        }
         let bound = ListenAddress(host: address.host, port: channel.channel.localAddress?.port ?? address.port)
         logger.info("listening", metadata: [kind.rawValue: "\(bound)"])
         onListening(bound)
@@ -167,7 +170,8 @@ struct IMAPListener: Service {
     }
 
     private func refused(_ accepted: Accepted, id: Int, error: any Error) {
-        logger.notice(
+        logger.log(
+            level: error is ProxyProtocolHandler.ClosedSilently ? .debug : .notice,
             "PROXY header refused",
             metadata: [
                 "imap.conn": "\(id)", "imap.peer": "\(accepted.channel.remoteAddress?.ipAddress ?? "-")",
@@ -206,5 +210,34 @@ struct IMAPListener: Service {
     static func isLoopback(_ address: SocketAddress?) -> Bool {
         guard let ip = address?.ipAddress else { return address?.pathname != nil }
         return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
+    }
+}
+
+/// A listener that could not bind, in words: which listener, which address, and why (NIO's error names only the
+/// system call).
+struct ListenFailure: Error, CustomStringConvertible {
+    var kind: String
+    var address: String
+    var error: any Error
+
+    var description: String {
+        guard let io = error as? IOError else { return "cannot listen on \(kind)=\(address): \(error)" }
+        var reason = String(cString: strerror(io.errnoCode))
+        switch io.errnoCode {
+        case EACCES: reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        case EADDRINUSE: reason += " (another process listens there)"
+        case EADDRNOTAVAIL: reason += " (no interface of this machine has that address)"
+        default: break
+        }
+        return "cannot listen on \(kind)=\(address): \(reason)"
+    }
+
+    /// Runs `bind`, naming the listener and its address in any error.
+    static func naming<T>(_ kind: String, _ address: String, _ bind: () async throws -> T) async throws -> T {
+        do {
+            return try await bind()
+        } catch {
+            throw ListenFailure(kind: kind, address: address, error: error)
+        }
     }
 }

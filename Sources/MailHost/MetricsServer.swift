@@ -14,15 +14,17 @@ struct MetricsServer: Service {
 
     func run() async throws {
         let registry = self.registry
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(MetricsHandler(registry: registry))
+        let channel = try await ListenFailure.naming("metrics", address.description) {
+            try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(registry: registry))
+                    }
                 }
-            }
-            .bind(host: address.host, port: address.port).get()
+                .bind(host: address.host, port: address.port).get()
+        }
         let bound = ListenAddress(host: address.host, port: channel.localAddress?.port ?? address.port)
         logger.info("listening", metadata: ["metrics": "\(bound)"])
         onListening(bound)

@@ -61,8 +61,15 @@ final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannelHandler
 
     func channelInactive(context: ChannelHandlerContext) {
         timeout?.cancel()
-        address.fail(Failure(description: "connection closed before the PROXY header"))
+        // Nothing at all before the close: a load balancer's TCP health check (HAProxy's `check`), not a client.
+        address.fail(
+            buffer == nil ? ClosedSilently() : Failure(description: "connection closed before the PROXY header"))
         context.fireChannelInactive()
+    }
+
+    /// The peer connected and closed without sending a byte (a health check); not worth a log line above debug.
+    struct ClosedSilently: Error, CustomStringConvertible {
+        var description: String { "connection closed before sending anything" }
     }
 
     private func fail(_ context: ChannelHandlerContext, _ reason: String) {

@@ -94,6 +94,24 @@ public struct AccountSummary: Sendable, Encodable, Equatable {
         self.quotaMessages = quotaMessages
         self.hasPassword = hasPassword
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case login, disabled, created, mailboxes, messages, bytes, quotaBytes, quotaMessages, hasPassword
+    }
+
+    /// Every key always present: no quota is `null` (a script reading `quotaBytes` finds it either way).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(login, forKey: .login)
+        try container.encode(disabled, forKey: .disabled)
+        try container.encode(created, forKey: .created)
+        try container.encode(mailboxes, forKey: .mailboxes)
+        try container.encode(messages, forKey: .messages)
+        try container.encode(bytes, forKey: .bytes)
+        try container.encode(quotaBytes, forKey: .quotaBytes)
+        try container.encode(quotaMessages, forKey: .quotaMessages)
+        try container.encode(hasPassword, forKey: .hasPassword)
+    }
 }
 
 /// A mailbox every new account gets beside INBOX.

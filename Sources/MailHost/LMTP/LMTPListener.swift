@@ -68,11 +68,15 @@ struct LMTPListener: Service {
         let channel: NIOAsyncChannel<Accepted, Never>
         switch address {
         case .tcp(let tcp):
-            channel = try await bootstrap.bind(host: tcp.host, port: tcp.port, childChannelInitializer: initializer)
+            channel = try await ListenFailure.naming("lmtp", address.description) {
+                try await bootstrap.bind(host: tcp.host, port: tcp.port, childChannelInitializer: initializer)
+            }
         case .unix(let path):
             try? FileManager.default.removeItem(atPath: path)  // a stale socket from an earlier run
-            channel = try await bootstrap.bind(
-                unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+            channel = try await ListenFailure.naming("lmtp", address.description) {
+                try await bootstrap.bind(
+                    unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+            }
             // Connecting needs write permission: open it to the MTA's user as Dovecot does (mode 0666); who may reach
             // it is decided by the directory it sits in.
             chmod(path, 0o666)
