@@ -1,13 +1,23 @@
 import Foundation
+import Glibc
 import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
 import PostgresNIO
 
 /// Where the store lives, parsed from a `postgres://` URL (the `--storage` option and `MAILHOST_STORAGE`).
 ///
 /// Accepted forms:
-/// - `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` over TCP (TLS off: loopback or a private network);
+/// - `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` over TCP;
 /// - `postgres://USER@/DATABASE?host=/run/postgresql` — a unix socket directory, as libpq's `host=` parameter;
 ///   the socket file is `<dir>/.s.PGSQL.<port>` (port 5432 unless given as `?port=` or in the authority).
+///
+/// TLS over TCP as libpq's parameters say: `sslmode=disable|allow|prefer|require|verify-ca|verify-full` and
+/// `sslrootcert=FILE` (PEM). Unlike libpq, the default is `disable` (a database on loopback or a private network);
+/// set `verify-full` for one across a network. `require` checks no certificate unless `sslrootcert` is given (then
+/// it verifies the chain, as libpq does); `verify-full` also the host name, so the URL must name the host as its
+/// certificate does (not an IP address). Without `sslrootcert` the system's trusted roots are used.
 public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
     public enum Endpoint: Sendable, Equatable {
         case tcp(host: String, port: Int)
@@ -26,6 +36,17 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
     public var maximumConnections = 20
     /// The SEARCH pool (`searchClientConfiguration`): how many searches run at once per instance.
     public var searchConnections = 4
+
+    /// libpq's `sslmode` values.
+    public enum SSLMode: String, Sendable, CaseIterable {
+        case disable, allow, prefer, require
+        case verifyCA = "verify-ca"
+        case verifyFull = "verify-full"
+    }
+
+    public var sslMode: SSLMode = .disable
+    /// PEM file of the roots the server's certificate must chain to (`sslrootcert`).
+    public var sslRootCertificate: String?
 
     public enum ParseError: Error, CustomStringConvertible {
         case invalid(String)
@@ -82,21 +103,67 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
             }
             searchConnections = size
         }
+        if let mode = query["sslmode"] {
+            guard let parsed = SSLMode(rawValue: mode) else {
+                throw ParseError.invalid(
+                    "sslmode \(mode.debugDescription): one of "
+                        + SSLMode.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            sslMode = parsed
+        }
+        if let root = query["sslrootcert"] {
+            guard FileManager.default.isReadableFile(atPath: root) else {
+                throw ParseError.invalid("sslrootcert \(root) cannot be read")
+            }
+            sslRootCertificate = root
+        }
+        if sslMode == .verifyFull, case .tcp(let host, _) = endpoint, host.isIPAddress {
+            throw ParseError.invalid(
+                "sslmode=verify-full checks the host name against the certificate: name the host as the "
+                    + "certificate does, not \(host)")
+        }
     }
 
     public var description: String {
         switch endpoint {
-        case .tcp(let host, let port): "postgres://\(username)@\(host):\(port)/\(database)"
-        case .unixSocket(let path): "postgres://\(username)@/\(database)?socket=\(path)"
+        case .tcp(let host, let port):
+            var tls: [String] = []
+            if sslMode != .disable { tls.append("sslmode=\(sslMode.rawValue)") }
+            if let root = sslRootCertificate { tls.append("sslrootcert=\(root)") }
+            return "postgres://\(username)@\(host):\(port)/\(database)"
+                + (tls.isEmpty ? "" : "?" + tls.joined(separator: "&"))
+        case .unixSocket(let path): return "postgres://\(username)@/\(database)?socket=\(path)"
         }
     }
+
+    /// The TLS the connections ask for (nil: none, or a unix socket).
+    var tlsConfiguration: TLSConfiguration? {
+        guard case .tcp = endpoint, sslMode != .disable else { return nil }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        switch sslMode {
+        case .verifyFull: tls.certificateVerification = .fullVerification
+        case .verifyCA: tls.certificateVerification = .noHostnameVerification
+        case .require where sslRootCertificate != nil: tls.certificateVerification = .noHostnameVerification
+        default: tls.certificateVerification = .none
+        }
+        if let root = sslRootCertificate { tls.trustRoots = .file(root) }
+        return tls
+    }
+
+    /// `allow` and `prefer` fall back to plain text when the server has no TLS; the other modes refuse then.
+    private var tlsFallsBack: Bool { sslMode == .allow || sslMode == .prefer }
 
     public var clientConfiguration: PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         switch endpoint {
         case .tcp(let host, let port):
+            let tls: PostgresClient.Configuration.TLS =
+                if let settings = tlsConfiguration { tlsFallsBack ? .prefer(settings) : .require(settings) } else {
+                    .disable
+                }
             configuration = .init(
-                host: host, port: port, username: username, password: password, database: database, tls: .disable)
+                host: host, port: port, username: username, password: password, database: database, tls: tls)
         case .unixSocket(let path):
             configuration = .init(unixSocketPath: path, username: username, password: password, database: database)
         }
@@ -126,11 +193,19 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
     }
 
     public var connectionConfiguration: PostgresConnection.Configuration {
-        switch endpoint {
-        case .tcp(let host, let port):
-            .init(host: host, port: port, username: username, password: password, database: database, tls: .disable)
-        case .unixSocket(let path):
-            .init(unixSocketPath: path, username: username, password: password, database: database)
+        get throws {
+            switch endpoint {
+            case .tcp(let host, let port):
+                var tls = PostgresConnection.Configuration.TLS.disable
+                if let settings = tlsConfiguration {
+                    let context = try NIOSSLContext(configuration: settings)
+                    tls = tlsFallsBack ? .prefer(context) : .require(context)
+                }
+                return .init(
+                    host: host, port: port, username: username, password: password, database: database, tls: tls)
+            case .unixSocket(let path):
+                return .init(unixSocketPath: path, username: username, password: password, database: database)
+            }
         }
     }
 }
@@ -142,10 +217,10 @@ extension PostgresStoreConfiguration {
     public func withConnection<T: Sendable>(
         logger: Logger, _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
-        var configuration = connectionConfiguration
-        configuration.options.connectTimeout = .seconds(5)
         let connection: PostgresConnection
         do {
+            var configuration = try connectionConfiguration
+            configuration.options.connectTimeout = .seconds(5)
             connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         } catch {
             throw StartupError.unreachable(self.description, Self.describe(error))
@@ -164,8 +239,29 @@ extension PostgresStoreConfiguration {
     static func describe(_ error: any Error) -> String {
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] { return message }
-            if let underlying = error.underlying { return String(describing: underlying) }
+            if let underlying = error.underlying { return describe(underlying) }
+            if error.code == .sslUnsupported { return "the server does not offer TLS (sslmode asks for it)" }
             return String(describing: error.code)
+        }
+        if let error = error as? NIOConnectionError {
+            // NIO's own text lists each attempt with its internals: say what the socket said, once per reason.
+            if let failure = error.dnsAError ?? error.dnsAAAAError, error.connectionErrors.isEmpty {
+                return "cannot resolve \(error.host): \(failure)"
+            }
+            let reasons = error.connectionErrors.map { describe($0.error) }
+            let distinct = reasons.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            return distinct.isEmpty ? "cannot reach \(error.host):\(error.port)" : distinct.joined(separator: "; ")
+        }
+        if let error = error as? IOError {
+            var reason = String(cString: strerror(error.errnoCode))
+            if error.errnoCode == ECONNREFUSED { reason += " (is PostgreSQL running and listening there?)" }
+            return reason
+        }
+        if let error = error as? NIOSSLError {
+            return "TLS: the server's certificate was not accepted or the handshake failed (\(error))"
+        }
+        if let error = error as? BoringSSLError {
+            return "TLS: the server's certificate was not accepted (\(error))"
         }
         return String(describing: error)
     }
@@ -177,5 +273,14 @@ extension PostgresStoreConfiguration {
             case .unreachable(let target, let reason): "cannot connect to the database \(target): \(reason)"
             }
         }
+    }
+}
+
+extension String {
+    /// Whether this is an IPv4 or IPv6 address rather than a host name.
+    var isIPAddress: Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return withCString { inet_pton(AF_INET, $0, &v4) == 1 || inet_pton(AF_INET6, $0, &v6) == 1 }
     }
 }
