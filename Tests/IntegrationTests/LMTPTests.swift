@@ -87,10 +87,10 @@ struct LMTPTests {
         #expect(rows == ["alice 2 1 1", "bob 1 1 1"])
     }
 
-    @Test func postfixDeliversThroughLMTPAndIdleIsTold() async throws {
-        let running = try await Self.start(["--lmtp-domain", "test.example"])
-        defer { running.stop() }
-        let directory = URL(fileURLWithPath: "/var/tmp/mailhost-test-postfix")
+    /// A Postfix of the test's own in `/var/tmp/NAME` (no chroot, its own queue), SMTP on a free port of 127.0.0.1,
+    /// with `settings` added to a minimal main.cf; returns its directory and SMTP port.
+    static func startPostfix(_ name: String, _ settings: String) async throws -> (URL, Int) {
+        let directory = URL(fileURLWithPath: "/var/tmp/\(name)")
         try? FileManager.default.removeItem(at: directory)
         for sub in ["conf", "queue", "data"] {
             try FileManager.default.createDirectory(
@@ -119,27 +119,92 @@ struct LMTPTests {
             data_directory = \(directory.path)/data
             myhostname = mx.test.example
             mydomain = test.example
-            mydestination = test.example
             inet_interfaces = 127.0.0.1
             inet_protocols = ipv4
             mynetworks = 127.0.0.0/8
-            mailbox_transport = lmtp:inet:127.0.0.1:\(running.lmtp)
-            local_recipient_maps =
             alias_maps =
             alias_database =
             maillog_file = \(directory.path)/maillog
             smtputf8_enable = no
+            \(settings)
 
             """.utf8
         ).write(to: directory.appendingPathComponent("conf/main.cf"))
         _ = try await runTool(
             URL(fileURLWithPath: "/usr/bin/chown"), ["postfix", directory.appendingPathComponent("data").path])
-        let postfix = URL(fileURLWithPath: "/usr/sbin/postfix")
-        let started = try await runTool(postfix, ["-c", directory.appendingPathComponent("conf").path, "start"])
-        #expect(started.status == 0, "\(started.stdout) \(started.stderr)")
-        defer {
-            Task { _ = try? await runTool(postfix, ["-c", directory.appendingPathComponent("conf").path, "stop"]) }
+        let started = try await runTool(
+            URL(fileURLWithPath: "/usr/sbin/postfix"), ["-c", directory.appendingPathComponent("conf").path, "start"])
+        guard started.status == 0 else { throw TestFailure("postfix start: \(started.stdout) \(started.stderr)") }
+        return (directory, smtpPort)
+    }
+
+    static func stopPostfix(_ directory: URL) {
+        Task {
+            _ = try? await runTool(
+                URL(fileURLWithPath: "/usr/sbin/postfix"),
+                ["-c", directory.appendingPathComponent("conf").path, "stop"])
         }
+    }
+
+    /// Postfix on a virtual mailbox domain of store accounts: recipients are verified at RCPT time by a probe
+    /// through the same LMTP transport (`reject_unverified_recipient`), so mail for an unknown user is refused
+    /// while the sender is still connected (no bounce, no backscatter), and a known one is delivered.
+    @Test func postfixOnAVirtualDomainRefusesUnknownRecipientsAtRCPT() async throws {
+        let running = try await Self.start(["--lmtp-domain", "virt.example"])
+        defer { running.stop() }
+        #expect(try await running.admin("user", "add", "vera", "--password-stdin", stdin: "pw\n").status == 0)
+        let (directory, smtpPort) = try await Self.startPostfix(
+            "mailhost-test-postfix-virtual",
+            """
+            mydestination =
+            virtual_mailbox_domains = virt.example
+            virtual_mailbox_maps = static:store-account
+            virtual_transport = lmtp:inet:127.0.0.1:\(running.lmtp)
+            smtpd_recipient_restrictions = reject_unverified_recipient, permit_mynetworks, reject_unauth_destination
+            unverified_recipient_reject_code = 550
+            """)
+        defer { Self.stopPostfix(directory) }
+        let sent = try await python(
+            """
+            import smtplib, os
+            s = smtplib.SMTP("127.0.0.1", int(os.environ["P"]))
+            s.ehlo()
+            s.mail("friend@example.org")
+            print("unknown:", s.rcpt("nobody@virt.example"))
+            print("known:", s.rcpt("Vera@virt.example"))
+            print("data:", s.data(b"Subject: virtual\\r\\nFrom: friend@example.org\\r\\n\\r\\nhello vera\\r\\n"))
+            s.quit()
+            """, environment: ["P": "\(smtpPort)"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let lines = sent.stdout.split(separator: "\n").map(String.init)
+        #expect(
+            lines.first?.hasPrefix("unknown: (550") == true && lines.first?.contains("undeliverable address") == true,
+            "\(sent.stdout)")
+        #expect(lines.dropFirst().first?.hasPrefix("known: (250") == true, "\(sent.stdout)")
+        #expect(lines.dropFirst(2).first?.hasPrefix("data: (250") == true, "\(sent.stdout)")
+        let client = try await IMAPTestClient.loggedIn(port: running.imap, user: "vera", password: "pw")
+        var status = ""
+        try await waitUntil("Postfix delivers to vera") {
+            status = try await client.command("s", "STATUS INBOX (MESSAGES)").first ?? ""
+            return status == "* STATUS INBOX (MESSAGES 1)"
+        }
+        let fetched = try await client.command("e", "EXAMINE INBOX")
+        #expect(fetched.last?.hasPrefix("e OK") == true)
+        let header = try await client.command("f", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)])")
+        #expect(header.contains("Subject: virtual"), "\(header)")
+    }
+
+    @Test func postfixDeliversThroughLMTPAndIdleIsTold() async throws {
+        let running = try await Self.start(["--lmtp-domain", "test.example"])
+        defer { running.stop() }
+        let (directory, smtpPort) = try await Self.startPostfix(
+            "mailhost-test-postfix",
+            """
+            mydestination = test.example
+            mailbox_transport = lmtp:inet:127.0.0.1:\(running.lmtp)
+            local_recipient_maps =
+            """)
+        defer { Self.stopPostfix(directory) }
 
         let idler = try await IMAPTestClient.connect(port: running.imap)
         _ = try await idler.readLine()
