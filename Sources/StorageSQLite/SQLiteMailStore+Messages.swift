@@ -402,8 +402,7 @@ extension SQLiteMailStore {
         _ db: Database, account: AccountID, mailbox: MailboxID, uids: [UID], columns: String,
         table: String = "messages"
     ) throws -> [Row] {
-        guard let low = uids.min(), let high = uids.max() else { return [] }
-        if rangeRead(uids) != nil {
+        if let range = rangeRead(uids) {
             return try Row.fetchAll(
                 // A few fixed column lists and two tables: cached.
                 db.cachedStatement(
@@ -411,7 +410,10 @@ extension SQLiteMailStore {
                         SELECT \(columns) FROM \(table) WHERE mailbox_id = ? AND account_id = ? AND uid BETWEEN ? AND ?
                         ORDER BY uid
                         """),
-                arguments: [mailbox.rawValue, account.rawValue, Int64(low.rawValue), Int64(high.rawValue)])
+                arguments: [
+                    mailbox.rawValue, account.rawValue, Int64(range.lowerBound.rawValue),
+                    Int64(range.upperBound.rawValue),
+                ])
         }
         let statement = try db.cachedStatement(
             sql: "SELECT \(columns) FROM \(table) WHERE mailbox_id = ? AND account_id = ? AND uid = ?")

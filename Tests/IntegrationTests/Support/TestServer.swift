@@ -82,7 +82,7 @@ final class TestServer: Sendable {
         switch storage.backend {
         case .sqlite:
             let backend = try SQLiteBackend(
-                path: String(storage.setting.dropFirst("sqlite:".count)), serving: given == nil,
+                path: storage.sqlitePath, serving: given == nil,
                 operationTimeout: operationTimeout, logger: logger)
             guard let sqlite = backend.mail as? SQLiteMailStore else { throw TestFailure("not a SQLite store") }
             store = sqlite
@@ -101,9 +101,9 @@ final class TestServer: Sendable {
                 .init(service: FeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))),
             ]
         }
-        let methods = storage.authArguments()[1].split(separator: ",").map(String.init)
         let authenticator = ServeCommand.authenticator(
-            methods, credentials: store, pamService: TestEnvironment.pamService ?? "mailhost-test", logger: logger)
+            storage.authMethods(), credentials: store, pamService: TestEnvironment.pamService ?? "mailhost-test",
+            logger: logger)
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, limits: limits, logger: logger)
         let bound = Mutex<Int?>(nil)

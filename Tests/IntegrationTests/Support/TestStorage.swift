@@ -55,7 +55,8 @@ struct TestStorage: Sendable, CustomStringConvertible {
         return storage
     }
 
-    private var sqlitePath: String {
+    /// The SQLite file ("" on PostgreSQL).
+    var sqlitePath: String {
         guard case .sqlite(let directory) = backend else { return "" }
         return directory.appendingPathComponent("mail.db").path
     }
@@ -88,15 +89,18 @@ struct TestStorage: Sendable, CustomStringConvertible {
     /// `--auth METHODS` and the PAM service for a spawned server. Where the machine has no PAM test service (a SQLite
     /// run without root), `pam` gives way to `db`: the test logins are store accounts there.
     func authArguments(_ methods: String = "db,pam") -> [String] {
-        guard let service = TestEnvironment.pamService else {
-            var stored: [String] = []
-            for method in methods.split(separator: ",").map({ $0 == "pam" ? "db" : String($0) })
-            where !stored.contains(method) {
-                stored.append(method)
-            }
-            return ["--auth", stored.joined(separator: ",")]
-        }
-        return ["--auth", methods, "--pam-service", service]
+        let list = authMethods(methods)
+        guard let service = TestEnvironment.pamService else { return ["--auth", list.joined(separator: ",")] }
+        return ["--auth", list.joined(separator: ","), "--pam-service", service]
+    }
+
+    /// `methods` (`db,pam`) as a list, `pam` given way to `db` where the machine has no PAM test service.
+    func authMethods(_ methods: String = "db,pam") -> [String] {
+        let given = methods.split(separator: ",").map(String.init)
+        guard TestEnvironment.pamService == nil else { return given }
+        var stored: [String] = []
+        for method in given.map({ $0 == "pam" ? "db" : $0 }) where !stored.contains(method) { stored.append(method) }
+        return stored
     }
 
     /// Runs SQL on the store behind the server's back (both backends share the table and column names the tests
