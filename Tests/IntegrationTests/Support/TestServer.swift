@@ -27,18 +27,23 @@ final class TestServer: Sendable {
     private let ownsStorage: Bool
     private let postgresClient: PostgresClient?
     let store: TestStore
+    /// The same store with a long deadline, for the tests' setup (`seed`, `account`): on a loaded machine a seeding
+    /// APPEND can outlast a short `operationTimeout`, and its outcome would then be unknown. What a test checks goes
+    /// through `store` and the server.
+    private let setupStore: TestStore
     let port: Int
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
 
     private init(
-        storage: TestStorage, ownsStorage: Bool, postgresClient: PostgresClient?, store: TestStore, port: Int,
-        group: ServiceGroup, running: Task<Void, any Error>
+        storage: TestStorage, ownsStorage: Bool, postgresClient: PostgresClient?, store: TestStore,
+        setupStore: TestStore, port: Int, group: ServiceGroup, running: Task<Void, any Error>
     ) {
         self.storage = storage
         self.ownsStorage = ownsStorage
         self.postgresClient = postgresClient
         self.store = store
+        self.setupStore = setupStore
         self.port = port
         self.group = group
         self.running = running
@@ -77,6 +82,7 @@ final class TestServer: Sendable {
             storage = try await TestStorage.create()
         }
         let store: TestStore
+        let setupStore: TestStore
         var postgresClient: PostgresClient?
         var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         switch storage.backend {
@@ -86,6 +92,7 @@ final class TestServer: Sendable {
                 operationTimeout: operationTimeout, logger: logger)
             guard let sqlite = backend.mail as? SQLiteMailStore else { throw TestFailure("not a SQLite store") }
             store = sqlite
+            setupStore = sqlite  // SQLite calls have no deadline of their own
             storeServices.append(.init(service: StoreService(backend: backend, feed: feed)))
         case .postgres(var configuration):
             configuration.operationTimeout = operationTimeout
@@ -95,6 +102,8 @@ final class TestServer: Sendable {
             let searchClient = PostgresClient(
                 configuration: configuration.searchClientConfiguration, backgroundLogger: logger)
             store = PostgresMailStore(client: client, searchClient: searchClient, operationTimeout: operationTimeout)
+            setupStore = PostgresMailStore(
+                client: client, searchClient: searchClient, operationTimeout: max(operationTimeout, .seconds(120)))
             postgresClient = client
             storeServices += [
                 .init(service: client), .init(service: searchClient),
@@ -120,7 +129,7 @@ final class TestServer: Sendable {
         }
         return TestServer(
             storage: storage, ownsStorage: given == nil, postgresClient: postgresClient, store: store,
-            port: bound.withLock { $0 } ?? 0, group: group, running: running)
+            setupStore: setupStore, port: bound.withLock { $0 } ?? 0, group: group, running: running)
     }
 
     /// Runs SQL on the store behind the server's back (both backends share the table and column names the tests
@@ -143,7 +152,7 @@ final class TestServer: Sendable {
 
     /// The account of a PAM user, provisioned as at first login.
     func account(_ login: String = "tim") async throws -> AccountID {
-        try await store.account(login: login, create: true, logger: TestEnvironment.logger)
+        try await setupStore.account(login: login, create: true, logger: TestEnvironment.logger)
     }
 
     /// Appends messages through the store (the same path as IMAP APPEND).
@@ -156,7 +165,7 @@ final class TestServer: Sendable {
         var uids: [UID] = []
         for (i, text) in messages.enumerated() {
             let parsed = ParsedMessage(parsing: Array(text.utf8))
-            let result = try await store.append(
+            let result = try await setupStore.append(
                 account: account, mailbox: MailboxName(normalizing: mailbox), message: parsed,
                 flags: flags?[i] ?? MessageFlags(),
                 date: date ?? InternalDate(secondsSinceEpoch: 1_700_000_000 + Int64(i) * 60, zoneMinutes: 0),
