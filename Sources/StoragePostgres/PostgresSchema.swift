@@ -264,6 +264,16 @@ public enum PostgresSchema {
         );
         CREATE UNIQUE INDEX metadata_entry ON metadata (account_id, coalesce(mailbox_id, 0), name);
         """,
+        // 7: the planner learns that a mailbox belongs to one account. Without it, it multiplies the selectivities
+        // of account_id and mailbox_id, expects about one row per mailbox, and a prepared (generic) plan may then
+        // probe each UID of a FETCH through messages_modseq, filtering the whole mailbox per UID: measured 3.2 s
+        // instead of 31 ms for FETCH 1:* (ENVELOPE) of 5,000 messages, once autovacuum had analysed a store of many
+        // small mailboxes and one large one.
+        """
+        CREATE STATISTICS messages_mailbox_stats (dependencies, ndistinct) ON account_id, mailbox_id FROM messages;
+        CREATE STATISTICS expunged_mailbox_stats (dependencies, ndistinct) ON account_id, mailbox_id FROM expunged;
+        ANALYZE messages, expunged;
+        """,
     ]
 
     public static var latestVersion: Int { migrations.count }
