@@ -507,20 +507,31 @@ extension PostgresMailStore {
 
     /// Deletes messages into tombstones with one new modseq, in one statement that locks the mailbox row before the
     /// message rows (`l` feeds `gone`), as STORE and MOVE do; within MOVE's transaction the lock is already held.
+    ///
+    /// The lock is taken only when the statement's snapshot holds a message to remove. The DELETE scans that same
+    /// snapshot (a row it does not match there is never re-checked), so without one it removes nothing whether it
+    /// waits for the lock or not; an EXPUNGE with nothing `\Deleted` then does not queue behind the mailbox's writers.
     static func expungeLocked(
         _ connection: PostgresConnection, account: AccountID, mailbox: Int64, onlyDeleted: Bool, uids: [Int64]?,
         logger: Logger
     ) async throws -> ExpungeResult {
+        let low = uids?.min() ?? 0
+        let high = uids?.max() ?? Int64.max
         let rows = try await connection.prepared(
             """
             WITH l AS (
                 SELECT mailbox_id FROM mailboxes
-                WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox) FOR UPDATE),
+                WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox)
+                    AND EXISTS (SELECT 1 FROM messages
+                        WHERE account_id = \(account.rawValue) AND mailbox_id = \(mailbox)
+                            AND (NOT \(onlyDeleted) OR flags & 4 <> 0) AND uid >= \(low) AND uid <= \(high)
+                            AND (\(uids == nil) OR uid IN (SELECT unnest(\(uids ?? [])::bigint[]))))
+                FOR UPDATE),
             gone AS (
                 DELETE FROM messages USING l
                 WHERE messages.account_id = \(account.rawValue) AND messages.mailbox_id = l.mailbox_id
                     AND (NOT \(onlyDeleted) OR flags & 4 <> 0)
-                    AND uid >= \(uids?.min() ?? 0) AND uid <= \(uids?.max() ?? Int64.max)
+                    AND uid >= \(low) AND uid <= \(high)
                     AND (\(uids == nil) OR uid IN (SELECT unnest(\(uids ?? [])::bigint[])))
                 RETURNING messages.*),
             b AS (
@@ -662,25 +673,28 @@ extension PostgresMailStore {
             sizes.append(size)
         }
         // A budget cuts the batch after the row that takes the running total of the content columns past it
-        // (octet_length reads the stored length, nothing is detoasted for rows left out); `total` says whether rows
-        // were left out.
+        // (octet_length reads the stored length, nothing is detoasted for rows left out). The last row's `upto`
+        // says whether rows may have been left out: at or past the budget. (A `count(*) OVER ()` would say it
+        // exactly, but holds every row of the batch before the first is sent: a quarter of the statement's time.)
         let budgeted = byteBudget != nil && !sizes.isEmpty
         if budgeted {
             let size = sizes.joined(separator: " + ")
-            list += ", sum(\(size)) OVER (ORDER BY x.uid) - (\(size)) AS before, count(*) OVER () AS total"
+            list +=
+                ", sum(\(size)) OVER (ORDER BY x.uid) AS upto, sum(\(size)) OVER (ORDER BY x.uid) - (\(size)) AS before"
         }
         let select = list
         let budget = Int64(byteBudget ?? Int.max)
         // The statements are prepared (planned once, generically), so the UIDs are found by their range, which an
         // index scan can use whatever the values: a `uid = ANY($n)` alone would make the generic plan read the whole
-        // mailbox. A set that fills most of its range is read by the range alone and filtered here; a sparse one, or
-        // a batch cut by the budget, looks each UID of the list up in the index. The lookup is a LATERAL subquery
+        // mailbox. A set that fills most of its range is read by the range alone and filtered here (a budget then
+        // also counts the rows of its holes, which only cuts earlier); a sparse one looks each UID of the list up in
+        // the index. The lookup is a LATERAL subquery
         // (kept apart by OFFSET 0) so that even the generic plan walks the list and probes the index: `uid IN
         // (SELECT unnest(…))` got a generic plan that unnested the whole list once per message of the range, 2,000
         // UIDs × 2,000 messages per batch (430 ms for 2,000 envelopes instead of 15). The UIDs are distinct.
         @Sendable func query(_ source: String, _ uids: [Int64], cut: Bool) -> (PostgresQuery, filter: Set<Int64>?) {
             let (low, high) = (uids.min() ?? 0, uids.max() ?? -1)
-            let byRange = !cut && uids.count * 2 >= high - low + 1
+            let byRange = uids.count * 2 >= high - low + 1
             var binds = PostgresBindings(capacity: 6)
             binds.append(account.rawValue)
             binds.append(mailbox.rawValue)
@@ -706,20 +720,21 @@ extension PostgresMailStore {
         return try await run(logger) {
             var records: [MessageRecord] = []
             records.reserveCapacity(uids.count)
-            var total = 0
+            var (lastRow, lastRead): (PostgresRow?, Int64) = (nil, 0)
             let (liveQuery, liveFilter) = query(
                 "SELECT *, false AS expunged FROM messages", uidList, cut: budgeted)
             let live = try await client.prepared(liveQuery, logger: logger)
             for try await row in live {
                 let record = try Self.record(row, columns: columns)
-                if let liveFilter, !liveFilter.contains(Int64(record.uid.rawValue)) { continue }
+                (lastRow, lastRead) = (row, Int64(record.uid.rawValue))
+                if let liveFilter, !liveFilter.contains(lastRead) { continue }
                 records.append(record)
-                if budgeted && total == 0 { total = Int(try PostgresRandomAccessRow(row)["total"].decode(Int64.self)) }
             }
-            // Cut by the budget: the batch covers the UIDs up to its last row.
+            // Perhaps cut by the budget: the batch covers the UIDs (ascending) up to its last row, which may be one of
+            // a hole's. (When nothing was left out after all, the next batch finds no row and covers the rest.)
             var covered = uidList.count
-            if budgeted, records.count < total, let last = records.last {
-                covered = (uidList.firstIndex(of: Int64(last.uid.rawValue)) ?? uidList.count - 1) + 1
+            if budgeted, let lastRow, try PostgresRandomAccessRow(lastRow)["upto"].decode(Int64.self) >= budget {
+                covered = uidList.firstIndex { $0 > lastRead } ?? uidList.count
             }
             if records.count < covered {
                 // Messages expunged elsewhere that this session has not been told about: served from the tombstone

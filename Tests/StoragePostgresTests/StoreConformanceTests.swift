@@ -246,6 +246,45 @@ import Testing
         }
     }
 
+    /// FETCH reads in batches cut by a byte budget and asks again from `covered`. Over lists with holes (read by
+    /// range and filtered), sparse lists and messages expunged elsewhere, the batches must give each asked-for
+    /// message exactly once, in order, and always make progress.
+    @Test(arguments: StoreKind.available) func budgetedBatchesCoverEveryAskedMessageOnce(kind: StoreKind) async throws {
+        try await ConformanceFixture.with(kind) { f in
+            for n in 0..<60 { try await f.append("budget \(n) " + String(repeating: "x", count: n % 7 * 20)) }
+            let all = try await f.snapshot()
+            let gone = [all.uids[7], all.uids[40], all.uids[59]]  // expunged elsewhere: served from tombstones
+            _ = try await f.store.updateFlags(
+                account: f.account, mailbox: all.id, uids: gone,
+                update: FlagUpdate(kind: .add, flags: MessageFlags(system: .deleted)), logger: f.logger)
+            _ = try await f.store.expunge(account: f.account, mailbox: all.id, uids: gone, logger: f.logger)
+            let uids = all.uids
+            let lists: [[UID]] = [
+                uids,
+                uids.enumerated().filter { $0.offset % 5 != 3 }.map(\.element),  // dense with holes
+                uids.enumerated().filter { $0.offset % 9 == 0 }.map(\.element),  // sparse
+                Array(uids[30..<60]),
+            ]
+            for list in lists {
+                for budget in [1, 300, 2_000, 1 << 20] {
+                    var start = 0
+                    var seen: [UID] = []
+                    while start < list.count {
+                        let batch = try await f.store.fetch(
+                            account: f.account, mailbox: all.id, uids: Array(list[start...]), columns: [.envelope],
+                            byteBudget: budget, logger: f.logger)
+                        #expect(batch.covered >= 1 && start + batch.covered <= list.count)
+                        let span = Set(list[start..<(start + max(1, batch.covered))])
+                        #expect(batch.records.allSatisfy { span.contains($0.uid) }, "budget \(budget)")
+                        seen += batch.records.map(\.uid)
+                        start += max(1, batch.covered)
+                    }
+                    #expect(seen == list, "budget \(budget), \(list.count) asked")
+                }
+            }
+        }
+    }
+
     @Test(arguments: StoreKind.available) func recentIsClaimedByExactlyOneSession(kind: StoreKind) async throws {
         try await ConformanceFixture.with(kind) { f in
             try await f.append("1")
