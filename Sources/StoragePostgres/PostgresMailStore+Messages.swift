@@ -688,8 +688,8 @@ extension PostgresMailStore {
         // index scan can use whatever the values: a `uid = ANY($n)` alone would make the generic plan read the whole
         // mailbox. A set that fills most of its range is read by the range alone and filtered here (a budget then
         // also counts the rows of its holes, which only cuts earlier); a sparse one looks each UID of the list up in
-        // the index. The lookup is a LATERAL subquery
-        // (kept apart by OFFSET 0) so that even the generic plan walks the list and probes the index: `uid IN
+        // the index. The lookup is a LATERAL subquery (kept apart by OFFSET 0) so that even the generic plan walks
+        // the list and probes the index (through the primary key: schema migration 7, PlannerTests): `uid IN
         // (SELECT unnest(…))` got a generic plan that unnested the whole list once per message of the range, 2,000
         // UIDs × 2,000 messages per batch (430 ms for 2,000 envelopes instead of 15). The UIDs are distinct.
         @Sendable func query(_ source: String, _ uids: [Int64], cut: Bool) -> (PostgresQuery, filter: Set<Int64>?) {

@@ -31,9 +31,14 @@ extension PostgresMailStore {
         compiler.binds.append(mailbox.rawValue)
         compiler.binds.append(Int64(maxUID.rawValue))
         let condition = compiler.compile(query)
+        // The contents row of each message is looked up by its key (a LATERAL subquery kept apart by OFFSET 0), so
+        // the text conditions are evaluated on the mailbox's messages only. Left to the planner, a large mailbox (or
+        // one its statistics say is large) got a hash join over a scan of the whole contents table, every account's,
+        // evaluating LIKE on each body: 707 ms instead of 90 for TEXT in 5,000 messages of a store of 60,000.
         let join =
             compiler.needsContent || needsContent
-            ? " JOIN contents c ON c.account_id = m.account_id AND c.content_id = m.content_id" : ""
+            ? " CROSS JOIN LATERAL (SELECT * FROM contents c WHERE c.account_id = m.account_id"
+                + " AND c.content_id = m.content_id OFFSET 0) c" : ""
         let sql = """
             SELECT \(columns) FROM messages m\(join)
             WHERE m.account_id = $1 AND m.mailbox_id = $2 AND m.uid <= $3 AND (\(condition))
@@ -153,7 +158,7 @@ extension PostgresMailStore {
 /// Compiles a `SearchQuery` into a parameterised SQL condition over `messages m` (and `contents c` when needed)
 /// (DESIGN.md §4). Every value from the client is a bind; only fixed SQL text is generated.
 ///
-/// Text keys compare against the lower-cased decoded text kept at ingest, with LIKE (pg_trgm indexes assist);
+/// Text keys compare against the lower-cased decoded text kept at ingest, with LIKE on the mailbox's messages;
 /// dates compare day numbers in the message's own zone (RFC 9051 §6.4.4: "disregarding time and timezone").
 struct SearchCompiler {
     var binds = PostgresBindings()
