@@ -111,7 +111,10 @@ public final class PostgresMailStore: MailStore {
         until deadline: ContinuousClock.Instant, _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let outcome = RaceOutcome<T>()
-        let work = Task {
+        // On the caller's event loop when it runs on one (a session's turn does): the operation's start, the store's
+        // answer and the caller's wake-up then stay on one thread instead of each waking a thread of the pool.
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop
+        let work = Task(executorPreference: loop.map { EventLoopTaskExecutor($0) }) {
             do {
                 outcome.finish(.success(try await operation()))
             } catch {
@@ -122,7 +125,7 @@ public final class PostgresMailStore: MailStore {
         // object) in the dispatch queue until the deadline, so every store call held about 600 bytes for the whole
         // store timeout. A cancelled scheduled task is gone at once.
         let remaining = deadline - .now
-        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(
+        let timer = (loop ?? MultiThreadedEventLoopGroup.singleton.any()).scheduleTask(
             in: .nanoseconds(Int64(remaining / .nanoseconds(1)))
         ) { outcome.finish(.failure(Timeout())) }
         defer {

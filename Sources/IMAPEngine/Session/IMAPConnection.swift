@@ -43,6 +43,8 @@ public final class IMAPConnection {
     private var handoff: SessionHandoff?
     private var shutdownToken: Int?
     private var ticker: RepeatedTask?
+    /// Where the connection's task and its turns run: the channel's event loop.
+    private let executor: EventLoopTaskExecutor
 
     /// A connection to `run`. `events` must be the queue of the `SessionInputHandler` at the tail of the channel's
     /// pipeline, after the framing decoder.
@@ -57,6 +59,7 @@ public final class IMAPConnection {
         self.info = info
         self.shutdown = shutdown
         self.upgrades = (tls, compression, login)
+        executor = EventLoopTaskExecutor(channel.eventLoop)
         signals = SessionSignals(wake: { events.wake() })
     }
 
@@ -81,7 +84,7 @@ public final class IMAPConnection {
         // cancelled, and the loop ends. One handler here, not one per turn, keeps each turn's frames small.
         let (turns, events) = (self.turns, self.events)
         await withTaskCancellationHandler {
-            await serve()
+            await withTaskExecutorPreference(executor) { await serve() }
         } onCancel: {
             turns.cancel()
             events.finish()
@@ -184,7 +187,7 @@ public final class IMAPConnection {
     /// Runs one turn of the session in a task of its own, so that its frames are freed when it ends.
     private func turn(_ turn: SessionHandoff.Turn) async throws -> Session.Outcome {
         guard let current = handoff else { return .close }
-        let task = Task { await current.run(turn) }
+        let task = Task(executorPreference: executor) { await current.run(turn) }
         turns.begin(task)
         let done = await task.value
         turns.end()
