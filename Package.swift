@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 "IMAPEngine", "CCrypt",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -333,8 +333,9 @@ struct ServeCommand: AsyncParsableCommand {
         _ names: [String], credentials: any CredentialStore, pamService: String, pamMinimumUID: Int = 1000,
         logger: Logger
     ) -> AuthenticatorChain {
+        let verified = VerifiedLogins()
         let backends: [any Authenticator] = names.map { name -> any Authenticator in
-            if name == "db" { return StoreAccountAuthenticator(store: credentials, logger: logger) }
+            if name == "db" { return StoreAccountAuthenticator(store: credentials, verified: verified, logger: logger) }
             return PAMAuthentication(
                 pam: PAMAuthenticator(
                     service: pamService, minimumFailureTime: .zero, minimumUID: UInt32(clamping: pamMinimumUID)),

@@ -9,10 +9,16 @@ public struct StoreAccountAuthenticator: Authenticator {
     let store: any CredentialStore
     let threadPool: NIOThreadPool
     let logger: Logger
+    /// Passwords already checked against the same stored hash; nil checks every login with crypt(3).
+    let verified: VerifiedLogins?
 
-    public init(store: any CredentialStore, threadPool: NIOThreadPool = .singleton, logger: Logger) {
+    public init(
+        store: any CredentialStore, threadPool: NIOThreadPool = .singleton, verified: VerifiedLogins? = nil,
+        logger: Logger
+    ) {
         self.store = store
         self.threadPool = threadPool
+        self.verified = verified
         self.logger = logger
     }
 
@@ -24,7 +30,12 @@ public struct StoreAccountAuthenticator: Authenticator {
             return .unavailable(String(describing: error))
         }
         guard let credentials, let hash = credentials.passwordHash, !credentials.disabled else { return .failure }
+        if let verified, verified.contains(login: user, storedHash: hash, password: password) {
+            return .success(login: user, provision: false)
+        }
         let matches = try? await threadPool.runIfActive { PasswordHash.verify(password, against: hash) }
-        return matches == true ? .success(login: user, provision: false) : .failure
+        guard matches == true else { return .failure }
+        verified?.insert(login: user, storedHash: hash, password: password)
+        return .success(login: user, provision: false)
     }
 }

@@ -69,11 +69,21 @@ struct StorageBoundaryTests {
             try await backend.credentials.credentials(login: "boundary", logger: logger)
                 == StoreCredentials(passwordHash: hash, disabled: false))
         #expect(try await backend.credentials.credentials(login: "nobody-here", logger: logger) == nil)
-        let authenticator = StoreAccountAuthenticator(store: backend.credentials, logger: logger)
-        #expect(
-            await authenticator.authenticate(user: "boundary", password: "boundary pass", remote: nil)
-                == .success(login: "boundary", provision: false))
+        // With the cache of verified logins the servers use: the second login skips crypt(3); a wrong password, a
+        // new password and (below) a disabled account are seen at once, whatever it holds.
+        let verified = VerifiedLogins()
+        let authenticator = StoreAccountAuthenticator(store: backend.credentials, verified: verified, logger: logger)
+        let success = AuthenticationResult.success(login: "boundary", provision: false)
+        #expect(await authenticator.authenticate(user: "boundary", password: "boundary pass", remote: nil) == success)
+        #expect(verified.count == 1 && verified.hits == 0)
+        #expect(await authenticator.authenticate(user: "boundary", password: "boundary pass", remote: nil) == success)
+        #expect(verified.hits == 1)
         #expect(await authenticator.authenticate(user: "boundary", password: "wrong", remote: nil) == .failure)
+        try await admin.setPassword(login: "boundary", hash: try PasswordHash.hash("new pass"), logger: logger)
+        #expect(await authenticator.authenticate(user: "boundary", password: "boundary pass", remote: nil) == .failure)
+        #expect(await authenticator.authenticate(user: "boundary", password: "new pass", remote: nil) == success)
+        #expect(await authenticator.authenticate(user: "boundary", password: "new pass", remote: nil) == success)
+        #expect(verified.hits == 2)
 
         // Delivery to two mailboxes of one account shares one stored content.
         let mail = backend.mail
@@ -100,7 +110,8 @@ struct StorageBoundaryTests {
             told.withLock { $0.contains(.accountDisabled) }
         }
         #expect(try await backend.credentials.credentials(login: "boundary", logger: logger)?.disabled == true)
-        #expect(await authenticator.authenticate(user: "boundary", password: "boundary pass", remote: nil) == .failure)
+        #expect(await authenticator.authenticate(user: "boundary", password: "new pass", remote: nil) == .failure)
+        #expect(verified.hits == 2)
 
         // Maintenance runs (nothing is old enough to go).
         #expect(
