@@ -77,6 +77,8 @@ struct ServerOptions: ParsableArguments {
     var maxUploadMemory: String?
     @Option(name: .customLong("pam-min-uid"), help: ServerConfiguration.help(for: "pam-min-uid"))
     var pamMinUID: String?
+    @Option(name: .customLong("auth-cache-size"), help: ServerConfiguration.help(for: "auth-cache-size"))
+    var authCacheSize: String?
     @Option(name: .customLong("qresync-retention"), help: ServerConfiguration.help(for: "qresync-retention"))
     var qresyncRetention: String?
     @Option(name: .customLong("idle-timeout"), help: ServerConfiguration.help(for: "idle-timeout")) var idleTimeout:
@@ -121,7 +123,8 @@ struct ServerOptions: ParsableArguments {
             "max-literal-size": maxLiteralSize, "max-append-size": maxAppendSize, "max-bad-commands": maxBadCommands,
             "max-command-size": maxCommandSize, "max-line-length-before-login": maxLineLengthBeforeLogin,
             "max-literal-size-before-login": maxLiteralSizeBeforeLogin, "max-fetch-items": maxFetchItems,
-            "max-upload-memory": maxUploadMemory, "pam-min-uid": pamMinUID, "qresync-retention": qresyncRetention,
+            "max-upload-memory": maxUploadMemory, "pam-min-uid": pamMinUID, "auth-cache-size": authCacheSize,
+            "qresync-retention": qresyncRetention,
             "idle-timeout": idleTimeout, "login-timeout": loginTimeout, "login-penalty-cap": loginPenaltyCap,
             "shutdown-timeout": shutdownTimeout, "store-timeout": storeTimeout, "lmtp-hostname": lmtpHostname,
             "lmtp-max-recipients": lmtpMaxRecipients, "lmtp-max-connections": lmtpMaxConnections,
@@ -269,7 +272,7 @@ struct ServeCommand: AsyncParsableCommand {
         let feed = ChangeFeed()
         let authenticator = Self.authenticator(
             settings.auth, credentials: backend.credentials, pamService: settings.pamService,
-            pamMinimumUID: settings.pamMinimumUID,
+            pamMinimumUID: settings.pamMinimumUID, authCacheSize: settings.authCacheSize,
             logger: logger)
         let server = IMAPServerContext(
             store: store, feed: feed, authenticator: authenticator, limits: settings.limits, logger: logger,
@@ -331,9 +334,9 @@ struct ServeCommand: AsyncParsableCommand {
     /// The `--auth` chain with one uniform failure time for all backends.
     static func authenticator(
         _ names: [String], credentials: any CredentialStore, pamService: String, pamMinimumUID: Int = 1000,
-        logger: Logger
+        authCacheSize: Int = 10_000, logger: Logger
     ) -> AuthenticatorChain {
-        let verified = VerifiedLogins()
+        let verified = authCacheSize > 0 ? VerifiedLogins(capacity: authCacheSize) : nil
         let backends: [any Authenticator] = names.map { name -> any Authenticator in
             if name == "db" { return StoreAccountAuthenticator(store: credentials, verified: verified, logger: logger) }
             return PAMAuthentication(

@@ -36,6 +36,7 @@ struct ServerConfiguration: Sendable {
     var lmtpQuotaTemporary = false
     var uploadMemory = IMAPLimits.defaultUploadMemory
     var pamMinimumUID = 1000
+    var authCacheSize = 10_000
     var qresyncRetentionDays = 365
 
     static var systemHostname: String {
@@ -62,6 +63,10 @@ struct ServerConfiguration: Sendable {
         ("storage", false, "store URL, postgres://USER@HOST:PORT/DB"),
         ("auth", false, "password checks tried in order: pam, db, or a list such as db,pam"),
         ("pam-service", false, "PAM service name (a file in /etc/pam.d)"),
+        (
+            "auth-cache-size", false,
+            "store-account logins whose verified password is remembered for an hour, skipping crypt(3); 0 turns it off"
+        ),
         ("pam-min-uid", false, "lowest uid of a system account that may log in through PAM (root never may)"),
         ("tls-cert", false, "PEM certificate chain for IMAPS and STARTTLS"),
         ("tls-key", false, "PEM private key for the certificate"),
@@ -249,6 +254,7 @@ struct ServerConfiguration: Sendable {
         case "max-fetch-items": limits.maxFetchItems = try number(8...100_000)
         case "max-upload-memory": uploadMemory = try number((16 << 20)...Int.max)
         case "pam-min-uid": pamMinimumUID = try number(1...Int(Int32.max))
+        case "auth-cache-size": authCacheSize = try number(0...10_000_000)
         case "qresync-retention": qresyncRetentionDays = try number(2...36_500)
         case "idle-timeout": limits.authenticatedTimeout = .seconds(try number(1...86_400))
         case "login-timeout": limits.unauthenticatedTimeout = .seconds(try number(1...86_400))
@@ -299,6 +305,7 @@ struct ServerConfiguration: Sendable {
         case "max-fetch-items": "\(limits.maxFetchItems)"
         case "max-upload-memory": "\(uploadMemory)"
         case "pam-min-uid": "\(pamMinimumUID)"
+        case "auth-cache-size": "\(authCacheSize)"
         case "qresync-retention": "\(qresyncRetentionDays)"
         case "idle-timeout": "\(limits.authenticatedTimeout.components.seconds)"
         case "login-timeout": "\(limits.unauthenticatedTimeout.components.seconds)"

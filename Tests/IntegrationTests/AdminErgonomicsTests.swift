@@ -91,6 +91,15 @@ struct AdminErgonomicsTests {
         // Without --connect the setting is only read.
         let unconnected = try await check(["--storage", "postgres://mailhost@127.0.0.1:1/mail", "--auth", "db"])
         #expect(unconnected.status == 0, "\(unconnected)")
+
+        // The cache of verified logins: on by default, 0 turns it off, anything else is refused with the key named.
+        #expect(good.stdout.contains("auth-cache-size = 10000 "), "\(good)")
+        let off = try await check(["--storage", database.setting, "--auth", "db", "--auth-cache-size", "0"])
+        #expect(off.status == 0 && off.stdout.contains("auth-cache-size = 0 "), "\(off)")
+        let refused = try await check(["--storage", database.setting, "--auth", "db", "--auth-cache-size", "lots"])
+        #expect(
+            refused.status == 1 && refused.stderr.contains("auth-cache-size")
+                && refused.stderr.contains("lots is not a whole number from 0 to 10000000"), "\(refused)")
     }
 
     @Test func aListenerThatCannotBindNamesItsAddress() async throws {
