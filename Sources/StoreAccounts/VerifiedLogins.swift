@@ -7,7 +7,9 @@ import Synchronization
 ///
 /// crypt(3) is the dearest part of a login by far: 2.7 ms of CPU for sha512-crypt on the bench machine, tens of
 /// milliseconds for yescrypt, where the rest of LOGIN costs a tenth of a millisecond. Clients log in over and over
-/// (a new connection per folder, a reconnect after every sleep), and Dovecot's `auth_cache_size` saves the same cost.
+/// (a new connection per folder, a reconnect after every sleep). Dovecot's auth cache does this only for a passdb that
+/// returns no hash (PAM: it keeps a SHA1 of the password); a hash from its passdb is kept and checked with its scheme on
+/// every login.
 ///
 /// What is kept per login is an HMAC-SHA-256, under a key made at random when the process starts and never stored,
 /// of the login, the stored hash and the password: never the password. A hit needs all three to match, and the
