@@ -3,7 +3,8 @@ import Logging
 import NIOPosix
 
 /// Store accounts (virtual users) as an `Authenticator` (DESIGN.md §5), over any store's `CredentialStore`: the
-/// stored hash checked with crypt(3) on a thread pool, never on an event loop. A disabled account, an unknown login
+/// stored hash checked with crypt(3) on a thread pool, never on an event loop, unless `VerifiedLogins` already saw
+/// this password succeed against the same hash. A disabled account, an unknown login
 /// and a wrong password all answer `.failure`; the composition root gives every failure the same minimum duration.
 public struct StoreAccountAuthenticator: Authenticator {
     let store: any CredentialStore

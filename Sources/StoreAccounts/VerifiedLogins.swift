@@ -25,7 +25,14 @@ public final class VerifiedLogins: Sendable {
     private let key = SymmetricKey(size: .bits256)
     private let capacity: Int
     private let lifetime: Duration
-    private let entries = Mutex<[String: Entry]>([:])
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// No entry expires before this (it may be earlier than the true first expiry, never later), so that a cache
+        /// full of live logins is not scanned on every insert, only once something may have expired.
+        var earliestExpiry: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
     private let hitCount = Atomic<Int>(0)
 
     /// At most `capacity` logins, each kept for `lifetime` after its last crypt(3) check.
@@ -35,7 +42,7 @@ public final class VerifiedLogins: Sendable {
     }
 
     /// How many logins are kept.
-    public var count: Int { entries.withLock { $0.count } }
+    public var count: Int { state.withLock { $0.entries.count } }
 
     /// How many checks were answered from the cache, without crypt(3).
     public var hits: Int { hitCount.load(ordering: .relaxed) }
@@ -54,7 +61,7 @@ public final class VerifiedLogins: Sendable {
     /// Whether `password` for `login` was verified against this same `storedHash` within the lifetime.
     public func contains(login: String, storedHash: String, password: String) -> Bool {
         let now = ContinuousClock.now
-        guard let entry = entries.withLock({ $0[login] }), entry.expires > now else { return false }
+        guard let entry = state.withLock({ $0.entries[login] }), entry.expires > now else { return false }
         let expected = digest(login: login, storedHash: storedHash, password: password)
         // HashedAuthenticationCode compares in constant time.
         guard entry.digest == expected else { return false }
@@ -67,15 +74,19 @@ public final class VerifiedLogins: Sendable {
         guard capacity > 0 else { return }
         let entry = Entry(
             digest: digest(login: login, storedHash: storedHash, password: password), expires: .now + lifetime)
-        entries.withLock { entries in
-            if entries[login] == nil, entries.count >= capacity {
+        state.withLock { state in
+            if state.entries[login] == nil, state.entries.count >= capacity {
                 let now = ContinuousClock.now
-                entries = entries.filter { $0.value.expires > now }
+                if state.earliestExpiry.map({ $0 <= now }) ?? true {
+                    state.entries = state.entries.filter { $0.value.expires > now }
+                    state.earliestExpiry = state.entries.values.lazy.map(\.expires).min()
+                }
                 // Still full of live logins: one makes room (which one does not matter for correctness; it only pays
                 // for crypt(3) once more).
-                if entries.count >= capacity, let any = entries.keys.first { entries[any] = nil }
+                if state.entries.count >= capacity, let any = state.entries.keys.first { state.entries[any] = nil }
             }
-            entries[login] = entry
+            state.entries[login] = entry
+            state.earliestExpiry = min(state.earliestExpiry ?? entry.expires, entry.expires)
         }
     }
 }
