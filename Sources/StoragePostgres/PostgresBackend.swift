@@ -1,4 +1,5 @@
 import IMAPEngine
+import NIOPosix
 import Logging
 import PostgresNIO
 
@@ -57,7 +58,7 @@ public struct PostgresSchemaStore: StoreSchema {
 /// the LISTEN connection of the change feed, all made from one configuration.
 public struct PostgresBackend: StoreBackend {
     public let configuration: PostgresStoreConfiguration
-    let client: PostgresClient
+    let pools: LoopPools
     let searchClient: PostgresClient?
     let store: PostgresMailStore
     let logger: Logger
@@ -71,13 +72,15 @@ public struct PostgresBackend: StoreBackend {
         self.configuration = configuration
         self.logger = logger
         let poolLogger = poolLogger ?? logger
-        client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: poolLogger)
+        pools = LoopPools(
+            configuration: configuration.clientConfiguration, group: MultiThreadedEventLoopGroup.singleton,
+            backgroundLogger: poolLogger)
         searchClient =
             separateSearchPool
             ? PostgresClient(configuration: configuration.searchClientConfiguration, backgroundLogger: poolLogger)
             : nil
         store = PostgresMailStore(
-            client: client, searchClient: searchClient, operationTimeout: configuration.operationTimeout)
+            pools: pools, searchClient: searchClient, operationTimeout: configuration.operationTimeout)
     }
 
     public var mail: any DeliveryStore { store }
@@ -88,9 +91,10 @@ public struct PostgresBackend: StoreBackend {
     public var transfer: any StoreTransfer { store }
 
     public func run(feed: ChangeFeed?) async {
-        let (client, searchClient, logger) = (self.client, self.searchClient, self.logger)
+        let (pools, searchClient, logger) = (self.pools, self.searchClient, self.logger)
+        let client = pools.clients[0]
         await withDiscardingTaskGroup { group in
-            group.addTask { await client.run() }
+            for pool in pools.clients { group.addTask { await pool.run() } }
             if let searchClient { group.addTask { await searchClient.run() } }
             if let feed { group.addTask { await PostgresChangeFeed(client: client, feed: feed, logger: logger).run() } }
         }

@@ -11,7 +11,10 @@ import PostgresNIO
 /// is away; PostgresClient reconnects by itself, so the store recovers when the database returns. No transaction
 /// is held while the engine waits on a client: every method is one statement or one short transaction.
 public final class PostgresMailStore: MailStore {
-    public let client: PostgresClient
+    /// The main pools, one per event loop of a server (`LoopPools`).
+    let pools: LoopPools
+    /// The main pool of the loop the caller runs on.
+    public var client: PostgresClient { pools.here }
     /// The pool SEARCH runs on: a few heavy searches can fill it, never the pool every other command needs.
     let searchClient: PostgresClient
     let timeout: Duration
@@ -44,13 +47,23 @@ public final class PostgresMailStore: MailStore {
 
     /// `searchClient`: a separate, smaller pool for SEARCH (the query class that can run long); nil shares `client`.
     /// `flagsCacheBytes`: what the flags cache may hold.
-    public init(
+    public convenience init(
         client: PostgresClient, searchClient: PostgresClient? = nil, operationTimeout: Duration = .seconds(15),
         flagsCacheBytes: Int = FlagsCache.defaultCapacity
     ) {
-        self.client = client
+        self.init(
+            pools: LoopPools(client), searchClient: searchClient, operationTimeout: operationTimeout,
+            flagsCacheBytes: flagsCacheBytes)
+    }
+
+    /// As `init(client:…)`, with the main pool split per event loop (`LoopPools`).
+    public init(
+        pools: LoopPools, searchClient: PostgresClient? = nil, operationTimeout: Duration = .seconds(15),
+        flagsCacheBytes: Int = FlagsCache.defaultCapacity
+    ) {
+        self.pools = pools
         self.flagsCache = FlagsCache(capacity: flagsCacheBytes)
-        self.searchClient = searchClient ?? client
+        self.searchClient = searchClient ?? pools.clients[0]
         self.timeout = operationTimeout
     }
 

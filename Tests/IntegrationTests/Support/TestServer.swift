@@ -98,17 +98,22 @@ final class TestServer: Sendable {
             configuration.operationTimeout = operationTimeout
             if let poolSize { configuration.maximumConnections = poolSize }
             if let searchPoolSize { configuration.searchConnections = searchPoolSize }
-            let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+            // A pool per event loop, as the server has (PostgresBackend).
+            let pools = LoopPools(
+                configuration: configuration.clientConfiguration, group: MultiThreadedEventLoopGroup.singleton,
+                backgroundLogger: logger)
+            let client = pools.clients[0]
             let searchClient = PostgresClient(
                 configuration: configuration.searchClientConfiguration, backgroundLogger: logger)
-            store = PostgresMailStore(client: client, searchClient: searchClient, operationTimeout: operationTimeout)
+            store = PostgresMailStore(pools: pools, searchClient: searchClient, operationTimeout: operationTimeout)
             setupStore = PostgresMailStore(
-                client: client, searchClient: searchClient, operationTimeout: max(operationTimeout, .seconds(120)))
+                pools: pools, searchClient: searchClient, operationTimeout: max(operationTimeout, .seconds(120)))
             postgresClient = client
-            storeServices += [
-                .init(service: client), .init(service: searchClient),
-                .init(service: FeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))),
-            ]
+            storeServices +=
+                pools.clients.map { .init(service: $0) } + [
+                    .init(service: searchClient),
+                    .init(service: FeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))),
+                ]
         }
         let authenticator = ServeCommand.authenticator(
             storage.authMethods(), credentials: store, pamService: TestEnvironment.pamService ?? "mailhost-test",
