@@ -22,6 +22,45 @@ struct PreviewTests {
         #expect(Self.preview("Subject: a\r\n\r\n \r\n\r\n") == nil)
     }
 
+    /// `collapse` reads ASCII byte by byte and the rest by character: on any mix of ASCII, whitespace, controls,
+    /// combining marks, CRLF and multi-scalar characters, around the length where the cut falls, it answers exactly
+    /// what a loop over characters does.
+    @Test func collapseAgreesWithTheCharacterLoop() {
+        func reference(_ text: String) -> String {
+            var out = ""
+            var scalars = 0
+            var pendingSpace = false
+            for character in text {
+                if character.isWhitespace {
+                    pendingSpace = !out.isEmpty
+                    continue
+                }
+                if character.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) { continue }
+                let cost = character.unicodeScalars.count + (pendingSpace ? 1 : 0)
+                if scalars + cost > Preview.maxScalars { break }
+                if pendingSpace { out.append(" ") }
+                out.append(character)
+                scalars += cost
+                pendingSpace = false
+            }
+            return out
+        }
+        let pieces = [
+            "a", "Z", "7", " ", "\t", "\r\n", "\r", "\n", "\u{0B}", "\u{00}", "\u{1F}", "\u{7F}", "e\u{301}", "\u{301}",
+            "\u{0308}", "é", "ß", "\u{85}", "\u{A0}", "\u{2028}", "🇫🇷", "👩‍👩‍👧", "日本", "\u{200D}", "x\u{20E3}",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<3000 {
+            var text = ""
+            let asciiRun = round % 3 == 0 ? Int.random(in: 150...260, using: &generator) : 0
+            text += String(repeating: "w", count: asciiRun)
+            for _ in 0..<Int.random(in: 0...260, using: &generator) {
+                text += pieces.randomElement(using: &generator) ?? "a"
+            }
+            #expect(Preview.collapse(text) == reference(text), "\(text.debugDescription)")
+        }
+    }
+
     @Test func firstTextPartNotAttachmentDecoded() {
         let message = """
             Subject: a\r

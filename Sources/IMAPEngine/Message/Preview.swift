@@ -35,7 +35,39 @@ public enum Preview {
         var out = ""
         var scalars = 0
         var pendingSpace = false
-        for character in text {
+        // ASCII first, byte by byte: an ASCII character is one scalar and one character, so the answer is the
+        // same as the character loop's below, at a fraction of its cost (grapheme breaking and Unicode property
+        // lookups were a tenth of an APPEND's CPU). The last ASCII byte before the first other one is left to the
+        // character loop, as a combining mark after it joins it into one character.
+        var rest = text.startIndex
+        var full = false
+        text.utf8.withContiguousStorageIfAvailable { bytes in
+            let end = bytes.firstIndex { $0 >= 0x80 }.map { $0 - 1 } ?? bytes.count
+            var ascii: [UInt8] = []
+            var index = 0
+            while index < end {
+                let byte = bytes[index]
+                index += 1
+                if byte == 0x20 || (0x09...0x0D).contains(byte) {
+                    pendingSpace = !ascii.isEmpty
+                    continue
+                }
+                if byte < 0x20 || byte == 0x7F { continue }
+                let cost = pendingSpace ? 2 : 1
+                if scalars + cost > maxScalars {
+                    full = true
+                    break
+                }
+                if pendingSpace { ascii.append(0x20) }
+                ascii.append(byte)
+                scalars += cost
+                pendingSpace = false
+            }
+            out = String(decoding: ascii, as: UTF8.self)
+            rest = text.utf8.index(text.utf8.startIndex, offsetBy: max(0, min(index, end)))
+        }
+        if full { return out }
+        for character in text[rest...] {
             if character.isWhitespace {
                 pendingSpace = !out.isEmpty
                 continue
