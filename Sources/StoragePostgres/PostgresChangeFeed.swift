@@ -103,26 +103,9 @@ public struct PostgresChangeFeed: Sendable {
         )
     }
 
-    private struct Details: Decodable {
-        struct Change: Decodable {
-            var uid: Int64
-            var flags: Int16
-            var keywords: [String]
-            init(from decoder: any Decoder) throws {
-                var fields = try decoder.unkeyedContainer()
-                uid = try fields.decode(Int64.self)
-                flags = try fields.decode(Int16.self)
-                keywords = try fields.decode([String].self)
-            }
-        }
-        var r: Int64
-        var c: [Change]?
-        var x: [Int64]?
-    }
-
     /// The change a notification's details describe, as `changes(since: modSeq - 1)` would read it.
     static func delta(_ details: Substring, modSeq: ModSeq) throws -> MailboxDelta {
-        let decoded = try JSONDecoder().decode(Details.self, from: Data(details.utf8))
+        let decoded = try NoticeDetails.decode(details)
         func uid(_ value: Int64) throws -> UID {
             guard let uid = UInt32(exactly: value), uid > 0 else {
                 throw DecodingError.valueNotFound(UID.self, .init(codingPath: [], debugDescription: "UID \(value)"))
