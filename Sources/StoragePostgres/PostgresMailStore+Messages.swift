@@ -949,8 +949,13 @@ struct ContentRow: Sendable {
 
     /// PostgreSQL text cannot hold NUL.
     static func clean(_ s: String) -> String {
-        // A byte scan: Foundation's `contains` on a String is a locale-aware search, a tenth of an APPEND's CPU.
-        guard s.utf8.contains(0) else { return s }
+        // A byte scan (memchr): Foundation's `contains` on a String is a locale-aware search, a tenth of an APPEND's
+        // CPU, and even a loop over the UTF-8 view was a hundredth.
+        let hasNUL =
+            s.utf8.withContiguousStorageIfAvailable { bytes in
+                bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false
+            } ?? s.utf8.contains(0)
+        guard hasNUL else { return s }
         return String(decoding: s.utf8.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
     }
 
