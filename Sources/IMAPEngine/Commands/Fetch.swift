@@ -81,9 +81,12 @@ extension Session {
         // The next batch is read while this one is written, so the store and the client side overlap; at most two
         // batches are in memory.
         let (store, logger, mailbox, columns) = (self.store, self.logger, current.mailbox, plan.columns)
+        // On the connection's loop, as the session is (an unstructured task does not inherit that preference): the
+        // store's answer then wakes no other thread.
+        let executor = EventLoopTaskExecutor(out.eventLoop)
         func read(from start: Int) -> Task<FetchedBatch, any Error> {
             let batch = Array(uids[start..<min(start + batchSize, uids.count)])
-            return Task {
+            return Task(executorPreference: executor) {
                 try await store.fetch(
                     account: account, mailbox: mailbox, uids: batch, columns: columns,
                     byteBudget: Self.fetchBatchBytes, logger: logger)

@@ -14,6 +14,9 @@ final class ResponseSink {
         self.channel = channel
     }
 
+    /// The connection's event loop: where its session's tasks run.
+    var eventLoop: any EventLoop { channel.eventLoop }
+
     /// What the buffer starts with when a response begins: most responses fit, so they cost one allocation.
     static let startCapacity = 4096
 
