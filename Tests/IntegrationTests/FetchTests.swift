@@ -72,6 +72,31 @@ struct FetchTests {
         return line
     }
 
+    /// The top-level header comes with the message row up to `FetchColumns.headerLimit`, and is read as a section
+    /// beyond it: both ways give the exact bytes, whole and partial, in one FETCH over both kinds of message.
+    @Test func headersUnderAndOverTheRowLimit() async throws {
+        try await withTestServer { server in
+            let padding = (0..<900).map { "X-Padding-\($0): " + String(repeating: "p", count: 70) + "\r\n" }.joined()
+            let longHeader = "From: a@example.com\r\n" + padding + "Subject: long one\r\n\r\n"
+            #expect(longHeader.utf8.count > FetchColumns.headerLimit)
+            let shortHeader = "From: b@example.com\r\nSubject: short one\r\n\r\n"
+            try await server.seed(messages: [longHeader + "body\r\n", shortHeader + "body\r\n"])
+            let c = try await server.login()
+            try await c.expectOK("s", "SELECT INBOX")
+            let lines = try await c.expectOKKeepingLiterals(
+                "f1", "FETCH 1:2 (BODY.PEEK[HEADER] BODY.PEEK[HEADER]<5.12> RFC822.HEADER)")
+            #expect(lines.count == 2)
+            for (line, header) in zip(lines, [longHeader, shortHeader]) {
+                #expect(ResponseFields.nstring(after: "BODY[HEADER] ", in: line)?.value == .string(header))
+                let partial = String(decoding: Array(header.utf8)[5..<17], as: UTF8.self)
+                #expect(ResponseFields.nstring(after: "BODY[HEADER]<5> ", in: line)?.value == .string(partial))
+                #expect(ResponseFields.nstring(after: "RFC822.HEADER ", in: line)?.value == .string(header))
+            }
+            // Peeking set no flag.
+            #expect(try await c.expectOK("f2", "FETCH 1:2 (FLAGS)").filter { $0.contains("\\Seen") }.isEmpty)
+        }
+    }
+
     @Test func bodySectionsOfAMultipartMessage() async throws {
         try await withTestServer { server in
             let c = try await Self.open(server)

@@ -26,6 +26,10 @@ struct FetchPlan {
     let items: [FetchAttribute]
     let columns: FetchColumns
     let needsContent: Bool
+    /// `responseName` of each item, made once per FETCH rather than once per message.
+    let responseNames: [String]
+    /// The HEADER.FIELDS (and .NOT) names of the items, prepared once per FETCH.
+    private let headerNames: [[String]: HeaderFilter.Names]
 
     init(items: [FetchAttribute]) {
         self.items = items
@@ -40,12 +44,14 @@ struct FetchPlan {
                 if !section.part.isEmpty {
                     columns.insert(.parts)
                     needsContent = true
-                } else if case .headerFields = section.text {
-                    columns.insert(.header)
-                } else if case .headerFieldsNot = section.text {
-                    columns.insert(.header)
                 } else {
-                    needsContent = true
+                    switch section.text {
+                    // The top-level header comes with the message row (when not over `FetchColumns.headerLimit`):
+                    // a client's header download (BODY.PEEK[HEADER], RFC822.HEADER) then reads one statement per
+                    // large batch, not two per batch of `fetchBatchWithBodies`.
+                    case .header, .headerFields, .headerFieldsNot: columns.insert(.header)
+                    default: needsContent = true
+                    }
                 }
             case .binary(let part, _, _), .binarySize(let part):
                 if !part.isEmpty { columns.insert(.parts) }
@@ -58,6 +64,15 @@ struct FetchPlan {
         if needsContent { columns.insert(.layout) }
         self.columns = columns
         self.needsContent = needsContent
+        responseNames = items.map(Self.responseName)
+        var headerNames: [[String]: HeaderFilter.Names] = [:]
+        for case .bodySection(let section, _, _, _) in items {
+            switch section.text {
+            case .headerFields(let names), .headerFieldsNot(let names): headerNames[names] = HeaderFilter.Names(names)
+            default: break
+            }
+        }
+        self.headerNames = headerNames
     }
 
     /// The item name in the response: `BODY[1.MIME]<0>`, `RFC822.HEADER`, `BINARY[2]`.
@@ -132,8 +147,13 @@ struct FetchPlan {
             case nil:
                 return .slice(ContentSlice(contentID: id, range: Self.clamp(0..<record.size, partial)), transform: nil)
             case .header:
-                return .slice(
-                    ContentSlice(contentID: id, range: Self.clamp(0..<record.headerLength, partial)), transform: nil)
+                guard let header = record.header else {
+                    // Too long to come with the message row: read as a section.
+                    return .slice(
+                        ContentSlice(contentID: id, range: Self.clamp(0..<record.headerLength, partial)),
+                        transform: nil)
+                }
+                return .bytes(Self.apply(partial, to: header), binary: false)
             case .text:
                 return .slice(
                     ContentSlice(contentID: id, range: Self.clamp(record.headerLength..<record.size, partial)),
@@ -146,8 +166,9 @@ struct FetchPlan {
                         ContentSlice(contentID: id, range: 0..<record.headerLength),
                         transform: .filterHeader(names: names, not: not, partial: partial))
                 }
+                let prepared = headerNames[names] ?? HeaderFilter.Names(names)
                 return .bytes(
-                    Self.apply(partial, to: HeaderFilter.filter(header, names: names, not: not)), binary: false)
+                    Self.apply(partial, to: HeaderFilter.filter(header, names: prepared, not: not)), binary: false)
             case .mime:
                 return .missing
             }
