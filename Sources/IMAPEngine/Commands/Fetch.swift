@@ -215,7 +215,8 @@ extension Session {
                     fetched = bytes
                 }
                 try await writeFetchItem(
-                    item, value: values[i], fetched: fetched, record: record, view: view, into: &w, account: account)
+                    item, name: plan.responseNames[i], value: values[i], fetched: fetched, record: record, view: view,
+                    into: &w, account: account)
                 if w.count >= ResponseSink.batchSize {
                     try await out.send(w)
                     w.removeAll()
@@ -235,8 +236,10 @@ extension Session {
         }
     }
 
+    /// `name`: the item's `FetchPlan.responseName`.
     private func writeFetchItem(
-        _ item: FetchAttribute, value: FetchValue, fetched: [UInt8]?, record: MessageRecord, view: MailboxView,
+        _ item: FetchAttribute, name: String, value: FetchValue, fetched: [UInt8]?, record: MessageRecord,
+        view: MailboxView,
         into w: inout ResponseWriter, account: AccountID
     ) async throws {
         switch item {
@@ -272,7 +275,7 @@ extension Session {
             w.raw("BINARY.SIZE[" + part.map(String.init).joined(separator: ".") + "] ")
             if case .size(let n) = value { w.raw(String(n)) } else { w.raw("NIL") }
         case .bodySection, .binary:
-            w.raw(FetchPlan.responseName(item))
+            w.raw(name)
             w.raw(" ")
             switch value {
             case .missing, .size:
@@ -333,7 +336,7 @@ extension Session {
             var output: [UInt8] = []
             try await forEachChunk(of: slice, account: account) { chunk in
                 output.removeAll(keepingCapacity: true)
-                counter.feed(chunk[...], into: &output)
+                counter.feed(chunk, into: &output)
                 size += output.count
             }
             output.removeAll()
@@ -346,7 +349,7 @@ extension Session {
             var filter = HeaderFilter.Stream(names: names, not: not)
             try await forEachChunk(of: slice, account: account) { chunk in
                 output.removeAll(keepingCapacity: true)
-                filter.feed(chunk[...], into: &output)
+                filter.feed(chunk, into: &output)
                 try await out.send(window.take(output))
             }
             output.removeAll()
