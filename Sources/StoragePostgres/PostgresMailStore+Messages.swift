@@ -926,11 +926,7 @@ struct ContentRow: Sendable {
         envelope = ByteBuffer(bytes: message.envelope)
         bodySummary = ByteBuffer(bytes: message.body)
         bodyStructure = ByteBuffer(bytes: message.bodyStructure)
-        do {
-            parts = ByteBuffer(bytes: try JSONEncoder().encode(message.root))
-        } catch {
-            throw StoreError.internal("encoding the MIME tree failed: \(error)")
-        }
+        parts = ByteBuffer(bytes: message.root.json)
         // SENTBEFORE/ON/SINCE use the Date: header's day; without one, the internal date's (as Dovecot does).
         let sent = message.sentDate ?? internalDate.localDate
         sentDay = Int32(truncatingIfNeeded: sent.dayNumber)

@@ -835,11 +835,7 @@ struct ContentColumns: Sendable {
         envelope = Data(message.envelope)
         bodySummary = Data(message.body)
         bodyStructure = Data(message.bodyStructure)
-        do {
-            parts = try JSONEncoder().encode(message.root)
-        } catch {
-            throw StoreError.internal("encoding the MIME tree failed: \(error)")
-        }
+        parts = Data(message.root.json)
         // SENTBEFORE/ON/SINCE use the Date: header's day; without one, the internal date's (as Dovecot does).
         sentDay = Int((message.sentDate ?? internalDate.localDate).dayNumber)
         search = message.search

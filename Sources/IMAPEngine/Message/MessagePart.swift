@@ -51,3 +51,60 @@ public struct MessagePart: Sendable, Equatable, Codable {
 
     var bodyRange: Range<Int> { bodyStart..<bodyEnd }
 }
+
+extension MessagePart {
+    /// The tree as JSON, as `JSONEncoder` writes it (the stores keep it so, and read it with `JSONDecoder`), written
+    /// directly: `JSONEncoder` was 3% of an APPEND's CPU.
+    public var json: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        writeJSON(into: &out)
+        return out
+    }
+
+    private func writeJSON(into out: inout [UInt8]) {
+        func number(_ key: String, _ value: Int) {
+            out += Array("\"\(key)\":\(value),".utf8)
+        }
+        func string(_ key: String, _ value: String) {
+            out += Array("\"\(key)\":".utf8)
+            Self.writeJSONString(value, into: &out)
+            out.append(UInt8(ascii: ","))
+        }
+        out.append(UInt8(ascii: "{"))
+        number("headerStart", headerStart)
+        number("bodyStart", bodyStart)
+        number("bodyEnd", bodyEnd)
+        string("type", type)
+        string("subtype", subtype)
+        string("encoding", encoding)
+        out += Array("\"children\":[".utf8)
+        for (index, child) in children.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            child.writeJSON(into: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        if let decodedSize { out += Array(",\"decodedSize\":\(decodedSize)".utf8) }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// A JSON string: `"` and `\` escaped, control characters as `\u00XX`, everything else as its UTF-8.
+    static func writeJSONString(_ value: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(byte)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")]
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default:
+                out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
