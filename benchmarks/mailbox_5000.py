@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The 5,000-message rows of the performance issue, side by side: SELECT in a new session, `FETCH 1:* (ENVELOPE)`,
-`UID FETCH 1:* (FLAGS)` and `UID SEARCH TEXT` on a mailbox of 5,000 messages of the benchmark mbox, and imaptest
+`UID FETCH 1:* (FLAGS)`, a header download (`BODY.PEEK[HEADER]`, `HEADER.FIELDS`) and `UID SEARCH TEXT` on a
+mailbox of 5,000 messages of the benchmark mbox, and imaptest
 with 10 clients on one INBOX without logging out. Medians of `--repeat` runs, servers alternating.
 
     benchmarks/mailbox_5000.py --mbox /tmp/bench.mbox --imaptest PATH \\
@@ -94,6 +95,10 @@ def main():
         ("SELECT, new session (ms)", f"SELECT {MAILBOX}", False),
         ("FETCH 1:* (ENVELOPE) (ms)", "FETCH 1:* (ENVELOPE)", True),
         ("UID FETCH 1:* (FLAGS) (ms)", "UID FETCH 1:* (FLAGS)", True),
+        # A client's header download: the whole header, and the fields a message list shows.
+        ("FETCH 1:* (BODY.PEEK[HEADER]) (ms)", "FETCH 1:* (BODY.PEEK[HEADER])", True),
+        ("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From To Subject Date)]) (ms)",
+         "FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From To Subject Date)])", True),
         ("UID SEARCH TEXT budget (ms)", "UID SEARCH TEXT budget", True),
         ("UID SEARCH TEXT absent word (ms)", "UID SEARCH TEXT zyxwvutq", True),
     ]
