@@ -9,51 +9,53 @@ import Testing
 @Suite(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
 struct LoopPoolsTests {
     @Test func eachLoopLeasesConnectionsOnItself() async throws {
-        try await StoreFixture.with { f in
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
-            var configuration = f.configuration.clientConfiguration
-            configuration.options.maximumConnections = 5
-            let pools = LoopPools(configuration: configuration, group: group, backgroundLogger: StoreEnvironment.logger)
+        try await Self.withPools(loops: 3, connections: 5) { group, pools in
             #expect(pools.clients.count == 3)
-            try await Self.running(pools) {
-                for loop in group.makeIterator() {
-                    let pool = try await loop.submit { pools.here }.get()
-                    let leasedOn = try await pool.withConnection { $0.eventLoop }
-                    #expect(leasedOn === loop)
-                }
-                // Off the loops (a tool, the change feed): the first pool.
-                #expect(pools.here === pools.clients[0])
+            for loop in group.makeIterator() {
+                let pool = try await loop.submit { pools.here }.get()
+                let leasedOn = try await pool.withConnection { $0.eventLoop }
+                #expect(leasedOn === loop)
             }
-            try await group.shutdownGracefully()
+            // Off the loops (a tool, the change feed): the first pool.
+            #expect(pools.here === pools.clients[0])
         }
     }
 
     @Test func fewerConnectionsThanLoopsMakeFewerPools() async throws {
-        try await StoreFixture.with { f in
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
-            var configuration = f.configuration.clientConfiguration
-            configuration.options.maximumConnections = 2
-            let pools = LoopPools(configuration: configuration, group: group, backgroundLogger: StoreEnvironment.logger)
+        try await Self.withPools(loops: 3, connections: 2) { group, pools in
             #expect(pools.clients.count == 2)
-            try await Self.running(pools) {
-                var used: [ObjectIdentifier] = []
-                for loop in group.makeIterator() {
-                    let pool = try await loop.submit { pools.here }.get()
-                    used.append(ObjectIdentifier(pool))
-                    // Every loop's pool answers, the third loop's on a connection of another loop.
-                    let answer = try await pool.query("SELECT 7").collect().first?.decode(Int.self)
-                    #expect(answer == 7)
-                }
-                #expect(Set(used).count == 2)
+            var used: [ObjectIdentifier] = []
+            for loop in group.makeIterator() {
+                let pool = try await loop.submit { pools.here }.get()
+                used.append(ObjectIdentifier(pool))
+                // Every loop's pool answers, the third loop's on a connection of another loop.
+                let answer = try await pool.query("SELECT 7").collect().first?.decode(Int.self)
+                #expect(answer == 7)
             }
-            try await group.shutdownGracefully()
+            #expect(Set(used).count == 2)
         }
     }
 
-    /// `body` while every pool runs.
-    static func running(_ pools: LoopPools, _ body: () async throws -> Void) async throws {
-        let runs = pools.clients.map { client in Task { await client.run() } }
-        defer { for run in runs { run.cancel() } }
-        try await body()
+    /// `body` with pools over a group of `loops` loops sharing `connections`, while every pool runs.
+    static func withPools(
+        loops: Int, connections: Int,
+        _ body: @Sendable (MultiThreadedEventLoopGroup, LoopPools) async throws -> Void
+    ) async throws {
+        try await StoreFixture.with { f in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
+            var configuration = f.configuration.clientConfiguration
+            configuration.options.maximumConnections = connections
+            let pools = LoopPools(configuration: configuration, group: group, backgroundLogger: StoreEnvironment.logger)
+            let runs = pools.clients.map { client in Task { await client.run() } }
+            do {
+                try await body(group, pools)
+            } catch {
+                for run in runs { run.cancel() }
+                try await group.shutdownGracefully()
+                throw error
+            }
+            for run in runs { run.cancel() }
+            try await group.shutdownGracefully()
+        }
     }
 }
