@@ -10,7 +10,7 @@ import PostgresNIO
 ///
 /// The pools share the configured `maximumConnections` (each gets its part, at least one), so the database sees no
 /// more connections than before. A call made off the server's loops (a tool, a test, the change feed) uses the first
-/// pool.
+/// pool, which also holds the connections reserved for the change feed.
 public final class LoopPools: Sendable {
     private let entries: [(loop: any EventLoop, client: PostgresClient)]
     /// Every pool once, for `run()`.
@@ -22,19 +22,26 @@ public final class LoopPools: Sendable {
         clients = [client]
     }
 
-    /// A pool per loop of `group` (at most `configuration.options.maximumConnections` of them, which they share).
+    /// A pool per loop of `group` (at most as many as there are connections to share).
+    ///
+    /// `reserved` of the `maximumConnections` go to the first pool on top of its share: the owner holds them for good
+    /// (the change feed's LISTEN connection), and a loop's pool must not be left with none. Before the split, the
+    /// feed's connection was one of the single pool's; with `pool_size=2` split in two, the first loop's sessions
+    /// would have had no connection at all.
     public init(
-        configuration: PostgresClient.Configuration, group: any EventLoopGroup,
+        configuration: PostgresClient.Configuration, group: any EventLoopGroup, reserved: Int = 0,
         backgroundLogger: Logger
     ) {
         var loops: [any EventLoop] = []
         for loop in group.makeIterator() { loops.append(loop) }
-        let total = max(1, configuration.options.maximumConnections)
-        let count = max(1, min(loops.count, total))
+        let reserved = max(0, reserved)
+        let shared = max(1, configuration.options.maximumConnections - reserved)
+        let count = max(1, min(loops.count, shared))
         var clients: [PostgresClient] = []
         for index in 0..<count {
             var part = configuration
-            part.options.maximumConnections = total / count + (index < total % count ? 1 : 0)
+            part.options.maximumConnections =
+                shared / count + (index < shared % count ? 1 : 0) + (index == 0 ? reserved : 0)
             part.options.minimumConnections = min(part.options.minimumConnections, part.options.maximumConnections)
             clients.append(
                 PostgresClient(

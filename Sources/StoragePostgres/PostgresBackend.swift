@@ -74,6 +74,7 @@ public struct PostgresBackend: StoreBackend {
         let poolLogger = poolLogger ?? logger
         pools = LoopPools(
             configuration: configuration.clientConfiguration, group: MultiThreadedEventLoopGroup.singleton,
+            reserved: 1,  // the change feed's LISTEN connection
             backgroundLogger: poolLogger)
         searchClient =
             separateSearchPool

@@ -36,16 +36,64 @@ struct LoopPoolsTests {
         }
     }
 
-    /// `body` with pools over a group of `loops` loops sharing `connections`, while every pool runs.
+    /// `pool_size=2` on two loops: one connection is the change feed's for good, and the other must still serve both
+    /// loops (split in two pools of one, the first loop's sessions waited forever).
+    @Test func aReservedConnectionLeavesEveryLoopOne() async throws {
+        try await Self.withPools(loops: 2, connections: 2, reserved: 1) { group, pools in
+            #expect(pools.clients.count == 1)
+            let (release, releaser) = AsyncStream<Void>.makeStream()
+            let (leased, leaser) = AsyncStream<Void>.makeStream()
+            let feed = Task {
+                try await pools.clients[0].withConnection { _ in
+                    leaser.yield()
+                    for await _ in release {}
+                }
+            }
+            for await _ in leased { break }
+            for loop in group.makeIterator() {
+                let pool = try await loop.submit { pools.here }.get()
+                let answer = try await Self.within(.seconds(30)) {
+                    try await pool.query("SELECT 7").collect().first?.decode(Int.self)
+                }
+                #expect(answer == 7)
+            }
+            releaser.finish()
+            try await feed.value
+        }
+    }
+
+    struct TimedOut: Error {}
+
+    /// `operation`'s answer, or `TimedOut` if it has none within `limit` (so that a starved pool fails the test instead
+    /// of hanging it).
+    static func within<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T)
+        async throws -> T
+    {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw TimedOut()
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { throw TimedOut() }
+            return first
+        }
+    }
+
+    /// `body` with pools over a group of `loops` loops sharing `connections` (`reserved` of them the first pool's on
+    /// top of its share), while every pool runs.
     static func withPools(
-        loops: Int, connections: Int,
+        loops: Int, connections: Int, reserved: Int = 0,
         _ body: @Sendable (MultiThreadedEventLoopGroup, LoopPools) async throws -> Void
     ) async throws {
         try await StoreFixture.with { f in
             let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
             var configuration = f.configuration.clientConfiguration
             configuration.options.maximumConnections = connections
-            let pools = LoopPools(configuration: configuration, group: group, backgroundLogger: StoreEnvironment.logger)
+            let pools = LoopPools(
+                configuration: configuration, group: group, reserved: reserved,
+                backgroundLogger: StoreEnvironment.logger)
             let runs = pools.clients.map { client in Task { await client.run() } }
             do {
                 try await body(group, pools)

@@ -101,6 +101,7 @@ final class TestServer: Sendable {
             // A pool per event loop, as the server has (PostgresBackend).
             let pools = LoopPools(
                 configuration: configuration.clientConfiguration, group: MultiThreadedEventLoopGroup.singleton,
+                reserved: 1,  // the change feed's LISTEN connection
                 backgroundLogger: logger)
             let client = pools.clients[0]
             let searchClient = PostgresClient(
