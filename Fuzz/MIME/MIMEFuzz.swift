@@ -13,7 +13,7 @@ public func fuzzMIME(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var filter = HeaderFilter.Stream(names: ["Subject", "From", "x-a"], not: size % 2 == 0)
     var streamed: [UInt8] = []
     for start in stride(from: 0, to: header.count, by: 7) {
-        filter.feed(header[start..<min(header.count, start + 7)], into: &streamed)
+        filter.feed(Array(header[start..<min(header.count, start + 7)]), into: &streamed)
     }
     filter.finish(into: &streamed)
     if streamed != HeaderFilter.filter(header, names: ["Subject", "From", "x-a"], not: size % 2 == 0) {
