@@ -99,11 +99,8 @@ public enum HeaderFilter {
             }
             if !MessageBytes.isWhitespace(line[line.startIndex]) || !inField {
                 inField = true
-                var nameEnd = line[..<end].firstIndex(of: UInt8(ascii: ":")) ?? end
-                var nameStart = line.startIndex
-                while nameStart < nameEnd, MessageBytes.isLinearWhitespace(line[nameStart]) { nameStart += 1 }
-                while nameEnd > nameStart, MessageBytes.isLinearWhitespace(line[nameEnd - 1]) { nameEnd -= 1 }
-                include = names.contains(line[nameStart..<nameEnd]) != not
+                let nameEnd = line[..<end].firstIndex(of: UInt8(ascii: ":")) ?? end
+                include = names.contains(line[MessageBytes.trimmed(line, line.startIndex..<nameEnd)]) != not
             }
             if include { out.append(contentsOf: line) }
         }

@@ -96,7 +96,8 @@ enum MessageBytes {
     }
 
     /// The range without leading and trailing white space or line-break bytes.
-    static func trimmed(_ bytes: [UInt8], _ range: Range<Int>) -> Range<Int> {
+    static func trimmed<Bytes: RandomAccessCollection<UInt8>>(_ bytes: Bytes, _ range: Range<Int>) -> Range<Int>
+    where Bytes.Index == Int {
         var lower = range.lowerBound
         var upper = range.upperBound
         while lower < upper, isLinearWhitespace(bytes[lower]) { lower += 1 }
