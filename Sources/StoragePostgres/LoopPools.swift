@@ -28,16 +28,9 @@ public final class LoopPools: Sendable {
     /// (the change feed's LISTEN connection), and a loop's pool must not be left with none. Before the split, the
     /// feed's connection was one of the single pool's; with `pool_size=2` split in two, the first loop's sessions
     /// would have had no connection at all.
-    ///
-    /// `steady` (a server): every pool keeps all its connections open and sends no keep-alive query. PostgresNIO's
-    /// keep-alive and idle timeout schedule a timer task on the global executor at every release of a connection and
-    /// cancel it at the next lease: two pool threads and libdispatch's timer thread woken per store call, a fifth of
-    /// mailhost's CPU on a run of SELECTs and 0.03–0.13 ms of a new session's SELECT. A closed connection (the database
-    /// restarted) is still replaced at once; the server's TCP keepalives (`tcp_keepalives_idle`) keep idle ones
-    /// known to the network.
     public init(
         configuration: PostgresClient.Configuration, group: any EventLoopGroup, reserved: Int = 0,
-        steady: Bool = false, backgroundLogger: Logger
+        backgroundLogger: Logger
     ) {
         var loops: [any EventLoop] = []
         for loop in group.makeIterator() { loops.append(loop) }
@@ -50,10 +43,6 @@ public final class LoopPools: Sendable {
             part.options.maximumConnections =
                 shared / count + (index < shared % count ? 1 : 0) + (index == 0 ? reserved : 0)
             part.options.minimumConnections = min(part.options.minimumConnections, part.options.maximumConnections)
-            if steady {
-                part.options.keepAliveBehavior = nil
-                part.options.minimumConnections = part.options.maximumConnections
-            }
             clients.append(
                 PostgresClient(
                     configuration: part, eventLoopGroup: loops.isEmpty ? group : loops[index],

@@ -75,7 +75,6 @@ public struct PostgresBackend: StoreBackend {
         pools = LoopPools(
             configuration: configuration.clientConfiguration, group: MultiThreadedEventLoopGroup.singleton,
             reserved: 1,  // the change feed's LISTEN connection
-            steady: separateSearchPool,  // a server's pools; a tool's stay lazy
             backgroundLogger: poolLogger)
         searchClient =
             separateSearchPool

@@ -178,8 +178,7 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
             ("statement_timeout", "\(max(500, milliseconds * 4 / 5))"),
             ("idle_in_transaction_session_timeout", "\(milliseconds)"), ("application_name", "mailhost"),
             // TCP keepalives from the server on idle connections (ignored over a Unix socket): they keep a
-            // firewall's or NAT's state for the connection alive, and the server notices a vanished client,
-            // without a keep-alive query from the pool (`LoopPools` `steady`).
+            // firewall's or NAT's state for the connection alive, and the server notices a vanished client.
             ("tcp_keepalives_idle", "60"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "6"),
         ]
         return configuration

@@ -62,46 +62,6 @@ struct LoopPoolsTests {
         }
     }
 
-    /// A server's pools (`steady`) open all their connections without being asked, ask the server for TCP
-    /// keepalives, and replace connections the server closes (a restart) without a keep-alive query.
-    @Test func steadyPoolsKeepTheirConnectionsAndReplaceClosedOnes() async throws {
-        try await Self.withPools(loops: 2, connections: 4, steady: true) { group, pools in
-            let database = try await pools.clients[0].query("SELECT current_database()").collect().first?.decode(
-                String.self)
-            let count: @Sendable () async throws -> Int = {
-                let rows = try await pools.clients[0].query(
-                    "SELECT count(*)::int FROM pg_stat_activity WHERE datname = \(database) AND application_name = 'mailhost-pools-test'"
-                ).collect()
-                return try rows.first?.decode(Int.self) ?? 0
-            }
-            try await Self.waitUntil("every pool opened its connections") { try await count() == 4 }
-            let keepalive = try await pools.clients[0].query("SHOW tcp_keepalives_idle").collect().first?.decode(
-                String.self)
-            #expect(keepalive == "60")
-            // The server closes them all, as a restart does.
-            let terminated = try await pools.clients[0].query(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = \(database) AND application_name = 'mailhost-pools-test' AND pid <> pg_backend_pid()"
-            ).collect().first?.decode(Int.self)
-            #expect(terminated == 3)  // all but the one asking
-            for loop in group.makeIterator() {
-                let pool = try await loop.submit { pools.here }.get()
-                try await Self.waitUntil("the pool answers again") {
-                    (try? await pool.query("SELECT 7").collect().first?.decode(Int.self)) == 7
-                }
-            }
-            try await Self.waitUntil("the pools opened their connections again") { try await count() == 4 }
-        }
-    }
-
-    /// Polls `condition` until it holds, failing after 30 s.
-    static func waitUntil(_ what: String, _ condition: @Sendable () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
     struct TimedOut: Error {
         var what = ""
     }
@@ -126,7 +86,7 @@ struct LoopPoolsTests {
     /// `body` with pools over a group of `loops` loops sharing `connections` (`reserved` of them the first pool's on
     /// top of its share), while every pool runs.
     static func withPools(
-        loops: Int, connections: Int, reserved: Int = 0, steady: Bool = false,
+        loops: Int, connections: Int, reserved: Int = 0,
         _ body: @Sendable (MultiThreadedEventLoopGroup, LoopPools) async throws -> Void
     ) async throws {
         try await StoreFixture.with { f in
@@ -138,7 +98,7 @@ struct LoopPoolsTests {
                 $0.0 == "application_name" ? ($0.0, "mailhost-pools-test") : $0
             }
             let pools = LoopPools(
-                configuration: configuration, group: group, reserved: reserved, steady: steady,
+                configuration: configuration, group: group, reserved: reserved,
                 backgroundLogger: StoreEnvironment.logger)
             let runs = pools.clients.map { client in Task { await client.run() } }
             do {
