@@ -8,7 +8,7 @@ import PostgresNIO
 /// feed, so servers close those sessions with BYE.
 public struct PostgresAdministration: StoreAdministration {
     public let store: PostgresMailStore
-    var client: PostgresClient { store.client }
+    var client: GuardedClient { store.client }
 
     public init(store: PostgresMailStore) { self.store = store }
 

@@ -8,12 +8,12 @@ import PostgresNIO
 /// process's sessions through `ChangeFeed`. Every commit's NOTIFY (from this instance or another) arrives here, and
 /// PostgreSQL delivers it only at commit, so a hint never precedes its data.
 public struct PostgresChangeFeed: Sendable {
-    let client: PostgresClient
+    let client: GuardedClient
     let feed: ChangeFeed
     let logger: Logger
 
     public init(client: PostgresClient, feed: ChangeFeed, logger: Logger) {
-        self.client = client
+        self.client = GuardedClient(client)
         self.feed = feed
         self.logger = logger
     }

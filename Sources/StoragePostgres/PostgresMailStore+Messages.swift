@@ -46,7 +46,7 @@ extension PostgresMailStore {
     }
 
     /// SELECT's snapshot with every UID of the mailbox: the same statement as `selectChanges`, from nothing.
-    static func selectWhole(_ client: PostgresClient, account: AccountID, name: MailboxName, logger: Logger)
+    static func selectWhole(_ client: GuardedClient, account: AccountID, name: MailboxName, logger: Logger)
         async throws -> MailboxSnapshot
     {
         guard let snapshot = try await selectChanges(client, account: account, name: name, since: nil, logger: logger)
@@ -59,7 +59,7 @@ extension PostgresMailStore {
     /// UID. Nil when `since` cannot be built on: another mailbox of that name, tombstones it needs collected, or a
     /// database that went back in time.
     static func selectChanges(
-        _ client: PostgresClient, account: AccountID, name: MailboxName, since: SelectCache.Entry?, logger: Logger
+        _ client: GuardedClient, account: AccountID, name: MailboxName, since: SelectCache.Entry?, logger: Logger
     ) async throws -> MailboxSnapshot? {
         let fromUID = Int64(since?.uidNext.rawValue ?? 0)
         let fromModSeq = since?.highestModSeq.rawValue ?? Int64.max
@@ -717,45 +717,48 @@ extension PostgresMailStore {
             let filter = byRange && uids.count < high - low + 1 ? Set(uids) : nil
             return (PostgresQuery(unsafeSQL: sql + " ORDER BY uid", binds: binds), filter)
         }
+        // Streamed on one guarded connection: a batch's rows can be megabytes, read as they arrive.
         return try await run(logger) {
-            var records: [MessageRecord] = []
-            records.reserveCapacity(uids.count)
-            var (lastRow, lastRead): (PostgresRow?, Int64) = (nil, 0)
-            let (liveQuery, liveFilter) = query(
-                "SELECT *, false AS expunged FROM messages", uidList, cut: budgeted)
-            let live = try await client.prepared(liveQuery, logger: logger)
-            for try await row in live {
-                let record = try Self.record(row, columns: columns)
-                (lastRow, lastRead) = (row, Int64(record.uid.rawValue))
-                if let liveFilter, !liveFilter.contains(lastRead) { continue }
-                records.append(record)
-            }
-            // Perhaps cut by the budget: the batch covers the UIDs (ascending) up to its last row, which may be one of
-            // a hole's. (When nothing was left out after all, the next batch finds no row and covers the rest.)
-            var covered = uidList.count
-            if budgeted, let lastRow, try PostgresRandomAccessRow(lastRow)["upto"].decode(Int64.self) >= budget {
-                covered = uidList.firstIndex { $0 > lastRead } ?? uidList.count
-            }
-            if records.count < covered {
-                // Messages expunged elsewhere that this session has not been told about: served from the tombstone
-                // while the content exists (STYLE.md §4.6).
-                let found = Set(records.map { Int64($0.uid.rawValue) })
-                let missing = uidList.prefix(covered).filter { !found.contains($0) }
-                let (goneQuery, goneFilter) = query(
-                    """
-                    SELECT * FROM (
-                        SELECT account_id, mailbox_id, uid, content_id, flags, keywords, internal_date, internal_zone,
-                            size, modseq, NULL::bigint AS saved_at, true AS expunged FROM expunged
-                        WHERE content_id IS NOT NULL) e
-                    """, missing, cut: false)
-                for try await row in try await client.prepared(goneQuery, logger: logger) {
+            try await client.withConnection { connection in
+                var records: [MessageRecord] = []
+                records.reserveCapacity(uids.count)
+                var (lastRow, lastRead): (PostgresRow?, Int64) = (nil, 0)
+                let (liveQuery, liveFilter) = query(
+                    "SELECT *, false AS expunged FROM messages", uidList, cut: budgeted)
+                let live = try await connection.prepared(liveQuery, logger: logger)
+                for try await row in live {
                     let record = try Self.record(row, columns: columns)
-                    if let goneFilter, !goneFilter.contains(Int64(record.uid.rawValue)) { continue }
+                    (lastRow, lastRead) = (row, Int64(record.uid.rawValue))
+                    if let liveFilter, !liveFilter.contains(lastRead) { continue }
                     records.append(record)
                 }
-                records.sort { $0.uid < $1.uid }
+                // Perhaps cut by the budget: the batch covers the UIDs (ascending) up to its last row, which may be one of
+                // a hole's. (When nothing was left out after all, the next batch finds no row and covers the rest.)
+                var covered = uidList.count
+                if budgeted, let lastRow, try PostgresRandomAccessRow(lastRow)["upto"].decode(Int64.self) >= budget {
+                    covered = uidList.firstIndex { $0 > lastRead } ?? uidList.count
+                }
+                if records.count < covered {
+                    // Messages expunged elsewhere that this session has not been told about: served from the tombstone
+                    // while the content exists (STYLE.md §4.6).
+                    let found = Set(records.map { Int64($0.uid.rawValue) })
+                    let missing = uidList.prefix(covered).filter { !found.contains($0) }
+                    let (goneQuery, goneFilter) = query(
+                        """
+                        SELECT * FROM (
+                            SELECT account_id, mailbox_id, uid, content_id, flags, keywords, internal_date, internal_zone,
+                                size, modseq, NULL::bigint AS saved_at, true AS expunged FROM expunged
+                            WHERE content_id IS NOT NULL) e
+                        """, missing, cut: false)
+                    for try await row in try await connection.prepared(goneQuery, logger: logger) {
+                        let record = try Self.record(row, columns: columns)
+                        if let goneFilter, !goneFilter.contains(Int64(record.uid.rawValue)) { continue }
+                        records.append(record)
+                    }
+                    records.sort { $0.uid < $1.uid }
+                }
+                return FetchedBatch(records: records, covered: covered)
             }
-            return FetchedBatch(records: records, covered: covered)
         }
     }
 

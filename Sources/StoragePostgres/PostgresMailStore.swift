@@ -13,10 +13,10 @@ import PostgresNIO
 public final class PostgresMailStore: MailStore {
     /// The main pools, one per event loop of a server (`LoopPools`).
     let pools: LoopPools
-    /// The main pool of the loop the caller runs on.
-    public var client: PostgresClient { pools.here }
+    /// The main pool of the loop the caller runs on (every lease guarded, `ReadCompleteGuard`).
+    public var client: GuardedClient { GuardedClient(pools.here) }
     /// The pool SEARCH runs on: a few heavy searches can fill it, never the pool every other command needs.
-    let searchClient: PostgresClient
+    let searchClient: GuardedClient
     let timeout: Duration
     /// The UID lists of recently selected mailboxes (SELECT reads only what changed since).
     let selectCache = SelectCache()
@@ -63,7 +63,7 @@ public final class PostgresMailStore: MailStore {
     ) {
         self.pools = pools
         self.flagsCache = FlagsCache(capacity: flagsCacheBytes)
-        self.searchClient = searchClient ?? pools.clients[0]
+        self.searchClient = GuardedClient(searchClient ?? pools.clients[0])
         self.timeout = operationTimeout
     }
 
@@ -554,7 +554,7 @@ public final class PostgresMailStore: MailStore {
     /// The mailbox's STATUS in one statement: its row, and its messages counted only when the row differs from
     /// `since` (then `counted` is true; otherwise the counts are `since`'s, see `StatusCache`).
     static func statusRow(
-        _ client: PostgresClient, account: AccountID, name: MailboxName, since: StatusCache.Entry?, logger: Logger
+        _ client: GuardedClient, account: AccountID, name: MailboxName, since: StatusCache.Entry?, logger: Logger
     ) async throws -> (entry: StatusCache.Entry, counted: Bool) {
         let sinceID = since?.mailbox.rawValue ?? -1
         let sinceValidity = Int64(since?.uidValidity ?? 0)

@@ -83,7 +83,7 @@ extension PreparedRows {
     }
 }
 
-/// What runs statements: the pool (`PostgresClient`) or one connection (inside a transaction).
+/// What runs statements: a connection (the pool's statements go through `GuardedClient`, which leases one).
 protocol StatementRunner: Sendable {
     func executeSlot<S: PreparedSlot>(_ statement: SlotStatement<S>, logger: Logger) async throws -> PreparedRows
     func unnamed(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence
@@ -99,15 +99,6 @@ extension StatementRunner {
             try await executeSlot(SlotStatement<S>(bindings: query.binds), logger: logger)
         }
         return try await run(PreparedStatements.slotTypes[slot])
-    }
-}
-
-extension PostgresClient: StatementRunner {
-    func executeSlot<S: PreparedSlot>(_ statement: SlotStatement<S>, logger: Logger) async throws -> PreparedRows {
-        try await execute(statement, logger: logger, file: #fileID, line: #line)
-    }
-    func unnamed(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
-        try await self.query(query, logger: logger)
     }
 }
 

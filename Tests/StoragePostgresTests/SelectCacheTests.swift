@@ -44,9 +44,10 @@ struct SelectCacheTests {
 
             let changes = try #require(
                 try await PostgresMailStore.selectChanges(
-                    f.client, account: f.account, name: inbox, since: Self.entry(before), logger: f.logger))
+                    GuardedClient(f.client), account: f.account, name: inbox, since: Self.entry(before),
+                    logger: f.logger))
             let whole = try await PostgresMailStore.selectWhole(
-                f.client, account: f.account, name: inbox, logger: f.logger)
+                GuardedClient(f.client), account: f.account, name: inbox, logger: f.logger)
             Self.expectSame(changes, whole, "after changes")
             #expect(whole.uids.count == 22 && !whole.uids.contains(before.uids[7]))
             Self.expectSame(
@@ -56,7 +57,8 @@ struct SelectCacheTests {
             // Nothing changed since: the same answer, the first unseen UID taken from the earlier list.
             let unchanged = try #require(
                 try await PostgresMailStore.selectChanges(
-                    f.client, account: f.account, name: inbox, since: Self.entry(whole), logger: f.logger))
+                    GuardedClient(f.client), account: f.account, name: inbox, since: Self.entry(whole), logger: f.logger
+                ))
             Self.expectSame(unchanged, whole, "unchanged")
             // Only \Seen changed elsewhere: the first unseen UID moves on (HIGHESTMODSEQ did).
             let firstUnseen = try #require(whole.firstUnseen)
@@ -65,11 +67,13 @@ struct SelectCacheTests {
                 update: FlagUpdate(kind: .add, flags: MessageFlags(system: .seen)), logger: f.logger)
             let seen = try #require(
                 try await PostgresMailStore.selectChanges(
-                    f.client, account: f.account, name: inbox, since: Self.entry(whole), logger: f.logger))
+                    GuardedClient(f.client), account: f.account, name: inbox, since: Self.entry(whole), logger: f.logger
+                ))
             #expect(seen.firstUnseen != firstUnseen)
             Self.expectSame(
                 seen,
-                try await PostgresMailStore.selectWhole(f.client, account: f.account, name: inbox, logger: f.logger),
+                try await PostgresMailStore.selectWhole(
+                    GuardedClient(f.client), account: f.account, name: inbox, logger: f.logger),
                 "after \\Seen elsewhere")
         }
     }
@@ -89,7 +93,8 @@ struct SelectCacheTests {
             _ = try await f.store.collectGarbage(retention: .zero, tombstoneRetention: .zero, logger: f.logger)
             #expect(
                 try await PostgresMailStore.selectChanges(
-                    f.client, account: f.account, name: name, since: Self.entry(first), logger: f.logger) == nil)
+                    GuardedClient(f.client), account: f.account, name: name, since: Self.entry(first), logger: f.logger)
+                    == nil)
             let collected = try await f.store.select(
                 account: f.account, name: name, claimRecent: false, logger: f.logger)
             #expect(collected.uids == [first.uids[0]] + first.uids[2...])
@@ -100,12 +105,14 @@ struct SelectCacheTests {
             try await f.append("again", to: "Projects")
             #expect(
                 try await PostgresMailStore.selectChanges(
-                    f.client, account: f.account, name: name, since: Self.entry(collected), logger: f.logger) == nil)
+                    GuardedClient(f.client), account: f.account, name: name, since: Self.entry(collected),
+                    logger: f.logger) == nil)
             let again = try await f.store.select(account: f.account, name: name, claimRecent: false, logger: f.logger)
             #expect(again.id != first.id && again.uids.count == 1)
             Self.expectSame(
                 again,
-                try await PostgresMailStore.selectWhole(f.client, account: f.account, name: name, logger: f.logger),
+                try await PostgresMailStore.selectWhole(
+                    GuardedClient(f.client), account: f.account, name: name, logger: f.logger),
                 "recreated")
         }
     }

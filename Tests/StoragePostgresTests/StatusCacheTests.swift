@@ -11,8 +11,10 @@ import Testing
 struct StatusCacheTests {
     /// STATUS counted afresh, without the cache.
     static func counted(_ f: StoreFixture, _ name: MailboxName) async throws -> MailboxStatus {
-        try await PostgresMailStore.statusRow(f.client, account: f.account, name: name, since: nil, logger: f.logger)
-            .entry.status
+        try await PostgresMailStore.statusRow(
+            GuardedClient(f.client), account: f.account, name: name, since: nil, logger: f.logger
+        )
+        .entry.status
     }
 
     /// STATUS through the store (its cache) equals a fresh count; returns it.
@@ -37,7 +39,7 @@ struct StatusCacheTests {
             // Unchanged: the row is read, the messages are not counted, and the answer is the same.
             let entry = try #require(f.store.statusCache.entry(key))
             let again = try await PostgresMailStore.statusRow(
-                f.client, account: f.account, name: inbox, since: entry, logger: f.logger)
+                GuardedClient(f.client), account: f.account, name: inbox, since: entry, logger: f.logger)
             #expect(!again.counted && again.entry == entry)
 
             // Flags, from another instance: \Seen and \Deleted move the counts (HIGHESTMODSEQ moved).
@@ -48,7 +50,7 @@ struct StatusCacheTests {
             let seen = try await Self.expectCurrent(f, inbox, "after \\Seen elsewhere")
             #expect(seen.unseen == 7)
             let changed = try await PostgresMailStore.statusRow(
-                f.client, account: f.account, name: inbox, since: entry, logger: f.logger)
+                GuardedClient(f.client), account: f.account, name: inbox, since: entry, logger: f.logger)
             #expect(changed.counted)
             _ = try await other.updateFlags(
                 account: f.account, mailbox: first.id!, uids: [uids[3], uids[4]],
