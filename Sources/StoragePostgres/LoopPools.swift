@@ -42,7 +42,11 @@ public final class LoopPools: Sendable {
             var part = configuration
             part.options.maximumConnections =
                 shared / count + (index < shared % count ? 1 : 0) + (index == 0 ? reserved : 0)
-            part.options.minimumConnections = min(part.options.minimumConnections, part.options.maximumConnections)
+            // No minimum: PostgresNIO 1.33's pool checks `minimumConcurrentConnections <= stats.active` when it opens
+            // a connection on demand, and drops the connections that failed to reopen during a database outage, so the
+            // first lease after the outage fails that precondition and ends the process. Seen with minimum = maximum
+            // (f78a263's steady pools): 10 sessions reading through immediate restarts, the second restart.
+            part.options.minimumConnections = 0
             clients.append(
                 PostgresClient(
                     configuration: part, eventLoopGroup: loops.isEmpty ? group : loops[index],
