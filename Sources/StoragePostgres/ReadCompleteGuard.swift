@@ -99,9 +99,8 @@ public struct GuardedClient: Sendable {
         logger: Logger, isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
-        try await client.withConnection(isolation: isolation) { connection in
-            await ReadCompleteGuard.install(on: connection)
-            return try await connection.withTransaction(logger: logger, isolation: isolation, body)
+        try await withConnection(isolation: isolation) { connection in
+            try await connection.withTransaction(logger: logger, isolation: isolation, body)
         }
     }
 
