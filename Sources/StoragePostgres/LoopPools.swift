@@ -2,67 +2,307 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Synchronization
 
 /// The store's connection pools, one per event loop of the server, so that a session's store call leases a
 /// connection whose channel lives on the session's own loop: the query is written, answered and handed back to the
 /// session without waking another thread. With one pool for the whole group, about half of all store calls crossed
 /// to the other loop and back (an eventfd write each way, and the other loop's thread woken).
 ///
-/// The pools share the configured `maximumConnections` (each gets its part, at least one), so the database sees no
-/// more connections than before. A call made off the server's loops (a tool, a test, the change feed) uses the first
-/// pool, which also holds the connections reserved for the change feed.
+/// The pools share the configured maximum (each gets its part, at least one), so the database sees no more
+/// connections than that. A call made off the server's loops (a tool, a test, the change feed) uses the first pool,
+/// which also holds the connections reserved for the change feed.
 public final class LoopPools: Sendable {
-    private let entries: [(loop: any EventLoop, client: PostgresClient)]
-    /// Every pool once, for `run()`.
-    public let clients: [PostgresClient]
+    private let entries: [(loop: any EventLoop, client: GuardedClient)]
+    /// The first pool: calls made off the loops, and the change feed's (its reserved connection).
+    public let first: GuardedClient
+    /// The pools of a server (`init(connection:…)`), for `run()` and tests; empty over one `PostgresClient`.
+    public let pools: [LoopPool]
 
-    /// One pool over the whole of `client`'s group (tools, tests).
+    /// One pool over the whole of `client`'s group (tools, tests). The caller runs `client`.
     public init(_ client: PostgresClient) {
         entries = []
-        clients = [client]
+        first = GuardedClient(client)
+        pools = []
     }
 
-    /// A pool per loop of `group` (at most as many as there are connections to share).
+    /// A pool per loop of `group` (at most as many as there are connections to share), of `maximumConnections` in
+    /// all.
     ///
     /// `reserved` of the `maximumConnections` go to the first pool on top of its share: the owner holds them for good
     /// (the change feed's LISTEN connection), and a loop's pool must not be left with none. Before the split, the
     /// feed's connection was one of the single pool's; with `pool_size=2` split in two, the first loop's sessions
     /// would have had no connection at all.
     public init(
-        configuration: PostgresClient.Configuration, group: any EventLoopGroup, reserved: Int = 0,
-        backgroundLogger: Logger
+        connection: Result<PostgresConnection.Configuration, any Error>, maximumConnections: Int,
+        group: any EventLoopGroup, reserved: Int = 0, logger: Logger
     ) {
         var loops: [any EventLoop] = []
         for loop in group.makeIterator() { loops.append(loop) }
+        if loops.isEmpty { loops = [group.next()] }
         let reserved = max(0, reserved)
-        let shared = max(1, configuration.options.maximumConnections - reserved)
+        let shared = max(1, maximumConnections - reserved)
         let count = max(1, min(loops.count, shared))
-        var clients: [PostgresClient] = []
+        var pools: [LoopPool] = []
         for index in 0..<count {
-            var part = configuration
-            part.options.maximumConnections =
-                shared / count + (index < shared % count ? 1 : 0) + (index == 0 ? reserved : 0)
-            // No minimum: PostgresNIO 1.33's pool checks `minimumConcurrentConnections <= stats.active` when it opens
-            // a connection on demand, and drops the connections that failed to reopen during a database outage, so the
-            // first lease after the outage fails that precondition and ends the process. Seen with minimum = maximum
-            // (f78a263's steady pools): 10 sessions reading through immediate restarts, the second restart.
-            part.options.minimumConnections = 0
-            clients.append(
-                PostgresClient(
-                    configuration: part, eventLoopGroup: loops.isEmpty ? group : loops[index],
-                    backgroundLogger: backgroundLogger))
+            let maximum = shared / count + (index < shared % count ? 1 : 0) + (index == 0 ? reserved : 0)
+            pools.append(LoopPool(loop: loops[index], configuration: connection, maximum: maximum, logger: logger))
         }
         // A loop beyond the pools' count shares a pool whose connections are on another loop: it still works, with
         // the cross-thread hop this type exists to avoid.
-        entries = loops.enumerated().map { ($0.element, clients[$0.offset % count]) }
-        self.clients = clients
+        entries = loops.enumerated().map { ($0.element, GuardedClient(pool: pools[$0.offset % count])) }
+        first = GuardedClient(pool: pools[0])
+        self.pools = pools
     }
 
     /// The pool of the loop this code runs on, else the first.
-    public var here: PostgresClient {
+    public var here: GuardedClient {
         if entries.count > 1, let loop = MultiThreadedEventLoopGroup.currentEventLoop {
             for entry in entries where entry.loop === loop { return entry.client }
         }
-        return clients[0]
+        return first
+    }
+
+    /// Runs until cancelled; then every pool closes its connections (those leased as they come back).
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            for pool in pools { group.addTask { await pool.run() } }
+        }
+    }
+}
+
+/// The connections of one event loop: opened on demand up to `maximum`, kept open while they stay healthy, leased
+/// most recently used first.
+///
+/// PostgresNIO's own pool was replaced by this for two reasons, both measured (issue 11):
+/// - At every release it scheduled a keep-alive and an idle-timeout timer on the global executor, and cancelled them at
+///   the next lease: three threads woken per store call, a fifth of mailhost's CPU on a run of SELECTs.
+/// - With a minimum connection count (which would have avoided the idle timer), it fails a precondition and ends the
+///   process on the first lease after a database outage (PostgresNIO 1.33).
+///
+/// Here a lease is a lock and an array pop when a connection is idle. A connection the server closed is dropped when it
+/// is next leased or released; none is tested with a query (a dead one is found by the statement that uses it, which
+/// fails as unavailable, or by TCP keepalives on a connection that stays idle). A lease with none idle and the
+/// maximum open waits, first come first served, until a connection (or the right to open one) is released; a waiting
+/// lease that is cancelled (the store's timeout) leaves the queue at once. Opening fails fast while the database is
+/// away: the store answers unavailable instead of waiting for its timeout.
+public final class LoopPool: Sendable {
+    let loop: any EventLoop
+    private let configuration: Result<PostgresConnection.Configuration, any Error>
+    let maximum: Int
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let stopped = AsyncStream<Never>.makeStream()
+
+    /// What a waiting lease is given: a connection, or the right to open one (a slot freed by a connection that
+    /// closed or failed to open).
+    private enum Grant {
+        case connection(PostgresConnection)
+        case slot
+    }
+
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<Grant, any Error>
+    }
+
+    private struct State {
+        var idle: [PostgresConnection] = []
+        /// Connections idle, leased or being opened.
+        var open = 0
+        var waiters: [Waiter] = []
+        var nextWaiter = 0
+        var nextConnection = 0
+        var shutDown = false
+    }
+
+    /// Why a lease failed without reaching the database: the pool was stopped.
+    public struct Closed: Error, CustomStringConvertible {
+        public var description: String { "connection pool closed" }
+    }
+
+    /// Why a lease failed without reaching the database: no connection could be opened (refused, unreachable,
+    /// rejected by the server: the database does not allow connections, the password was refused, too many clients).
+    public struct ConnectFailed: Error, CustomStringConvertible {
+        public let underlying: any Error
+        public var description: String { "cannot connect: \(String(reflecting: underlying))" }
+    }
+
+    init(
+        loop: any EventLoop, configuration: Result<PostgresConnection.Configuration, any Error>, maximum: Int,
+        logger: Logger
+    ) {
+        self.loop = loop
+        self.configuration = configuration
+        self.maximum = max(1, maximum)
+        self.logger = logger
+    }
+
+    /// Connections idle, leased or being opened (tests).
+    public var openCount: Int { state.withLock { $0.open } }
+
+    func withConnection<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        let connection = try await lease()
+        let result: Result
+        do {
+            result = try await body(connection)
+        } catch {
+            release(connection)
+            throw error
+        }
+        release(connection)
+        return result
+    }
+
+    private enum Step {
+        case use(PostgresConnection)
+        case open
+        case wait
+        case fail
+    }
+
+    func lease() async throws -> PostgresConnection {
+        let step = state.withLock { state -> Step in
+            if state.shutDown { return .fail }
+            while let connection = state.idle.popLast() {
+                if !connection.isClosed { return .use(connection) }
+                state.open -= 1
+            }
+            guard state.open < maximum else { return .wait }
+            state.open += 1
+            return .open
+        }
+        switch step {
+        case .use(let connection): return connection
+        case .open: return try await open()
+        case .fail: throw Closed()
+        case .wait:
+            switch try await waitForGrant() {
+            case .connection(let connection): return connection
+            case .slot: return try await open()
+            }
+        }
+    }
+
+    /// Opens a connection in a slot already counted in `open`; gives the slot up when that fails.
+    private func open() async throws -> PostgresConnection {
+        let id = state.withLock { state in
+            state.nextConnection += 1
+            return state.nextConnection
+        }
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(
+                on: loop, configuration: try configuration.get(), id: id, logger: logger)
+        } catch {
+            giveUpSlot()
+            throw ConnectFailed(underlying: error)
+        }
+        await ReadCompleteGuard.install(on: connection)
+        if state.withLock({ $0.shutDown }) {
+            try? await connection.close()
+            giveUpSlot()
+            throw Closed()
+        }
+        return connection
+    }
+
+    /// A slot counted in `open` has no connection (it closed, or failed to open): the first waiter may open one.
+    private func giveUpSlot() {
+        let waiter = state.withLock { state -> Waiter? in
+            if !state.shutDown, !state.waiters.isEmpty { return state.waiters.removeFirst() }
+            state.open -= 1
+            return nil
+        }
+        waiter?.continuation.resume(returning: .slot)
+    }
+
+    func release(_ connection: PostgresConnection) {
+        enum Next {
+            case keep
+            case give(Waiter, Grant)
+            case drop
+            case close
+        }
+        let next = state.withLock { state -> Next in
+            if state.shutDown {
+                state.open -= 1
+                return .close
+            }
+            if connection.isClosed {
+                if !state.waiters.isEmpty { return .give(state.waiters.removeFirst(), .slot) }
+                state.open -= 1
+                return .drop
+            }
+            if !state.waiters.isEmpty { return .give(state.waiters.removeFirst(), .connection(connection)) }
+            state.idle.append(connection)
+            return .keep
+        }
+        switch next {
+        case .keep, .drop: break
+        case .give(let waiter, let grant): waiter.continuation.resume(returning: grant)
+        case .close: Self.close(connection)
+        }
+    }
+
+    private func waitForGrant() async throws -> Grant {
+        let id = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Grant, any Error>) in
+                // The cancelled flag is set before the handler runs: a lease cancelled before it queued is refused
+                // here, one cancelled after is taken out of the queue by the handler.
+                let refusal: (any Error)? = state.withLock { state in
+                    if state.shutDown { return Closed() }
+                    if Task.isCancelled { return CancellationError() }
+                    state.waiters.append(Waiter(id: id, continuation: continuation))
+                    return nil
+                }
+                if let refusal { continuation.resume(throwing: refusal) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> Waiter? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Closes `connection` without waiting, holding it until it is closed (PostgresNIO asserts that a connection is
+    /// closed before it goes away).
+    private static func close(_ connection: PostgresConnection) {
+        connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+    }
+
+    deinit {
+        // Pools that were never run (or not stopped): their idle connections still close.
+        for connection in state.withLock({ $0.idle }) { Self.close(connection) }
+    }
+
+    /// Until cancelled; then closes the idle connections, refuses new leases and waiting ones, and closes the leased
+    /// ones as they come back.
+    func run() async {
+        await withTaskCancellationHandler {
+            for await _ in stopped.stream {}
+        } onCancel: {
+            stopped.continuation.finish()
+        }
+        let (idle, waiters) = state.withLock { state in
+            state.shutDown = true
+            state.open -= state.idle.count
+            defer {
+                state.idle = []
+                state.waiters = []
+            }
+            return (state.idle, state.waiters)
+        }
+        for waiter in waiters { waiter.continuation.resume(throwing: Closed()) }
+        for connection in idle { try? await connection.close() }
     }
 }

@@ -59,7 +59,7 @@ public struct PostgresSchemaStore: StoreSchema {
 public struct PostgresBackend: StoreBackend {
     public let configuration: PostgresStoreConfiguration
     let pools: LoopPools
-    let searchClient: PostgresClient?
+    let searchPools: LoopPools?
     let store: PostgresMailStore
     let logger: Logger
 
@@ -73,15 +73,19 @@ public struct PostgresBackend: StoreBackend {
         self.logger = logger
         let poolLogger = poolLogger ?? logger
         pools = LoopPools(
-            configuration: configuration.clientConfiguration, group: MultiThreadedEventLoopGroup.singleton,
+            connection: configuration.poolConnectionConfiguration,
+            maximumConnections: configuration.maximumConnections, group: MultiThreadedEventLoopGroup.singleton,
             reserved: 1,  // the change feed's LISTEN connection
-            backgroundLogger: poolLogger)
-        searchClient =
+            logger: poolLogger)
+        searchPools =
             separateSearchPool
-            ? PostgresClient(configuration: configuration.searchClientConfiguration, backgroundLogger: poolLogger)
+            ? LoopPools(
+                connection: configuration.searchPoolConnectionConfiguration,
+                maximumConnections: configuration.searchConnections, group: MultiThreadedEventLoopGroup.singleton,
+                logger: poolLogger)
             : nil
         store = PostgresMailStore(
-            pools: pools, searchClient: searchClient, operationTimeout: configuration.operationTimeout)
+            pools: pools, searchPools: searchPools, operationTimeout: configuration.operationTimeout)
     }
 
     public var mail: any DeliveryStore { store }
@@ -92,12 +96,13 @@ public struct PostgresBackend: StoreBackend {
     public var transfer: any StoreTransfer { store }
 
     public func run(feed: ChangeFeed?) async {
-        let (pools, searchClient, logger) = (self.pools, self.searchClient, self.logger)
-        let client = pools.clients[0]
+        let (pools, searchPools, logger) = (self.pools, self.searchPools, self.logger)
         await withDiscardingTaskGroup { group in
-            for pool in pools.clients { group.addTask { await pool.run() } }
-            if let searchClient { group.addTask { await searchClient.run() } }
-            if let feed { group.addTask { await PostgresChangeFeed(client: client, feed: feed, logger: logger).run() } }
+            group.addTask { await pools.run() }
+            if let searchPools { group.addTask { await searchPools.run() } }
+            if let feed {
+                group.addTask { await PostgresChangeFeed(client: pools.first, feed: feed, logger: logger).run() }
+            }
         }
     }
 }

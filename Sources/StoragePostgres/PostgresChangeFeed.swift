@@ -12,8 +12,8 @@ public struct PostgresChangeFeed: Sendable {
     let feed: ChangeFeed
     let logger: Logger
 
-    public init(client: PostgresClient, feed: ChangeFeed, logger: Logger) {
-        self.client = GuardedClient(client)
+    public init(client: GuardedClient, feed: ChangeFeed, logger: Logger) {
+        self.client = client
         self.feed = feed
         self.logger = logger
     }

@@ -8,15 +8,17 @@ import PostgresNIO
 /// `MailStore` over PostgreSQL (DESIGN.md §3–4).
 ///
 /// Every call is bounded by `configuration.operationTimeout` and answers `StoreError.unavailable` when the database
-/// is away; PostgresClient reconnects by itself, so the store recovers when the database returns. No transaction
+/// is away; the pools open new connections as needed, so the store recovers when the database returns. No transaction
 /// is held while the engine waits on a client: every method is one statement or one short transaction.
 public final class PostgresMailStore: MailStore {
     /// The main pools, one per event loop of a server (`LoopPools`).
     let pools: LoopPools
     /// The main pool of the loop the caller runs on (every lease guarded, `ReadCompleteGuard`).
-    public var client: GuardedClient { GuardedClient(pools.here) }
-    /// The pool SEARCH runs on: a few heavy searches can fill it, never the pool every other command needs.
-    let searchClient: GuardedClient
+    public var client: GuardedClient { pools.here }
+    /// The pools SEARCH runs on: a few heavy searches can fill them, never the pools every other command needs.
+    let searchPools: LoopPools?
+    /// The SEARCH pool of the loop the caller runs on (the main one without search pools).
+    var searchClient: GuardedClient { (searchPools ?? pools).here }
     let timeout: Duration
     /// The UID lists of recently selected mailboxes (SELECT reads only what changed since).
     let selectCache = SelectCache()
@@ -52,18 +54,19 @@ public final class PostgresMailStore: MailStore {
         flagsCacheBytes: Int = FlagsCache.defaultCapacity
     ) {
         self.init(
-            pools: LoopPools(client), searchClient: searchClient, operationTimeout: operationTimeout,
+            pools: LoopPools(client), searchPools: searchClient.map { LoopPools($0) },
+            operationTimeout: operationTimeout,
             flagsCacheBytes: flagsCacheBytes)
     }
 
-    /// As `init(client:…)`, with the main pool split per event loop (`LoopPools`).
+    /// As `init(client:…)`, with the main pool split per event loop (`LoopPools`), and SEARCH's too.
     public init(
-        pools: LoopPools, searchClient: PostgresClient? = nil, operationTimeout: Duration = .seconds(15),
+        pools: LoopPools, searchPools: LoopPools? = nil, operationTimeout: Duration = .seconds(15),
         flagsCacheBytes: Int = FlagsCache.defaultCapacity
     ) {
         self.pools = pools
         self.flagsCache = FlagsCache(capacity: flagsCacheBytes)
-        self.searchClient = GuardedClient(searchClient ?? pools.clients[0])
+        self.searchPools = searchPools
         self.timeout = operationTimeout
     }
 
@@ -255,6 +258,11 @@ public final class PostgresMailStore: MailStore {
             return map(error.error)
         case is Timeout, is CancellationError:
             return .unavailable("timed out")
+        case is LoopPool.Closed:
+            return .unavailable("shutting down")
+        case let error as LoopPool.ConnectFailed:
+            // Every way of not getting a connection is the database being away for the session (the log says why).
+            return .unavailable(error.description)
         case let error as PostgresTransactionError:
             for inner in [error.closureError, error.beginError, error.commitError].compactMap({ $0 }) {
                 return map(inner)

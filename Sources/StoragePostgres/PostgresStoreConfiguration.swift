@@ -34,7 +34,7 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
     public private(set) var timeoutFromURL = false
     /// The main pool: every command but SEARCH (and the change feed's LISTEN connection).
     public var maximumConnections = 20
-    /// The SEARCH pool (`searchClientConfiguration`): how many searches run at once per instance.
+    /// The SEARCH pool (`searchPoolConnectionConfiguration`): how many searches run at once per instance.
     public var searchConnections = 4
 
     /// libpq's `sslmode` values.
@@ -184,15 +184,26 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
         return configuration
     }
 
-    /// The SEARCH pool: the same server and timeouts, `searchConnections` connections.
-    public var searchClientConfiguration: PostgresClient.Configuration {
-        var configuration = clientConfiguration
-        configuration.options.maximumConnections = searchConnections
-        configuration.options.minimumConnections = 0
-        // SORT of a 100,000-message mailbox sorts 100,000 keys: with the default 4 MB they spill to disk. 32 MB per
-        // search connection (4 by default, so 128 MB at most) keeps them in memory.
-        configuration.options.additionalStartupParameters.append(("work_mem", "32MB"))
-        return configuration
+    /// The SEARCH pools' connections (`searchConnections` of them): as the main pools', with more sort memory.
+    public var searchPoolConnectionConfiguration: Result<PostgresConnection.Configuration, any Error> {
+        poolConnectionConfiguration.map { configuration in
+            var configuration = configuration
+            // SORT of a 100,000-message mailbox sorts 100,000 keys: with the default 4 MB they spill to disk. 32 MB per
+            // search connection (4 by default, so 128 MB at most) keeps them in memory.
+            configuration.options.additionalStartupParameters.append(("work_mem", "32MB"))
+            return configuration
+        }
+    }
+
+    /// The main pools' connections (`LoopPools`): the server, TLS, connect timeout and startup parameters of
+    /// `clientConfiguration`. A TLS setting that cannot be made into a context fails every connection with its error.
+    public var poolConnectionConfiguration: Result<PostgresConnection.Configuration, any Error> {
+        Result {
+            var configuration = try connectionConfiguration
+            configuration.options.connectTimeout = .seconds(5)
+            configuration.options.additionalStartupParameters = clientConfiguration.options.additionalStartupParameters
+            return configuration
+        }
     }
 
     public var connectionConfiguration: PostgresConnection.Configuration {

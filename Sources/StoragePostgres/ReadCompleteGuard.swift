@@ -75,23 +75,36 @@ final class ReadCompleteGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// A pool whose every lease is guarded (`ReadCompleteGuard`): the store reaches PostgreSQL only through this.
+/// A pool whose every connection is guarded (`ReadCompleteGuard`): the store reaches PostgreSQL only through this.
 ///
 /// `prepared` and `query` run on a leased connection and return the rows read to the end (the store's callers read
 /// every row of their statements at once anyway); a caller that must not hold a whole result streams it inside
 /// `withConnection`.
 public struct GuardedClient: Sendable {
-    public let client: PostgresClient
+    private enum Source: Sendable {
+        /// PostgresNIO's pool (tools, tests): every lease is guarded.
+        case client(PostgresClient)
+        /// Ours (`LoopPool`): each connection is guarded once, when it is opened.
+        case pool(LoopPool)
+    }
+    private let source: Source
 
-    public init(_ client: PostgresClient) { self.client = client }
+    public init(_ client: PostgresClient) { source = .client(client) }
+
+    init(pool: LoopPool) { source = .pool(pool) }
 
     public func withConnection<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
-        try await client.withConnection(isolation: isolation) { connection in
-            await ReadCompleteGuard.install(on: connection)
-            return try await body(connection)
+        switch source {
+        case .client(let client):
+            try await client.withConnection(isolation: isolation) { connection in
+                await ReadCompleteGuard.install(on: connection)
+                return try await body(connection)
+            }
+        case .pool(let pool):
+            try await pool.withConnection(isolation: isolation, body)
         }
     }
 

@@ -48,6 +48,31 @@ struct OutageTests {
         try await c.sendLine("DONE")
         #expect(try await c.readResponse(tag: "a6").last == "a6 OK IDLE terminated")
     }
+
+    /// A database that refuses connections is answered as unavailable at once, not at the store timeout: the pools
+    /// (SEARCH's too) do not wait and retry to open a connection. The store timeout here (10 minutes) is far beyond
+    /// the test client's wait for an answer (60 s).
+    @Test func refusedConnectionsAreAnsweredAtOnce() async throws {
+        let server = try await TestServer.start(operationTimeout: .seconds(600))
+        defer { Task { await server.stopAndDrop() } }
+        try await server.seed(messages: [testMessage(subject: "before")])
+        let c = try await server.login()
+        #expect(try await c.command("s", "SELECT INBOX").last?.hasPrefix("s OK") == true)
+
+        try await TestDatabase.setAvailable(false, server.configuration)
+        for (tag, command) in [
+            ("a1", "FETCH 1 (FLAGS)"), ("a2", "STATUS INBOX (MESSAGES)"), ("a3", "SEARCH TEXT before"),
+        ] {
+            // The first command after the backends were terminated may still meet its closed connection (also
+            // unavailable); each one after opens a connection and is refused.
+            #expect(try await c.command(tag, command).last?.hasPrefix("\(tag) NO [UNAVAILABLE]") == true)
+        }
+
+        try await TestDatabase.setAvailable(true, server.configuration)
+        let lines = try await c.command("r", "SEARCH TEXT before")
+        #expect(lines.contains("* SEARCH 1"))
+        #expect(lines.last?.hasPrefix("r OK") == true)
+    }
 }
 
 /// Issue #9 §2: PostgreSQL itself stopped (immediate) and started again under load from ten sessions, on a server of

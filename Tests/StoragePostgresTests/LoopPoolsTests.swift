@@ -5,55 +5,58 @@ import StoragePostgres
 import Testing
 
 /// `LoopPools`: a store call made on an event loop leases a connection that lives on that loop (no thread hop), and
-/// the pools never outnumber the connections they share.
+/// the pools never outnumber the connections they share. `LoopPool`: connections reopened after they close, waiting
+/// leases served in turn or cancelled, a database that cannot be reached refused at once, and shutdown.
 @Suite(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
 struct LoopPoolsTests {
     @Test func eachLoopLeasesConnectionsOnItself() async throws {
-        try await Self.withPools(loops: 3, connections: 5) { group, pools in
-            #expect(pools.clients.count == 3)
+        try await Self.withPools(loops: 3, connections: 5) { group, pools, _ in
+            #expect(pools.pools.count == 3)
+            var loops: [any EventLoop] = []
             for loop in group.makeIterator() {
-                let pool = try await loop.submit { pools.here }.get()
-                let leasedOn = try await pool.withConnection { $0.eventLoop }
+                loops.append(loop)
+                let client = try await loop.submit { pools.here }.get()
+                let leasedOn = try await client.withConnection { $0.eventLoop }
                 #expect(leasedOn === loop)
             }
             // Off the loops (a tool, the change feed): the first pool.
-            #expect(pools.here === pools.clients[0])
+            let offLoop = try await pools.here.withConnection { $0.eventLoop }
+            #expect(offLoop === loops[0])
         }
     }
 
     @Test func fewerConnectionsThanLoopsMakeFewerPools() async throws {
-        try await Self.withPools(loops: 3, connections: 2) { group, pools in
-            #expect(pools.clients.count == 2)
-            var used: [ObjectIdentifier] = []
+        try await Self.withPools(loops: 3, connections: 2) { group, pools, _ in
+            #expect(pools.pools.count == 2)
             for loop in group.makeIterator() {
-                let pool = try await loop.submit { pools.here }.get()
-                used.append(ObjectIdentifier(pool))
+                let client = try await loop.submit { pools.here }.get()
                 // Every loop's pool answers, the third loop's on a connection of another loop.
-                let answer = try await pool.query("SELECT 7").collect().first?.decode(Int.self)
+                let answer = try await client.query("SELECT 7", logger: StoreEnvironment.logger).rows.first?.decode(
+                    Int.self)
                 #expect(answer == 7)
             }
-            #expect(Set(used).count == 2)
+            #expect(pools.pools.map(\.openCount).reduce(0, +) <= 2)
         }
     }
 
     /// `pool_size=2` on two loops: one connection is the change feed's for good, and the other must still serve both
     /// loops (split in two pools of one, the first loop's sessions waited forever).
     @Test func aReservedConnectionLeavesEveryLoopOne() async throws {
-        try await Self.withPools(loops: 2, connections: 2, reserved: 1) { group, pools in
-            #expect(pools.clients.count == 1)
+        try await Self.withPools(loops: 2, connections: 2, reserved: 1) { group, pools, _ in
+            #expect(pools.pools.count == 1)
             let (release, releaser) = AsyncStream<Void>.makeStream()
             let (leased, leaser) = AsyncStream<Void>.makeStream()
             let feed = Task {
-                try await pools.clients[0].withConnection { _ in
+                try await pools.first.withConnection { _ in
                     leaser.yield()
                     for await _ in release {}
                 }
             }
             for await _ in leased { break }
             for loop in group.makeIterator() {
-                let pool = try await loop.submit { pools.here }.get()
+                let client = try await loop.submit { pools.here }.get()
                 let answer = try await Self.within(.seconds(30)) {
-                    try await pool.query("SELECT 7").collect().first?.decode(Int.self)
+                    try await client.query("SELECT 7", logger: StoreEnvironment.logger).rows.first?.decode(Int.self)
                 }
                 #expect(answer == 7)
             }
@@ -61,6 +64,135 @@ struct LoopPoolsTests {
             try await feed.value
         }
     }
+
+    /// Connections the server closed (a restart, an administrator) are dropped and replaced by the next lease.
+    @Test func closedConnectionsAreReplaced() async throws {
+        try await Self.withPools(loops: 1, connections: 3) { _, pools, f in
+            let client = pools.first
+            let pool = pools.pools[0]
+            // Three connections open at once, then idle in the pool.
+            let connections = try await withThrowingTaskGroup(of: Void.self) { group in
+                let (release, releaser) = AsyncStream<Void>.makeStream()
+                let (leased, leaser) = AsyncStream<PostgresConnection>.makeStream()
+                for _ in 0..<3 {
+                    group.addTask {
+                        try await client.withConnection { connection in
+                            leaser.yield(connection)
+                            for await _ in release {}
+                        }
+                    }
+                }
+                var connections: [PostgresConnection] = []
+                for await connection in leased {
+                    connections.append(connection)
+                    if connections.count == 3 { break }
+                }
+                releaser.finish()
+                try await group.waitForAll()
+                return connections
+            }
+            #expect(pool.openCount == 3)
+            // Terminated by the server, from a connection of the test's own.
+            try await f.configuration.withConnection(logger: StoreEnvironment.logger) { connection in
+                _ = try await connection.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = \(Self.application)",
+                    logger: StoreEnvironment.logger)
+            }
+            try await Self.waitUntil { connections.allSatisfy(\.isClosed) }
+            let answer = try await client.query("SELECT 7", logger: StoreEnvironment.logger).rows.first?.decode(
+                Int.self)
+            #expect(answer == 7)
+            #expect(pool.openCount == 1)
+        }
+    }
+
+    /// With every connection leased, a lease waits for one to come back; a waiting lease that is cancelled (the store's
+    /// timeout) leaves the queue at once and takes nothing with it.
+    @Test func waitingLeasesAreServedInTurnOrCancelled() async throws {
+        try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
+            let client = pools.first
+            let pool = pools.pools[0]
+            let (release, releaser) = AsyncStream<Void>.makeStream()
+            let (leased, leaser) = AsyncStream<Void>.makeStream()
+            let holder = Task {
+                try await client.withConnection { _ in
+                    leaser.yield()
+                    for await _ in release {}
+                }
+            }
+            for await _ in leased { break }
+            let cancelled = Task { try await client.withConnection { _ in 1 } }
+            let waiting = Task { try await client.withConnection { $0.isClosed ? 0 : 2 } }
+            // Both wait; the first is cancelled and fails at once, while the connection is still held.
+            cancelled.cancel()
+            await #expect(throws: CancellationError.self) {
+                try await Self.within(.seconds(30)) { try await cancelled.value }
+            }
+            releaser.finish()
+            try await holder.value
+            #expect(try await Self.within(.seconds(30)) { try await waiting.value } == 2)
+            #expect(pool.openCount == 1)
+        }
+    }
+
+    /// A database that cannot be reached fails the lease with the connection error at once (the store answers
+    /// unavailable), and the failed attempt does not count as an open connection.
+    @Test func anUnreachableDatabaseFailsAtOnce() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // A port nothing listens on: bound and closed again.
+        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress?.port ?? 1
+        try await probe.close()
+        let configuration = PostgresConnection.Configuration(
+            host: "127.0.0.1", port: port, username: "nobody", password: nil, database: "none", tls: .disable)
+        let pools = LoopPools(
+            connection: .success(configuration), maximumConnections: 2, group: group, logger: StoreEnvironment.logger)
+        let running = Task { await pools.run() }
+        for _ in 0..<3 {
+            await #expect(throws: LoopPool.ConnectFailed.self) {
+                try await Self.within(.seconds(30)) { try await pools.first.withConnection { _ in 1 } }
+            }
+        }
+        #expect(pools.pools[0].openCount == 0)
+        running.cancel()
+        await running.value
+        try await group.shutdownGracefully()
+    }
+
+    /// Stopping the pools refuses leases, fails waiting ones, and closes connections as they come back.
+    @Test func stoppedPoolsRefuseLeasesAndCloseConnections() async throws {
+        try await StoreFixture.with { f in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let pools = LoopPools(
+                connection: Self.configuration(f), maximumConnections: 1, group: group,
+                logger: StoreEnvironment.logger)
+            let running = Task { await pools.run() }
+            let (release, releaser) = AsyncStream<Void>.makeStream()
+            let (leased, leaser) = AsyncStream<PostgresConnection>.makeStream()
+            let holder = Task {
+                try await pools.first.withConnection { connection in
+                    leaser.yield(connection)
+                    for await _ in release {}
+                }
+            }
+            var iterator = leased.makeAsyncIterator()
+            let held = try #require(await iterator.next())
+            let waiting = Task { try await pools.first.withConnection { _ in 1 } }
+            running.cancel()
+            await running.value
+            await #expect(throws: LoopPool.Closed.self) {
+                try await Self.within(.seconds(30)) { try await waiting.value }
+            }
+            await #expect(throws: LoopPool.Closed.self) { try await pools.first.withConnection { _ in 1 } }
+            releaser.finish()
+            try await holder.value
+            try await Self.waitUntil { held.isClosed }
+            #expect(pools.pools[0].openCount == 0)
+            try await group.shutdownGracefully()
+        }
+    }
+
+    static let application = "mailhost-pools-test"
 
     struct TimedOut: Error {
         var what = ""
@@ -83,32 +215,48 @@ struct LoopPoolsTests {
         }
     }
 
+    /// Polls `condition` every 20 ms until it holds; `TimedOut` after 30 s (a hang guard, not a timing assertion).
+    static func waitUntil(_ condition: @Sendable () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw TimedOut(what: "condition") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The fixture's database, with connections told apart from the fixture's own in pg_stat_activity.
+    static func configuration(_ f: StoreFixture) -> Result<PostgresConnection.Configuration, any Error> {
+        f.configuration.poolConnectionConfiguration.map { configuration in
+            var configuration = configuration
+            configuration.options.additionalStartupParameters = configuration.options.additionalStartupParameters.map {
+                $0.0 == "application_name" ? ($0.0, application) : $0
+            }
+            return configuration
+        }
+    }
+
     /// `body` with pools over a group of `loops` loops sharing `connections` (`reserved` of them the first pool's on
-    /// top of its share), while every pool runs.
+    /// top of its share), while the pools run.
     static func withPools(
         loops: Int, connections: Int, reserved: Int = 0,
-        _ body: @Sendable (MultiThreadedEventLoopGroup, LoopPools) async throws -> Void
+        _ body: @Sendable (MultiThreadedEventLoopGroup, LoopPools, StoreFixture) async throws -> Void
     ) async throws {
         try await StoreFixture.with { f in
             let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
-            var configuration = f.configuration.clientConfiguration
-            configuration.options.maximumConnections = connections
-            // Told apart from the fixture's own connections in pg_stat_activity.
-            configuration.options.additionalStartupParameters = configuration.options.additionalStartupParameters.map {
-                $0.0 == "application_name" ? ($0.0, "mailhost-pools-test") : $0
-            }
             let pools = LoopPools(
-                configuration: configuration, group: group, reserved: reserved,
-                backgroundLogger: StoreEnvironment.logger)
-            let runs = pools.clients.map { client in Task { await client.run() } }
+                connection: configuration(f), maximumConnections: connections, group: group, reserved: reserved,
+                logger: StoreEnvironment.logger)
+            let running = Task { await pools.run() }
             do {
-                try await body(group, pools)
+                try await body(group, pools, f)
             } catch {
-                for run in runs { run.cancel() }
+                running.cancel()
+                await running.value
                 try await group.shutdownGracefully()
                 throw error
             }
-            for run in runs { run.cancel() }
+            running.cancel()
+            await running.value
             try await group.shutdownGracefully()
         }
     }

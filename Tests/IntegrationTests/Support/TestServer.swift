@@ -100,21 +100,28 @@ final class TestServer: Sendable {
             if let searchPoolSize { configuration.searchConnections = searchPoolSize }
             // A pool per event loop, as the server has (PostgresBackend).
             let pools = LoopPools(
-                configuration: configuration.clientConfiguration, group: MultiThreadedEventLoopGroup.singleton,
+                connection: configuration.poolConnectionConfiguration,
+                maximumConnections: configuration.maximumConnections, group: MultiThreadedEventLoopGroup.singleton,
                 reserved: 1,  // the change feed's LISTEN connection
-                backgroundLogger: logger)
-            let client = pools.clients[0]
-            let searchClient = PostgresClient(
-                configuration: configuration.searchClientConfiguration, backgroundLogger: logger)
-            store = PostgresMailStore(pools: pools, searchClient: searchClient, operationTimeout: operationTimeout)
+                logger: logger)
+            let searchPools = LoopPools(
+                connection: configuration.searchPoolConnectionConfiguration,
+                maximumConnections: configuration.searchConnections, group: MultiThreadedEventLoopGroup.singleton,
+                logger: logger)
+            store = PostgresMailStore(pools: pools, searchPools: searchPools, operationTimeout: operationTimeout)
             setupStore = PostgresMailStore(
-                pools: pools, searchClient: searchClient, operationTimeout: max(operationTimeout, .seconds(120)))
+                pools: pools, searchPools: searchPools, operationTimeout: max(operationTimeout, .seconds(120)))
+            // For the tests' own statements.
+            var clientConfiguration = configuration.clientConfiguration
+            clientConfiguration.options.maximumConnections = 2
+            let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
             postgresClient = client
-            storeServices +=
-                pools.clients.map { .init(service: $0) } + [
-                    .init(service: searchClient),
-                    .init(service: FeedService(feed: PostgresChangeFeed(client: client, feed: feed, logger: logger))),
-                ]
+            storeServices += [
+                .init(service: PoolsService(pools: pools)),
+                .init(service: PoolsService(pools: searchPools)),
+                .init(service: client),
+                .init(service: FeedService(feed: PostgresChangeFeed(client: pools.first, feed: feed, logger: logger))),
+            ]
         }
         let authenticator = ServeCommand.authenticator(
             storage.authMethods(), credentials: store, pamService: TestEnvironment.pamService ?? "mailhost-test",
@@ -219,6 +226,13 @@ func testMessage(subject: String, from: String = "Alice <alice@example.com>", bo
 
 /// The change feed's LISTEN loop as a service of the test server's group (the server proper runs it inside
 /// `StoreService`).
+struct PoolsService: Service {
+    let pools: LoopPools
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await pools.run() }
+    }
+}
+
 struct FeedService: Service {
     let feed: PostgresChangeFeed
     func run() async throws {
