@@ -5,12 +5,15 @@ import Metrics
 public enum StoreLatency {
     /// Records one call of `function` (a `#function` string) that began at `started`.
     public static func record(_ function: String, ok: Bool, since started: ContinuousClock.Instant) {
-        let operation = String(function.prefix { $0 != "(" })
         let elapsed = ContinuousClock.now - started
         let (seconds, attoseconds) = elapsed.components
-        Metrics.Timer(
-            label: "mailhost_store_duration_seconds",
-            dimensions: [("operation", operation), ("result", ok ? "ok" : "error")]
-        ).recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let result = ok ? "ok" : "error"
+        timers.timer(result + function) {
+            Metrics.Timer(
+                label: "mailhost_store_duration_seconds",
+                dimensions: [("operation", String(function.prefix { $0 != "(" })), ("result", result)])
+        }.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
+
+    private static let timers = TimerCache()
 }

@@ -7,15 +7,20 @@ enum SessionMetrics {
     static let connectionsOpen = Meter(label: "imap_connections")
 
     static func sessions(_ state: Session.State) -> Meter {
-        let name =
-            switch state {
-            case .notAuthenticated: "not_authenticated"
-            case .authenticated: "authenticated"
-            case .selected: "selected"
-            case .logout: "logout"
-            }
-        return Meter(label: "imap_sessions", dimensions: [("state", name)])
+        switch state {
+        case .notAuthenticated: notAuthenticated
+        case .authenticated: authenticated
+        case .selected: selected
+        case .logout: loggingOut
+        }
     }
+
+    // Made once: making a metric goes through the backend's registry (see `TimerCache`).
+    private static let notAuthenticated = Meter(label: "imap_sessions", dimensions: [("state", "not_authenticated")])
+    private static let authenticated = Meter(label: "imap_sessions", dimensions: [("state", "authenticated")])
+    private static let selected = Meter(label: "imap_sessions", dimensions: [("state", "selected")])
+    private static let loggingOut = Meter(label: "imap_sessions", dimensions: [("state", "logout")])
+    private static let commandTimers = TimerCache()
 
     static func connectionOpened() {
         connectionsTotal.increment()
@@ -44,8 +49,9 @@ enum SessionMetrics {
     }
 
     static func command(_ name: String, result: String, duration: Duration) {
-        Timer(label: "imap_command_duration_seconds", dimensions: [("command", name), ("result", result)])
-            .recordNanoseconds(duration.nanoseconds)
+        commandTimers.timer(result + " " + name) {
+            Timer(label: "imap_command_duration_seconds", dimensions: [("command", name), ("result", result)])
+        }.recordNanoseconds(duration.nanoseconds)
     }
 }
 
