@@ -202,6 +202,7 @@ public final class LoopPool: Sendable {
             throw ConnectFailed(underlying: error)
         }
         await ReadCompleteGuard.install(on: connection)
+        await Self.watchSocket(of: connection)
         if state.withLock({ $0.shutDown }) {
             try? await connection.close()
             giveUpSlot()
@@ -272,6 +273,39 @@ public final class LoopPool: Sendable {
             }
             waiter?.continuation.resume(throwing: CancellationError())
         }
+    }
+
+    /// The socket options that find a database host gone without a word (powered off, cut off by a failover or a
+    /// firewall), on a TCP connection: keepalive probes after 60 s idle, every 10 s, and at most 30 s for data or a
+    /// probe to be acknowledged before the kernel closes the connection. Without them a connection to such a host is
+    /// found only by the statement that next uses it, which then waits for TCP to give up on retransmitting (about 15
+    /// minutes on Linux), holding its place in the pool all that time. A live server acknowledges within
+    /// milliseconds, however long its statement runs. (PostgreSQL's own keepalives, a startup parameter, watch the
+    /// other direction.)
+    public static let socketOptions: [(ChannelOptions.Types.SocketOption, SocketOptionValue)] = [
+        (.init(level: .socket, name: .so_keepalive), 1),
+        (.init(level: .tcp, name: .init(rawValue: 4)), 60),  // TCP_KEEPIDLE
+        (.init(level: .tcp, name: .init(rawValue: 5)), 10),  // TCP_KEEPINTVL
+        (.init(level: .tcp, name: .init(rawValue: 6)), 6),  // TCP_KEEPCNT
+        (.init(level: .tcp, name: .init(rawValue: 18)), 30_000),  // TCP_USER_TIMEOUT, milliseconds
+    ]
+
+    /// Sets `socketOptions` on `connection`'s socket (a Unix socket has no use for them, and gets none).
+    static func watchSocket(of connection: PostgresConnection) async {
+        guard let channel = ReadCompleteGuard.channel(of: connection) else { return }
+        if case .unixDomainSocket = channel.remoteAddress { return }
+        try? await channel.eventLoop.submit {
+            guard let options = channel.syncOptions else { return }
+            for (option, value) in socketOptions { try? options.setOption(option, value: value) }
+        }.get()
+    }
+
+    /// The value of `option` on `connection`'s socket (tests).
+    public static func socketOption(
+        _ option: ChannelOptions.Types.SocketOption, of connection: PostgresConnection
+    ) async throws -> SocketOptionValue? {
+        guard let channel = ReadCompleteGuard.channel(of: connection) else { return nil }
+        return try await channel.getOption(option).get()
     }
 
     /// Closes `connection` without waiting, holding it until it is closed (PostgresNIO asserts that a connection is

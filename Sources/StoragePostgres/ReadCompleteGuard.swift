@@ -69,8 +69,8 @@ final class ReadCompleteGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The connection's channel: PostgresNIO does not make it public, and takes no handler of its own, so it is read
-    /// by reflection (nil if a later PostgresNIO renames it; `GuardTests` fail then).
-    private static func channel(of connection: PostgresConnection) -> (any Channel)? {
+    /// by reflection (nil if a later PostgresNIO renames it; `ReadCompleteGuardTests` fail then).
+    static func channel(of connection: PostgresConnection) -> (any Channel)? {
         Mirror(reflecting: connection).descendant("channel") as? any Channel
     }
 }

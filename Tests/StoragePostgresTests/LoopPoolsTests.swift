@@ -106,6 +106,18 @@ struct LoopPoolsTests {
         }
     }
 
+    /// The pools' TCP connections carry keepalives and a bound on unacknowledged data (a database host gone without a
+    /// word is found within about a minute and a half, not at TCP's 15-minute retransmission limit).
+    @Test func connectionsWatchTheirSocket() async throws {
+        try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
+            for (option, value) in LoopPool.socketOptions {
+                let set = try await pools.first.withConnection { try await LoopPool.socketOption(option, of: $0) }
+                // SO_KEEPALIVE reads back as any non-zero value.
+                #expect(set.map { value == 1 ? $0 != 0 : $0 == value } == true, "\(option): \(String(describing: set))")
+            }
+        }
+    }
+
     /// With every connection leased, a lease waits for one to come back; a waiting lease that is cancelled (the store's
     /// timeout) leaves the queue at once and takes nothing with it.
     @Test func waitingLeasesAreServedInTurnOrCancelled() async throws {
