@@ -80,9 +80,10 @@ public final class LoopPools: Sendable {
 /// - With a minimum connection count (which would have avoided the idle timer), it fails a precondition and ends the
 ///   process on the first lease after a database outage (PostgresNIO 1.33).
 ///
-/// Here a lease is a lock and an array pop when a connection is idle. A connection the server closed is dropped when it
-/// is next leased or released; none is tested with a query (a dead one is found by the statement that uses it, which
-/// fails as unavailable, or by TCP keepalives on a connection that stays idle). A lease with none idle and the
+/// Here a lease is a lock and an array pop when a connection is idle. A connection's place in the pool is given back
+/// when its channel closes (whether or not the statement using it ever returns); the connection itself is dropped when
+/// it is next leased or released. None is tested with a query: a dead one is found by the statement that uses it,
+/// which fails as unavailable, or by the socket's keepalives (`socketOptions`). A lease with none idle and the
 /// maximum open waits, first come first served, until a connection (or the right to open one) is released; a waiting
 /// lease that is cancelled (the store's timeout) leaves the queue at once. Opening fails fast while the database is
 /// away: the store answers unavailable instead of waiting for its timeout.
@@ -108,12 +109,25 @@ public final class LoopPool: Sendable {
 
     private struct State {
         var idle: [PostgresConnection] = []
-        /// Connections idle, leased or being opened.
+        /// Connections being opened, or opened and not yet closed (counted down when a channel closes, not when a
+        /// connection comes back: a statement PostgresNIO wrote to a channel that had just closed is never answered,
+        /// and its connection would never come back).
         var open = 0
         var waiters: [Waiter] = []
         var nextWaiter = 0
         var nextConnection = 0
         var shutDown = false
+
+        /// An idle connection that is still open (closed ones are dropped: their slots went back when they closed),
+        /// else the right to open one while fewer than `maximum` are open, else nil.
+        mutating func take(maximum: Int) -> Grant? {
+            while let connection = idle.popLast() {
+                if !connection.isClosed { return .connection(connection) }
+            }
+            guard open < maximum else { return nil }
+            open += 1
+            return .slot
+        }
     }
 
     /// Why a lease failed without reaching the database: the pool was stopped.
@@ -138,8 +152,11 @@ public final class LoopPool: Sendable {
         self.logger = logger
     }
 
-    /// Connections idle, leased or being opened (tests).
+    /// Connections being opened, or open (tests).
     public var openCount: Int { state.withLock { $0.open } }
+
+    /// Runs after a lease found nothing free and before it queues (tests widen that window with it).
+    let beforeQueueing = Mutex<(@Sendable () async -> Void)?>(nil)
 
     func withConnection<Result>(
         isolation: isolated (any Actor)? = #isolation,
@@ -157,37 +174,26 @@ public final class LoopPool: Sendable {
         return result
     }
 
-    private enum Step {
-        case use(PostgresConnection)
-        case open
-        case wait
-        case fail
-    }
-
     func lease() async throws -> PostgresConnection {
-        let step = state.withLock { state -> Step in
-            if state.shutDown { return .fail }
-            while let connection = state.idle.popLast() {
-                if !connection.isClosed { return .use(connection) }
-                state.open -= 1
-            }
-            guard state.open < maximum else { return .wait }
-            state.open += 1
-            return .open
+        let grant = try state.withLock { state -> Grant? in
+            if state.shutDown { throw Closed() }
+            return state.take(maximum: maximum)
         }
-        switch step {
-        case .use(let connection): return connection
-        case .open: return try await open()
-        case .fail: throw Closed()
-        case .wait:
-            switch try await waitForGrant() {
-            case .connection(let connection): return connection
-            case .slot: return try await open()
-            }
+        let granted: Grant
+        if let grant {
+            granted = grant
+        } else {
+            if let hook = beforeQueueing.withLock({ $0 }) { await hook() }
+            granted = try await waitForGrant()
+        }
+        switch granted {
+        case .connection(let connection): return connection
+        case .slot: return try await open()
         }
     }
 
-    /// Opens a connection in a slot already counted in `open`; gives the slot up when that fails.
+    /// Opens a connection in a slot already counted in `open`; gives the slot up when that fails, and when the
+    /// connection closes.
     private func open() async throws -> PostgresConnection {
         let id = state.withLock { state in
             state.nextConnection += 1
@@ -201,11 +207,11 @@ public final class LoopPool: Sendable {
             giveUpSlot()
             throw ConnectFailed(underlying: error)
         }
+        connection.closeFuture.whenComplete { [weak self] _ in self?.giveUpSlot() }
         await ReadCompleteGuard.install(on: connection)
         await Self.watchSocket(of: connection)
         if state.withLock({ $0.shutDown }) {
             try? await connection.close()
-            giveUpSlot()
             throw Closed()
         }
         return connection
@@ -229,15 +235,9 @@ public final class LoopPool: Sendable {
             case close
         }
         let next = state.withLock { state -> Next in
-            if state.shutDown {
-                state.open -= 1
-                return .close
-            }
-            if connection.isClosed {
-                if !state.waiters.isEmpty { return .give(state.waiters.removeFirst(), .slot) }
-                state.open -= 1
-                return .drop
-            }
+            if state.shutDown { return .close }
+            // Its slot went back when the channel closed.
+            if connection.isClosed { return .drop }
             if !state.waiters.isEmpty { return .give(state.waiters.removeFirst(), .connection(connection)) }
             state.idle.append(connection)
             return .keep
@@ -258,13 +258,16 @@ public final class LoopPool: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Grant, any Error>) in
                 // The cancelled flag is set before the handler runs: a lease cancelled before it queued is refused
                 // here, one cancelled after is taken out of the queue by the handler.
-                let refusal: (any Error)? = state.withLock { state in
-                    if state.shutDown { return Closed() }
-                    if Task.isCancelled { return CancellationError() }
+                // Asked again under this lock: a connection released (or a slot given up) since `lease` looked
+                // would otherwise find no waiter and leave this one queued beside an idle connection.
+                let outcome: Result<Grant, any Error>? = state.withLock { state in
+                    if state.shutDown { return .failure(Closed()) }
+                    if let grant = state.take(maximum: maximum) { return .success(grant) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
                     state.waiters.append(Waiter(id: id, continuation: continuation))
                     return nil
                 }
-                if let refusal { continuation.resume(throwing: refusal) }
+                if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
             let waiter = state.withLock { state -> Waiter? in
@@ -282,13 +285,20 @@ public final class LoopPool: Sendable {
     /// minutes on Linux), holding its place in the pool all that time. A live server acknowledges within
     /// milliseconds, however long its statement runs. (PostgreSQL's own keepalives, a startup parameter, watch the
     /// other direction.)
-    public static let socketOptions: [(ChannelOptions.Types.SocketOption, SocketOptionValue)] = [
-        (.init(level: .socket, name: .so_keepalive), 1),
-        (.init(level: .tcp, name: .init(rawValue: 4)), 60),  // TCP_KEEPIDLE
-        (.init(level: .tcp, name: .init(rawValue: 5)), 10),  // TCP_KEEPINTVL
-        (.init(level: .tcp, name: .init(rawValue: 6)), 6),  // TCP_KEEPCNT
-        (.init(level: .tcp, name: .init(rawValue: 18)), 30_000),  // TCP_USER_TIMEOUT, milliseconds
-    ]
+    public static let socketOptions: [(ChannelOptions.Types.SocketOption, SocketOptionValue)] = {
+        #if os(Linux)
+            [
+                (.init(level: .socket, name: .so_keepalive), 1),
+                (.init(level: .tcp, name: .init(rawValue: 4)), 60),  // TCP_KEEPIDLE
+                (.init(level: .tcp, name: .init(rawValue: 5)), 10),  // TCP_KEEPINTVL
+                (.init(level: .tcp, name: .init(rawValue: 6)), 6),  // TCP_KEEPCNT
+                (.init(level: .tcp, name: .init(rawValue: 18)), 30_000),  // TCP_USER_TIMEOUT, milliseconds
+            ]
+        #else
+            // The numbers above are Linux's; elsewhere, the system's keepalive timing.
+            [(.init(level: .socket, name: .so_keepalive), 1)]
+        #endif
+    }()
 
     /// Sets `socketOptions` on `connection`'s socket (a Unix socket has no use for them, and gets none).
     static func watchSocket(of connection: PostgresConnection) async {
@@ -329,7 +339,6 @@ public final class LoopPool: Sendable {
         }
         let (idle, waiters) = state.withLock { state in
             state.shutDown = true
-            state.open -= state.idle.count
             defer {
                 state.idle = []
                 state.waiters = []

@@ -1,7 +1,8 @@
 import NIOCore
 import NIOPosix
 import PostgresNIO
-import StoragePostgres
+@testable import StoragePostgres
+import Synchronization
 import Testing
 
 /// `LoopPools`: a store call made on an event loop leases a connection that lives on that loop (no thread hop), and
@@ -98,7 +99,8 @@ struct LoopPoolsTests {
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = \(Self.application)",
                     logger: StoreEnvironment.logger)
             }
-            try await Self.waitUntil { connections.allSatisfy(\.isClosed) }
+            // Each slot goes back when its channel closes.
+            try await Self.waitUntil { connections.allSatisfy(\.isClosed) && pool.openCount == 0 }
             let answer = try await client.query("SELECT 7", logger: StoreEnvironment.logger).rows.first?.decode(
                 Int.self)
             #expect(answer == 7)
@@ -115,6 +117,67 @@ struct LoopPoolsTests {
                 // SO_KEEPALIVE reads back as any non-zero value.
                 #expect(set.map { value == 1 ? $0 != 0 : $0 == value } == true, "\(option): \(String(describing: set))")
             }
+        }
+    }
+
+    /// A connection's place in the pool comes back when its channel closes, even if the statement holding it never
+    /// returns (PostgresNIO never answers a statement written to a channel that had just closed): here the holder
+    /// simply never lets go, and the server closes its connection.
+    @Test func aClosedConnectionFreesItsPlaceWhileStillHeld() async throws {
+        try await Self.withPools(loops: 1, connections: 1) { _, pools, f in
+            let client = pools.first
+            let (release, releaser) = AsyncStream<Void>.makeStream()
+            let (leased, leaser) = AsyncStream<PostgresConnection>.makeStream()
+            let holder = Task {
+                try await client.withConnection { connection in
+                    leaser.yield(connection)
+                    for await _ in release {}
+                }
+            }
+            var iterator = leased.makeAsyncIterator()
+            let held = try #require(await iterator.next())
+            try await f.configuration.withConnection(logger: StoreEnvironment.logger) { connection in
+                _ = try await connection.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = \(Self.application)",
+                    logger: StoreEnvironment.logger)
+            }
+            try await Self.waitUntil { held.isClosed }
+            let answer = try await Self.within(.seconds(30)) {
+                try await client.query("SELECT 7", logger: StoreEnvironment.logger).rows.first?.decode(Int.self)
+            }
+            #expect(answer == 7)
+            releaser.finish()
+            try await holder.value
+            #expect(pools.pools[0].openCount == 1)
+        }
+    }
+
+    /// A lease that found nothing free and queues just after the holder released (no waiter to hand the connection to,
+    /// so it went idle) takes that connection, instead of waiting beside it for the next release.
+    @Test func aLeaseQueueingJustAfterAReleaseTakesTheConnection() async throws {
+        try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
+            let client = pools.first
+            let pool = pools.pools[0]
+            let (release, releaser) = AsyncStream<Void>.makeStream()
+            let (leased, leaser) = AsyncStream<Void>.makeStream()
+            let holder = Task {
+                try await client.withConnection { _ in
+                    leaser.yield()
+                    for await _ in release {}
+                }
+            }
+            for await _ in leased { break }
+            // Between finding nothing free and queueing: the holder lets go, and its connection is idle again.
+            pool.beforeQueueing.withLock {
+                $0 = {
+                    releaser.finish()
+                    _ = try? await holder.value
+                }
+            }
+            let answer = try await Self.within(.seconds(30)) { try await client.withConnection { _ in 7 } }
+            pool.beforeQueueing.withLock { $0 = nil }
+            #expect(answer == 7)
+            #expect(pool.openCount == 1)
         }
     }
 
@@ -198,8 +261,7 @@ struct LoopPoolsTests {
             await #expect(throws: LoopPool.Closed.self) { try await pools.first.withConnection { _ in 1 } }
             releaser.finish()
             try await holder.value
-            try await Self.waitUntil { held.isClosed }
-            #expect(pools.pools[0].openCount == 0)
+            try await Self.waitUntil { held.isClosed && pools.pools[0].openCount == 0 }
             try await group.shutdownGracefully()
         }
     }
