@@ -45,15 +45,7 @@ struct LoopPoolsTests {
     @Test func aReservedConnectionLeavesEveryLoopOne() async throws {
         try await Self.withPools(loops: 2, connections: 2, reserved: 1) { group, pools, _ in
             #expect(pools.pools.count == 1)
-            let (release, releaser) = AsyncStream<Void>.makeStream()
-            let (leased, leaser) = AsyncStream<Void>.makeStream()
-            let feed = Task {
-                try await pools.first.withConnection { _ in
-                    leaser.yield()
-                    for await _ in release {}
-                }
-            }
-            for await _ in leased { break }
+            let feed = try await Self.hold(pools.first)
             for loop in group.makeIterator() {
                 let client = try await loop.submit { pools.here }.get()
                 let answer = try await Self.within(.seconds(30)) {
@@ -61,8 +53,7 @@ struct LoopPoolsTests {
                 }
                 #expect(answer == 7)
             }
-            releaser.finish()
-            try await feed.value
+            try await feed.release()
         }
     }
 
@@ -93,12 +84,7 @@ struct LoopPoolsTests {
                 return connections
             }
             #expect(pool.openCount == 3)
-            // Terminated by the server, from a connection of the test's own.
-            try await f.configuration.withConnection(logger: StoreEnvironment.logger) { connection in
-                _ = try await connection.query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = \(Self.application)",
-                    logger: StoreEnvironment.logger)
-            }
+            try await Self.terminateConnections(f)
             // Each slot goes back when its channel closes.
             try await Self.waitUntil { connections.allSatisfy(\.isClosed) && pool.openCount == 0 }
             let answer = try await client.query("SELECT 7", logger: StoreEnvironment.logger).rows.first?.decode(
@@ -126,28 +112,14 @@ struct LoopPoolsTests {
     @Test func aClosedConnectionFreesItsPlaceWhileStillHeld() async throws {
         try await Self.withPools(loops: 1, connections: 1) { _, pools, f in
             let client = pools.first
-            let (release, releaser) = AsyncStream<Void>.makeStream()
-            let (leased, leaser) = AsyncStream<PostgresConnection>.makeStream()
-            let holder = Task {
-                try await client.withConnection { connection in
-                    leaser.yield(connection)
-                    for await _ in release {}
-                }
-            }
-            var iterator = leased.makeAsyncIterator()
-            let held = try #require(await iterator.next())
-            try await f.configuration.withConnection(logger: StoreEnvironment.logger) { connection in
-                _ = try await connection.query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = \(Self.application)",
-                    logger: StoreEnvironment.logger)
-            }
-            try await Self.waitUntil { held.isClosed }
+            let held = try await Self.hold(client)
+            try await Self.terminateConnections(f)
+            try await Self.waitUntil { held.connection.isClosed }
             let answer = try await Self.within(.seconds(30)) {
                 try await client.query("SELECT 7", logger: StoreEnvironment.logger).rows.first?.decode(Int.self)
             }
             #expect(answer == 7)
-            releaser.finish()
-            try await holder.value
+            try await held.release()
             #expect(pools.pools[0].openCount == 1)
         }
     }
@@ -158,22 +130,9 @@ struct LoopPoolsTests {
         try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
             let client = pools.first
             let pool = pools.pools[0]
-            let (release, releaser) = AsyncStream<Void>.makeStream()
-            let (leased, leaser) = AsyncStream<Void>.makeStream()
-            let holder = Task {
-                try await client.withConnection { _ in
-                    leaser.yield()
-                    for await _ in release {}
-                }
-            }
-            for await _ in leased { break }
+            let held = try await Self.hold(client)
             // Between finding nothing free and queueing: the holder lets go, and its connection is idle again.
-            pool.beforeQueueing.withLock {
-                $0 = {
-                    releaser.finish()
-                    _ = try? await holder.value
-                }
-            }
+            pool.beforeQueueing.withLock { $0 = { try? await held.release() } }
             let answer = try await Self.within(.seconds(30)) { try await client.withConnection { _ in 7 } }
             pool.beforeQueueing.withLock { $0 = nil }
             #expect(answer == 7)
@@ -187,15 +146,7 @@ struct LoopPoolsTests {
         try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
             let client = pools.first
             let pool = pools.pools[0]
-            let (release, releaser) = AsyncStream<Void>.makeStream()
-            let (leased, leaser) = AsyncStream<Void>.makeStream()
-            let holder = Task {
-                try await client.withConnection { _ in
-                    leaser.yield()
-                    for await _ in release {}
-                }
-            }
-            for await _ in leased { break }
+            let held = try await Self.hold(client)
             let cancelled = Task { try await client.withConnection { _ in 1 } }
             let waiting = Task { try await client.withConnection { $0.isClosed ? 0 : 2 } }
             // Both wait; the first is cancelled and fails at once, while the connection is still held.
@@ -203,8 +154,7 @@ struct LoopPoolsTests {
             await #expect(throws: CancellationError.self) {
                 try await Self.within(.seconds(30)) { try await cancelled.value }
             }
-            releaser.finish()
-            try await holder.value
+            try await held.release()
             #expect(try await Self.within(.seconds(30)) { try await waiting.value } == 2)
             #expect(pool.openCount == 1)
         }
@@ -242,16 +192,7 @@ struct LoopPoolsTests {
                 connection: Self.configuration(f), maximumConnections: 1, group: group,
                 logger: StoreEnvironment.logger)
             let running = Task { await pools.run() }
-            let (release, releaser) = AsyncStream<Void>.makeStream()
-            let (leased, leaser) = AsyncStream<PostgresConnection>.makeStream()
-            let holder = Task {
-                try await pools.first.withConnection { connection in
-                    leaser.yield(connection)
-                    for await _ in release {}
-                }
-            }
-            var iterator = leased.makeAsyncIterator()
-            let held = try #require(await iterator.next())
+            let held = try await Self.hold(pools.first)
             let waiting = Task { try await pools.first.withConnection { _ in 1 } }
             running.cancel()
             await running.value
@@ -259,14 +200,53 @@ struct LoopPoolsTests {
                 try await Self.within(.seconds(30)) { try await waiting.value }
             }
             await #expect(throws: LoopPool.Closed.self) { try await pools.first.withConnection { _ in 1 } }
-            releaser.finish()
-            try await holder.value
-            try await Self.waitUntil { held.isClosed && pools.pools[0].openCount == 0 }
+            try await held.release()
+            try await Self.waitUntil { held.connection.isClosed && pools.pools[0].openCount == 0 }
             try await group.shutdownGracefully()
         }
     }
 
     static let application = "mailhost-pools-test"
+
+    /// A connection leased from a pool by a task of its own, and held until `release`.
+    struct Held: Sendable {
+        let connection: PostgresConnection
+        let releaser: AsyncStream<Void>.Continuation
+        let task: Task<Void, any Error>
+
+        /// Lets the connection go, and waits until it is back in the pool.
+        func release() async throws {
+            releaser.finish()
+            try await task.value
+        }
+    }
+
+    static func hold(_ client: GuardedClient) async throws -> Held {
+        let (release, releaser) = AsyncStream<Void>.makeStream()
+        let (leased, leaser) = AsyncStream<PostgresConnection>.makeStream()
+        let task = Task {
+            defer { leaser.finish() }
+            try await client.withConnection { connection in
+                leaser.yield(connection)
+                for await _ in release {}
+            }
+        }
+        var iterator = leased.makeAsyncIterator()
+        guard let connection = await iterator.next() else {
+            try await task.value
+            throw TimedOut(what: "no connection leased")
+        }
+        return Held(connection: connection, releaser: releaser, task: task)
+    }
+
+    /// Terminates the pools' connections on the server, from a connection of the test's own.
+    static func terminateConnections(_ f: StoreFixture) async throws {
+        try await f.configuration.withConnection(logger: StoreEnvironment.logger) { connection in
+            _ = try await connection.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = \(application)",
+                logger: StoreEnvironment.logger)
+        }
+    }
 
     struct TimedOut: Error {
         var what = ""
