@@ -208,8 +208,7 @@ public final class LoopPool: Sendable {
             throw ConnectFailed(underlying: error)
         }
         connection.closeFuture.whenComplete { [weak self] _ in self?.giveUpSlot() }
-        await ReadCompleteGuard.install(on: connection)
-        await Self.watchSocket(of: connection)
+        await Self.prepare(connection)
         if state.withLock({ $0.shutDown }) {
             try? await connection.close()
             throw Closed()
@@ -300,12 +299,15 @@ public final class LoopPool: Sendable {
         #endif
     }()
 
-    /// Sets `socketOptions` on `connection`'s socket (a Unix socket has no use for them, and gets none).
-    static func watchSocket(of connection: PostgresConnection) async {
+    /// Guards a new connection (`ReadCompleteGuard`) and sets `socketOptions` on its socket (a Unix socket has no use
+    /// for them, and gets none): one look-up of its channel, one turn of its loop. A connection closed meanwhile gets
+    /// neither; its statement then fails as on any lost connection.
+    static func prepare(_ connection: PostgresConnection) async {
         guard let channel = ReadCompleteGuard.channel(of: connection) else { return }
-        if case .unixDomainSocket = channel.remoteAddress { return }
+        let unix = if case .unixDomainSocket = channel.remoteAddress { true } else { false }
         try? await channel.eventLoop.submit {
-            guard let options = channel.syncOptions else { return }
+            try? ReadCompleteGuard.addIfMissing(channel.pipeline.syncOperations)
+            guard !unix, let options = channel.syncOptions else { return }
             for (option, value) in socketOptions { try? options.setOption(option, value: value) }
         }.get()
     }

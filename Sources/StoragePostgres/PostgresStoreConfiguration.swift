@@ -168,20 +168,28 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
             configuration = .init(unixSocketPath: path, username: username, password: password, database: database)
         }
         configuration.options.maximumConnections = maximumConnections
-        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = .seconds(Self.connectSeconds)
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    /// How long opening a connection may take, for every kind of connection.
+    static let connectSeconds: Int64 = 5
+
+    /// The settings every pool connection starts with.
+    var startupParameters: [(String, String)] {
         // The server stops what the store would give up on (a transaction left open by a call that timed out, a
         // statement running long), so an abandoned query never holds a lock or a backend for long. Statements stop
         // a little before the store's own deadline: a write stuck on a lock then fails with the server's definite
         // answer (nothing committed: NO) rather than at the deadline with an unknown outcome.
         let milliseconds = max(1000, operationTimeout.components.seconds * 1000)
-        configuration.options.additionalStartupParameters = [
+        return [
             ("statement_timeout", "\(max(500, milliseconds * 4 / 5))"),
             ("idle_in_transaction_session_timeout", "\(milliseconds)"), ("application_name", "mailhost"),
             // TCP keepalives from the server on idle connections (ignored over a Unix socket): they keep a
             // firewall's or NAT's state for the connection alive, and the server notices a vanished client.
             ("tcp_keepalives_idle", "60"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "6"),
         ]
-        return configuration
     }
 
     /// The SEARCH pools' connections (`searchConnections` of them): as the main pools', with more sort memory.
@@ -195,13 +203,13 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
         }
     }
 
-    /// The main pools' connections (`LoopPools`): the server, TLS, connect timeout and startup parameters of
-    /// `clientConfiguration`. A TLS setting that cannot be made into a context fails every connection with its error.
+    /// The main pools' connections (`LoopPools`): `connectionConfiguration` with the connect timeout and
+    /// `startupParameters`. A TLS setting that cannot be made into a context fails every connection with its error.
     public var poolConnectionConfiguration: Result<PostgresConnection.Configuration, any Error> {
         Result {
             var configuration = try connectionConfiguration
-            configuration.options.connectTimeout = .seconds(5)
-            configuration.options.additionalStartupParameters = clientConfiguration.options.additionalStartupParameters
+            configuration.options.connectTimeout = .seconds(Self.connectSeconds)
+            configuration.options.additionalStartupParameters = startupParameters
             return configuration
         }
     }
@@ -234,7 +242,7 @@ extension PostgresStoreConfiguration {
         let connection: PostgresConnection
         do {
             var configuration = try connectionConfiguration
-            configuration.options.connectTimeout = .seconds(5)
+            configuration.options.connectTimeout = .seconds(Self.connectSeconds)
             connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         } catch {
             throw StartupError.unreachable(self.description, Self.describe(error))

@@ -63,7 +63,7 @@ final class ReadCompleteGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }.get()
     }
 
-    private static func addIfMissing(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
+    static func addIfMissing(_ pipeline: ChannelPipeline.SynchronousOperations) throws {
         if (try? pipeline.handler(type: ReadCompleteGuard.self)) != nil { return }
         try pipeline.addHandler(ReadCompleteGuard(), position: .first)
     }

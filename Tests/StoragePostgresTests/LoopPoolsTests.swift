@@ -94,8 +94,9 @@ struct LoopPoolsTests {
         }
     }
 
-    /// The pools' TCP connections carry keepalives and a bound on unacknowledged data (a database host gone without a
-    /// word is found within about a minute and a half, not at TCP's 15-minute retransmission limit).
+    /// The pools' TCP connections carry the read-completion guard, keepalives and a bound on unacknowledged data (a
+    /// database host gone without a word is found within about a minute and a half, not at TCP's 15-minute
+    /// retransmission limit).
     @Test func connectionsWatchTheirSocket() async throws {
         try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
             for (option, value) in LoopPool.socketOptions {
@@ -103,6 +104,8 @@ struct LoopPoolsTests {
                 // SO_KEEPALIVE reads back as any non-zero value.
                 #expect(set.map { value == 1 ? $0 != 0 : $0 == value } == true, "\(option): \(String(describing: set))")
             }
+            // And the read-completion guard, added in the same turn of the connection's loop.
+            #expect(try await pools.first.withConnection { try await ReadCompleteGuard.isInstalled(on: $0) })
         }
     }
 

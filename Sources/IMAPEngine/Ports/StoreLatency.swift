@@ -8,12 +8,17 @@ public enum StoreLatency {
         let elapsed = ContinuousClock.now - started
         let (seconds, attoseconds) = elapsed.components
         let result = ok ? "ok" : "error"
-        timers.timer(result + function) {
+        timers.timer(Key(function: function, ok: ok)) {
             Metrics.Timer(
                 label: "mailhost_store_duration_seconds",
                 dimensions: [("operation", String(function.prefix { $0 != "(" })), ("result", result)])
         }.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
-    private static let timers = TimerCache()
+    /// A timer's key: no string is built per call.
+    private struct Key: Hashable, Sendable {
+        let function: String
+        let ok: Bool
+    }
+    private static let timers = TimerCache<Key>()
 }

@@ -20,7 +20,12 @@ enum SessionMetrics {
     private static let authenticated = Meter(label: "imap_sessions", dimensions: [("state", "authenticated")])
     private static let selected = Meter(label: "imap_sessions", dimensions: [("state", "selected")])
     private static let loggingOut = Meter(label: "imap_sessions", dimensions: [("state", "logout")])
-    private static let commandTimers = TimerCache()
+    /// Keyed by command and result: no string is built per command.
+    private struct CommandKey: Hashable, Sendable {
+        let command: String
+        let result: String
+    }
+    private static let commandTimers = TimerCache<CommandKey>()
 
     static func connectionOpened() {
         connectionsTotal.increment()
@@ -49,7 +54,7 @@ enum SessionMetrics {
     }
 
     static func command(_ name: String, result: String, duration: Duration) {
-        commandTimers.timer(result + " " + name) {
+        commandTimers.timer(CommandKey(command: name, result: result)) {
             Timer(label: "imap_command_duration_seconds", dimensions: [("command", name), ("result", result)])
         }.recordNanoseconds(duration.nanoseconds)
     }
