@@ -98,8 +98,14 @@ public final class LoopPool: Sendable {
     /// What a waiting lease is given: a connection, or the right to open one (a slot freed by a connection that
     /// closed or failed to open).
     private enum Grant {
-        case connection(PostgresConnection)
+        case connection(Pooled)
         case slot
+    }
+
+    /// An open connection and the watch of its guard (nil if the guard could not be added).
+    struct Pooled: Sendable {
+        let connection: PostgresConnection
+        let watch: CommitWatch?
     }
 
     private struct Waiter {
@@ -108,7 +114,7 @@ public final class LoopPool: Sendable {
     }
 
     private struct State {
-        var idle: [PostgresConnection] = []
+        var idle: [Pooled] = []
         /// Connections being opened, or opened and not yet closed (counted down when a channel closes, not when a
         /// connection comes back: a statement PostgresNIO wrote to a channel that had just closed is never answered,
         /// and its connection would never come back).
@@ -121,8 +127,8 @@ public final class LoopPool: Sendable {
         /// An idle connection that is still open (closed ones are dropped: their slots went back when they closed),
         /// else the right to open one while fewer than `maximum` are open, else nil.
         mutating func take(maximum: Int) -> Grant? {
-            while let connection = idle.popLast() {
-                if !connection.isClosed { return .connection(connection) }
+            while let pooled = idle.popLast() {
+                if !pooled.connection.isClosed { return .connection(pooled) }
             }
             guard open < maximum else { return nil }
             open += 1
@@ -160,21 +166,21 @@ public final class LoopPool: Sendable {
 
     func withConnection<Result>(
         isolation: isolated (any Actor)? = #isolation,
-        _ body: (PostgresConnection) async throws -> sending Result
+        _ body: (PostgresConnection, CommitWatch?) async throws -> sending Result
     ) async throws -> sending Result {
-        let connection = try await lease()
+        let pooled = try await lease()
         let result: Result
         do {
-            result = try await body(connection)
+            result = try await body(pooled.connection, pooled.watch)
         } catch {
-            release(connection)
+            release(pooled)
             throw error
         }
-        release(connection)
+        release(pooled)
         return result
     }
 
-    func lease() async throws -> PostgresConnection {
+    func lease() async throws -> Pooled {
         let grant = try state.withLock { state -> Grant? in
             if state.shutDown { throw Closed() }
             return state.take(maximum: maximum)
@@ -187,14 +193,14 @@ public final class LoopPool: Sendable {
             granted = try await waitForGrant()
         }
         switch granted {
-        case .connection(let connection): return connection
+        case .connection(let pooled): return pooled
         case .slot: return try await open()
         }
     }
 
     /// Opens a connection in a slot already counted in `open`; gives the slot up when that fails, and when the
     /// connection closes.
-    private func open() async throws -> PostgresConnection {
+    private func open() async throws -> Pooled {
         let id = state.withLock { state in
             state.nextConnection += 1
             return state.nextConnection
@@ -208,12 +214,12 @@ public final class LoopPool: Sendable {
             throw ConnectFailed(underlying: error)
         }
         connection.closeFuture.whenComplete { [weak self] _ in self?.giveUpSlot() }
-        await Self.prepare(connection)
+        let watch = await Self.prepare(connection)
         if state.withLock({ $0.shutDown }) {
             try? await connection.close()
             throw Closed()
         }
-        return connection
+        return Pooled(connection: connection, watch: watch)
     }
 
     /// A slot counted in `open` has no connection (it closed, or failed to open): the first waiter may open one.
@@ -226,7 +232,7 @@ public final class LoopPool: Sendable {
         waiter?.continuation.resume(returning: .slot)
     }
 
-    func release(_ connection: PostgresConnection) {
+    func release(_ pooled: Pooled) {
         enum Next {
             case keep
             case give(Waiter, Grant)
@@ -236,15 +242,15 @@ public final class LoopPool: Sendable {
         let next = state.withLock { state -> Next in
             if state.shutDown { return .close }
             // Its slot went back when the channel closed.
-            if connection.isClosed { return .drop }
-            if !state.waiters.isEmpty { return .give(state.waiters.removeFirst(), .connection(connection)) }
-            state.idle.append(connection)
+            if pooled.connection.isClosed { return .drop }
+            if !state.waiters.isEmpty { return .give(state.waiters.removeFirst(), .connection(pooled)) }
+            state.idle.append(pooled)
             return .keep
         }
         switch next {
         case .keep, .drop: break
         case .give(let waiter, let grant): waiter.continuation.resume(returning: grant)
-        case .close: Self.close(connection)
+        case .close: Self.close(pooled.connection)
         }
     }
 
@@ -300,15 +306,17 @@ public final class LoopPool: Sendable {
     }()
 
     /// Guards a new connection (`ReadCompleteGuard`) and sets `socketOptions` on its socket (a Unix socket has no use
-    /// for them, and gets none): one look-up of its channel, one turn of its loop. A connection closed meanwhile gets
-    /// neither; its statement then fails as on any lost connection.
-    static func prepare(_ connection: PostgresConnection) async {
-        guard let channel = ReadCompleteGuard.channel(of: connection) else { return }
+    /// for them, and gets none): one look-up of its channel, one turn of its loop. Returns the guard's watch. A
+    /// connection closed meanwhile gets neither (and no watch); its statement then fails as on any lost connection.
+    static func prepare(_ connection: PostgresConnection) async -> CommitWatch? {
+        guard let channel = ReadCompleteGuard.channel(of: connection) else { return nil }
         let unix = if case .unixDomainSocket = channel.remoteAddress { true } else { false }
-        try? await channel.eventLoop.submit {
-            try? ReadCompleteGuard.addIfMissing(channel.pipeline.syncOperations)
-            guard !unix, let options = channel.syncOptions else { return }
-            for (option, value) in socketOptions { try? options.setOption(option, value: value) }
+        return try? await channel.eventLoop.submit { () -> CommitWatch? in
+            let watch = try? ReadCompleteGuard.addIfMissing(channel.pipeline.syncOperations).watch
+            if !unix, let options = channel.syncOptions {
+                for (option, value) in socketOptions { try? options.setOption(option, value: value) }
+            }
+            return watch
         }.get()
     }
 
@@ -328,7 +336,7 @@ public final class LoopPool: Sendable {
 
     deinit {
         // Pools that were never run (or not stopped): their idle connections still close.
-        for connection in state.withLock({ $0.idle }) { Self.close(connection) }
+        for pooled in state.withLock({ $0.idle }) { Self.close(pooled.connection) }
     }
 
     /// Until cancelled; then closes the idle connections, refuses new leases and waiting ones, and closes the leased
@@ -348,6 +356,6 @@ public final class LoopPool: Sendable {
             return (state.idle, state.waiters)
         }
         for waiter in waiters { waiter.continuation.resume(throwing: Closed()) }
-        for connection in idle { try? await connection.close() }
+        for pooled in idle { try? await pooled.connection.close() }
     }
 }

@@ -162,20 +162,27 @@ public final class PostgresMailStore: MailStore {
     /// PostgreSQL commits such a statement at the Sync after it, once the statement's rows and CommandComplete are
     /// in its output buffer, and PostgresNIO ends the query at CommandComplete, before ReadyForQuery. A server that
     /// dies in between (immediate shutdown, or the restart after any backend crashed) flushes that buffer with its
-    /// last words: the rows of a transaction that never commits. So the write is done only when one more statement on
-    /// the same connection is answered, which PostgreSQL starts after that Sync's commit (CommitBeforeAnswerTests).
+    /// last words: the rows of a transaction that never commits. So the write is done only once PostgreSQL has sent
+    /// the ReadyForQuery that follows that Sync's commit (CommitBeforeAnswerTests). The connection's guard counts
+    /// them (`CommitWatch`); that one almost always came in the same read as the rows. Without a watch (a
+    /// `PostgresClient`'s connections), one more statement on the same connection is answered instead, which
+    /// PostgreSQL starts only after the commit.
     func write<T: Sendable>(
         _ logger: Logger, name: String = #function,
         _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StoreError) -> T {
-        try await leased(logger, name: name) { connection in
+        try await leased(logger, name: name) { connection, watch in
             let result = try await operation(connection)
             do {
-                // PostgresNIO drops a query written to a closed channel without ever answering it: when the server died
-                // with its last words, the connection is closed by now (the store timeout catches the rare case
-                // where it closes in between).
-                guard !connection.isClosed else { throw StoreError.unavailable("connection closed") }
-                _ = try await connection.prepared("SELECT true", logger: logger).collect()
+                if let watch {
+                    try await watch.allAnswered()
+                } else {
+                    // PostgresNIO drops a query written to a closed channel without ever answering it: when the server
+                    // died with its last words, the connection is closed by now (the store timeout catches the rare
+                    // case where it closes in between).
+                    guard !connection.isClosed else { throw StoreError.unavailable("connection closed") }
+                    _ = try await connection.prepared("SELECT true", logger: logger).collect()
+                }
             } catch {
                 throw CommitUnconfirmed(error: error)
             }
@@ -189,20 +196,21 @@ public final class PostgresMailStore: MailStore {
         _ logger: Logger, name: String = #function,
         _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(StoreError) -> T {
-        try await leased(logger, name: name) { connection in
+        try await leased(logger, name: name) { connection, _ in
             try await connection.withTransaction(logger: logger) { try await operation($0) }
         }
     }
 
     private func leased<T: Sendable>(
-        _ logger: Logger, name: String, _ operation: @escaping @Sendable (PostgresConnection) async throws -> T
+        _ logger: Logger, name: String,
+        _ operation: @escaping @Sendable (PostgresConnection, CommitWatch?) async throws -> T
     ) async throws(StoreError) -> T {
         let client = self.client
         return try await attempts(logger, name: name, timeout: nil, writing: true) { progress in
-            try await client.withConnection { connection in
+            try await client.withWatchedConnection { connection, watch in
                 // The caller may have given up while the lease was granted: then nothing is sent.
                 guard progress?.markReached() ?? true else { throw CancellationError() }
-                return try await operation(connection)
+                return try await operation(connection, watch)
             }
         }
     }

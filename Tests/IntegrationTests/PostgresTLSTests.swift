@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import IMAPEngine
 import PostgresNIO
-import StoragePostgres
+@testable import StoragePostgres
 import Testing
 
 /// Issue #13 §2: TLS to PostgreSQL as libpq's URL parameters say (`sslmode`, `sslrootcert`), against a real server
@@ -76,6 +76,25 @@ struct PostgresTLSTests {
             ).collect().first?.decode((Int64, Int64).self)
         }
         #expect((counts?.0 ?? 0) > 0 && counts?.1 == 0, "\(String(describing: counts))")
+
+        // A pool's guard sits on the plain side of TLS: it counts every statement sent and answered, which a write
+        // waits for (on the encrypted side it would see neither).
+        let pools = LoopPools(
+            connection: configuration.poolConnectionConfiguration, maximumConnections: 1,
+            group: MultiThreadedEventLoopGroup.singleton, logger: TestEnvironment.logger)
+        let running = Task { await pools.run() }
+        defer { running.cancel() }
+        try await pools.pools[0].withConnection { connection, watch in
+            let watch = try #require(watch)
+            let before = watch.counts
+            for _ in 0..<3 {
+                _ = try await connection.query("SELECT generate_series(1, 5000)", logger: TestEnvironment.logger)
+                    .collect()
+                try await watch.allAnswered()
+            }
+            let after = watch.counts
+            #expect(after.sent == before.sent + 3 && after.received == after.sent, "\(before) → \(after)")
+        }
 
         // A root the server's certificate does not chain to: refused, and said so.
         let foreign = Self.url(postgres, mode: "verify-full", root: other.certificate)

@@ -109,6 +109,41 @@ struct LoopPoolsTests {
         }
     }
 
+    /// The guard follows the protocol's framing both ways: one Sync per statement sent, one ReadyForQuery per Sync
+    /// answered, whether the answer is thousands of rows over many reads, an error, or a transaction's three
+    /// statements. A write waits for exactly that (`PostgresMailStore.write`).
+    @Test func theGuardCountsEveryStatementAndItsAnswer() async throws {
+        try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
+            try await Self.checkCommitWatch(pools.pools[0])
+        }
+    }
+
+    static func checkCommitWatch(_ pool: LoopPool) async throws {
+        let logger = StoreEnvironment.logger
+        try await pool.withConnection { connection, watch in
+            let watch = try #require(watch)
+            let before = watch.counts
+            #expect(before.sent == before.received)
+            let rows = try await connection.query(
+                "SELECT repeat('x', 100) FROM generate_series(1, 20000)", logger: logger
+            ).collect()
+            #expect(rows.count == 20000)
+            try await watch.allAnswered()
+            await #expect(throws: PSQLError.self) {
+                try await connection.query("SELECT 1 / 0", logger: logger).collect()
+            }
+            try await watch.allAnswered()
+            try await connection.withTransaction(logger: logger) { connection in
+                _ = try await connection.query("SELECT 1", logger: logger).collect()
+            }
+            try await watch.allAnswered()
+            let after = watch.counts
+            // 1 + 1 + BEGIN, SELECT, COMMIT.
+            #expect(after.sent == before.sent + 5, "\(before) → \(after)")
+            #expect(after.received == after.sent, "\(before) → \(after)")
+        }
+    }
+
     /// A connection's place in the pool comes back when its channel closes, even if the statement holding it never
     /// returns (PostgresNIO never answers a statement written to a channel that had just closed): here the holder
     /// simply never lets go, and the server closes its connection.
