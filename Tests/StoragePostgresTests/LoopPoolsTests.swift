@@ -7,8 +7,10 @@ import Testing
 
 /// `LoopPools`: a store call made on an event loop leases a connection that lives on that loop (no thread hop), and
 /// the pools never outnumber the connections they share. `LoopPool`: connections reopened after they close, waiting
-/// leases served in turn or cancelled, a database that cannot be reached refused at once, and shutdown.
-@Suite(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason))
+/// leases served in turn or cancelled, a database that cannot be reached refused at once, and shutdown. Serialized:
+/// `terminateConnections` ends every pool connection of the test application, other tests' too (a connection another
+/// test holds, or one it waits for).
+@Suite(.enabled(if: StoreEnvironment.ready, StoreEnvironment.skipReason), .serialized)
 struct LoopPoolsTests {
     @Test func eachLoopLeasesConnectionsOnItself() async throws {
         try await Self.withPools(loops: 3, connections: 5) { group, pools, _ in
