@@ -21,10 +21,12 @@ import Synchronization
 /// the completion is held back, and the channel closes right after, which fails the stream as any lost connection
 /// does.
 ///
-/// It also follows the message framing both ways (a type byte and a length, RFC-like in PostgreSQL's protocol
-/// chapter): every Sync, simple Query or FunctionCall sent is answered by exactly one ReadyForQuery, which PostgreSQL
+/// It also follows the message framing both ways (a type byte and a length, as PostgreSQL's protocol documentation
+/// describes it): every Sync, simple Query or FunctionCall sent is answered by exactly one ReadyForQuery, which PostgreSQL
 /// sends only after the implicit transaction of the statements before it has committed. `watch` counts both.
-final class ReadCompleteGuard: ChannelDuplexHandler, RemovableChannelHandler {
+/// Not removable: taken out of a live pipeline, its counts would stop while the connection goes on, and a later write
+/// would look answered.
+final class ReadCompleteGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -253,15 +255,7 @@ public struct GuardedClient: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
-        switch source {
-        case .client(let client):
-            try await client.withConnection(isolation: isolation) { connection in
-                await ReadCompleteGuard.install(on: connection)
-                return try await body(connection)
-            }
-        case .pool(let pool):
-            try await pool.withConnection(isolation: isolation) { connection, _ in try await body(connection) }
-        }
+        try await withWatchedConnection(isolation: isolation) { connection, _ in try await body(connection) }
     }
 
     /// As `withConnection`, with the watch of the connection's guard, which tells when the server has answered every

@@ -83,18 +83,15 @@ struct PostgresTLSTests {
             connection: configuration.poolConnectionConfiguration, maximumConnections: 1,
             group: MultiThreadedEventLoopGroup.singleton, logger: TestEnvironment.logger)
         let running = Task { await pools.run() }
-        defer { running.cancel() }
-        try await pools.pools[0].withConnection { connection, watch in
-            let watch = try #require(watch)
-            let before = watch.counts
-            for _ in 0..<3 {
-                _ = try await connection.query("SELECT generate_series(1, 5000)", logger: TestEnvironment.logger)
-                    .collect()
-                try await watch.allAnswered()
-            }
-            let after = watch.counts
-            #expect(after.sent == before.sent + 3 && after.received == after.sent, "\(before) → \(after)")
+        do {
+            try await Self.countsOverTLS(pools.pools[0])
+        } catch {
+            running.cancel()
+            await running.value
+            throw error
         }
+        running.cancel()
+        await running.value
 
         // A root the server's certificate does not chain to: refused, and said so.
         let foreign = Self.url(postgres, mode: "verify-full", root: other.certificate)
@@ -107,6 +104,21 @@ struct PostgresTLSTests {
             ServerProcess.executable("mailhost"),
             ["config", "check", "--storage", foreign, "--auth", "db", "--connect"])
         #expect(check.status == 1 && check.stderr.contains("cannot connect"), "\(check)")
+    }
+
+    /// Three statements on a pool connection over TLS: exactly three Syncs sent and answered, as the guard counts them.
+    static func countsOverTLS(_ pool: LoopPool) async throws {
+        try await pool.withConnection { connection, watch in
+            let watch = try #require(watch)
+            let before = watch.counts
+            for _ in 0..<3 {
+                _ = try await connection.query("SELECT generate_series(1, 5000)", logger: TestEnvironment.logger)
+                    .collect()
+                try await watch.allAnswered()
+            }
+            let after = watch.counts
+            #expect(after.sent == before.sent + 3 && after.received == after.sent, "\(before) → \(after)")
+        }
     }
 
     @Test func modesThatCannotBeKeptAreRefusedInWords() async throws {
