@@ -181,6 +181,19 @@ public final class LoopPool: Sendable {
     }
 
     func lease() async throws -> Pooled {
+        while true {
+            let pooled = try await leaseAny()
+            // Given back before its last answer came, which says it is inside a transaction block: closed (its slot
+            // comes back when it has), and another one leased.
+            if let watch = pooled.watch, !watch.reusable {
+                Self.close(pooled.connection)
+                continue
+            }
+            return pooled
+        }
+    }
+
+    private func leaseAny() async throws -> Pooled {
         let grant = try state.withLock { state -> Grant? in
             if state.shutDown { throw Closed() }
             return state.take(maximum: maximum)
@@ -239,10 +252,13 @@ public final class LoopPool: Sendable {
             case drop
             case close
         }
+        // A wait for its answers failed, or it is inside a transaction block: not for the next lease.
+        let reusable = pooled.watch?.reusable ?? true
         let next = state.withLock { state -> Next in
             if state.shutDown { return .close }
             // Its slot went back when the channel closed.
             if pooled.connection.isClosed { return .drop }
+            if !reusable { return .close }
             if !state.waiters.isEmpty { return .give(state.waiters.removeFirst(), .connection(pooled)) }
             state.idle.append(pooled)
             return .keep

@@ -48,17 +48,36 @@ final class ReadCompleteGuard: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let answered = inbound.messagesEnded(in: unwrapInboundIn(data)) { $0 == UInt8(ascii: "Z") }
-        if answered > 0 { watch.received(answered) }
+        var answered = 0
+        var status: UInt8?
+        var odd = false
+        inbound.scan(unwrapInboundIn(data)) { message in
+            guard message.type == UInt8(ascii: "Z") else { return }
+            answered += 1
+            // ReadyForQuery: length 5, and one byte of transaction status.
+            if message.length == 5, let first = message.first, CommitWatch.statuses.contains(first) {
+                status = first
+            } else {
+                odd = true
+            }
+        }
+        if answered > 0 { watch.received(answered, status: status, odd: odd) }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        // Sync, Query and FunctionCall: each gets one ReadyForQuery.
-        let sent = outbound.messagesEnded(in: unwrapOutboundIn(data)) {
-            $0 == UInt8(ascii: "S") || $0 == UInt8(ascii: "Q") || $0 == UInt8(ascii: "F")
+        var sent = 0
+        var copying = false
+        outbound.scan(unwrapOutboundIn(data)) { message in
+            switch message.type {
+            // Sync, Query and FunctionCall: each gets one ReadyForQuery.
+            case UInt8(ascii: "S"), UInt8(ascii: "Q"), UInt8(ascii: "F"): sent += 1
+            // CopyData, CopyDone, CopyFail: during a COPY FROM the server ignores Syncs, so the count would be off.
+            case UInt8(ascii: "d"), UInt8(ascii: "c"), UInt8(ascii: "f"): copying = true
+            default: break
+            }
         }
-        if sent > 0 { watch.sent(sent) }
+        if sent > 0 || copying { watch.sent(sent, copying: copying) }
         context.write(data, promise: promise)
     }
 
@@ -124,15 +143,22 @@ final class ReadCompleteGuard: ChannelDuplexHandler {
 /// Where one direction of a PostgreSQL connection is in its message framing: after the startup phase every message is
 /// a type byte, a 32-bit big-endian length that counts itself, and that many bytes less four.
 struct MessageFraming {
+    /// A message that ended: its type, its length field, and its first byte after the length (nil if it has none).
+    struct Message {
+        let type: UInt8
+        let length: UInt32
+        let first: UInt8?
+    }
+
     private var headerRead = 0
     private var type: UInt8 = 0
     private var length: UInt32 = 0
     private var remaining = 0
+    private var first: UInt8?
 
-    /// The messages of a type `matching` accepts that end in `buffer`, the next bytes of the stream.
-    mutating func messagesEnded(in buffer: ByteBuffer, matching: (UInt8) -> Bool) -> Int {
+    /// Calls `ended` for each message that ends in `buffer`, the next bytes of the stream.
+    mutating func scan(_ buffer: ByteBuffer, _ ended: (Message) -> Void) {
         buffer.withUnsafeReadableBytes { bytes in
-            var ended = 0
             var index = 0
             while index < bytes.count {
                 if headerRead < 5 {
@@ -141,33 +167,66 @@ struct MessageFraming {
                     index += 1
                     guard headerRead == 5 else { continue }
                     remaining = max(0, Int(length) - 4)
+                    first = nil
                 } else {
+                    if first == nil { first = bytes[index] }
                     let taken = min(remaining, bytes.count - index)
                     index += taken
                     remaining -= taken
                 }
                 if remaining == 0 {
-                    if matching(type) { ended += 1 }
+                    ended(Message(type: type, length: length, first: first))
                     headerRead = 0
                     length = 0
                 }
             }
-            return ended
         }
+    }
+
+    /// The messages of a type `matching` accepts that end in `buffer`, the next bytes of the stream.
+    mutating func messagesEnded(in buffer: ByteBuffer, matching: (UInt8) -> Bool) -> Int {
+        var ended = 0
+        scan(buffer) { if matching($0.type) { ended += 1 } }
+        return ended
     }
 }
 
 /// How many statements' implicit transactions a connection has sent and PostgreSQL has finished (ReadyForQuery), so
-/// that a write outside BEGIN/COMMIT can wait for its commit without another round trip (`PostgresMailStore.write`).
+/// that a write outside BEGIN/COMMIT can wait for its commit without another round trip (`PostgresMailStore.write`),
+/// and whether the connection may go back to its pool (`reusable`).
 ///
 /// A ReadyForQuery with none outstanding (one that was on its way when the guard was added) is not counted: the
-/// received count never runs ahead of the sent one.
+/// received count never runs ahead of the sent one. Each ReadyForQuery says where the session is: idle ('I'), inside a
+/// transaction block ('T') or inside a failed one ('E'). A statement is committed only when the answer to the last
+/// Sync says idle: one sent inside a BEGIN left open (a connection given back mid-transaction) is not.
+///
+/// The counts are trusted only while the framing is as expected: a ReadyForQuery of another length or status, or a
+/// COPY (during which the server ignores Syncs), makes the watch untrusted for good, and every later wait fails.
 final class CommitWatch: Sendable {
+    /// The transaction statuses a ReadyForQuery may carry.
+    static let statuses: [UInt8] = [UInt8(ascii: "I"), UInt8(ascii: "T"), UInt8(ascii: "E")]
+
     private struct State {
         var sent: UInt64 = 0
         var received: UInt64 = 0
+        /// The status of the last ReadyForQuery received (the startup's said idle).
+        var status = UInt8(ascii: "I")
+        var untrusted = false
+        /// A wait failed or was cancelled: what the server did with the last statements is not known.
+        var failed = false
         var closed = false
         var waiter: (target: UInt64, continuation: CheckedContinuation<Void, any Error>)?
+
+        /// How a wait for `target` ends now, or nil while it must go on waiting.
+        func outcome(target: UInt64) -> Result<Void, any Error>? {
+            if untrusted { return .failure(Unusable(reason: "its messages could not be followed")) }
+            if received >= target {
+                if status == UInt8(ascii: "I") { return .success(()) }
+                return .failure(Unusable(reason: "it is inside a transaction block"))
+            }
+            if closed { return .failure(Lost()) }
+            return nil
+        }
     }
     private let state = Mutex(State())
 
@@ -176,21 +235,46 @@ final class CommitWatch: Sendable {
         var description: String { "connection closed before the server was ready again" }
     }
 
+    /// The server answered, but not in a way that confirms a commit.
+    struct Unusable: Error, CustomStringConvertible {
+        let reason: String
+        var description: String { "connection cannot confirm a commit: \(reason)" }
+    }
+
     /// Syncs (and Queries) sent, and ReadyForQuery received, since the guard was added (tests).
     var counts: (sent: UInt64, received: UInt64) { state.withLock { ($0.sent, $0.received) } }
 
-    fileprivate func sent(_ count: Int) {
-        state.withLock { $0.sent &+= UInt64(count) }
+    /// Whether the connection may serve another lease: its counts are trusted, no wait on it failed, and it is not
+    /// known to be inside a transaction block (known only once every Sync is answered).
+    var reusable: Bool {
+        state.withLock { state in
+            !state.untrusted && !state.failed
+                && (state.received < state.sent || state.status == UInt8(ascii: "I"))
+        }
     }
 
-    fileprivate func received(_ count: Int) {
-        let ready = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-            state.received = min(state.sent, state.received &+ UInt64(count))
-            guard let waiter = state.waiter, state.received >= waiter.target else { return nil }
-            state.waiter = nil
-            return waiter.continuation
+    fileprivate func sent(_ count: Int, copying: Bool = false) {
+        let stopped = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            state.sent &+= UInt64(count)
+            guard copying else { return nil }
+            state.untrusted = true
+            defer { state.waiter = nil }
+            return state.waiter?.continuation
         }
-        ready?.resume()
+        stopped?.resume(throwing: Unusable(reason: "its messages could not be followed"))
+    }
+
+    fileprivate func received(_ count: Int, status: UInt8? = nil, odd: Bool = false) {
+        let ready = state.withLock { state -> (CheckedContinuation<Void, any Error>, Result<Void, any Error>)? in
+            state.received = min(state.sent, state.received &+ UInt64(count))
+            if let status { state.status = status }
+            if odd { state.untrusted = true }
+            guard let waiter = state.waiter, let outcome = state.outcome(target: waiter.target) else { return nil }
+            state.waiter = nil
+            if case .failure = outcome { state.failed = true }
+            return (waiter.continuation, outcome)
+        }
+        if let (continuation, outcome) = ready { continuation.resume(with: outcome) }
     }
 
     fileprivate func close() {
@@ -202,30 +286,40 @@ final class CommitWatch: Sendable {
         waiting?.resume(throwing: Lost())
     }
 
-    /// Returns once PostgreSQL has answered every Sync (and Query) sent so far with ReadyForQuery: everything before
-    /// them has committed or failed. Throws `Lost` when the connection closes first, and `CancellationError` when
-    /// cancelled. One caller at a time: the one that holds the connection.
+    /// Returns once PostgreSQL has answered every Sync (and Query) sent so far with ReadyForQuery, the last one saying
+    /// idle: everything before them has committed or failed. Throws `Lost` when the connection closes first,
+    /// `Unusable` when the answers do not confirm a commit, and `CancellationError` when cancelled; after any of
+    /// these the connection is no longer `reusable`. One caller at a time: the one that holds the connection.
     func allAnswered() async throws {
         let target = try state.withLock { state -> UInt64? in
-            if state.received >= state.sent { return nil }
-            if state.closed { throw Lost() }
-            return state.sent
+            let target = state.sent
+            switch state.outcome(target: target) {
+            case .success: return nil
+            case .failure(let error):
+                state.failed = true
+                throw error
+            case nil: return target
+            }
         }
         guard let target else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome: Result<Void, any Error>? = state.withLock { state in
-                    if state.received >= target { return .success(()) }
-                    if state.closed { return .failure(Lost()) }
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    state.waiter = (target, continuation)
-                    return nil
+                    var outcome = state.outcome(target: target)
+                    if outcome == nil, Task.isCancelled { outcome = .failure(CancellationError()) }
+                    guard let outcome else {
+                        state.waiter = (target, continuation)
+                        return nil
+                    }
+                    if case .failure = outcome { state.failed = true }
+                    return outcome
                 }
                 if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
             let waiting = state.withLock { state -> CheckedContinuation<Void, any Error>? in
                 defer { state.waiter = nil }
+                if state.waiter != nil { state.failed = true }
                 return state.waiter?.continuation
             }
             waiting?.resume(throwing: CancellationError())

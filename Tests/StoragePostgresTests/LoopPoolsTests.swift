@@ -146,6 +146,58 @@ struct LoopPoolsTests {
         }
     }
 
+    /// A statement sent inside a transaction block is not committed at its Sync: the ReadyForQuery says 'T', the wait
+    /// for the commit fails, and the connection is closed rather than given to the next lease (whose statements would
+    /// otherwise run in that transaction and vanish with it).
+    @Test func aConnectionInsideATransactionConfirmsNoCommitAndIsNotPooledAgain() async throws {
+        try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
+            let pool = pools.pools[0]
+            let logger = StoreEnvironment.logger
+            let first = try await pool.withConnection { connection, watch in
+                let watch = try #require(watch)
+                _ = try await connection.query("BEGIN", logger: logger).collect()
+                let pid = try await connection.query("SELECT pg_backend_pid()", logger: logger).collect()
+                await #expect(throws: CommitWatch.Unusable.self) { try await watch.allAnswered() }
+                #expect(!watch.reusable)
+                return try #require(pid.first).decode(Int32.self)
+            }
+            let second = try await Self.within(.seconds(30)) {
+                try await pool.withConnection { connection, watch in
+                    let pid = try await connection.query("SELECT pg_backend_pid()", logger: logger).collect()
+                    // Answered idle: this one runs in no transaction block.
+                    try await #require(watch).allAnswered()
+                    return try #require(pid.first).decode(Int32.self)
+                }
+            }
+            #expect(second != first)
+        }
+    }
+
+    /// A connection given back inside a transaction block (a read does not wait for its last answer) is not given to
+    /// the next lease: it is closed when given back if that answer is in by then, or else when next leased, and the
+    /// lease gets a fresh one.
+    @Test func aConnectionGivenBackInsideATransactionIsReplacedAtTheNextLease() async throws {
+        try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
+            let pool = pools.pools[0]
+            let logger = StoreEnvironment.logger
+            let (first, watch) = try await pool.withConnection { connection, watch in
+                _ = try await connection.query("BEGIN", logger: logger).collect()
+                let pid = try await connection.query("SELECT pg_backend_pid()", logger: logger).collect()
+                return (try #require(pid.first).decode(Int32.self), try #require(watch))
+            }
+            try await Self.waitUntil { watch.counts.received == watch.counts.sent }
+            #expect(!watch.reusable)
+            let second = try await Self.within(.seconds(30)) {
+                try await pool.withConnection { connection, watch in
+                    try await #require(watch).allAnswered()
+                    let pid = try await connection.query("SELECT pg_backend_pid()", logger: logger).collect()
+                    return try #require(pid.first).decode(Int32.self)
+                }
+            }
+            #expect(second != first)
+        }
+    }
+
     /// A connection's place in the pool comes back when its channel closes, even if the statement holding it never
     /// returns (PostgresNIO never answers a statement written to a channel that had just closed): here the holder
     /// simply never lets go, and the server closes its connection.

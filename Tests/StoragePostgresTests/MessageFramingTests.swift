@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 @testable import StoragePostgres
 import Testing
 
@@ -39,11 +40,104 @@ struct MessageFramingTests {
         }
     }
 
+    /// Each message's type, length and first body byte, whatever the cuts: the transaction status of the three
+    /// ReadyForQuery in order, and nil for the empty-bodied one.
+    @Test func everyCutGivesTheSameMessages() {
+        let bytes = Self.stream
+        func messages(_ chunks: [ArraySlice<UInt8>]) -> [String] {
+            var framing = MessageFraming()
+            var seen: [String] = []
+            for chunk in chunks {
+                framing.scan(ByteBuffer(bytes: chunk)) { message in
+                    let first = message.first.map { String(UnicodeScalar($0)) } ?? "-"
+                    seen.append("\(UnicodeScalar(message.type))\(message.length)\(first)")
+                }
+            }
+            return seen
+        }
+        let whole = messages([bytes[...]])
+        #expect(
+            whole == ["D8Z", "D3004Z", "24-", "C13S", "Z5I", "D8Z", "D3004Z", "24-", "C13S", "Z5I", "Z5T"])
+        #expect(messages(bytes.indices.map { bytes[$0...$0] }) == whole)
+        for cut in 0...bytes.count {
+            #expect(messages([bytes[..<cut], bytes[cut...]]) == whole, "cut at \(cut)")
+        }
+    }
+
     /// A ReadyForQuery is counted when its last byte arrives, not before.
     @Test func aMessageCountsOnlyWhenWhole() {
         var framing = MessageFraming()
         let ready = Self.message("Z", body: [0x49])
         #expect(framing.messagesEnded(in: ByteBuffer(bytes: ready[..<5])) { $0 == UInt8(ascii: "Z") } == 0)
         #expect(framing.messagesEnded(in: ByteBuffer(bytes: ready[5...])) { $0 == UInt8(ascii: "Z") } == 1)
+    }
+}
+
+/// `CommitWatch` as the guard drives it, on an embedded channel: a write is confirmed only by an idle ReadyForQuery for
+/// every Sync; odd framing or a COPY makes it untrusted for good; a close before the answer is `Lost`.
+struct CommitWatchTests {
+    static func channel() throws -> (EmbeddedChannel, CommitWatch) {
+        let handler = ReadCompleteGuard()
+        let channel = EmbeddedChannel(handler: handler)
+        return (channel, handler.watch)
+    }
+
+    static func send(_ channel: EmbeddedChannel, _ type: Character, body: [UInt8] = []) throws {
+        try channel.writeOutbound(ByteBuffer(bytes: MessageFramingTests.message(type, body: body)))
+    }
+
+    static func answer(_ channel: EmbeddedChannel, _ type: Character, body: [UInt8]) throws {
+        try channel.writeInbound(ByteBuffer(bytes: MessageFramingTests.message(type, body: body)))
+    }
+
+    @Test func anIdleAnswerToEverySyncConfirms() async throws {
+        let (channel, watch) = try Self.channel()
+        try Self.send(channel, "P", body: Array("\0SELECT 1\0\0\0".utf8))
+        try Self.send(channel, "S")
+        try Self.send(channel, "S")
+        try Self.answer(channel, "Z", body: [0x49])
+        #expect(watch.counts == (2, 1))
+        try Self.answer(channel, "Z", body: [0x49])
+        try await watch.allAnswered()
+        #expect(watch.reusable)
+        _ = try channel.finish()
+    }
+
+    @Test func anAnswerInsideATransactionBlockDoesNotConfirm() async throws {
+        for status in ["T", "E"] {
+            let (channel, watch) = try Self.channel()
+            try Self.send(channel, "S")
+            try Self.answer(channel, "Z", body: [Character(status).asciiValue!])
+            await #expect(throws: CommitWatch.Unusable.self) { try await watch.allAnswered() }
+            #expect(!watch.reusable)
+            _ = try channel.finish()
+        }
+    }
+
+    @Test func oddFramingOrACopyIsNeverTrustedAgain() async throws {
+        let odd: [(EmbeddedChannel) throws -> Void] = [
+            { try Self.answer($0, "Z", body: [0x49, 0x49]) },  // length 6
+            { try Self.answer($0, "Z", body: [0x58]) },  // status 'X'
+            { try Self.send($0, "d", body: [1, 2, 3]) },  // CopyData
+        ]
+        for make in odd {
+            let (channel, watch) = try Self.channel()
+            try Self.send(channel, "S")
+            try make(channel)
+            try Self.answer(channel, "Z", body: [0x49])
+            try Self.send(channel, "S")
+            try Self.answer(channel, "Z", body: [0x49])
+            await #expect(throws: CommitWatch.Unusable.self) { try await watch.allAnswered() }
+            #expect(!watch.reusable)
+            _ = try channel.finish()
+        }
+    }
+
+    @Test func aCloseBeforeTheAnswerIsLost() async throws {
+        let (channel, watch) = try Self.channel()
+        try Self.send(channel, "S")
+        _ = try channel.finish()
+        await #expect(throws: CommitWatch.Lost.self) { try await watch.allAnswered() }
+        #expect(!watch.reusable)
     }
 }
