@@ -27,7 +27,7 @@ public final class LoopPools: Sendable {
     }
 
     /// A pool per loop of `group` (at most as many as there are connections to share), of `maximumConnections` in
-    /// all.
+    /// all. `idleTimeout`: how long a connection may stay unused before it is closed (nil: never).
     ///
     /// `reserved` of the `maximumConnections` go to the first pool on top of its share: the owner holds them for good
     /// (the change feed's LISTEN connection), and a loop's pool must not be left with none. Before the split, the
@@ -35,7 +35,7 @@ public final class LoopPools: Sendable {
     /// would have had no connection at all.
     public init(
         connection: Result<PostgresConnection.Configuration, any Error>, maximumConnections: Int,
-        group: any EventLoopGroup, reserved: Int = 0, logger: Logger
+        group: any EventLoopGroup, reserved: Int = 0, idleTimeout: Duration? = nil, logger: Logger
     ) {
         var loops: [any EventLoop] = []
         for loop in group.makeIterator() { loops.append(loop) }
@@ -46,7 +46,10 @@ public final class LoopPools: Sendable {
         var pools: [LoopPool] = []
         for index in 0..<count {
             let maximum = shared / count + (index < shared % count ? 1 : 0) + (index == 0 ? reserved : 0)
-            pools.append(LoopPool(loop: loops[index], configuration: connection, maximum: maximum, logger: logger))
+            pools.append(
+                LoopPool(
+                    loop: loops[index], configuration: connection, maximum: maximum, idleTimeout: idleTimeout,
+                    logger: logger))
         }
         // A loop beyond the pools' count shares a pool whose connections are on another loop: it still works, with
         // the cross-thread hop this type exists to avoid.
@@ -71,8 +74,10 @@ public final class LoopPools: Sendable {
     }
 }
 
-/// The connections of one event loop: opened on demand up to `maximum`, kept open while they stay healthy, leased
-/// most recently used first.
+/// The connections of one event loop: opened on demand up to `maximum`, kept open while they stay healthy and in use,
+/// leased most recently used first. With an `idleTimeout`, connections left unused that long are closed (one stays
+/// open), so a pool that grew for a busy hour gives its database backends back afterwards; leasing the most recent
+/// first leaves the others unused, so the pool shrinks to what the load needs.
 ///
 /// PostgresNIO's own pool was replaced by this for two reasons, both measured (issue 11):
 /// - At every release it scheduled a keep-alive and an idle-timeout timer on the global executor, and cancelled them at
@@ -91,6 +96,7 @@ public final class LoopPool: Sendable {
     let loop: any EventLoop
     private let configuration: Result<PostgresConnection.Configuration, any Error>
     let maximum: Int
+    let idleTimeout: Duration?
     private let logger: Logger
     private let state = Mutex(State())
     private let stopped = AsyncStream<Never>.makeStream()
@@ -113,8 +119,15 @@ public final class LoopPool: Sendable {
         let continuation: CheckedContinuation<Grant, any Error>
     }
 
+    /// A connection given back, and when.
+    private struct Idle {
+        let pooled: Pooled
+        let since: ContinuousClock.Instant
+    }
+
     private struct State {
-        var idle: [Pooled] = []
+        /// Oldest first: connections are given back at the end and leased from the end.
+        var idle: [Idle] = []
         /// Connections being opened, or opened and not yet closed (counted down when a channel closes, not when a
         /// connection comes back: a statement PostgresNIO wrote to a channel that had just closed is never answered,
         /// and its connection would never come back).
@@ -127,8 +140,8 @@ public final class LoopPool: Sendable {
         /// An idle connection that is still open (closed ones are dropped: their slots went back when they closed),
         /// else the right to open one while fewer than `maximum` are open, else nil.
         mutating func take(maximum: Int) -> Grant? {
-            while let pooled = idle.popLast() {
-                if !pooled.connection.isClosed { return .connection(pooled) }
+            while let last = idle.popLast() {
+                if !last.pooled.connection.isClosed { return .connection(last.pooled) }
             }
             guard open < maximum else { return nil }
             open += 1
@@ -150,11 +163,12 @@ public final class LoopPool: Sendable {
 
     init(
         loop: any EventLoop, configuration: Result<PostgresConnection.Configuration, any Error>, maximum: Int,
-        logger: Logger
+        idleTimeout: Duration? = nil, logger: Logger
     ) {
         self.loop = loop
         self.configuration = configuration
         self.maximum = max(1, maximum)
+        self.idleTimeout = idleTimeout
         self.logger = logger
     }
 
@@ -254,13 +268,14 @@ public final class LoopPool: Sendable {
         }
         // A wait for its answers failed, or it is inside a transaction block: not for the next lease.
         let reusable = pooled.watch?.reusable ?? true
+        let now = ContinuousClock.now
         let next = state.withLock { state -> Next in
             if state.shutDown { return .close }
             // Its slot went back when the channel closed.
             if pooled.connection.isClosed { return .drop }
             if !reusable { return .close }
             if !state.waiters.isEmpty { return .give(state.waiters.removeFirst(), .connection(pooled)) }
-            state.idle.append(pooled)
+            state.idle.append(Idle(pooled: pooled, since: now))
             return .keep
         }
         switch next {
@@ -352,17 +367,41 @@ public final class LoopPool: Sendable {
 
     deinit {
         // Pools that were never run (or not stopped): their idle connections still close.
-        for pooled in state.withLock({ $0.idle }) { Self.close(pooled.connection) }
+        for idle in state.withLock({ $0.idle }) { Self.close(idle.pooled.connection) }
+    }
+
+    /// Closes the connections unused since before `cutoff`, but the most recently used one; returns how many.
+    @discardableResult
+    func closeIdle(unusedSince cutoff: ContinuousClock.Instant) -> Int {
+        let expired = state.withLock { state -> [Pooled] in
+            guard !state.shutDown else { return [] }
+            let old = min(state.idle.count - 1, state.idle.prefix { $0.since < cutoff }.count)
+            guard old > 0 else { return [] }
+            defer { state.idle.removeFirst(old) }
+            return state.idle.prefix(old).map(\.pooled)
+        }
+        // Their slots come back as their channels close.
+        for pooled in expired { Self.close(pooled.connection) }
+        if !expired.isEmpty { logger.debug("closed idle connections", metadata: ["count": "\(expired.count)"]) }
+        return expired.count
     }
 
     /// Until cancelled; then closes the idle connections, refuses new leases and waiting ones, and closes the leased
     /// ones as they come back.
     func run() async {
+        // One timer per pool, on its loop: nothing is added to a lease or a release but a clock reading.
+        let reaper = idleTimeout.map { timeout in
+            let period = TimeAmount.nanoseconds(max(Int64(10_000_000), Int64(timeout / .nanoseconds(1)) / 2))
+            return loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [weak self] _ in
+                self?.closeIdle(unusedSince: .now - timeout)
+            }
+        }
         await withTaskCancellationHandler {
             for await _ in stopped.stream {}
         } onCancel: {
             stopped.continuation.finish()
         }
+        reaper?.cancel()
         let (idle, waiters) = state.withLock { state in
             state.shutDown = true
             defer {
@@ -372,6 +411,6 @@ public final class LoopPool: Sendable {
             return (state.idle, state.waiters)
         }
         for waiter in waiters { waiter.continuation.resume(throwing: Closed()) }
-        for pooled in idle { try? await pooled.connection.close() }
+        for entry in idle { try? await entry.pooled.connection.close() }
     }
 }

@@ -76,13 +76,13 @@ public struct PostgresBackend: StoreBackend {
             connection: configuration.poolConnectionConfiguration,
             maximumConnections: configuration.maximumConnections, group: MultiThreadedEventLoopGroup.singleton,
             reserved: 1,  // the change feed's LISTEN connection
-            logger: poolLogger)
+            idleTimeout: configuration.poolIdleTimeout, logger: poolLogger)
         searchPools =
             separateSearchPool
             ? LoopPools(
                 connection: configuration.searchPoolConnectionConfiguration,
                 maximumConnections: configuration.searchConnections, group: MultiThreadedEventLoopGroup.singleton,
-                logger: poolLogger)
+                idleTimeout: configuration.poolIdleTimeout, logger: poolLogger)
             : nil
         store = PostgresMailStore(
             pools: pools, searchPools: searchPools, operationTimeout: configuration.operationTimeout)

@@ -36,6 +36,8 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
     public var maximumConnections = 20
     /// The SEARCH pool (`searchPoolConnectionConfiguration`): how many searches run at once per instance.
     public var searchConnections = 4
+    /// How long a pooled connection may stay unused before it is closed (one per pool stays open); nil: never.
+    public var poolIdleTimeout: Duration? = .seconds(60)
 
     /// libpq's `sslmode` values.
     public enum SSLMode: String, Sendable, CaseIterable {
@@ -102,6 +104,12 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
                 throw ParseError.invalid("search_pool_size 1-1000")
             }
             searchConnections = size
+        }
+        if let idle = query["pool_idle_timeout"] {
+            guard let seconds = Int(idle), (0...86_400).contains(seconds) else {
+                throw ParseError.invalid("pool_idle_timeout 0-86400 (seconds; 0: never)")
+            }
+            poolIdleTimeout = seconds == 0 ? nil : .seconds(seconds)
         }
         if let mode = query["sslmode"] {
             guard let parsed = SSLMode(rawValue: mode) else {

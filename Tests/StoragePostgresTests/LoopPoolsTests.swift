@@ -198,6 +198,41 @@ struct LoopPoolsTests {
         }
     }
 
+    /// `closeIdle`: connections unused since the cutoff close, all but the most recently used one; connections used
+    /// since stay. The pool then serves from the one left and opens more on demand.
+    @Test func idleConnectionsCloseButTheMostRecentOne() async throws {
+        try await Self.withPools(loops: 1, connections: 3) { _, pools, _ in
+            let (client, pool) = (pools.first, pools.pools[0])
+            var held: [Held] = []
+            for _ in 0..<3 { held.append(try await Self.hold(client)) }
+            #expect(pool.openCount == 3)
+            for connection in held { try await connection.release() }
+            #expect(pool.closeIdle(unusedSince: .now - .seconds(3600)) == 0)
+            #expect(pool.closeIdle(unusedSince: .now + .seconds(1)) == 2)
+            try await Self.waitUntil { pool.openCount == 1 }
+            #expect(pool.closeIdle(unusedSince: .now + .seconds(1)) == 0)
+            held = []
+            for _ in 0..<3 { held.append(try await Self.hold(client)) }
+            #expect(pool.openCount == 3)
+            for connection in held { try await connection.release() }
+        }
+    }
+
+    /// With an idle timeout the pool closes its unused connections by itself (its timer), down to one.
+    @Test func aPoolWithAnIdleTimeoutShrinksByItself() async throws {
+        try await Self.withPools(loops: 1, connections: 3, idleTimeout: .milliseconds(100)) { _, pools, _ in
+            let (client, pool) = (pools.first, pools.pools[0])
+            var held: [Held] = []
+            for _ in 0..<3 { held.append(try await Self.hold(client)) }
+            for connection in held { try await connection.release() }
+            try await Self.waitUntil { pool.openCount == 1 }
+            let answer = try await Self.within(.seconds(30)) {
+                try await client.query("SELECT 7", logger: StoreEnvironment.logger).rows.first?.decode(Int.self)
+            }
+            #expect(answer == 7)
+        }
+    }
+
     /// A connection's place in the pool comes back when its channel closes, even if the statement holding it never
     /// returns (PostgresNIO never answers a statement written to a channel that had just closed): here the holder
     /// simply never lets go, and the server closes its connection.
@@ -384,14 +419,14 @@ struct LoopPoolsTests {
     /// `body` with pools over a group of `loops` loops sharing `connections` (`reserved` of them the first pool's on
     /// top of its share), while the pools run.
     static func withPools(
-        loops: Int, connections: Int, reserved: Int = 0,
+        loops: Int, connections: Int, reserved: Int = 0, idleTimeout: Duration? = nil,
         _ body: @Sendable (MultiThreadedEventLoopGroup, LoopPools, StoreFixture) async throws -> Void
     ) async throws {
         try await StoreFixture.with { f in
             let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
             let pools = LoopPools(
                 connection: configuration(f), maximumConnections: connections, group: group, reserved: reserved,
-                logger: StoreEnvironment.logger)
+                idleTimeout: idleTimeout, logger: StoreEnvironment.logger)
             let running = Task { await pools.run() }
             do {
                 try await body(group, pools, f)

@@ -103,11 +103,11 @@ final class TestServer: Sendable {
                 connection: configuration.poolConnectionConfiguration,
                 maximumConnections: configuration.maximumConnections, group: MultiThreadedEventLoopGroup.singleton,
                 reserved: 1,  // the change feed's LISTEN connection
-                logger: logger)
+                idleTimeout: configuration.poolIdleTimeout, logger: logger)
             let searchPools = LoopPools(
                 connection: configuration.searchPoolConnectionConfiguration,
                 maximumConnections: configuration.searchConnections, group: MultiThreadedEventLoopGroup.singleton,
-                logger: logger)
+                idleTimeout: configuration.poolIdleTimeout, logger: logger)
             store = PostgresMailStore(pools: pools, searchPools: searchPools, operationTimeout: operationTimeout)
             setupStore = PostgresMailStore(
                 pools: pools, searchPools: searchPools, operationTimeout: max(operationTimeout, .seconds(120)))
