@@ -375,6 +375,8 @@ public final class LoopPool: Sendable {
     func closeIdle(unusedSince cutoff: ContinuousClock.Instant) -> Int {
         let expired = state.withLock { state -> [Pooled] in
             guard !state.shutDown else { return [] }
+            // Connections the server closed go first (their slots came back already), so that the one kept is open.
+            state.idle.removeAll { $0.pooled.connection.isClosed }
             let old = min(state.idle.count - 1, state.idle.prefix { $0.since < cutoff }.count)
             guard old > 0 else { return [] }
             defer { state.idle.removeFirst(old) }
@@ -391,7 +393,10 @@ public final class LoopPool: Sendable {
     func run() async {
         // One timer per pool, on its loop: nothing is added to a lease or a release but a clock reading.
         let reaper = idleTimeout.map { timeout in
-            let period = TimeAmount.nanoseconds(max(Int64(10_000_000), Int64(timeout / .nanoseconds(1)) / 2))
+            // Half the timeout, between 10 ms and a day: a connection closes between one and one and a half timeouts
+            // after its last use.
+            let half = min(max(timeout / 2, .milliseconds(10)), .seconds(86_400))
+            let period = TimeAmount.nanoseconds(Int64(half / .nanoseconds(1)))
             return loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [weak self] _ in
                 self?.closeIdle(unusedSince: .now - timeout)
             }

@@ -244,6 +244,9 @@ final class CommitWatch: Sendable {
     /// Syncs (and Queries) sent, and ReadyForQuery received, since the guard was added (tests).
     var counts: (sent: UInt64, received: UInt64) { state.withLock { ($0.sent, $0.received) } }
 
+    /// Whether a caller waits in `allAnswered` (tests).
+    var isWaited: Bool { state.withLock { $0.waiter != nil } }
+
     /// Whether the connection may serve another lease: its counts are trusted, no wait on it failed, and it is not
     /// known to be inside a transaction block (known only once every Sync is answered).
     var reusable: Bool {

@@ -198,6 +198,34 @@ struct LoopPoolsTests {
         }
     }
 
+    /// The lease-time check alone: a connection given back while its last answer was still on its way (here a watch
+    /// driven by hand, pending at the release) and that answer then says 'T' is closed at the next lease, which gets
+    /// another connection.
+    @Test func aConnectionWhoseLateAnswerSaysInTransactionIsClosedAtTheNextLease() async throws {
+        try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
+            let pool = pools.pools[0]
+            let logger = StoreEnvironment.logger
+            let leased = try await pool.lease()
+            let first = try #require(
+                try await leased.connection.query("SELECT pg_backend_pid()", logger: logger).collect().first
+            ).decode(Int32.self)
+            let (channel, watch) = try CommitWatchTests.channel()
+            try CommitWatchTests.send(channel, "S")
+            pool.release(LoopPool.Pooled(connection: leased.connection, watch: watch))
+            try CommitWatchTests.answer(channel, "Z", body: [0x54])
+            #expect(!watch.reusable)
+            let second = try await Self.within(.seconds(30)) {
+                try await pool.withConnection { connection, _ in
+                    try #require(
+                        try await connection.query("SELECT pg_backend_pid()", logger: logger).collect().first
+                    ).decode(Int32.self)
+                }
+            }
+            #expect(second != first)
+            _ = try channel.finish()
+        }
+    }
+
     /// `closeIdle`: connections unused since the cutoff close, all but the most recently used one; connections used
     /// since stay. The pool then serves from the one left and opens more on demand.
     @Test func idleConnectionsCloseButTheMostRecentOne() async throws {

@@ -133,6 +133,39 @@ struct CommitWatchTests {
         }
     }
 
+    /// A wait that blocks: woken by the idle answer; by a 'T' answer or a COPY with `Unusable`; by a cancel with
+    /// `CancellationError`. While the answer is pending the connection counts as reusable; after a failed or cancelled
+    /// wait it does not.
+    @Test func aBlockedWaitIsWokenByWhatComes() async throws {
+        let cases: [(String, (EmbeddedChannel, Task<Void, any Error>) throws -> Void)] = [
+            ("idle", { channel, _ in try Self.answer(channel, "Z", body: [0x49]) }),
+            ("in a transaction", { channel, _ in try Self.answer(channel, "Z", body: [0x54]) }),
+            ("copy", { channel, _ in try Self.send(channel, "c") }),
+            ("cancelled", { _, wait in wait.cancel() }),
+        ]
+        for (name, wake) in cases {
+            let (channel, watch) = try Self.channel()
+            try Self.send(channel, "S")
+            let wait = Task { try await watch.allAnswered() }
+            try await LoopPoolsTests.waitUntil { watch.isWaited }
+            #expect(watch.reusable, "\(name): pending")
+            try wake(channel, wait)
+            let outcome = await wait.result
+            switch name {
+            case "idle":
+                #expect(throws: Never.self, "\(name)") { try outcome.get() }
+                #expect(watch.reusable, "\(name)")
+            case "cancelled":
+                #expect(throws: CancellationError.self, "\(name)") { try outcome.get() }
+                #expect(!watch.reusable, "\(name)")
+            default:
+                #expect(throws: CommitWatch.Unusable.self, "\(name)") { try outcome.get() }
+                #expect(!watch.reusable, "\(name)")
+            }
+            _ = try channel.finish()
+        }
+    }
+
     @Test func aCloseBeforeTheAnswerIsLost() async throws {
         let (channel, watch) = try Self.channel()
         try Self.send(channel, "S")
