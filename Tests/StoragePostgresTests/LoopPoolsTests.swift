@@ -156,20 +156,12 @@ struct LoopPoolsTests {
             let first = try await pool.withConnection { connection, watch in
                 let watch = try #require(watch)
                 _ = try await connection.query("BEGIN", logger: logger).collect()
-                let pid = try await connection.query("SELECT pg_backend_pid()", logger: logger).collect()
+                let pid = try await Self.backendPID(connection)
                 await #expect(throws: CommitWatch.Unusable.self) { try await watch.allAnswered() }
                 #expect(!watch.reusable)
-                return try #require(pid.first).decode(Int32.self)
+                return pid
             }
-            let second = try await Self.within(.seconds(30)) {
-                try await pool.withConnection { connection, watch in
-                    let pid = try await connection.query("SELECT pg_backend_pid()", logger: logger).collect()
-                    // Answered idle: this one runs in no transaction block.
-                    try await #require(watch).allAnswered()
-                    return try #require(pid.first).decode(Int32.self)
-                }
-            }
-            #expect(second != first)
+            #expect(try await Self.nextLeasePID(pool) != first)
         }
     }
 
@@ -182,19 +174,11 @@ struct LoopPoolsTests {
             let logger = StoreEnvironment.logger
             let (first, watch) = try await pool.withConnection { connection, watch in
                 _ = try await connection.query("BEGIN", logger: logger).collect()
-                let pid = try await connection.query("SELECT pg_backend_pid()", logger: logger).collect()
-                return (try #require(pid.first).decode(Int32.self), try #require(watch))
+                return (try await Self.backendPID(connection), try #require(watch))
             }
             try await Self.waitUntil { watch.counts.received == watch.counts.sent }
             #expect(!watch.reusable)
-            let second = try await Self.within(.seconds(30)) {
-                try await pool.withConnection { connection, watch in
-                    try await #require(watch).allAnswered()
-                    let pid = try await connection.query("SELECT pg_backend_pid()", logger: logger).collect()
-                    return try #require(pid.first).decode(Int32.self)
-                }
-            }
-            #expect(second != first)
+            #expect(try await Self.nextLeasePID(pool) != first)
         }
     }
 
@@ -204,25 +188,31 @@ struct LoopPoolsTests {
     @Test func aConnectionWhoseLateAnswerSaysInTransactionIsClosedAtTheNextLease() async throws {
         try await Self.withPools(loops: 1, connections: 1) { _, pools, _ in
             let pool = pools.pools[0]
-            let logger = StoreEnvironment.logger
             let leased = try await pool.lease()
-            let first = try #require(
-                try await leased.connection.query("SELECT pg_backend_pid()", logger: logger).collect().first
-            ).decode(Int32.self)
+            let first = try await Self.backendPID(leased.connection)
             let (channel, watch) = try CommitWatchTests.channel()
             try CommitWatchTests.send(channel, "S")
             pool.release(LoopPool.Pooled(connection: leased.connection, watch: watch))
             try CommitWatchTests.answer(channel, "Z", body: [0x54])
             #expect(!watch.reusable)
-            let second = try await Self.within(.seconds(30)) {
-                try await pool.withConnection { connection, _ in
-                    try #require(
-                        try await connection.query("SELECT pg_backend_pid()", logger: logger).collect().first
-                    ).decode(Int32.self)
-                }
-            }
-            #expect(second != first)
+            #expect(try await Self.nextLeasePID(pool) != first)
             _ = try channel.finish()
+        }
+    }
+
+    static func backendPID(_ connection: PostgresConnection) async throws -> Int32 {
+        let rows = try await connection.query("SELECT pg_backend_pid()", logger: StoreEnvironment.logger).collect()
+        return try #require(rows.first).decode(Int32.self)
+    }
+
+    /// The backend of the next lease's connection, which must answer idle: it runs in no transaction block.
+    static func nextLeasePID(_ pool: LoopPool) async throws -> Int32 {
+        try await within(.seconds(30)) {
+            try await pool.withConnection { connection, watch in
+                let pid = try await backendPID(connection)
+                try await #require(watch).allAnswered()
+                return pid
+            }
         }
     }
 
