@@ -72,20 +72,28 @@ public struct PostgresBackend: StoreBackend {
         self.configuration = configuration
         self.logger = logger
         let poolLogger = poolLogger ?? logger
-        pools = LoopPools(
+        pools = Self.commandPools(configuration, logger: poolLogger)
+        searchPools = separateSearchPool ? Self.searchPools(configuration, logger: poolLogger) : nil
+        store = PostgresMailStore(
+            pools: pools, searchPools: searchPools, operationTimeout: configuration.operationTimeout)
+    }
+
+    /// A server's pools for every command but SEARCH: one per event loop, with a connection reserved for the change
+    /// feed's LISTEN.
+    public static func commandPools(_ configuration: PostgresStoreConfiguration, logger: Logger) -> LoopPools {
+        LoopPools(
             connection: configuration.poolConnectionConfiguration,
             maximumConnections: configuration.maximumConnections, group: MultiThreadedEventLoopGroup.singleton,
             reserved: 1,  // the change feed's LISTEN connection
-            idleTimeout: configuration.poolIdleTimeout, logger: poolLogger)
-        searchPools =
-            separateSearchPool
-            ? LoopPools(
-                connection: configuration.searchPoolConnectionConfiguration,
-                maximumConnections: configuration.searchConnections, group: MultiThreadedEventLoopGroup.singleton,
-                idleTimeout: configuration.poolIdleTimeout, logger: poolLogger)
-            : nil
-        store = PostgresMailStore(
-            pools: pools, searchPools: searchPools, operationTimeout: configuration.operationTimeout)
+            idleTimeout: configuration.poolIdleTimeout, logger: logger)
+    }
+
+    /// A server's pools for SEARCH, one per event loop.
+    public static func searchPools(_ configuration: PostgresStoreConfiguration, logger: Logger) -> LoopPools {
+        LoopPools(
+            connection: configuration.searchPoolConnectionConfiguration,
+            maximumConnections: configuration.searchConnections, group: MultiThreadedEventLoopGroup.singleton,
+            idleTimeout: configuration.poolIdleTimeout, logger: logger)
     }
 
     public var mail: any DeliveryStore { store }

@@ -98,16 +98,9 @@ final class TestServer: Sendable {
             configuration.operationTimeout = operationTimeout
             if let poolSize { configuration.maximumConnections = poolSize }
             if let searchPoolSize { configuration.searchConnections = searchPoolSize }
-            // A pool per event loop, as the server has (PostgresBackend).
-            let pools = LoopPools(
-                connection: configuration.poolConnectionConfiguration,
-                maximumConnections: configuration.maximumConnections, group: MultiThreadedEventLoopGroup.singleton,
-                reserved: 1,  // the change feed's LISTEN connection
-                idleTimeout: configuration.poolIdleTimeout, logger: logger)
-            let searchPools = LoopPools(
-                connection: configuration.searchPoolConnectionConfiguration,
-                maximumConnections: configuration.searchConnections, group: MultiThreadedEventLoopGroup.singleton,
-                idleTimeout: configuration.poolIdleTimeout, logger: logger)
+            // The server's pools (PostgresBackend), one per event loop.
+            let pools = PostgresBackend.commandPools(configuration, logger: logger)
+            let searchPools = PostgresBackend.searchPools(configuration, logger: logger)
             store = PostgresMailStore(pools: pools, searchPools: searchPools, operationTimeout: operationTimeout)
             setupStore = PostgresMailStore(
                 pools: pools, searchPools: searchPools, operationTimeout: max(operationTimeout, .seconds(120)))
