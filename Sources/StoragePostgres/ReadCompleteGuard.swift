@@ -182,13 +182,6 @@ struct MessageFraming {
             }
         }
     }
-
-    /// The messages of a type `matching` accepts that end in `buffer`, the next bytes of the stream.
-    mutating func messagesEnded(in buffer: ByteBuffer, matching: (UInt8) -> Bool) -> Int {
-        var ended = 0
-        scan(buffer) { if matching($0.type) { ended += 1 } }
-        return ended
-    }
 }
 
 /// How many statements' implicit transactions a connection has sent and PostgreSQL has finished (ReadyForQuery), so
@@ -217,15 +210,21 @@ final class CommitWatch: Sendable {
         var closed = false
         var waiter: (target: UInt64, continuation: CheckedContinuation<Void, any Error>)?
 
-        /// How a wait for `target` ends now, or nil while it must go on waiting.
-        func outcome(target: UInt64) -> Result<Void, any Error>? {
-            if untrusted { return .failure(Unusable(reason: "its messages could not be followed")) }
-            if received >= target {
-                if status == UInt8(ascii: "I") { return .success(()) }
-                return .failure(Unusable(reason: "it is inside a transaction block"))
-            }
-            if closed { return .failure(Lost()) }
-            return nil
+        /// How a wait for `target` ends now, or nil while it must go on waiting; a failure spoils the connection.
+        mutating func outcome(target: UInt64) -> Result<Void, any Error>? {
+            let outcome: Result<Void, any Error>? =
+                if untrusted {
+                    .failure(Unusable.unfollowed)
+                } else if received >= target {
+                    status == UInt8(ascii: "I")
+                        ? .success(()) : .failure(Unusable(reason: "it is inside a transaction block"))
+                } else if closed {
+                    .failure(Lost())
+                } else {
+                    nil
+                }
+            if case .failure = outcome { failed = true }
+            return outcome
         }
     }
     private let state = Mutex(State())
@@ -239,6 +238,8 @@ final class CommitWatch: Sendable {
     struct Unusable: Error, CustomStringConvertible {
         let reason: String
         var description: String { "connection cannot confirm a commit: \(reason)" }
+
+        static let unfollowed = Unusable(reason: "its messages could not be followed")
     }
 
     /// Syncs (and Queries) sent, and ReadyForQuery received, since the guard was added (tests).
@@ -264,7 +265,7 @@ final class CommitWatch: Sendable {
             defer { state.waiter = nil }
             return state.waiter?.continuation
         }
-        stopped?.resume(throwing: Unusable(reason: "its messages could not be followed"))
+        stopped?.resume(throwing: Unusable.unfollowed)
     }
 
     fileprivate func received(_ count: Int, status: UInt8? = nil, odd: Bool = false) {
@@ -274,7 +275,6 @@ final class CommitWatch: Sendable {
             if odd { state.untrusted = true }
             guard let waiter = state.waiter, let outcome = state.outcome(target: waiter.target) else { return nil }
             state.waiter = nil
-            if case .failure = outcome { state.failed = true }
             return (waiter.continuation, outcome)
         }
         if let (continuation, outcome) = ready { continuation.resume(with: outcome) }
@@ -298,9 +298,7 @@ final class CommitWatch: Sendable {
             let target = state.sent
             switch state.outcome(target: target) {
             case .success: return nil
-            case .failure(let error):
-                state.failed = true
-                throw error
+            case .failure(let error): throw error
             case nil: return target
             }
         }
@@ -309,12 +307,11 @@ final class CommitWatch: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome: Result<Void, any Error>? = state.withLock { state in
                     var outcome = state.outcome(target: target)
-                    if outcome == nil, Task.isCancelled { outcome = .failure(CancellationError()) }
-                    guard let outcome else {
-                        state.waiter = (target, continuation)
-                        return nil
+                    if outcome == nil, Task.isCancelled {
+                        state.failed = true
+                        outcome = .failure(CancellationError())
                     }
-                    if case .failure = outcome { state.failed = true }
+                    if outcome == nil { state.waiter = (target, continuation) }
                     return outcome
                 }
                 if let outcome { continuation.resume(with: outcome) }

@@ -22,24 +22,6 @@ struct MessageFramingTests {
         return answer + answer + message("Z", body: [0x54])
     }()
 
-    static func readies(_ chunks: [ArraySlice<UInt8>]) -> Int {
-        var framing = MessageFraming()
-        return chunks.reduce(0) { count, chunk in
-            count + framing.messagesEnded(in: ByteBuffer(bytes: chunk)) { $0 == UInt8(ascii: "Z") }
-        }
-    }
-
-    @Test func everyCutGivesTheSameCount() {
-        let bytes = Self.stream
-        #expect(Self.readies([bytes[...]]) == 3)
-        // One byte at a time.
-        #expect(Self.readies(bytes.indices.map { bytes[$0...$0] }) == 3)
-        // Every cut into two reads.
-        for cut in 0...bytes.count {
-            #expect(Self.readies([bytes[..<cut], bytes[cut...]]) == 3, "cut at \(cut)")
-        }
-    }
-
     /// Each message's type, length and first body byte, whatever the cuts: the transaction status of the three
     /// ReadyForQuery in order, and nil for the empty-bodied one.
     @Test func everyCutGivesTheSameMessages() {
@@ -64,12 +46,15 @@ struct MessageFramingTests {
         }
     }
 
-    /// A ReadyForQuery is counted when its last byte arrives, not before.
-    @Test func aMessageCountsOnlyWhenWhole() {
+    /// A message ends when its last byte arrives, not before.
+    @Test func aMessageEndsOnlyWhenWhole() {
         var framing = MessageFraming()
+        var ended: [UInt8] = []
         let ready = Self.message("Z", body: [0x49])
-        #expect(framing.messagesEnded(in: ByteBuffer(bytes: ready[..<5])) { $0 == UInt8(ascii: "Z") } == 0)
-        #expect(framing.messagesEnded(in: ByteBuffer(bytes: ready[5...])) { $0 == UInt8(ascii: "Z") } == 1)
+        framing.scan(ByteBuffer(bytes: ready[..<5])) { ended.append($0.type) }
+        #expect(ended.isEmpty)
+        framing.scan(ByteBuffer(bytes: ready[5...])) { ended.append($0.type) }
+        #expect(ended == [UInt8(ascii: "Z")])
     }
 }
 
