@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import PostgresNIO
 import StoragePostgres
+import Synchronization
 
 /// A PostgreSQL server of a test's own (initdb in a temporary directory, run as the `postgres` system user), for
 /// tests that stop and start the whole server, or kill it, without disturbing the tests that share the main one.
@@ -43,6 +44,7 @@ final class PrivatePostgres: Sendable {
         guard let bin = binDirectory else { throw TestFailure("PostgreSQL server programs not found") }
         let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("mh-pg-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        Self.leftovers.register(directory.path)
         chmod(directory.path, 0o755)
         _ = try await runTool(URL(fileURLWithPath: "/usr/bin/chown"), ["postgres:postgres", directory.path])
         let initdb = try await asPostgres(
@@ -93,6 +95,49 @@ final class PrivatePostgres: Sendable {
     func remove() async {
         _ = try? await stopImmediately()
         try? FileManager.default.removeItem(at: directory)
+        Self.leftovers.unregister(directory.path)
+    }
+
+    /// The servers not removed yet, stopped when the test process exits: tests remove theirs from a `defer` through an
+    /// unstructured task, which the process may end before running (`swift test` used to leave servers running).
+    static let leftovers = Leftovers()
+
+    final class Leftovers: Sendable {
+        private let directories = Mutex<Set<String>>([])
+        private let hook = Mutex(false)
+
+        func register(_ directory: String) {
+            directories.withLock { _ = $0.insert(directory) }
+            let first = hook.withLock { installed in
+                defer { installed = true }
+                return !installed
+            }
+            if first { atexit { PrivatePostgres.leftovers.stopAll() } }
+        }
+
+        func unregister(_ directory: String) {
+            directories.withLock { _ = $0.remove(directory) }
+        }
+
+        /// Immediate shutdown of each server (SIGQUIT to its postmaster), then its directory goes.
+        func stopAll() {
+            let all = directories.withLock { $0 }
+            for directory in all {
+                let pidFile = directory + "/data/postmaster.pid"
+                if let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                    let pid = text.split(separator: "\n").first.flatMap({ Int32($0) })
+                {
+                    kill(pid, SIGQUIT)
+                    // The postmaster removes its pid file once its children are gone (a second at most here).
+                    for _ in 0..<200 where FileManager.default.fileExists(atPath: pidFile) { usleep(10_000) }
+                }
+                // The test's own removal may be running on another thread: what one misses, the next try takes.
+                for _ in 0..<5 where FileManager.default.fileExists(atPath: directory) {
+                    try? FileManager.default.removeItem(atPath: directory)
+                    usleep(20_000)
+                }
+            }
+        }
     }
 
     /// Runs `program` as the postgres user. Through Python's subprocess, which closes every inherited descriptor:
