@@ -21,18 +21,34 @@ public enum HeaderFilter {
     }
 
     /// Field names to match, lowercased and trimmed, with their lengths: most fields of a header are told apart by
-    /// their length alone, without lowercasing anything.
+    /// their length alone (one bit test), and the others are compared in place, without a copy or a hash. A FETCH of
+    /// 5,000 headers spent 8 % of its time hashing and lowercasing names into sets.
     struct Names: Sendable {
-        let wanted: Set<[UInt8]>
-        let lengths: Set<Int>
+        /// Distinct, lowercased.
+        let wanted: [[UInt8]]
+        /// Bit n set: a wanted name has n bytes (for n < 64).
+        let lengths: UInt64
+        /// A wanted name has 64 bytes or more.
+        let long: Bool
 
         init(_ names: [String]) {
-            wanted = Set(names.map { MessageBytes.lowercased(MessageBytes.trimmed(Array($0.utf8))) })
-            lengths = Set(wanted.map(\.count))
+            var wanted: [[UInt8]] = []
+            for name in names {
+                let lowered = MessageBytes.lowercased(MessageBytes.trimmed(Array(name.utf8)))
+                if !wanted.contains(lowered) { wanted.append(lowered) }
+            }
+            self.wanted = wanted
+            lengths = wanted.reduce(0) { $1.count < 64 ? $0 | (1 << UInt64($1.count)) : $0 }
+            long = wanted.contains { $0.count >= 64 }
         }
 
         func contains(_ name: ArraySlice<UInt8>) -> Bool {
-            lengths.contains(name.count) && wanted.contains(MessageBytes.lowercased(name))
+            let count = name.count
+            guard count < 64 ? lengths & (1 << UInt64(count)) != 0 : long else { return false }
+            return wanted.contains { candidate in
+                candidate.count == count
+                    && zip(candidate, name).allSatisfy { wanted, byte in wanted == MessageBytes.lowercased(byte) }
+            }
         }
     }
 

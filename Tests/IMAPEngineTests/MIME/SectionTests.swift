@@ -193,6 +193,26 @@ import Testing
         #expect(MIMEFixture.text(HeaderFilter.filter([], names: ["subject"], not: false)) == "\r\n")
     }
 
+    /// The names are matched by length first (a bit per length under 64), then byte by byte without case: a name of
+    /// the same length that differs, names of 64 bytes and more, repeated and padded names, non-ASCII bytes.
+    @Test func headerFieldNamesMatchWithoutCaseAtAnyLength() {
+        let long = String(repeating: "X-Long", count: 12)  // 72 bytes
+        let header = Array(
+            ("Subject: s\r\nSubjecT: t\r\nSubjekt: u\r\n\(long): l\r\n\(long.uppercased())Z: m\r\nX-\u{E9}: e\r\n"
+                + "Date: d\r\n\r\n").utf8)
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(header, names: ["SUBJECT", " subject ", "subject"], not: false))
+                == "Subject: s\r\nSubjecT: t\r\n\r\n")
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(header, names: [long.lowercased()], not: false))
+                == "\(long): l\r\n\r\n")
+        #expect(MIMEFixture.text(HeaderFilter.filter(header, names: ["x-\u{E9}"], not: false)) == "X-\u{E9}: e\r\n\r\n")
+        #expect(MIMEFixture.text(HeaderFilter.filter(header, names: ["X-\u{C9}"], not: false)) == "\r\n")
+        #expect(
+            MIMEFixture.text(HeaderFilter.filter(header, names: ["subject", long, "x-\u{E9}"], not: true))
+                == "Subjekt: u\r\n\(long.uppercased())Z: m\r\nDate: d\r\n\r\n")
+    }
+
     @Test func binaryAndDecodedSize() {
         let alternative = MIMEFixture.parsed("alternative.eml")
         #expect(alternative.binaryBytes([1]) == Array("Caf".utf8) + [0xE9] + Array(" au lait for everyone.".utf8))
