@@ -72,7 +72,7 @@ public struct PostgresBackend: StoreBackend {
         self.configuration = configuration
         self.logger = logger
         let poolLogger = poolLogger ?? logger
-        pools = Self.commandPools(configuration, logger: poolLogger)
+        pools = Self.commandPools(configuration, genericPlans: separateSearchPool, logger: poolLogger)
         searchPools = separateSearchPool ? Self.searchPools(configuration, logger: poolLogger) : nil
         store = PostgresMailStore(
             pools: pools, searchPools: searchPools, operationTimeout: configuration.operationTimeout)
@@ -80,9 +80,14 @@ public struct PostgresBackend: StoreBackend {
 
     /// A server's pools for every command but SEARCH: one per event loop, with a connection reserved for the change
     /// feed's LISTEN.
-    public static func commandPools(_ configuration: PostgresStoreConfiguration, logger: Logger) -> LoopPools {
+    /// `genericPlans`: statements planned generically from the start (`commandPoolConnectionConfiguration`), for
+    /// pools that SEARCH does not use.
+    public static func commandPools(_ configuration: PostgresStoreConfiguration, genericPlans: Bool, logger: Logger)
+        -> LoopPools
+    {
         LoopPools(
-            connection: configuration.poolConnectionConfiguration,
+            connection: genericPlans
+                ? configuration.commandPoolConnectionConfiguration : configuration.poolConnectionConfiguration,
             maximumConnections: configuration.maximumConnections, group: MultiThreadedEventLoopGroup.singleton,
             reserved: 1,  // the change feed's LISTEN connection
             idleTimeout: configuration.poolIdleTimeout, logger: logger)

@@ -436,6 +436,30 @@ struct LoopPoolsTests {
 
     /// `body` with pools over a group of `loops` loops sharing `connections` (`reserved` of them the first pool's on
     /// top of its share), while the pools run.
+    /// A server's command pools plan every statement generically from the first execution; its SEARCH pools, and
+    /// the pools of a tool (no separate SEARCH pool), keep PostgreSQL's choice (`commandPoolConnectionConfiguration`).
+    @Test func commandPoolsOfAServerPlanGenericallyAndSearchPoolsDoNot() async throws {
+        try await StoreFixture.with { f in
+            var configuration = f.configuration
+            configuration.maximumConnections = 2
+            let logger = StoreEnvironment.logger
+            func planMode(_ pools: LoopPools) async throws -> String {
+                let running = Task { await pools.run() }
+                defer { running.cancel() }
+                let rows = try await pools.first.query("SHOW plan_cache_mode", logger: logger).rows
+                return try #require(rows.first).decode(String.self)
+            }
+            let server = try await planMode(
+                PostgresBackend.commandPools(configuration, genericPlans: true, logger: logger))
+            let tool = try await planMode(
+                PostgresBackend.commandPools(configuration, genericPlans: false, logger: logger))
+            let search = try await planMode(PostgresBackend.searchPools(configuration, logger: logger))
+            #expect(server == "force_generic_plan")
+            #expect(tool == "auto")
+            #expect(search == "auto")
+        }
+    }
+
     static func withPools(
         loops: Int, connections: Int, reserved: Int = 0, idleTimeout: Duration? = nil,
         _ body: @Sendable (MultiThreadedEventLoopGroup, LoopPools, StoreFixture) async throws -> Void

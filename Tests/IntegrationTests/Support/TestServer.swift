@@ -99,7 +99,7 @@ final class TestServer: Sendable {
             if let poolSize { configuration.maximumConnections = poolSize }
             if let searchPoolSize { configuration.searchConnections = searchPoolSize }
             // The server's pools (PostgresBackend), one per event loop.
-            let pools = PostgresBackend.commandPools(configuration, logger: logger)
+            let pools = PostgresBackend.commandPools(configuration, genericPlans: true, logger: logger)
             let searchPools = PostgresBackend.searchPools(configuration, logger: logger)
             store = PostgresMailStore(pools: pools, searchPools: searchPools, operationTimeout: operationTimeout)
             setupStore = PostgresMailStore(
