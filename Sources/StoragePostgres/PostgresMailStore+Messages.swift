@@ -69,7 +69,9 @@ extension PostgresMailStore {
         // The subqueries' bounds are themselves scalar subqueries, whose values the planner does not see. With them in
         // sight, the plans made for given values (PostgreSQL's first five executions) always looked cheaper than the
         // generic one, so it never switched: every SELECT was planned afresh, 0.4 ms of planning for 0.02 ms of
-        // execution. Hidden, both cost the same and the generic plan is kept (PlannerTests).
+        // execution. Hidden, both cost the same and the generic plan is kept (PlannerTests). A server's command pools
+        // plan generically from the start anyway (`commandPoolConnectionConfiguration`); this is for the pools that
+        // leave the choice to PostgreSQL (tools, stores on a `PostgresClient`).
         let rows = try await client.prepared(
             """
             SELECT b.mailbox_id, b.uidvalidity, b.uidnext, b.highestmodseq, b.keywords, b.first_recent_uid,

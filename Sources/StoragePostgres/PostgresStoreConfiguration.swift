@@ -215,10 +215,10 @@ public struct PostgresStoreConfiguration: Sendable, CustomStringConvertible {
     /// statement planned generically from its first execution (`plan_cache_mode`).
     ///
     /// PostgreSQL plans a prepared statement for its values five times on each connection before it may keep a
-    /// generic plan, and never switches when the value-specific plans look cheaper. Under the 50-client mix on 20
-    /// connections that warm-up planning was 3.5 of about 20 s of PostgreSQL's CPU (pg_stat_statements with
-    /// track_planning): generic plans from the start took 0.4–0.7 s, PostgreSQL's CPU per command went from 0.49 /
-    /// 0.50 to 0.43 / 0.41 ms, and the mix from 43,732 / 41,143 to 46,403 / 48,082 commands in 20 s. The command
+    /// generic plan, and never switches when the value-specific plans look cheaper. Under the 50-client mix that
+    /// planning was 3.4–3.6 s of about 20 s of PostgreSQL's CPU in 20 s (pg_stat_statements with track_planning);
+    /// with generic plans from the start it was 0.35–0.41 s, and PostgreSQL's CPU per command went from 0.54 / 0.49
+    /// to 0.48 / 0.45 ms (the mix's rate did not change measurably on two saturated cores). The command
     /// statements are written for generic plans (their bounds are found through the keys whatever the values;
     /// PlannerTests, PreparedStatementTests). SEARCH, SORT and THREAD, whose compiled statements do depend on their
     /// values, run on the search pools, which keep PostgreSQL's choice.

@@ -445,9 +445,15 @@ struct LoopPoolsTests {
             let logger = StoreEnvironment.logger
             func planMode(_ pools: LoopPools) async throws -> String {
                 let running = Task { await pools.run() }
-                defer { running.cancel() }
-                let rows = try await pools.first.query("SHOW plan_cache_mode", logger: logger).rows
-                return try #require(rows.first).decode(String.self)
+                let rows: Result<[PostgresRow], any Error>
+                do {
+                    rows = .success(try await pools.first.query("SHOW plan_cache_mode", logger: logger).rows)
+                } catch {
+                    rows = .failure(error)
+                }
+                running.cancel()
+                await running.value  // the pools close their connections
+                return try #require(try rows.get().first).decode(String.self)
             }
             let server = try await planMode(
                 PostgresBackend.commandPools(configuration, genericPlans: true, logger: logger))

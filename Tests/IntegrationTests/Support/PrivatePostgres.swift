@@ -104,15 +104,12 @@ final class PrivatePostgres: Sendable {
 
     final class Leftovers: Sendable {
         private let directories = Mutex<Set<String>>([])
-        private let hook = Mutex(false)
+        /// Installed once, by the first server (a static constant is initialised once, on first use).
+        private static let exitHook: Void = { atexit { PrivatePostgres.leftovers.stopAll() } }()
 
         func register(_ directory: String) {
+            Self.exitHook
             directories.withLock { _ = $0.insert(directory) }
-            let first = hook.withLock { installed in
-                defer { installed = true }
-                return !installed
-            }
-            if first { atexit { PrivatePostgres.leftovers.stopAll() } }
         }
 
         func unregister(_ directory: String) {
