@@ -283,7 +283,8 @@ extension PostgresAdministration {
                             sort_display_to = \(sort.displayTo), sent_time = \(sort.sentTime),
                             thread_id = \(sort.messageID), thread_refs = \(sort.references),
                             thread_reply = \(sort.isReplyOrForward), preview = \(message.preview.map(ContentRow.clean)),
-                            keys_version = \(ContentRow.keysVersion)
+                            keys_version = \(ContentRow.keysVersion),
+                            summary_header = coalesce(summary_header, \(ContentRow.summary(of: message)))
                         WHERE account_id = \(account) AND content_id = \(content)
                         """, logger: logger)
                 }

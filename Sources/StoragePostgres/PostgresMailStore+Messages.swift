@@ -268,7 +268,8 @@ extension PostgresMailStore {
                 INSERT INTO contents (account_id, size, header_length, body, envelope, body_summary, body_structure,
                     parts, sent_day, search_from, search_to, search_cc, search_bcc, search_subject, search_headers,
                     search_body, sha256, sort_subject, sort_from, sort_to, sort_cc, sort_display_from,
-                    sort_display_to, sent_time, thread_id, thread_refs, thread_reply, preview, keys_version)
+                    sort_display_to, sent_time, thread_id, thread_refs, thread_reply, preview, keys_version,
+                    summary_header)
                 SELECT \(account.rawValue), \(size), \(content?.headerLength), \(content?.body),
                     \(content?.envelope), \(content?.bodySummary), \(content?.bodyStructure), \(content?.parts),
                     \(content?.sentDay), \(content?.from), \(content?.to), \(content?.cc), \(content?.bcc),
@@ -276,7 +277,7 @@ extension PostgresMailStore {
                     \(content?.sort.subject), \(content?.sort.from), \(content?.sort.to), \(content?.sort.cc),
                     \(content?.sort.displayFrom), \(content?.sort.displayTo), \(content?.sort.sentTime),
                     \(content?.sort.messageID), \(content?.sort.references), \(content?.sort.isReplyOrForward),
-                    \(content?.preview), \(ContentRow.keysVersion)
+                    \(content?.preview), \(ContentRow.keysVersion), \(content?.summaryHeader)
                 FROM b WHERE \(sharing)::bigint IS NULL
                 RETURNING content_id),
             c AS (
@@ -683,6 +684,14 @@ extension PostgresMailStore {
         if readsContent { list += ", c.header_length" }
         var sizes: [String] = []
         for (column, expression, size) in Self.contentColumns where columns.contains(column) {
+            if column == .header, columns.contains(.headerSummary) {
+                // The header's summary when the content has one (contents stored before schema migration 8 have
+                // none): a few hundred bytes stored with the row, instead of the header read out of the compressed
+                // message (4 more buffers per message, and its decompression).
+                list += ", coalesce(c.summary_header, " + expression + ")"
+                sizes.append("coalesce(octet_length(c.summary_header), " + size + ")")
+                continue
+            }
             list += ", " + expression
             sizes.append(size)
         }
@@ -935,6 +944,9 @@ struct ContentRow: Sendable {
     /// SHA-256 of the stored bytes: lets an import recognise a message it already stored.
     var sha256: ByteBuffer
     var sort: SortKeys
+    /// The header's `HeaderFilter.summary`, when it is at most `FetchColumns.headerLimit` bytes (the most a FETCH reads
+    /// of a header with the row; beyond it, HEADER.FIELDS reads the header in pieces).
+    var summaryHeader: ByteBuffer?
 
     init(_ message: ParsedMessage, internalDate: InternalDate) throws(StoreError) {
         guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
@@ -959,6 +971,13 @@ struct ContentRow: Sendable {
         preview = message.preview.map(clean)
         sha256 = ByteBuffer(bytes: Array(SHA256.hash(data: message.bytes)))
         sort = Self.cleaned(message.sortKeys)
+        summaryHeader = Self.summary(of: message)
+    }
+
+    /// The header's summary as stored: nil when longer than `FetchColumns.headerLimit`.
+    static func summary(of message: ParsedMessage) -> ByteBuffer? {
+        let summary = HeaderFilter.summary(message.bytes.prefix(message.headerLength))
+        return summary.count <= FetchColumns.headerLimit ? ByteBuffer(bytes: summary) : nil
     }
 
     /// PostgreSQL text cannot hold NUL.

@@ -204,14 +204,14 @@ extension PostgresMailStore: StoreTransfer {
                         body_structure, parts, sent_day, search_from, search_to, search_cc, search_bcc,
                         search_subject, search_headers, search_body, sha256, sort_subject, sort_from, sort_to,
                         sort_cc, sort_display_from, sort_display_to, sent_time, thread_id, thread_refs, thread_reply,
-                        preview, keys_version, created_at)
+                        preview, keys_version, created_at, summary_header)
                     VALUES (\(id), \(content), \(row.size), \(row.headerLength), \(row.body), \(row.envelope),
                         \(row.bodySummary), \(row.bodyStructure), \(row.parts), \(row.sentDay), \(row.from),
                         \(row.to), \(row.cc), \(row.bcc), \(row.subject), \(row.headers), \(row.text), \(row.sha256),
                         \(row.sort.subject), \(row.sort.from), \(row.sort.to), \(row.sort.cc),
                         \(row.sort.displayFrom), \(row.sort.displayTo), \(row.sort.sentTime), \(row.sort.messageID),
                         \(row.sort.references), \(row.sort.isReplyOrForward), \(row.preview), \(ContentRow.keysVersion),
-                        to_timestamp(\(reference.createdAt)))
+                        to_timestamp(\(reference.createdAt)), \(row.summaryHeader))
                     """, logger: logger)
             }
         }

@@ -154,6 +154,83 @@ struct FetchTests {
         }
     }
 
+    /// HEADER.FIELDS of the names message lists ask for is served, on PostgreSQL, from the header's summary stored
+    /// with the content (schema migration 8); other names, and contents without a summary (stored before, or whose
+    /// summary would be longer than `FetchColumns.headerLimit`), from the header. Every way gives the header's own
+    /// fields, exactly: folded lines, repeated fields, partials, a header over the row limit.
+    @Test func headerFieldsOfMessageListsComeFromTheSummary() async throws {
+        try await withTestServer { server in
+            let folded =
+                "Received: from relay.example.net\r\n\tby mx.example.com\r\nFrom: Alice <alice@example.com>\r\n"
+                + "X-Spam-Score: 1.5\r\nSubject: a subject\r\n folded twice\r\n\tand again\r\nTo: t@example.com\r\n"
+                + "to: second@example.com\r\nDate: Tue, 14 Nov 2023 22:13:20 +0000\r\n\r\n"
+            let padding = (0..<900).map { "X-Padding-\($0): " + String(repeating: "p", count: 70) + "\r\n" }.joined()
+            let overLimit = "From: b@example.com\r\n" + padding + "Subject: long header\r\n\r\n"
+            let recipients = (0..<3000).map { "recipient\($0)@example.com" }.joined(separator: ",\r\n ")
+            let longSummary = "Subject: many recipients\r\nTo: " + recipients + "\r\n\r\n"
+            #expect(
+                overLimit.utf8.count > FetchColumns.headerLimit && longSummary.utf8.count > FetchColumns.headerLimit)
+            let headers = [folded, overLimit, longSummary]
+            try await server.seed(messages: headers.map { $0 + "body\r\n" })
+            let c = try await server.login()
+            try await c.expectOK("s", "SELECT INBOX")
+            let listNames = ["FROM", "subject", "To", "Date", "Message-ID"]
+            let command =
+                "FETCH 1:3 (BODY.PEEK[HEADER.FIELDS (\(listNames.joined(separator: " ")))] "
+                + "BODY.PEEK[HEADER.FIELDS (to)]<4.20>)"
+            func check(_ tag: String, planted: String? = nil) async throws {
+                let lines = try await c.expectOKKeepingLiterals(tag, command)
+                #expect(lines.count == 3)
+                for (i, (line, header)) in zip(lines, headers).enumerated() {
+                    let whole = planted.flatMap { i == 0 ? $0 : nil } ?? header
+                    let expected = String(
+                        decoding: HeaderFilter.filter(Array(whole.utf8), names: listNames, not: false), as: UTF8.self)
+                    let fields = ResponseFields.nstring(after: ")] ", in: line)
+                    #expect(fields?.value == .string(expected), "\(tag) message \(i + 1)")
+                    let to = Array(HeaderFilter.filter(Array(whole.utf8), names: ["to"], not: false))
+                    let partial = String(decoding: to[min(4, to.count)..<min(24, to.count)], as: UTF8.self)
+                    #expect(
+                        ResponseFields.nstring(after: ")]<4> ", in: line)?.value
+                            == .string(partial), "\(tag) message \(i + 1): \(line.prefix(300))")
+                }
+                // A name the summary does not keep is read from the header.
+                let spam = try await Self.fetch(c, tag + "x", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (X-Spam-Score From)])")
+                #expect(
+                    ResponseFields.nstring(after: ")] ", in: spam)?.value
+                        == .string("From: Alice <alice@example.com>\r\nX-Spam-Score: 1.5\r\n\r\n"), "\(spam)")
+            }
+            try await check("a")
+            guard TestEnvironment.storeKind == .postgres else { return }
+            let stored = try await server.storage.queryStrings(
+                "SELECT coalesce(convert_from(summary_header, 'UTF8'), 'none') FROM contents ORDER BY content_id")
+            let foldedSummary =
+                "From: Alice <alice@example.com>\r\nSubject: a subject\r\n folded twice\r\n\tand again\r\n"
+                + "To: t@example.com\r\nto: second@example.com\r\nDate: Tue, 14 Nov 2023 22:13:20 +0000\r\n\r\n"
+            #expect(
+                stored == [foldedSummary, "From: b@example.com\r\nSubject: long header\r\n\r\n", "none"],
+                "\(stored.map { $0.prefix(200) })")
+            // The summary is what is read: planted, it is what the list names show (and only they).
+            let planted = "From: planted@example.com\r\nTo: planted\r\n\r\n"
+            try await server.executeSQL(
+                """
+                UPDATE contents SET summary_header = convert_to(\(Self.sqlText(planted)), 'UTF8')
+                WHERE content_id = (SELECT min(content_id) FROM contents)
+                """)
+            try await check("b", planted: planted)
+            // Contents stored before migration 8 have none: the header is read, as before.
+            try await server.executeSQL("UPDATE contents SET summary_header = NULL")
+            try await check("c")
+            await c.close()
+        }
+    }
+
+    /// A PostgreSQL string literal (E'…') of `text`.
+    static func sqlText(_ text: String) -> String {
+        "E'"
+            + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+            .replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n") + "'"
+    }
+
     @Test func partialFetchesCountOctetsFromTheOrigin() async throws {
         try await withTestServer { server in
             let c = try await Self.open(server)

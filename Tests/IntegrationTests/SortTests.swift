@@ -213,6 +213,9 @@ struct BackfillTests {
                     sort_display_from = NULL, sort_display_to = NULL, sent_time = NULL, thread_id = NULL,
                     thread_refs = NULL, thread_reply = NULL, preview = NULL, keys_version = NULL
                 """)
+            if TestEnvironment.storeKind == .postgres {
+                try await server.executeSQL("UPDATE contents SET summary_header = NULL")
+            }
             let c = try await server.login()
             try await c.expectOK("s", "SELECT INBOX")
             #expect(try await c.expectOK("t1", "SORT (SUBJECT) UTF-8 ALL") == ["* SORT 1 2 3 4 5"])
@@ -222,6 +225,12 @@ struct BackfillTests {
             #expect(run.stdout.contains("5 messages backfilled"), "\(run.stdout)")
             #expect(try await c.expectOK("t2", "SORT (SUBJECT) UTF-8 ALL") == ["* SORT 2 4 3 1 5"])
             #expect(try await c.expectOK("p2", "FETCH 2 (PREVIEW)") == ["* 2 FETCH (PREVIEW \"Text of alpha.\")"])
+            if TestEnvironment.storeKind == .postgres {
+                // The header summaries of schema migration 8 come back with the keys.
+                let missing = try await server.storage.queryStrings(
+                    "SELECT count(*)::text FROM contents WHERE summary_header IS NULL")
+                #expect(missing == ["0"])
+            }
             // Nothing left: a second run changes nothing.
             let again = try await mailadmin(server.storage, "db", "backfill")
             #expect(again.status == 0 && again.stdout.contains("(0 messages backfilled)"), "\(again.stdout)")

@@ -35,6 +35,8 @@ struct FetchPlan {
         self.items = items
         var columns: FetchColumns = []
         var needsContent = false
+        // Whether every top-level header item is HEADER.FIELDS that a header summary covers.
+        var summarySuffices = true
         for item in items {
             switch item {
             case .envelope: columns.insert(.envelope)
@@ -49,7 +51,12 @@ struct FetchPlan {
                     // The top-level header comes with the message row (when not over `FetchColumns.headerLimit`):
                     // a client's header download (BODY.PEEK[HEADER], RFC822.HEADER) then reads one statement per
                     // large batch, not two per batch of `fetchBatchWithBodies`.
-                    case .header, .headerFields, .headerFieldsNot: columns.insert(.header)
+                    case .headerFields(let names):
+                        columns.insert(.header)
+                        if !HeaderFilter.coveredBySummary(names) { summarySuffices = false }
+                    case .header, .headerFieldsNot:
+                        columns.insert(.header)
+                        summarySuffices = false
                     default: needsContent = true
                     }
                 }
@@ -62,6 +69,7 @@ struct FetchPlan {
             }
         }
         if needsContent { columns.insert(.layout) }
+        if columns.contains(.header), summarySuffices { columns.insert(.headerSummary) }
         self.columns = columns
         self.needsContent = needsContent
         responseNames = items.map(Self.responseName)

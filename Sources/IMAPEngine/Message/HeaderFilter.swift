@@ -20,6 +20,30 @@ public enum HeaderFilter {
         return out
     }
 
+    /// The fields message lists ask for (the HEADER.FIELDS of Thunderbird, Apple Mail, Outlook, K-9, Evolution, mutt
+    /// and imaptest), lowercased. Stores keep these lines of each message's header (`summary`) next to the message, so
+    /// a header download reads them instead of the whole header from the compressed content.
+    public static let summaryNames: [String] = [
+        "date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "message-id", "in-reply-to", "references",
+        "content-type", "mime-version", "priority", "x-priority", "importance", "x-msmail-priority", "newsgroups",
+        "list-id", "list-post", "list-unsubscribe", "x-mailer", "user-agent", "disposition-notification-to",
+        "return-receipt-to", "x-k9mail-identity", "chat-version", "x-universally-unique-identifier",
+    ]
+    static let summaryFilter = Names(summaryNames)
+
+    /// The lines of `header` whose field is one of `summaryNames`, with the blank line: for every list of names that
+    /// `coveredBySummary`, filtering this gives what filtering `header` does (kept lines are copied whole, in order,
+    /// with their continuation lines; a header without its last line break gets the same CRLF).
+    public static func summary(_ header: some Collection<UInt8>) -> [UInt8] {
+        filter(header, names: summaryFilter, not: false)
+    }
+
+    /// Whether HEADER.FIELDS of `names` can be served from a `summary`: every name is one of `summaryNames` (compared as
+    /// `filter` compares them: trimmed, without case).
+    public static func coveredBySummary(_ names: [String]) -> Bool {
+        names.allSatisfy { summaryFilter.contains(MessageBytes.trimmed(Array($0.utf8))[...]) }
+    }
+
     /// Field names to match, lowercased and trimmed, with their lengths: most fields of a header are told apart by
     /// their length alone (one bit test), and the others are compared in place, without a copy or a hash. A FETCH of
     /// 5,000 headers spent 8 % of its time hashing and lowercasing names into sets.

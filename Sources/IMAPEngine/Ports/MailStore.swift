@@ -130,6 +130,9 @@ public struct FetchColumns: OptionSet, Sendable, Hashable {
     public static let saveDate = FetchColumns(rawValue: 1 << 6)
     /// RFC 8970 PREVIEW text, from the content.
     public static let preview = FetchColumns(rawValue: 1 << 7)
+    /// With `.header`: every header item of the FETCH is HEADER.FIELDS of names that `HeaderFilter.coveredBySummary`,
+    /// so a store may give, for `header`, the message's `HeaderFilter.summary` instead (where it keeps one).
+    public static let headerSummary = FetchColumns(rawValue: 1 << 8)
 
     /// Whether any column is the content's (the message rows alone serve the others).
     public var readsContent: Bool { !subtracting(.saveDate).isEmpty }

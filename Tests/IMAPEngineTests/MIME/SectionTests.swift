@@ -213,6 +213,99 @@ import Testing
                 == "Subjekt: u\r\n\(long.uppercased())Z: m\r\nDate: d\r\n\r\n")
     }
 
+    /// Filtering a header's summary gives what filtering the header gives, for names the summary covers: over
+    /// hand-made headers with the shapes that trip filters (folded fields, lines without a colon, LF-only lines, a
+    /// first line that starts with a space, no blank line, no last line break), and 2,000 generated ones.
+    @Test func aHeaderSummaryFiltersAsTheHeaderDoes() {
+        let fixed = [
+            "From: a@example.com\r\nReceived: from x\r\n\tby y\r\nSubject: s\r\n  folded\r\nX-Spam: 1\r\n\r\n",
+            "Subject: no blank line\r\nTo: t@example.com\r\n",
+            "To: t@example.com\r\nSubject: no last break",
+            " subject: starts with a space\r\nfrom: f\r\n\r\n",
+            "Subject\r\nsubject: the line before has no colon\r\nX-Other\r\n\r\n",
+            "From: lf only\nSubject: s\n\nbody\n",
+            "Subject : padded name\r\nDATE: d\r\nMessage-ID: <m>\r\nmessage-id: <m2>\r\n\r\n",
+            "X-A: 1\r\n\r\n",
+            "\r\n",
+            "",
+        ].map { Array($0.utf8) }
+        var random = SplitMix(seed: 7)
+        let others = [
+            "Received", "X-Spam-Score", "DKIM-Signature", "Subjectx", "X-Long-Name-Of-A-Field", "Return-Path",
+        ]
+        func generatedHeader() -> [UInt8] {
+            var text = ""
+            for _ in 0..<Int(random.next() % 12) {
+                let endings = ["\r\n", "\n"]
+                let ending = endings[Int(random.next() % 2)]
+                switch random.next() % 6 {
+                case 0: text += [" ", "\t"][Int(random.next() % 2)] + "continued" + ending
+                case 1: text += others[Int(random.next() % UInt64(others.count))] + ": v" + ending
+                case 2: text += "no colon here" + ending
+                default:
+                    let name = HeaderFilter.summaryNames[Int(random.next() % UInt64(HeaderFilter.summaryNames.count))]
+                    text += (random.next() % 2 == 0 ? name.uppercased() : name) + ": v\u{0}\u{E9}" + ending
+                }
+            }
+            switch random.next() % 3 {
+            case 0: text += "\r\nbody"
+            case 1: text += "Subject: unterminated"
+            default: break
+            }
+            return Array(text.utf8)
+        }
+        let headers = fixed + (0..<2000).map { _ in generatedHeader() }
+        for header in headers {
+            let summary = HeaderFilter.summary(header)
+            #expect(summary == HeaderFilter.filter(header, names: HeaderFilter.summaryNames, not: false))
+            var lists = [
+                ["From", "Subject"], ["subject"], [" DATE ", "Message-ID", "message-id"], HeaderFilter.summaryNames,
+            ]
+            lists.append(HeaderFilter.summaryNames.filter { _ in random.next() % 3 == 0 }.map { $0.uppercased() })
+            for names in lists where !names.isEmpty {
+                #expect(HeaderFilter.coveredBySummary(names))
+                #expect(
+                    HeaderFilter.filter(summary, names: names, not: false)
+                        == HeaderFilter.filter(header, names: names, not: false),
+                    "\(names) of \(MIMEFixture.text(header).debugDescription)")
+            }
+        }
+    }
+
+    @Test func aFetchUsesTheSummaryOnlyWhenItCoversEveryHeaderItem() {
+        func fields(_ names: [String], part: [Int] = []) -> FetchAttribute {
+            .bodySection(Section(part: part, text: .headerFields(names)), partial: nil, peek: true)
+        }
+        #expect(!HeaderFilter.coveredBySummary(["From", "X-Spam-Score"]))
+        #expect(!HeaderFilter.coveredBySummary(["Subject:"]))
+        #expect(HeaderFilter.coveredBySummary([" from", "SUBJECT ", "x-priority"]))
+        let covered = fields(["From", "Subject", "DATE"])
+        #expect(FetchPlan(items: [.uid, .flags, covered]).columns.isSuperset(of: [.header, .headerSummary]))
+        #expect(FetchPlan(items: [covered, fields(["to"], part: [2])]).columns.contains(.headerSummary))
+        for other: FetchAttribute in [
+            fields(["From", "Received"]),
+            .bodySection(Section(text: .header), partial: nil, peek: true),
+            .bodySection(Section(text: .headerFieldsNot(["From"])), partial: nil, peek: true),
+        ] {
+            let columns = FetchPlan(items: [covered, other]).columns
+            #expect(columns.contains(.header) && !columns.contains(.headerSummary), "\(other)")
+        }
+        #expect(!FetchPlan(items: [.envelope, fields(["From"], part: [1])]).columns.contains(.headerSummary))
+    }
+
+    /// SplitMix64: a seeded generator, so every run tests the same headers.
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
     @Test func binaryAndDecodedSize() {
         let alternative = MIMEFixture.parsed("alternative.eml")
         #expect(alternative.binaryBytes([1]) == Array("Caf".utf8) + [0xE9] + Array(" au lait for everyone.".utf8))
