@@ -51,11 +51,13 @@ struct DatabaseCommand: AsyncParsableCommand {
     /// `db backfill`: computes the sort, thread and preview keys of messages stored before they existed.
     struct Backfill: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Compute SORT/THREAD/PREVIEW keys of messages stored by an older version (resumable).",
+            abstract: "Compute the keys and header summaries of messages stored by an older version (resumable).",
             discussion: """
                 Messages stored before schema migrations 5 and 6 have no sort, thread or preview keys: they sort \
-                as empty strings, thread by subject only and have PREVIEW NIL until this has run. It works in \
-                batches of its own transactions while servers run; interrupted, it goes on where it stopped.
+                as empty strings, thread by subject only and have PREVIEW NIL until this has run. Messages stored \
+                before migration 8 have no header summary: their header downloads read the whole header until \
+                this has run. It works in batches of its own transactions while servers run; interrupted, it goes \
+                on where it stopped.
                 """)
         @Option(help: "Messages per transaction.") var batch = 500
 
@@ -75,6 +77,20 @@ struct DatabaseCommand: AsyncParsableCommand {
                 if left == 0 || done == 0 { break }
             }
             print("keys are up to date (\(total) messages backfilled)")
+            // Header summaries (schema migration 8), in one walk over the contents' keys.
+            var position: ContentKey? = nil
+            var summaries = 0
+            while true {
+                let after = position
+                let (done, next) = try await withStore { _, admin in
+                    try await admin.backfillHeaderSummaries(after: after, batch: batch, logger: adminLogger)
+                }
+                summaries += done
+                if done > 0 { print("stored the header summaries of \(summaries) messages") }
+                guard let next else { break }
+                position = next
+            }
+            print("header summaries are up to date (\(summaries) messages backfilled)")
         }
     }
 }

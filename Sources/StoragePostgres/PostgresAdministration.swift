@@ -283,8 +283,7 @@ extension PostgresAdministration {
                             sort_display_to = \(sort.displayTo), sent_time = \(sort.sentTime),
                             thread_id = \(sort.messageID), thread_refs = \(sort.references),
                             thread_reply = \(sort.isReplyOrForward), preview = \(message.preview.map(ContentRow.clean)),
-                            keys_version = \(ContentRow.keysVersion),
-                            summary_header = coalesce(summary_header, \(ContentRow.summary(of: message)))
+                            keys_version = \(ContentRow.keysVersion)
                         WHERE account_id = \(account) AND content_id = \(content)
                         """, logger: logger)
                 }
@@ -295,6 +294,44 @@ extension PostgresAdministration {
                     "SELECT count(*) FROM contents WHERE keys_version IS NULL", logger: logger
                 ).collect().first?.decode(Int64.self) ?? 0
             return (done, Int(left))
+        }
+    }
+
+    /// Contents stored before schema migration 8 have no header summary: HEADER.FIELDS reads their header instead,
+    /// correct but slower. This stores the summaries of up to `batch` of them after `after` in key order, one
+    /// transaction; `next` is where to go on from, nil when none is left after `after`. A run walks the table's key
+    /// once (contents stored since have their summary and are only stepped over).
+    public func backfillHeaderSummaries(after: ContentKey?, batch: Int, logger: Logger) async throws(AdminError)
+        -> (done: Int, next: ContentKey?)
+    {
+        let client = self.client
+        let start = after ?? ContentKey(account: Int64.min, content: Int64.min)
+        return try await run(logger) {
+            try await client.withTransaction(logger: logger) { connection -> (Int, ContentKey?) in
+                // The keys first, collected (see `backfillKeys`); then each header, so memory holds one at a time.
+                let pending = try await connection.query(
+                    """
+                    SELECT account_id, content_id FROM contents
+                    WHERE (account_id, content_id) > (\(start.account), \(start.content)) AND summary_header IS NULL
+                    ORDER BY account_id, content_id LIMIT \(batch) FOR UPDATE SKIP LOCKED
+                    """, logger: logger
+                ).collect().map { try $0.decode((Int64, Int64).self) }
+                for (account, content) in pending {
+                    let header =
+                        try await connection.query(
+                            """
+                            SELECT substring(body FROM 1 FOR header_length) FROM contents
+                            WHERE account_id = \(account) AND content_id = \(content)
+                            """, logger: logger
+                        ).collect().first?.decode(ByteBuffer.self) ?? ByteBuffer()
+                    try await connection.query(
+                        """
+                        UPDATE contents SET summary_header = \(ContentRow.summary(ofHeader: header.readableBytesView))
+                        WHERE account_id = \(account) AND content_id = \(content)
+                        """, logger: logger)
+                }
+                return (pending.count, pending.last.map { ContentKey(account: $0.0, content: $0.1) })
+            }
         }
     }
 }

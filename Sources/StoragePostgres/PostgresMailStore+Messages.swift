@@ -685,11 +685,11 @@ extension PostgresMailStore {
         var sizes: [String] = []
         for (column, expression, size) in Self.contentColumns where columns.contains(column) {
             if column == .header, columns.contains(.headerSummary) {
-                // The header's summary when the content has one (contents stored before schema migration 8 have
-                // none): a few hundred bytes stored with the row, instead of the header read out of the compressed
-                // message (4 more buffers per message, and its decompression).
-                list += ", coalesce(c.summary_header, " + expression + ")"
-                sizes.append("coalesce(octet_length(c.summary_header), " + size + ")")
+                // The header's summary when the content has one: a few hundred bytes stored with the row, instead of
+                // the header read out of the compressed message (4 more buffers per message, and its decompression).
+                // NULL (stored before schema migration 8, not yet backfilled) and empty (too long to keep) mean none.
+                list += ", coalesce(nullif(c.summary_header, ''::bytea), " + expression + ")"
+                sizes.append("coalesce(nullif(octet_length(c.summary_header), 0), " + size + ")")
                 continue
             }
             list += ", " + expression
@@ -944,9 +944,8 @@ struct ContentRow: Sendable {
     /// SHA-256 of the stored bytes: lets an import recognise a message it already stored.
     var sha256: ByteBuffer
     var sort: SortKeys
-    /// The header's `HeaderFilter.summary`, when it is at most `FetchColumns.headerLimit` bytes (the most a FETCH reads
-    /// of a header with the row; beyond it, HEADER.FIELDS reads the header in pieces).
-    var summaryHeader: ByteBuffer?
+    /// The header's summary as stored (`summary(ofHeader:)`).
+    var summaryHeader: ByteBuffer
 
     init(_ message: ParsedMessage, internalDate: InternalDate) throws(StoreError) {
         guard message.bytes.count <= Int(Int32.max) else { throw StoreError.cannot("Message too large") }
@@ -971,13 +970,15 @@ struct ContentRow: Sendable {
         preview = message.preview.map(clean)
         sha256 = ByteBuffer(bytes: Array(SHA256.hash(data: message.bytes)))
         sort = Self.cleaned(message.sortKeys)
-        summaryHeader = Self.summary(of: message)
+        summaryHeader = Self.summary(ofHeader: message.bytes.prefix(message.headerLength))
     }
 
-    /// The header's summary as stored: nil when longer than `FetchColumns.headerLimit`.
-    static func summary(of message: ParsedMessage) -> ByteBuffer? {
-        let summary = HeaderFilter.summary(message.bytes.prefix(message.headerLength))
-        return summary.count <= FetchColumns.headerLimit ? ByteBuffer(bytes: summary) : nil
+    /// A header's `HeaderFilter.summary` as stored: empty when longer than `FetchColumns.headerLimit` (the most a FETCH
+    /// reads of a header with the row; beyond it, HEADER.FIELDS reads the header in pieces). A summary is never empty
+    /// otherwise: it always ends with the blank line.
+    static func summary(ofHeader header: some Collection<UInt8>) -> ByteBuffer {
+        let summary = HeaderFilter.summary(header)
+        return summary.count <= FetchColumns.headerLimit ? ByteBuffer(bytes: summary) : ByteBuffer()
     }
 
     /// PostgreSQL text cannot hold NUL.

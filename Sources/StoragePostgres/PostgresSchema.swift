@@ -286,8 +286,8 @@ public enum PostgresSchema {
         // usually out-of-line body (HEADER.FIELDS (From To Subject Date) of 5,000 messages: 17 ms per statement of
         // 2,000 rows -> 11, the whole FETCH 67-69 ms -> 46-48).
         // Compressed in the row, not moved out of it unless nothing else makes the row fit (STORAGE MAIN). NULL for
-        // contents stored before (FETCH reads their header as before) and for summaries over FetchColumns.headerLimit;
-        // `mailadmin db backfill` also sets it on the rows whose keys it computes.
+        // contents stored before, until `mailadmin db backfill` stores theirs; empty for a summary over
+        // FetchColumns.headerLimit. FETCH reads the header for both, as before.
         """
         ALTER TABLE contents ADD COLUMN summary_header bytea;
         ALTER TABLE contents ALTER COLUMN summary_header SET STORAGE MAIN;

@@ -186,9 +186,31 @@ public protocol StoreAdministration: Sendable {
     /// Computes the SORT, THREAD and PREVIEW keys of up to `batch` messages stored by a version that did not, and
     /// says how many it did and how many are left (`mailadmin db backfill`); resumable and idempotent.
     func backfillKeys(batch: Int, logger: Logger) async throws(AdministrationError) -> (done: Int, left: Int)
+    /// Stores the header summaries (`HeaderFilter.summary`) of up to `batch` contents stored without one, after `after`
+    /// in key order; `next` is where to go on from, nil when none is left after `after` (`mailadmin db backfill`).
+    /// Stores that keep no summaries do nothing (the default).
+    func backfillHeaderSummaries(after: ContentKey?, batch: Int, logger: Logger) async throws(AdministrationError)
+        -> (done: Int, next: ContentKey?)
+}
+
+/// A stored content's key, as `backfillHeaderSummaries` walks them.
+public struct ContentKey: Sendable, Equatable {
+    public var account: Int64
+    public var content: Int64
+
+    public init(account: Int64, content: Int64) {
+        self.account = account
+        self.content = content
+    }
 }
 
 extension StoreAdministration {
+    public func backfillHeaderSummaries(after: ContentKey?, batch: Int, logger: Logger)
+        async throws(AdministrationError) -> (done: Int, next: ContentKey?)
+    {
+        (0, nil)
+    }
+
     public func accounts(logger: Logger) async throws(AdministrationError) -> [AccountSummary] {
         try await accounts(login: nil, logger: logger)
     }
