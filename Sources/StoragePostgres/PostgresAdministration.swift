@@ -262,10 +262,11 @@ extension PostgresAdministration {
             let done = try await client.withTransaction(logger: logger) { connection -> Int in
                 // The ids first, collected: a second query on the connection cannot start while rows of the first
                 // are still arriving. Then one message at a time, so memory holds one message, whatever its size.
+                // NO KEY: the foreign-key checks of COPY, MOVE and shared deliveries (KEY SHARE) do not wait for it.
                 let pending = try await connection.query(
                     """
                     SELECT account_id, content_id FROM contents WHERE keys_version IS NULL
-                    ORDER BY account_id, content_id LIMIT \(batch) FOR UPDATE SKIP LOCKED
+                    ORDER BY account_id, content_id LIMIT \(batch) FOR NO KEY UPDATE SKIP LOCKED
                     """, logger: logger
                 ).collect().map { try $0.decode((Int64, Int64).self) }
                 for (account, content) in pending {
@@ -309,11 +310,12 @@ extension PostgresAdministration {
         return try await run(logger) {
             try await client.withTransaction(logger: logger) { connection -> (Int, ContentKey?) in
                 // The keys first, collected (see `backfillKeys`); then each header, so memory holds one at a time.
+                // NO KEY: the foreign-key checks of COPY, MOVE and shared deliveries (KEY SHARE) do not wait for it.
                 let pending = try await connection.query(
                     """
                     SELECT account_id, content_id FROM contents
                     WHERE (account_id, content_id) > (\(start.account), \(start.content)) AND summary_header IS NULL
-                    ORDER BY account_id, content_id LIMIT \(batch) FOR UPDATE SKIP LOCKED
+                    ORDER BY account_id, content_id LIMIT \(batch) FOR NO KEY UPDATE SKIP LOCKED
                     """, logger: logger
                 ).collect().map { try $0.decode((Int64, Int64).self) }
                 for (account, content) in pending {
