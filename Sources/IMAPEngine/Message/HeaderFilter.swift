@@ -20,14 +20,20 @@ public enum HeaderFilter {
         return out
     }
 
-    /// The fields message lists ask for (the HEADER.FIELDS of Thunderbird, Apple Mail, Outlook, K-9, Evolution, mutt
-    /// and imaptest), lowercased. Stores keep these lines of each message's header (`summary`) next to the message, so
-    /// a header download reads them instead of the whole header from the compressed content.
+    /// The fields message lists ask for, lowercased: every one of neomutt's and imaptest's header FETCH (read in their
+    /// binary and source), and from memory, not checked against the clients, Thunderbird's, Apple Mail's and K-9's.
+    /// Stores keep these lines of each message's header (`summary`) next to the message, so a header download reads
+    /// them instead of the whole header from the compressed content.
+    ///
+    /// Summaries already stored hold the lines of this list as it was: a name added here must come with a schema
+    /// migration that clears them (`summary_header = NULL`, which `mailadmin db backfill` recomputes), or FETCH would
+    /// miss that field's lines in older messages.
     public static let summaryNames: [String] = [
         "date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "message-id", "in-reply-to", "references",
-        "content-type", "mime-version", "priority", "x-priority", "importance", "x-msmail-priority", "newsgroups",
-        "list-id", "list-post", "list-unsubscribe", "x-mailer", "user-agent", "disposition-notification-to",
-        "return-receipt-to", "x-k9mail-identity", "chat-version", "x-universally-unique-identifier",
+        "content-type", "content-description", "mime-version", "lines", "priority", "x-priority", "importance",
+        "x-msmail-priority", "newsgroups", "list-id", "list-post", "list-subscribe", "list-unsubscribe", "x-label",
+        "x-original-to", "x-mailer", "user-agent", "disposition-notification-to", "return-receipt-to",
+        "x-k9mail-identity", "chat-version", "x-universally-unique-identifier",
     ]
     static let summaryFilter = Names(summaryNames)
 

@@ -279,6 +279,13 @@ import Testing
         #expect(!HeaderFilter.coveredBySummary(["From", "X-Spam-Score"]))
         #expect(!HeaderFilter.coveredBySummary(["Subject:"]))
         #expect(HeaderFilter.coveredBySummary([" from", "SUBJECT ", "x-priority"]))
+        // neomutt's header download (the list in Debian's neomutt binary) and imaptest's fields (its client-state.c).
+        let neomutt =
+            "DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE CONTENT-DESCRIPTION IN-REPLY-TO "
+            + "REPLY-TO LINES LIST-POST LIST-SUBSCRIBE LIST-UNSUBSCRIBE X-LABEL X-ORIGINAL-TO"
+        #expect(HeaderFilter.coveredBySummary(neomutt.split(separator: " ").map(String.init)))
+        #expect(
+            HeaderFilter.coveredBySummary(["From", "To", "Cc", "Subject", "References", "In-Reply-To", "Message-ID"]))
         let covered = fields(["From", "Subject", "DATE"])
         #expect(FetchPlan(items: [.uid, .flags, covered]).columns.isSuperset(of: [.header, .headerSummary]))
         #expect(FetchPlan(items: [covered, fields(["to"], part: [2])]).columns.contains(.headerSummary))
