@@ -156,8 +156,8 @@ struct FetchTests {
 
     /// HEADER.FIELDS of the names message lists ask for is served, on PostgreSQL, from the header's summary stored
     /// with the content (schema migration 8); other names, and contents without a summary (stored before and not yet
-    /// backfilled, or whose summary would be longer than `FetchColumns.headerLimit`), from the header. Every way gives the header's own
-    /// fields, exactly: folded lines, repeated fields, partials, a header over the row limit.
+    /// backfilled, or whose summary would be longer than `FetchColumns.headerLimit`), from the header. Every way
+    /// gives the header's own fields, exactly: folded lines, repeated fields, partials, a header over the row limit.
     @Test func headerFieldsOfMessageListsComeFromTheSummary() async throws {
         try await withTestServer { server in
             let folded =
@@ -213,7 +213,8 @@ struct FetchTests {
             let planted = "From: planted@example.com\r\nTo: planted\r\n\r\n"
             try await server.executeSQL(
                 """
-                UPDATE contents SET summary_header = convert_to(\(Self.sqlText(planted)), 'UTF8')
+                UPDATE contents
+                SET summary_header = convert_to(E'From: planted@example.com\\r\\nTo: planted\\r\\n\\r\\n', 'UTF8')
                 WHERE content_id = (SELECT min(content_id) FROM contents)
                 """)
             try await check("b", planted: planted)
@@ -230,13 +231,6 @@ struct FetchTests {
             try await check("d")
             await c.close()
         }
-    }
-
-    /// A PostgreSQL string literal (E'…') of `text`.
-    static func sqlText(_ text: String) -> String {
-        "E'"
-            + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
-            .replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n") + "'"
     }
 
     @Test func partialFetchesCountOctetsFromTheOrigin() async throws {

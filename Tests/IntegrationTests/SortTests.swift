@@ -226,7 +226,7 @@ struct BackfillTests {
             #expect(try await c.expectOK("t2", "SORT (SUBJECT) UTF-8 ALL") == ["* SORT 2 4 3 1 5"])
             #expect(try await c.expectOK("p2", "FETCH 2 (PREVIEW)") == ["* 2 FETCH (PREVIEW \"Text of alpha.\")"])
             if TestEnvironment.storeKind == .postgres {
-                // The header summaries of schema migration 8 come back with the keys.
+                // The header summaries of schema migration 8 come back too (their own pass after the keys).
                 let missing = try await server.storage.queryStrings(
                     "SELECT count(*)::text FROM contents WHERE summary_header IS NULL")
                 #expect(missing == ["0"])

@@ -434,8 +434,6 @@ struct LoopPoolsTests {
         }
     }
 
-    /// `body` with pools over a group of `loops` loops sharing `connections` (`reserved` of them the first pool's on
-    /// top of its share), while the pools run.
     /// A server's command pools plan every statement generically from the first execution; its SEARCH pools, and
     /// the pools of a tool (no separate SEARCH pool), keep PostgreSQL's choice (`commandPoolConnectionConfiguration`).
     @Test func commandPoolsOfAServerPlanGenericallyAndSearchPoolsDoNot() async throws {
@@ -466,6 +464,8 @@ struct LoopPoolsTests {
         }
     }
 
+    /// `body` with pools over a group of `loops` loops sharing `connections` (`reserved` of them the first pool's on
+    /// top of its share), while the pools run.
     static func withPools(
         loops: Int, connections: Int, reserved: Int = 0, idleTimeout: Duration? = nil,
         _ body: @Sendable (MultiThreadedEventLoopGroup, LoopPools, StoreFixture) async throws -> Void

@@ -206,8 +206,8 @@ extension Session {
             try await sendKeywordAnnouncements(of: records.lazy.map(\.flags))
         }
         for (m, record) in records.enumerated() {
-            guard let seq = view.sequenceNumber(of: record.uid) else { continue }
-            let values = try planned[m] ?? plan.values(for: record)
+            // `view` is the snapshot the first loop planned with: a message with a number here has its values.
+            guard let seq = view.sequenceNumber(of: record.uid), let values = planned[m] else { continue }
             planned[m] = nil
             var w = responseWriter()
             w.raw("* \(seq) FETCH (")
